@@ -1,0 +1,52 @@
+//! Housekeeper: periodic upkeep that belongs to no request. Every `INTERVAL` it purges expired
+//! tokens (through the expiry index) and runs the metrics exporter's upkeep. Later issues add
+//! their sweeps here (expired idempotency keys, retention of old vouchers).
+
+mod handlers;
+
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Supervised};
+
+use super::messages::Sweep;
+use super::supervise::{SupervisedActor, note_restart};
+use crate::clock::SharedClock;
+use crate::store::Store;
+
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+pub struct Housekeeper {
+    store: Store,
+    clock: SharedClock,
+    /// A sweep is running; the next tick is skipped rather than stacked.
+    sweeping: bool,
+}
+
+impl Housekeeper {
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self {
+            store,
+            clock,
+            sweeping: false,
+        }
+    }
+}
+
+impl Actor for Housekeeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sweeping = false;
+        ctx.run_interval(INTERVAL, |_, ctx| ctx.notify(Sweep));
+    }
+}
+
+impl Supervised for Housekeeper {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        note_restart::<Self>();
+    }
+}
+
+impl SupervisedActor for Housekeeper {
+    const NAME: &'static str = "housekeeper";
+}

@@ -1,0 +1,160 @@
+//! The application object: `Application::build(settings)` opens the store, ensures the bootstrap
+//! admin, starts the actors (once, outside the HttpServer factory), binds its own listener and
+//! builds the server. `run_until_stopped` serves until SIGINT/SIGTERM (or a stop through
+//! [`Application::handle`]), then drains requests, stops the actors and flushes the store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use anyhow::Context as _;
+use uuid::Uuid;
+
+use crate::actors::{Actors, Deps};
+use crate::clock::{self, SharedClock};
+use crate::config::Settings;
+use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
+use crate::http::{self, AppState};
+use crate::security::{self, Passwords};
+use crate::store::{Store, StoreError};
+
+/// How long in-flight requests get to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    actors: Actors,
+    store: Store,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, clock::system()).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store_settings = settings.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_settings))
+            .await?
+            .with_context(|| format!("opening the store at {}", settings.store.path.display()))?;
+        let passwords = Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+        bootstrap_admin(&store, &settings, &clock).await?;
+
+        let actors = Actors::start(&Deps {
+            store: store.clone(),
+            clock: clock.clone(),
+        });
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            store: store.clone(),
+            clock,
+            passwords,
+            actors: actors.addrs(),
+            rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+        });
+        let openapi = http::openapi();
+
+        let listener = TcpListener::bind(&settings.http.bind)
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "voucherd listening");
+        let server = HttpServer::new(move || http::build_app(state.clone(), openapi.clone()))
+            .workers(settings.http.workers)
+            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+            .listen(listener)?
+            .run();
+        Ok(Self {
+            port: address.port(),
+            server,
+            actors,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests; the binary uses signals).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then stops the actors and makes everything durable. When this
+    /// returns, the only store handle left is the one dropped here (tests reopen the directory).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            server,
+            actors,
+            store,
+            ..
+        } = self;
+        let served = server.await;
+        actors.shutdown().await;
+        tokio::task::spawn_blocking(move || {
+            let flushed = store.flush_now();
+            drop(store);
+            flushed
+        })
+        .await??;
+        tracing::info!("voucherd stopped; store flushed");
+        Ok(served?)
+    }
+}
+
+/// On first start, creates the admin named by `auth.bootstrap_admin_email` with the password from
+/// `VOUCHERD_ADMIN_PASSWORD`, or a random one printed once to the log.
+async fn bootstrap_admin(store: &Store, settings: &Settings, clock: &SharedClock) -> anyhow::Result<()> {
+    if store.run(|s| s.meta().bootstrapped()).await? {
+        return Ok(());
+    }
+    let email = Email::parse(&settings.auth.bootstrap_admin_email)?;
+    let (password, generated) = match &settings.auth.bootstrap_admin_password {
+        Some(p) => (p.clone(), false),
+        None => (hex::encode(rand::random::<[u8; 12]>()), true),
+    };
+    let hash = {
+        let p = password.clone();
+        tokio::task::spawn_blocking(move || security::hash_blocking(&p)).await??
+    };
+    let now = clock.now();
+    let admin = User {
+        v: User::VERSION,
+        id: Uuid::now_v7(),
+        email: email.clone(),
+        password_hash: hash,
+        phone: None,
+        timezone: Timezone(chrono_tz::UTC),
+        digest_hour: DigestHour::default(),
+        digest_frequency: DigestFrequency::Off,
+        role: Role::Admin,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = store
+        .write(move |s| {
+            let created = match s.users().create(&admin) {
+                Ok(()) => true,
+                // Created by an earlier start that stopped before setting the flag.
+                Err(StoreError::Conflict(_)) => false,
+                Err(e) => return Err(e),
+            };
+            s.meta().set_bootstrapped()?;
+            Ok(created)
+        })
+        .await?;
+    if created && generated {
+        tracing::warn!(
+            email = email.as_str(),
+            password = %password,
+            "bootstrap admin created with a generated password (shown once; set VOUCHERD_ADMIN_PASSWORD to choose it)"
+        );
+    } else if created {
+        tracing::info!(email = email.as_str(), "bootstrap admin created");
+    }
+    Ok(())
+}

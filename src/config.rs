@@ -1,0 +1,308 @@
+//! Settings: built-in defaults ← `config.toml` ← `VOUCHERD__SECTION__KEY` environment ← CLI flags.
+//!
+//! The defaults are embedded (`DEFAULTS`), so the binary serves with no file at all. Every section
+//! denies unknown keys, and [`Settings::validate`] rejects invalid values, so a typo or a bad value
+//! stops the start with a message naming the key instead of being silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded defaults: the same values the repository's `config.toml` documents.
+pub const DEFAULTS: &str = r#"
+[http]
+bind = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+workers = 2
+body_limit_bytes = 65536
+
+[store]
+path = "./data"
+cache_capacity_mb = 256
+fsync = true
+
+[auth]
+bootstrap_admin_email = "admin@localhost"
+token_ttl_hours = 720
+secret = ""
+
+[rate_limit]
+per_second = 50
+burst = 100
+"#;
+
+/// Environment variable holding the bootstrap admin's password (not a config key: never in a file).
+pub const ADMIN_PASSWORD_ENV: &str = "VOUCHERD_ADMIN_PASSWORD";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    pub bind: String,
+    /// Base URL used in links sent to users (unsubscribe, callbacks).
+    pub public_url: String,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub cache_capacity_mb: u64,
+    /// After sled's flush, also fdatasync the log file so acknowledged writes survive power loss,
+    /// not only the death of the process. See README "Durability".
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub bootstrap_admin_email: String,
+    pub token_ttl_hours: u32,
+    /// HMAC key for signed links; generated once and kept in the store when empty.
+    pub secret: String,
+    /// From `VOUCHERD_ADMIN_PASSWORD`, never from a file.
+    #[serde(skip)]
+    pub bootstrap_admin_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second per token (per IP when anonymous).
+    pub per_second: u32,
+    /// Requests allowed at once before the sustained rate applies.
+    pub burst: u32,
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub store_path: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl Settings {
+    /// Defaults only: what the binary uses with no file and no environment.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load_layers(None, false, &Overrides::default())
+    }
+
+    /// All layers. `file` is an explicit path (must exist); without it `./config.toml` is read
+    /// when present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_layers(file, true, overrides)
+    }
+
+    fn load_layers(
+        file: Option<&Path>,
+        with_env: bool,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::MissingFile(path.to_path_buf()));
+                }
+                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            }
+            None if with_env => {
+                builder = builder.add_source(
+                    config::File::with_name("config.toml")
+                        .format(config::FileFormat::Toml)
+                        .required(false),
+                );
+            }
+            None => {}
+        }
+        if with_env {
+            builder = builder.add_source(
+                config::Environment::with_prefix("VOUCHERD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        if let Some(bind) = &overrides.bind {
+            builder = builder.set_override("http.bind", bind.as_str())?;
+        }
+        if let Some(path) = &overrides.store_path {
+            builder = builder.set_override("store.path", path.to_string_lossy().as_ref())?;
+        }
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if with_env {
+            settings.auth.bootstrap_admin_password = std::env::var(ADMIN_PASSWORD_ENV)
+                .ok()
+                .filter(|p| !p.is_empty());
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rejects values that would only fail later, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        self.http
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http.bind", format!("`{}` is not host:port ({e})", self.http.bind)))?;
+        let url = &self.http.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+            return Err(invalid("http.public_url", format!("`{url}` is not an http(s) URL")));
+        }
+        if !(1..=64).contains(&self.http.workers) {
+            return Err(invalid("http.workers", "must be between 1 and 64"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.http.body_limit_bytes) {
+            return Err(invalid("http.body_limit_bytes", "must be between 1024 and 67108864"));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must not be empty"));
+        }
+        if let Some(parent) = self.store.path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            return Err(invalid(
+                "store.path",
+                format!("parent directory {} does not exist", parent.display()),
+            ));
+        }
+        if !(1..=65536).contains(&self.store.cache_capacity_mb) {
+            return Err(invalid("store.cache_capacity_mb", "must be between 1 and 65536"));
+        }
+        if crate::domain::user::Email::parse(&self.auth.bootstrap_admin_email).is_err() {
+            return Err(invalid("auth.bootstrap_admin_email", "is not an email address"));
+        }
+        if !(1..=24 * 366).contains(&self.auth.token_ttl_hours) {
+            return Err(invalid("auth.token_ttl_hours", "must be between 1 and 8784"));
+        }
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < 32 {
+            return Err(invalid("auth.secret", "must be empty (generated) or at least 32 characters"));
+        }
+        if self.rate_limit.per_second == 0 {
+            return Err(invalid("rate_limit.per_second", "must be at least 1"));
+        }
+        if self.rate_limit.burst == 0 {
+            return Err(invalid("rate_limit.burst", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML with secrets masked (for `voucherd check-config`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        if !shown.auth.secret.is_empty() {
+            shown.auth.secret = "********".to_owned();
+        }
+        toml_lines(&shown)
+    }
+}
+
+/// Renders settings as TOML-like `[section]` / `key = value` lines via serde_json (no extra crate).
+fn toml_lines(settings: &Settings) -> String {
+    let mut out = String::new();
+    let value = serde_json::to_value(settings).unwrap_or_default();
+    if let serde_json::Value::Object(sections) = value {
+        for (section, body) in sections {
+            out.push_str(&format!("[{section}]\n"));
+            if let serde_json::Value::Object(keys) = body {
+                for (key, v) in keys {
+                    out.push_str(&format!("{key} = {v}\n"));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.http.bind, "127.0.0.1:8080");
+        assert_eq!(s.rate_limit.burst, 100);
+    }
+
+    #[test]
+    fn repository_config_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let from_file = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap();
+        let defaults = Settings::defaults().unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[http]\nbindd = \"1.2.3.4:1\"\n").unwrap();
+        let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[http]\nbind = \"nowhere\"\n").unwrap();
+        let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("http.bind"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_files() {
+        let overrides = Overrides {
+            bind: Some("127.0.0.1:0".into()),
+            store_path: None,
+        };
+        let s = Settings::load_layers(None, false, &overrides).unwrap();
+        assert_eq!(s.http.bind, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut s = Settings::defaults().unwrap();
+        s.auth.secret = "x".repeat(40);
+        let shown = s.to_masked_toml();
+        assert!(!shown.contains(&"x".repeat(40)));
+        assert!(shown.contains("********"));
+    }
+}

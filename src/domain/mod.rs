@@ -1,0 +1,37 @@
+//! Plain types and rules, no I/O: parse-don't-validate newtypes, users and roles, auth policy.
+//! Everything here is unit- and property-testable without a store or a server.
+
+pub mod auth;
+pub mod user;
+
+/// A rule broken by input: which field, and why. Shown to clients as 422 `validation_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Rejects strings longer than `max` characters or holding control characters.
+pub fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<String, ValidationError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}

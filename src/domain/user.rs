@@ -1,0 +1,296 @@
+//! Users: the validated pieces of a registration and the stored record.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use super::ValidationError;
+
+/// An email address: one `@`, a non-empty local part and a domain of dot-separated labels.
+/// Kept as given; compared and indexed case-folded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let err = |m: &str| ValidationError::new("email", m);
+        let s = raw.trim();
+        if s.len() > Self::MAX_LEN {
+            return Err(err("must be at most 254 characters"));
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(|| err("is not an email address"))?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        let domain_ok = !domain.is_empty()
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
+            return Err(err("is not an email address"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used for uniqueness and lookup.
+    pub fn folded(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// A phone number in E.164: `+`, a non-zero digit, at most 15 digits in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let s = raw.trim();
+        let digits = s.strip_prefix('+').unwrap_or("");
+        let ok = (2..=15).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !ok {
+            return Err(ValidationError::new(
+                "phone",
+                "must be E.164: + and 2 to 15 digits, e.g. +4915112345678",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA timezone name (`Europe/Paris`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timezone(pub chrono_tz::Tz);
+
+impl Timezone {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        chrono_tz::Tz::from_str(raw.trim())
+            .map(Self)
+            .map_err(|_| ValidationError::new("timezone", "is not an IANA timezone name such as Europe/Paris"))
+    }
+}
+
+impl fmt::Display for Timezone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl Serialize for Timezone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timezone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timezone::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The local hour (0-23) at which a user's digest is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DigestHour(u8);
+
+impl DigestHour {
+    pub fn parse(hour: i64) -> Result<Self, ValidationError> {
+        u8::try_from(hour)
+            .ok()
+            .filter(|h| *h < 24)
+            .map(Self)
+            .ok_or_else(|| ValidationError::new("digest_hour", "must be an hour from 0 to 23"))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for DigestHour {
+    fn default() -> Self {
+        Self(8)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestFrequency {
+    #[default]
+    Daily,
+    Weekly,
+    Off,
+}
+
+/// Roles nest: admin ⊃ manager ⊃ customer (the derived order says so).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Manager,
+    Admin,
+}
+
+impl Role {
+    pub fn includes(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+/// A password as typed: 8 to 128 characters. Never stored; only its argon2id hash is.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let n = raw.chars().count();
+        if !(8..=128).contains(&n) {
+            return Err(ValidationError::new("password", "must be 8 to 128 characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// The stored user record. `v` is the record version; fields added later carry `#[serde(default)]`
+/// so records written by an older build still decode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub v: u16,
+    pub id: Uuid,
+    pub email: Email,
+    pub password_hash: String,
+    #[serde(default)]
+    pub phone: Option<Phone>,
+    pub timezone: Timezone,
+    #[serde(default)]
+    pub digest_hour: DigestHour,
+    #[serde(default)]
+    pub digest_frequency: DigestFrequency,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    pub const VERSION: u16 = 1;
+}
+
+/// What a change to a user may touch. `None` leaves a field as it is; `phone: Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub email: Option<Email>,
+    pub phone: Option<Option<Phone>>,
+    pub timezone: Option<Timezone>,
+    pub digest_hour: Option<DigestHour>,
+    pub digest_frequency: Option<DigestFrequency>,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+}
+
+impl UserChanges {
+    /// Applies the changes; returns whether anything changed.
+    pub fn apply(&self, user: &mut User, now: DateTime<Utc>) -> bool {
+        let before = user.clone();
+        if let Some(e) = &self.email {
+            user.email = e.clone();
+        }
+        if let Some(p) = &self.phone {
+            user.phone = p.clone();
+        }
+        if let Some(tz) = self.timezone {
+            user.timezone = tz;
+        }
+        if let Some(h) = self.digest_hour {
+            user.digest_hour = h;
+        }
+        if let Some(f) = self.digest_frequency {
+            user.digest_frequency = f;
+        }
+        if let Some(r) = self.role {
+            user.role = r;
+        }
+        if let Some(h) = &self.password_hash {
+            user.password_hash = h.clone();
+        }
+        let changed = *user != before;
+        if changed {
+            user.updated_at = now;
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "Admin@localhost", "x.y+z@mail.example.org"] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "@b.co", "a@", "a@b..co", "a b@c.d", "a@-b.co", "a@b.co\n@x"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse(&format!("{}@b.co", "a".repeat(300))).is_err());
+        assert_eq!(Email::parse("A@B.Co").unwrap().folded(), "a@b.co");
+    }
+
+    #[test]
+    fn phones() {
+        assert!(Phone::parse("+4915112345678").is_ok());
+        for bad in ["4915112345678", "+0123", "+1", "+1234567890123456", "+49 151", ""] {
+            assert!(Phone::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timezones_and_hours() {
+        assert_eq!(Timezone::parse("Asia/Kolkata").unwrap().to_string(), "Asia/Kolkata");
+        assert!(Timezone::parse("Mars/Olympus").is_err());
+        assert!(DigestHour::parse(23).is_ok());
+        assert!(DigestHour::parse(24).is_err());
+        assert!(DigestHour::parse(-1).is_err());
+    }
+
+    #[test]
+    fn roles_nest() {
+        assert!(Role::Admin.includes(Role::Manager));
+        assert!(Role::Manager.includes(Role::Customer));
+        assert!(!Role::Customer.includes(Role::Manager));
+    }
+}

@@ -1,0 +1,51 @@
+//! Cross-cutting request handling: the request id header, HTTP metrics, and turning a panicking
+//! handler into a 500 problem instead of a dropped connection.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, ResponseError};
+use futures_util::FutureExt;
+
+use super::error::ApiError;
+
+/// Runs inside `TracingLogger`, which gives each request a span with a `request_id`.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
+    let http_req = req.request().clone();
+    let method = req.method().to_string();
+    let mut res = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(res) => res?.map_into_left_body(),
+        Err(_) => {
+            tracing::error!("request handler panicked");
+            metrics::counter!("voucherd_http_panics_total").increment(1);
+            let body = ApiError::Internal("handler panicked".into()).error_response();
+            ServiceResponse::new(http_req, body).map_into_right_body()
+        }
+    };
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), id);
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("voucherd_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("voucherd_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    Ok(res)
+}

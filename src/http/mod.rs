@@ -1,0 +1,112 @@
+//! The HTTP front: parse, authorise, call the domain/store or an actor, map the error.
+//! One file per route group; `error.rs` is the one error type; `build_app` assembles it all.
+
+pub mod api_keys;
+pub mod auth;
+pub mod error;
+pub mod middleware;
+pub mod ops;
+pub mod pagination;
+pub mod rate_limit;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::actors::ActorAddrs;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::security::Passwords;
+use crate::store::Store;
+
+/// What every handler can reach (`web::Data<AppState>`). Built once, shared by all workers.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub passwords: Passwords,
+    pub actors: ActorAddrs,
+    pub rate_limiter: Arc<rate_limit::RateLimiter>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "voucherd",
+        description = "Self-hosted voucher server: affiliate vouchers, digests, campaigns and code requests."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "users", description = "Registration and user management"),
+        (name = "auth", description = "Tokens and API keys"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Every documented route.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.configure(ops::routes).service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(users::routes)
+            .configure(tokens::routes)
+            .configure(api_keys::routes),
+    );
+}
+
+/// The OpenAPI document of [`routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
+}
+
+/// The whole application for one worker: state, extractor configs, middleware, routes, docs.
+pub fn build_app(
+    state: web::Data<AppState>,
+    openapi: utoipa::openapi::OpenApi,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.settings.http.body_limit_bytes;
+    App::new()
+        .app_data(state)
+        .app_data(error::json_config(limit))
+        .app_data(error::payload_config(limit))
+        .app_data(error::query_config())
+        .app_data(error::path_config())
+        .wrap(actix_web::middleware::from_fn(rate_limit::limit))
+        .wrap(actix_web::middleware::from_fn(middleware::observe))
+        .wrap(tracing_actix_web::TracingLogger::default())
+        .into_utoipa_app()
+        .configure(routes)
+        .into_app()
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
+        .default_service(web::to(error::not_found))
+}

@@ -1,0 +1,12 @@
+//! voucherd: a self-hosted voucher server. One process, one embedded sled store, actors for the
+//! moving parts, an actix-web front. See `README.md` and `../shared/ARCHITECTURE.md`.
+
+pub mod actors;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod security;
+pub mod store;
+pub mod telemetry;

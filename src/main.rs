@@ -1,0 +1,89 @@
+//! The `voucherd` binary: `serve` (default), `check-config`, `export FILE`, `import FILE`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use voucherd::app::Application;
+use voucherd::config::{Overrides, Settings};
+use voucherd::store::{Store, backup};
+
+#[derive(Parser)]
+#[command(name = "voucherd", version, about = "Self-hosted voucher server")]
+struct Cli {
+    /// Configuration file (default: ./config.toml when present).
+    #[arg(long, global = true, env = "VOUCHERD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address, overriding `http.bind`.
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// Store directory, overriding `store.path`.
+    #[arg(long, global = true)]
+    store_path: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Validate the configuration and print the effective settings, secrets masked.
+    CheckConfig,
+    /// Write a backup of the whole store to FILE (stop the server first: sled locks the store).
+    Export { file: PathBuf },
+    /// Restore a backup from FILE into an empty store.
+    Import { file: PathBuf },
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    voucherd::telemetry::init_logs(cli.log_json);
+    let overrides = Overrides {
+        bind: cli.bind.clone(),
+        store_path: cli.store_path.clone(),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), &overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("voucherd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voucherd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => Application::build(settings).await?.run_until_stopped().await,
+        Command::CheckConfig => {
+            print!("{}", settings.to_masked_toml());
+            Ok(())
+        }
+        Command::Export { file } => {
+            let store = Store::open(&settings.store)?;
+            let out = std::fs::File::create(&file)?;
+            let mut out = std::io::BufWriter::new(out);
+            let n = backup::export(&store, &mut out)?;
+            eprintln!("exported {n} records to {}", file.display());
+            Ok(())
+        }
+        Command::Import { file } => {
+            let store = Store::open(&settings.store)?;
+            let input = std::io::BufReader::new(std::fs::File::open(&file)?);
+            let n = backup::import(&store, input)?;
+            eprintln!("imported {n} records into {}", settings.store.path.display());
+            Ok(())
+        }
+    }
+}

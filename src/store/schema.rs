@@ -1,0 +1,135 @@
+//! The stored schema version and the ordered migration runner.
+//!
+//! `meta["schema_version"]` holds the version the data was last migrated to (u32 BE). At open,
+//! every migration with a higher version runs in order, each one's version stored after it
+//! succeeds, so a crash mid-way resumes at the migration that did not finish. A store written by a
+//! newer build (version above the newest known) is refused rather than misread.
+
+use super::{StoreError, Trees, counters};
+
+const VERSION_KEY: &str = "schema_version";
+
+pub(crate) struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub run: fn(&sled::Db, &Trees) -> Result<(), StoreError>,
+}
+
+/// All migrations, oldest first. Append; never edit or reorder a released one.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "count existing users",
+    run: count_users,
+}];
+
+/// Version 1 introduced the explicit `users` counter; derive it from the data once.
+fn count_users(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    let n = trees.users.iter().count() as u64;
+    trees
+        .counters
+        .insert(counters::USERS, &super::keys::u64_key(n))?;
+    Ok(())
+}
+
+pub(crate) fn stored_version(trees: &Trees) -> Result<u32, StoreError> {
+    match trees.meta.get(VERSION_KEY)? {
+        None => Ok(0),
+        Some(v) => {
+            let bytes: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema_version is not 4 bytes".into()))?;
+            Ok(u32::from_be_bytes(bytes))
+        }
+    }
+}
+
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+pub(crate) fn set_version(trees: &Trees, version: u32) -> Result<(), StoreError> {
+    trees.meta.insert(VERSION_KEY, &version.to_be_bytes())?;
+    Ok(())
+}
+
+pub(crate) fn migrate(
+    db: &sled::Db,
+    trees: &Trees,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let current = stored_version(trees)?;
+    let newest = migrations.last().map_or(0, |m| m.version);
+    if current > newest {
+        return Err(StoreError::Schema(format!(
+            "the store is at schema version {current}, newer than this build knows ({newest}); \
+             run a newer voucherd or restore a backup"
+        )));
+    }
+    for m in migrations.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, "running store migration");
+        (m.run)(db, trees)?;
+        set_version(trees, m.version)?;
+        db.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::config::StoreSettings;
+    use crate::store::Store;
+
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+
+    fn settings(dir: &std::path::Path) -> StoreSettings {
+        StoreSettings {
+            path: dir.join("db"),
+            cache_capacity_mb: 8,
+            fsync: false,
+        }
+    }
+
+    fn first(_: &sled::Db, t: &Trees) -> Result<(), StoreError> {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        t.meta.insert("m1", "done")?;
+        Ok(())
+    }
+
+    fn second(_: &sled::Db, t: &Trees) -> Result<(), StoreError> {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        // Depends on the first having run.
+        if t.meta.get("m1")?.is_none() {
+            return Err(StoreError::Schema("out of order".into()));
+        }
+        t.meta.insert("m2", "done")?;
+        Ok(())
+    }
+
+    #[test]
+    fn migrations_run_in_order_once_and_newer_stores_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = [Migration { version: 1, name: "one", run: first }];
+        let two = [
+            Migration { version: 1, name: "one", run: first },
+            Migration { version: 2, name: "two", run: second },
+        ];
+        {
+            let store = Store::open_with(&settings(dir.path()), &one).unwrap();
+            assert_eq!(stored_version(store.trees()).unwrap(), 1);
+        }
+        {
+            let store = Store::open_with(&settings(dir.path()), &two).unwrap();
+            assert_eq!(stored_version(store.trees()).unwrap(), 2);
+            assert!(store.trees().meta.get("m2").unwrap().is_some());
+        }
+        // Opening again runs nothing: three runs in all (one, then two).
+        let _ = Store::open_with(&settings(dir.path()), &two).unwrap();
+        assert_eq!(RUNS.load(Ordering::SeqCst), 2);
+        let err = Store::open_with(&settings(dir.path()), &one).err().unwrap();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+}
