@@ -37,11 +37,13 @@ impl Application {
 
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        crate::telemetry::metrics(); // install the recorder before anything records
         let store_settings = settings.store.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&store_settings))
             .await?
             .with_context(|| format!("opening the store at {}", settings.store.path.display()))?;
-        let passwords = Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+        let passwords =
+            Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         bootstrap_admin(&store, &settings, &clock).await?;
 
         let actors = Actors::start(&Deps {
@@ -108,7 +110,11 @@ impl Application {
 
 /// On first start, creates the admin named by `auth.bootstrap_admin_email` with the password from
 /// `VOUCHERD_ADMIN_PASSWORD`, or a random one printed once to the log.
-async fn bootstrap_admin(store: &Store, settings: &Settings, clock: &SharedClock) -> anyhow::Result<()> {
+async fn bootstrap_admin(
+    store: &Store,
+    settings: &Settings,
+    clock: &SharedClock,
+) -> anyhow::Result<()> {
     if store.run(|s| s.meta().bootstrapped()).await? {
         return Ok(());
     }

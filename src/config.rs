@@ -120,16 +120,15 @@ impl Settings {
         with_env: bool,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         match file {
             Some(path) => {
                 if !path.exists() {
                     return Err(ConfigError::MissingFile(path.to_path_buf()));
                 }
-                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
             }
             None if with_env => {
                 builder = builder.add_source(
@@ -172,19 +171,27 @@ impl Settings {
                 message: message.into(),
             }
         }
-        self.http
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("http.bind", format!("`{}` is not host:port ({e})", self.http.bind)))?;
+        self.http.bind.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "http.bind",
+                format!("`{}` is not host:port ({e})", self.http.bind),
+            )
+        })?;
         let url = &self.http.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
-            return Err(invalid("http.public_url", format!("`{url}` is not an http(s) URL")));
+            return Err(invalid(
+                "http.public_url",
+                format!("`{url}` is not an http(s) URL"),
+            ));
         }
         if !(1..=64).contains(&self.http.workers) {
             return Err(invalid("http.workers", "must be between 1 and 64"));
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.http.body_limit_bytes) {
-            return Err(invalid("http.body_limit_bytes", "must be between 1024 and 67108864"));
+            return Err(invalid(
+                "http.body_limit_bytes",
+                "must be between 1024 and 67108864",
+            ));
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must not be empty"));
@@ -199,16 +206,28 @@ impl Settings {
             ));
         }
         if !(1..=65536).contains(&self.store.cache_capacity_mb) {
-            return Err(invalid("store.cache_capacity_mb", "must be between 1 and 65536"));
+            return Err(invalid(
+                "store.cache_capacity_mb",
+                "must be between 1 and 65536",
+            ));
         }
         if crate::domain::user::Email::parse(&self.auth.bootstrap_admin_email).is_err() {
-            return Err(invalid("auth.bootstrap_admin_email", "is not an email address"));
+            return Err(invalid(
+                "auth.bootstrap_admin_email",
+                "is not an email address",
+            ));
         }
         if !(1..=24 * 366).contains(&self.auth.token_ttl_hours) {
-            return Err(invalid("auth.token_ttl_hours", "must be between 1 and 8784"));
+            return Err(invalid(
+                "auth.token_ttl_hours",
+                "must be between 1 and 8784",
+            ));
         }
         if !self.auth.secret.is_empty() && self.auth.secret.len() < 32 {
-            return Err(invalid("auth.secret", "must be empty (generated) or at least 32 characters"));
+            return Err(invalid(
+                "auth.secret",
+                "must be empty (generated) or at least 32 characters",
+            ));
         }
         if self.rate_limit.per_second == 0 {
             return Err(invalid("rate_limit.per_second", "must be at least 1"));

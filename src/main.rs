@@ -65,12 +65,20 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve => Application::build(settings).await?.run_until_stopped().await,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Command::CheckConfig => {
             print!("{}", settings.to_masked_toml());
             Ok(())
         }
         Command::Export { file } => {
+            if !settings.store.path.exists() {
+                anyhow::bail!("no store at {}", settings.store.path.display());
+            }
             let store = Store::open(&settings.store)?;
             let out = std::fs::File::create(&file)?;
             let mut out = std::io::BufWriter::new(out);
@@ -82,7 +90,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let store = Store::open(&settings.store)?;
             let input = std::io::BufReader::new(std::fs::File::open(&file)?);
             let n = backup::import(&store, input)?;
-            eprintln!("imported {n} records into {}", settings.store.path.display());
+            eprintln!(
+                "imported {n} records into {}",
+                settings.store.path.display()
+            );
             Ok(())
         }
     }

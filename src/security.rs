@@ -48,7 +48,11 @@ impl Passwords {
     }
 
     /// Checks `password` against `stored` (or against the decoy when there is no user).
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
         let _permit = self
             .permits
             .acquire()

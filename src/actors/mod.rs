@@ -33,8 +33,9 @@ impl Actors {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
         let (store, clock) = (deps.store.clone(), deps.clock.clone());
-        let housekeeper =
-            supervise::start(&handle, move |_| housekeeper::Housekeeper::new(store, clock));
+        let housekeeper = supervise::start(&handle, move |_| {
+            housekeeper::Housekeeper::new(store, clock)
+        });
         Self {
             arbiter,
             housekeeper,
@@ -57,7 +58,10 @@ impl Actors {
         drop(housekeeper);
         arbiter.stop();
         let joined = tokio::task::spawn_blocking(move || arbiter.join());
-        if tokio::time::timeout(Duration::from_secs(10), joined).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), joined)
+            .await
+            .is_err()
+        {
             tracing::warn!("actors did not stop within 10 s");
         }
     }

@@ -77,7 +77,8 @@ mod tests {
     impl Actor for Flaky {
         type Context = Context<Self>;
         fn started(&mut self, _: &mut Context<Self>) {
-            self.starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.starts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -116,13 +117,23 @@ mod tests {
         let starts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let arbiter = actix::Arbiter::current();
         let s = starts.clone();
-        let addr = start(&arbiter, move |_| Flaky { handled: 0, starts: s });
+        let addr = start(&arbiter, move |_| Flaky {
+            handled: 0,
+            starts: s,
+        });
 
         assert_eq!(addr.send(Work { panic: false }).await.unwrap(), Ok(1));
-        assert_eq!(addr.send(Work { panic: true }).await.unwrap(), Err(ActorPanic));
+        assert_eq!(
+            addr.send(Work { panic: true }).await.unwrap(),
+            Err(ActorPanic)
+        );
         // Same Addr, still answering; the actor kept its state across the restart.
         assert_eq!(addr.send(Work { panic: false }).await.unwrap(), Ok(3));
-        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2, "started, then restarted once");
+        assert_eq!(
+            starts.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "started, then restarted once"
+        );
         let rendered = handle.render();
         assert!(
             rendered.contains("voucherd_actor_panics_total{actor=\"flaky_test_actor\"} 1"),

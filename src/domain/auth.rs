@@ -123,7 +123,10 @@ mod tests {
         let customer = principal(Role::Customer, Some(me));
         assert_eq!(customer.may_access_user(me), Ok(()));
         assert_eq!(customer.may_access_user(other), Err(Denied::Hidden));
-        assert_eq!(principal(Role::Manager, Some(me)).may_access_user(other), Err(Denied::Hidden));
+        assert_eq!(
+            principal(Role::Manager, Some(me)).may_access_user(other),
+            Err(Denied::Hidden)
+        );
         assert_eq!(principal(Role::Admin, None).may_access_user(other), Ok(()));
         assert_eq!(customer.require(Role::Admin), Err(Denied::Forbidden));
     }

@@ -22,16 +22,26 @@ impl ValidationError {
 }
 
 /// Rejects strings longer than `max` characters or holding control characters.
-pub fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<String, ValidationError> {
+pub fn bounded_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<String, ValidationError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if trimmed.chars().count() > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -24,7 +24,9 @@ impl Email {
         if s.len() > Self::MAX_LEN {
             return Err(err("must be at most 254 characters"));
         }
-        let (local, domain) = s.split_once('@').ok_or_else(|| err("is not an email address"))?;
+        let (local, domain) = s
+            .split_once('@')
+            .ok_or_else(|| err("is not an email address"))?;
         let local_ok = !local.is_empty()
             && local.len() <= 64
             && local
@@ -86,9 +88,12 @@ pub struct Timezone(pub chrono_tz::Tz);
 
 impl Timezone {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        chrono_tz::Tz::from_str(raw.trim())
-            .map(Self)
-            .map_err(|_| ValidationError::new("timezone", "is not an IANA timezone name such as Europe/Paris"))
+        chrono_tz::Tz::from_str(raw.trim()).map(Self).map_err(|_| {
+            ValidationError::new(
+                "timezone",
+                "is not an IANA timezone name such as Europe/Paris",
+            )
+        })
     }
 }
 
@@ -147,7 +152,17 @@ pub enum DigestFrequency {
 
 /// Roles nest: admin ⊃ manager ⊃ customer (the derived order says so).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -169,7 +184,10 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let n = raw.chars().count();
         if !(8..=128).contains(&n) {
-            return Err(ValidationError::new("password", "must be 8 to 128 characters"));
+            return Err(ValidationError::new(
+                "password",
+                "must be 8 to 128 characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -263,7 +281,16 @@ mod tests {
         for ok in ["a@b.co", "Admin@localhost", "x.y+z@mail.example.org"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "@b.co", "a@", "a@b..co", "a b@c.d", "a@-b.co", "a@b.co\n@x"] {
+        for bad in [
+            "",
+            "a",
+            "@b.co",
+            "a@",
+            "a@b..co",
+            "a b@c.d",
+            "a@-b.co",
+            "a@b.co\n@x",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Email::parse(&format!("{}@b.co", "a".repeat(300))).is_err());
@@ -273,14 +300,24 @@ mod tests {
     #[test]
     fn phones() {
         assert!(Phone::parse("+4915112345678").is_ok());
-        for bad in ["4915112345678", "+0123", "+1", "+1234567890123456", "+49 151", ""] {
+        for bad in [
+            "4915112345678",
+            "+0123",
+            "+1",
+            "+1234567890123456",
+            "+49 151",
+            "",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn timezones_and_hours() {
-        assert_eq!(Timezone::parse("Asia/Kolkata").unwrap().to_string(), "Asia/Kolkata");
+        assert_eq!(
+            Timezone::parse("Asia/Kolkata").unwrap().to_string(),
+            "Asia/Kolkata"
+        );
         assert!(Timezone::parse("Mars/Olympus").is_err());
         assert!(DigestHour::parse(23).is_ok());
         assert!(DigestHour::parse(24).is_err());

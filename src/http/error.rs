@@ -159,11 +159,12 @@ impl From<HashError> for ApiError {
 
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
-            ApiError::PayloadTooLarge { limit }
-        }
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Invalid(format!("invalid body: {e}")),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Invalid(format!("invalid body: {e}"))
+        }
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: 0 },
         other => ApiError::BadRequest(format!("unreadable body: {other}")),
@@ -194,8 +195,9 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|err: PathError, _| ApiError::BadRequest(format!("invalid path: {err}")).into())
+    web::PathConfig::default().error_handler(|err: PathError, _| {
+        ApiError::BadRequest(format!("invalid path: {err}")).into()
+    })
 }
 
 /// The answer for routes that do not exist.

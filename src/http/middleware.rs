@@ -1,5 +1,5 @@
 //! Cross-cutting request handling: the request id header, HTTP metrics, and turning a panicking
-//! handler into a 500 problem instead of a dropped connection.
+//! handler into a 500 problem instead of a dropped connection and a dead worker.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage};
 use futures_util::FutureExt;
 
 use super::error::ApiError;
@@ -23,15 +23,15 @@ pub async fn observe(
         .extensions()
         .get::<tracing_actix_web::RequestId>()
         .map(|id| id.to_string());
-    let http_req = req.request().clone();
     let method = req.method().to_string();
     let mut res = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(res) => res?.map_into_left_body(),
+        Ok(res) => res?,
         Err(_) => {
+            // The request went into the handler; the dispatcher turns this error into the 500
+            // problem response (ApiError is a ResponseError).
             tracing::error!("request handler panicked");
             metrics::counter!("voucherd_http_panics_total").increment(1);
-            let body = ApiError::Internal("handler panicked".into()).error_response();
-            ServiceResponse::new(http_req, body).map_into_right_body()
+            return Err(ApiError::Internal("handler panicked".into()).into());
         }
     };
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {

@@ -35,11 +35,7 @@ async fn healthz() -> web::Json<Health> {
 #[utoipa::path(tag = "operations", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state
-        .store
-        .run(|s| s.meta().schema_version())
-        .await
-        .is_ok();
+    let store = state.store.run(|s| s.meta().schema_version()).await.is_ok();
     let actors = state.actors.alive(Duration::from_secs(2)).await;
     let ready = store && actors;
     let body = Readiness {

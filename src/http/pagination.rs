@@ -23,7 +23,9 @@ impl PageQuery {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
-            Some(_) => Err(ApiError::BadRequest("limit must be between 1 and 500".into())),
+            Some(_) => Err(ApiError::BadRequest(
+                "limit must be between 1 and 500".into(),
+            )),
         }
     }
 

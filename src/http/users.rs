@@ -77,7 +77,9 @@ pub struct NewUserBody {
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -123,7 +125,11 @@ async fn register(
     let password = Password::parse(&body.password)?;
     let phone = body.phone.as_deref().map(Phone::parse).transpose()?;
     let timezone = Timezone::parse(&body.timezone)?;
-    let digest_hour = body.digest_hour.map(DigestHour::parse).transpose()?.unwrap_or_default();
+    let digest_hour = body
+        .digest_hour
+        .map(DigestHour::parse)
+        .transpose()?
+        .unwrap_or_default();
     let password_hash = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let user = User {
@@ -140,7 +146,10 @@ async fn register(
         updated_at: now,
     };
     let stored = user.clone();
-    state.store.write(move |s| s.users().create(&stored)).await?;
+    state
+        .store
+        .write(move |s| s.users().create(&stored))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
         .json(UserView::from(&user)))
@@ -151,7 +160,9 @@ async fn register(
 #[get("/users/me")]
 async fn me(state: web::Data<AppState>, who: Principal) -> Result<web::Json<UserView>, ApiError> {
     let id = who.user_id.ok_or(ApiError::NotFound)?;
-    load(&state, id).await.map(|u| web::Json(UserView::from(&u)))
+    load(&state, id)
+        .await
+        .map(|u| web::Json(UserView::from(&u)))
 }
 
 /// All users, in creation order (admin).
@@ -165,7 +176,10 @@ async fn list(
     who.require(Role::Admin)?;
     let limit = page.limit()?;
     let after = page.after_id()?;
-    let users = state.store.run(move |s| s.users().list(after, limit)).await?;
+    let users = state
+        .store
+        .run(move |s| s.users().list(after, limit))
+        .await?;
     Ok(web::Json(UserPage {
         next_cursor: next_cursor(&users, limit, |u| u.id),
         items: users.iter().map(UserView::from).collect(),
@@ -182,7 +196,9 @@ async fn get_user(
 ) -> Result<web::Json<UserView>, ApiError> {
     let id = id.into_inner();
     who.may_access_user(id)?;
-    load(&state, id).await.map(|u| web::Json(UserView::from(&u)))
+    load(&state, id)
+        .await
+        .map(|u| web::Json(UserView::from(&u)))
 }
 
 /// Change email, phone, timezone, digest settings or password (self or admin); `role` only by an admin.
@@ -210,7 +226,9 @@ async fn update(
         password_hash: None,
     };
     if changes.role.is_some_and(|r| r != Role::Admin) && who.user_id == Some(id) {
-        return Err(ApiError::Conflict("an admin cannot demote themselves".into()));
+        return Err(ApiError::Conflict(
+            "an admin cannot demote themselves".into(),
+        ));
     }
     if let Some(p) = body.password.as_deref() {
         changes.password_hash = Some(state.passwords.hash(Password::parse(p)?).await?);
@@ -234,7 +252,9 @@ async fn erase(
     let id = id.into_inner();
     who.may_access_user(id)?;
     if who.role.includes(Role::Admin) && who.user_id == Some(id) {
-        return Err(ApiError::Conflict("an admin cannot erase themselves".into()));
+        return Err(ApiError::Conflict(
+            "an admin cannot erase themselves".into(),
+        ));
     }
     let erased = state.store.write(move |s| s.users().erase(id)).await?;
     tracing::info!(user = %id, tokens = erased.tokens, "user erased");
@@ -253,7 +273,9 @@ async fn set_role(
     who.require(Role::Admin)?;
     let id = id.into_inner();
     if who.user_id == Some(id) && body.role != Role::Admin {
-        return Err(ApiError::Conflict("an admin cannot demote themselves".into()));
+        return Err(ApiError::Conflict(
+            "an admin cannot demote themselves".into(),
+        ));
     }
     let changes = UserChanges {
         role: Some(body.role),

@@ -72,23 +72,34 @@ pub fn export(store: &Store, out: &mut impl Write) -> Result<u64, StoreError> {
     Ok(records)
 }
 
+/// A store that holds nothing but what opening it wrote: its schema version and zero counters.
+fn is_fresh(store: &Store) -> Result<bool, StoreError> {
+    for name in TREE_NAMES {
+        let tree = store.db().open_tree(name)?;
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let written_by_open = match *name {
+                "meta" => &k[..] == b"schema_version",
+                "counters" => super::keys::u64_from(&v) == Some(0),
+                _ => false,
+            };
+            if !written_by_open {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Restores a backup into an empty store (one that holds nothing but its schema version).
 /// Returns the number of records. Refuses a store with data, a truncated file, an unknown tree,
 /// or a backup from a newer schema; migrations for an older one run on the next open.
 pub fn import(store: &Store, input: impl BufRead) -> Result<u64, StoreError> {
     let bad = |m: String| StoreError::Corrupt(format!("backup: {m}"));
-    for name in TREE_NAMES {
-        let tree = store.db().open_tree(name)?;
-        let has_data = if *name == "meta" {
-            tree.iter().keys().any(|k| k.map(|k| &k[..] != b"schema_version").unwrap_or(true))
-        } else {
-            !tree.is_empty()
-        };
-        if has_data {
-            return Err(StoreError::Conflict(
-                "the store is not empty: import restores into an empty store only",
-            ));
-        }
+    if !is_fresh(store)? {
+        return Err(StoreError::Conflict(
+            "the store is not empty: import restores into an empty store only",
+        ));
     }
     let mut lines = input.lines();
     let header: Header = match lines.next() {

@@ -69,7 +69,10 @@ impl Flusher {
     /// Waits until every write this caller finished before the call is durable.
     pub async fn durable(&self) -> Ack {
         let (ack, done) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(|| Arc::<str>::from("store is closed"))?;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| Arc::<str>::from("store is closed"))?;
         tx.send(ack)
             .await
             .map_err(|_| Arc::<str>::from("store flusher stopped"))?;
@@ -80,7 +83,10 @@ impl Flusher {
     /// The same from a blocking thread (inside `Store::run`).
     pub fn durable_blocking(&self) -> Ack {
         let (ack, done) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or_else(|| Arc::<str>::from("store is closed"))?;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| Arc::<str>::from("store is closed"))?;
         tx.blocking_send(ack)
             .map_err(|_| Arc::<str>::from("store flusher stopped"))?;
         done.blocking_recv()

@@ -142,7 +142,11 @@ impl Store {
         let trees = Trees::open(&db)?;
         schema::migrate(&db, &trees, migrations)?;
         let log_file = if settings.fsync {
-            Some(std::fs::OpenOptions::new().read(true).open(settings.path.join("db"))?)
+            Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .open(settings.path.join("db"))?,
+            )
         } else {
             None
         };
@@ -195,12 +199,19 @@ impl Store {
 
     /// Waits until all writes finished before this call are durable.
     pub async fn durable(&self) -> Result<(), StoreError> {
-        self.inner.flusher.durable().await.map_err(StoreError::Flush)
+        self.inner
+            .flusher
+            .durable()
+            .await
+            .map_err(StoreError::Flush)
     }
 
     /// The same, from a blocking thread.
     pub fn durable_blocking(&self) -> Result<(), StoreError> {
-        self.inner.flusher.durable_blocking().map_err(StoreError::Flush)
+        self.inner
+            .flusher
+            .durable_blocking()
+            .map_err(StoreError::Flush)
     }
 
     /// A direct flush, bypassing the group-commit queue: used at shutdown and by the benchmark's

@@ -67,7 +67,11 @@ pub(crate) fn migrate(
         )));
     }
     for m in migrations.iter().filter(|m| m.version > current) {
-        tracing::info!(version = m.version, name = m.name, "running store migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "running store migration"
+        );
         (m.run)(db, trees)?;
         set_version(trees, m.version)?;
         db.flush()?;
@@ -112,10 +116,22 @@ mod tests {
     #[test]
     fn migrations_run_in_order_once_and_newer_stores_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let one = [Migration { version: 1, name: "one", run: first }];
+        let one = [Migration {
+            version: 1,
+            name: "one",
+            run: first,
+        }];
         let two = [
-            Migration { version: 1, name: "one", run: first },
-            Migration { version: 2, name: "two", run: second },
+            Migration {
+                version: 1,
+                name: "one",
+                run: first,
+            },
+            Migration {
+                version: 2,
+                name: "two",
+                run: second,
+            },
         ];
         {
             let store = Store::open_with(&settings(dir.path()), &one).unwrap();

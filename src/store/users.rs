@@ -29,16 +29,15 @@ impl<'a> Users<'a> {
         let t = self.store.trees();
         let value = encode(user)?;
         let email = user.email.folded();
-        (&t.users, &t.email_user, &t.counters)
-            .transaction(|(users, email_user, counters)| {
-                if email_user.get(email.as_bytes())?.is_some() {
-                    return abort(StoreError::Conflict("a user with this email exists"));
-                }
-                email_user.insert(email.as_bytes(), user.id.as_bytes())?;
-                users.insert(user.id.as_bytes(), value.as_slice())?;
-                counters::bump(counters, counters::USERS, 1)?;
-                Ok(())
-            })?;
+        (&t.users, &t.email_user, &t.counters).transaction(|(users, email_user, counters)| {
+            if email_user.get(email.as_bytes())?.is_some() {
+                return abort(StoreError::Conflict("a user with this email exists"));
+            }
+            email_user.insert(email.as_bytes(), user.id.as_bytes())?;
+            users.insert(user.id.as_bytes(), value.as_slice())?;
+            counters::bump(counters, counters::USERS, 1)?;
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -138,26 +137,35 @@ impl<'a> Users<'a> {
                 }
             }
         }
-        (&t.users, &t.email_user, &t.counters, &t.tokens, &t.user_token, &t.token_expiry)
-            .transaction(|(users, email_user, counters, tokens, user_token, token_expiry)| {
-                let Some(raw) = users.remove(id.as_bytes())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let user: User = match decode(&raw) {
-                    Ok(u) => u,
-                    Err(e) => return abort(e),
-                };
-                email_user.remove(user.email.folded().as_bytes())?;
-                counters::bump(counters, counters::USERS, -1)?;
-                for h in &token_hashes {
-                    tokens.remove(h.as_slice())?;
-                    user_token.remove(KeyBuf::new().uuid(id).bytes(h).build())?;
-                }
-                for k in &expiry_keys {
-                    token_expiry.remove(k.as_slice())?;
-                }
-                Ok(())
-            })?;
+        (
+            &t.users,
+            &t.email_user,
+            &t.counters,
+            &t.tokens,
+            &t.user_token,
+            &t.token_expiry,
+        )
+            .transaction(
+                |(users, email_user, counters, tokens, user_token, token_expiry)| {
+                    let Some(raw) = users.remove(id.as_bytes())? else {
+                        return abort(StoreError::NotFound);
+                    };
+                    let user: User = match decode(&raw) {
+                        Ok(u) => u,
+                        Err(e) => return abort(e),
+                    };
+                    email_user.remove(user.email.folded().as_bytes())?;
+                    counters::bump(counters, counters::USERS, -1)?;
+                    for h in &token_hashes {
+                        tokens.remove(h.as_slice())?;
+                        user_token.remove(KeyBuf::new().uuid(id).bytes(h).build())?;
+                    }
+                    for k in &expiry_keys {
+                        token_expiry.remove(k.as_slice())?;
+                    }
+                    Ok(())
+                },
+            )?;
         Ok(Erased {
             tokens: token_hashes.len(),
         })

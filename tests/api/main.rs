@@ -1,1 +1,9 @@
+//! The one integration-test binary: real servers on loopback, temporary stores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
+mod bad_input;
+mod helpers;
+mod operations;
+mod restart;
+mod users;

@@ -1,0 +1,259 @@
+//! `spawn_app()` and `TestApp`: a real server on port 0 over a temporary store, and one helper
+//! per endpoint so tests read like what a client does.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use voucherd::app::Application;
+use voucherd::config::Settings;
+
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        voucherd::telemetry::init_logs(false);
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub store_dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+    stopped: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn test_settings(store_path: PathBuf) -> Settings {
+    let mut s = Settings::defaults().expect("defaults");
+    s.http.bind = "127.0.0.1:0".into();
+    s.store.path = store_path;
+    s.store.fsync = false;
+    s.rate_limit.per_second = 10_000;
+    s.rate_limit.burst = 10_000;
+    s.auth.bootstrap_admin_password = Some(ADMIN_PASSWORD.into());
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(dir.path().join("data"));
+    spawn_with(settings, dir).await
+}
+
+pub async fn spawn_with(settings: Settings, store_dir: tempfile::TempDir) -> TestApp {
+    LazyLock::force(&TRACING);
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let stopped = actix_web::rt::spawn(async move {
+        app.run_until_stopped()
+            .await
+            .expect("server stopped cleanly");
+    });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut app = TestApp {
+        address,
+        client,
+        admin_token: String::new(),
+        store_dir,
+        handle,
+        stopped: Some(stopped),
+    };
+    app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Any request; `body` is sent as JSON when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn register(&self, email: &str, password: &str, timezone: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"email": email, "password": password, "timezone": timezone})),
+        )
+        .await
+    }
+
+    /// Registers a customer and logs in: (user id, token).
+    pub async fn customer(&self, email: &str) -> (String, String) {
+        let res = self
+            .register(email, "customer-password", "Europe/Berlin")
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let user: Value = res.json().await.expect("json");
+        let token = self.login(email, "customer-password").await;
+        (user["id"].as_str().expect("id").to_owned(), token)
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/tokens",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self.try_login(email, password).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "login of {email}");
+        let body: Value = res.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get_user(&self, id: &str, token: &str) -> Response {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.call(Method::GET, "/api/v1/users/me", Some(token), None)
+            .await
+    }
+
+    pub async fn patch_user(&self, id: &str, token: &str, body: Value) -> Response {
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, id: &str, token: &str) -> Response {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn set_role(&self, id: &str, token: &str, role: &str) -> Response {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/role"),
+            Some(token),
+            Some(json!({ "role": role })),
+        )
+        .await
+    }
+
+    pub async fn list_users(&self, token: &str, query: &str) -> Response {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/users{query}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Every user, following cursors (admin).
+    pub async fn all_users(&self) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query = match &cursor {
+                Some(c) => format!("?limit=500&cursor={c}"),
+                None => "?limit=500".to_owned(),
+            };
+            let page: Value = self
+                .list_users(&self.admin_token, &query)
+                .await
+                .json()
+                .await
+                .expect("json");
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    pub async fn create_api_key(&self, token: &str, name: &str, role: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(token),
+            Some(json!({"name": name, "role": role})),
+        )
+        .await
+    }
+
+    pub async fn logout(&self, token: &str) -> Response {
+        self.call(
+            Method::DELETE,
+            "/api/v1/auth/tokens/current",
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Stops the server gracefully and waits until the store is closed.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.handle.stop(true).await;
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("server task");
+        }
+        self.store_dir
+    }
+}
+
+/// Asserts a problem+json answer with the given status and code.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = res.json().await.expect("problem body is JSON");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "problem lacks {field}: {body}");
+    }
+    body
+}

@@ -1,0 +1,175 @@
+//! Health, readiness, metrics, OpenAPI, request ids and rate limiting.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{assert_problem, spawn_app, spawn_with, test_settings};
+
+#[actix_web::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let res = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let ready: Value = app
+        .call(Method::GET, "/readyz", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["store"], true);
+    assert_eq!(ready["actors"], true);
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route() {
+    let app = spawn_app().await;
+    app.call(Method::GET, "/healthz", None, None).await;
+    let text = app
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "voucherd_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("voucherd_users "), "{text}");
+    assert!(
+        text.contains("voucherd_store_flushes_total"),
+        "logins flush through the group commit: {text}"
+    );
+}
+
+#[actix_web::test]
+async fn every_response_has_a_request_id() {
+    let app = spawn_app().await;
+    let a = app.call(Method::GET, "/healthz", None, None).await;
+    let b = app.call(Method::GET, "/nope", None, None).await;
+    let id_a = a.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id_b = b.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(id_a, id_b);
+    assert_problem(b, 404, "not_found").await;
+}
+
+#[actix_web::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .call(Method::GET, "/api-docs/openapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "POST /api/v1/users",
+        "GET /api/v1/users",
+        "GET /api/v1/users/me",
+        "GET /api/v1/users/{id}",
+        "PATCH /api/v1/users/{id}",
+        "DELETE /api/v1/users/{id}",
+        "PUT /api/v1/users/{id}/role",
+        "POST /api/v1/auth/tokens",
+        "DELETE /api/v1/auth/tokens/current",
+        "POST /api/v1/api-keys",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(documented, expected);
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every documented route is served: with the admin's own id none answers 404.
+    let me: Value = app.me(&app.admin_token).await.json().await.unwrap();
+    let admin_id = me["id"].as_str().unwrap();
+    for route in &expected {
+        let (method, path) = route.split_once(' ').unwrap();
+        let token = app
+            .login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
+            .await;
+        let res = app
+            .call(
+                method.parse().unwrap(),
+                &path.replace("{id}", admin_id),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_ne!(res.status(), StatusCode::NOT_FOUND, "{route} is not served");
+    }
+}
+
+#[actix_web::test]
+async fn the_docs_page_is_served_without_fetching_anything() {
+    let app = spawn_app().await;
+    let res = app.call(Method::GET, "/docs", None, None).await;
+    assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    let res = app.call(Method::GET, "/docs/", None, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("unpkg.com") && !html.contains("cdn"),
+        "the UI is vendored"
+    );
+}
+
+#[actix_web::test]
+async fn requests_over_the_rate_limit_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 3;
+    let app = spawn_with(settings, dir).await;
+    // Per token: the admin's token has its own allowance.
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..4 {
+        let res = app.me(&app.admin_token).await;
+        statuses.push(res.status().as_u16());
+        last = Some(res);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let res = last.unwrap();
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(res.headers()["ratelimit-limit"], "3");
+    assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    assert_problem(res, 429, "rate_limited").await;
+    // Anonymous callers are limited by IP, separately from the token.
+    let anon = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/tokens",
+            None,
+            Some(serde_json::json!({"email": "a@b.c", "password": "x"})),
+        )
+        .await;
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(anon.headers()["ratelimit-limit"], "3");
+    // Health checks are never limited.
+    for _ in 0..5 {
+        assert_eq!(
+            app.call(Method::GET, "/healthz", None, None).await.status(),
+            StatusCode::OK
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! What survives a restart, backups through the real binary, and graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{ADMIN_PASSWORD, spawn_app, spawn_with, test_settings};
+
+#[actix_web::test]
+async fn users_and_tokens_survive_a_restart() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("stays@x.io").await;
+    let dir = app.stop().await;
+
+    let settings = test_settings(dir.path().join("data"));
+    let app = spawn_with(settings, dir).await;
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["id"], id.as_str());
+    app.login("stays@x.io", "customer-password").await;
+    // The bootstrap admin was not created twice.
+    let admins = app
+        .all_users()
+        .await
+        .into_iter()
+        .filter(|u| u["role"] == "admin")
+        .count();
+    assert_eq!(admins, 1);
+}
+
+fn voucherd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voucherd"));
+    cmd.env_remove("VOUCHERD_CONFIG")
+        .env("VOUCHERD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "info")
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Starts the real binary on a free port; returns it and its base URL (read from its log).
+fn serve(store: &std::path::Path) -> (Child, String) {
+    let mut child = voucherd()
+        .args(["--log-json", "--bind", "127.0.0.1:0", "--store-path"])
+        .arg(store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if entry["fields"]["message"] == "voucherd listening" {
+            break entry["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}"))
+}
+
+fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("voucherd did not stop within 30 s of SIGTERM");
+}
+
+async fn register(base: &str, email: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/users"))
+        .json(&serde_json::json!({"email": email, "password": "password-1", "timezone": "UTC"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn login_status(base: &str, email: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/tokens"))
+        .json(&serde_json::json!({"email": email, "password": "password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[actix_web::test]
+async fn the_binary_stops_gracefully_on_sigterm_and_exports_and_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let (child, base) = serve(&store);
+    assert_eq!(register(&base, "kept@x.io").await, StatusCode::CREATED);
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+
+    // Export the stopped store, import into an empty one, serve that: the user is there.
+    let backup = dir.path().join("backup.jsonl");
+    let out = voucherd()
+        .arg("--store-path")
+        .arg(&store)
+        .arg("export")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = dir.path().join("restored");
+    let out = voucherd()
+        .arg("--store-path")
+        .arg(&restored)
+        .arg("import")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Importing again is refused: the store is no longer empty.
+    let again = voucherd()
+        .arg("--store-path")
+        .arg(&restored)
+        .arg("import")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    // A truncated backup is refused and restores nothing.
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let truncated = dir.path().join("truncated.jsonl");
+    std::fs::write(
+        &truncated,
+        text.lines().take(3).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let empty = dir.path().join("empty");
+    let out = voucherd()
+        .arg("--store-path")
+        .arg(&empty)
+        .arg("import")
+        .arg(&truncated)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+
+    let (child, base) = serve(&restored);
+    assert_eq!(login_status(&base, "kept@x.io").await, StatusCode::CREATED);
+    assert_eq!(register(&base, "kept@x.io").await, StatusCode::CONFLICT);
+    assert!(sigterm_and_wait(child).success());
+}
+
+#[test]
+fn check_config_prints_settings_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[auth]\nsecret = \"0123456789abcdef0123456789abcdef-secret\"\n",
+    )
+    .unwrap();
+    let out = voucherd()
+        .arg("--config")
+        .arg(&good)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bind = \"127.0.0.1:8080\""), "{text}");
+    assert!(
+        text.contains("********") && !text.contains("0123456789abcdef"),
+        "{text}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[rate_limit]\nper_secnd = 5\n").unwrap();
+    let out = voucherd()
+        .arg("--config")
+        .arg(&bad)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("per_secnd"));
+
+    let out = voucherd()
+        .env("VOUCHERD__HTTP__WORKERS", "0")
+        .arg("--config")
+        .arg(&good)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http.workers"));
+}

@@ -1,0 +1,284 @@
+//! Registration and user management as clients see it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[actix_web::test]
+async fn registration_creates_a_customer_with_defaults() {
+    let app = spawn_app().await;
+    let res = app
+        .register("Jane@Example.org", "s3cret-pass", "Asia/Kolkata")
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/users/{}", user["id"].as_str().unwrap())
+    );
+    assert_eq!(user["email"], "Jane@Example.org");
+    assert_eq!(user["role"], "customer");
+    assert_eq!(user["timezone"], "Asia/Kolkata");
+    assert_eq!(user["digest_hour"], 8);
+    assert_eq!(user["digest_frequency"], "daily");
+    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+
+    // Same address in another case is the same email.
+    let dup = app
+        .register("jane@example.ORG", "other-pass-1", "UTC")
+        .await;
+    assert_problem(dup, 409, "conflict").await;
+    // And the registered user logs in with any case of the address.
+    let token = app.login("JANE@example.org", "s3cret-pass").await;
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["id"], user["id"]);
+}
+
+#[actix_web::test]
+async fn registration_takes_phone_hour_and_frequency() {
+    let app = spawn_app().await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(
+                json!({"email": "p@x.io", "password": "password-9", "timezone": "America/New_York",
+                        "phone": "+14155550100", "digest_hour": 0, "digest_frequency": "weekly"}),
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["phone"], "+14155550100");
+    assert_eq!(user["digest_hour"], 0);
+    assert_eq!(user["digest_frequency"], "weekly");
+}
+
+#[actix_web::test]
+async fn a_customer_reaches_only_their_own_user() {
+    let app = spawn_app().await;
+    let (alice, alice_token) = app.customer("alice@x.io").await;
+    let (bob, _) = app.customer("bob@x.io").await;
+
+    assert_eq!(
+        app.get_user(&alice, &alice_token).await.status(),
+        StatusCode::OK
+    );
+    // Another user's id is indistinguishable from a missing one.
+    assert_problem(app.get_user(&bob, &alice_token).await, 404, "not_found").await;
+    assert_problem(
+        app.patch_user(&bob, &alice_token, json!({"digest_hour": 3}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(app.delete_user(&bob, &alice_token).await, 404, "not_found").await;
+    // Admin-only routes are forbidden.
+    assert_problem(app.list_users(&alice_token, "").await, 403, "forbidden").await;
+    assert_problem(
+        app.set_role(&alice, &alice_token, "admin").await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.create_api_key(&alice_token, "k", "admin").await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // Bob is untouched.
+    let bob_now: Value = app
+        .get_user(&bob, &app.admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bob_now["digest_hour"], 8);
+}
+
+#[actix_web::test]
+async fn patch_changes_fields_and_ignores_role_unless_admin() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("carol@x.io").await;
+    let res = app
+        .patch_user(
+            &id,
+            &token,
+            json!({"timezone": "Pacific/Chatham", "digest_hour": 21, "digest_frequency": "off",
+                   "phone": "+64211234567", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["timezone"], "Pacific/Chatham");
+    assert_eq!(user["digest_hour"], 21);
+    assert_eq!(user["digest_frequency"], "off");
+    assert_eq!(user["phone"], "+64211234567");
+    assert_eq!(
+        user["role"], "customer",
+        "a customer cannot promote themselves"
+    );
+    assert_ne!(user["updated_at"], user["created_at"]);
+
+    // null clears the phone; a new password works at the next login, the old one does not.
+    let res = app
+        .patch_user(
+            &id,
+            &token,
+            json!({"phone": null, "password": "brand-new-pass"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let user: Value = res.json().await.unwrap();
+    assert!(user["phone"].is_null());
+    assert_problem(
+        app.try_login("carol@x.io", "customer-password").await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    app.login("carol@x.io", "brand-new-pass").await;
+
+    // An admin's PATCH may set the role.
+    let res = app
+        .patch_user(&id, &app.admin_token, json!({"role": "manager"}))
+        .await;
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["role"], "manager");
+}
+
+#[actix_web::test]
+async fn email_change_keeps_addresses_unique() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("dave@x.io").await;
+    app.customer("erin@x.io").await;
+    assert_problem(
+        app.patch_user(&id, &token, json!({"email": "ERIN@x.io"}))
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    let res = app
+        .patch_user(&id, &token, json!({"email": "dave2@x.io"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The old address is free again, the new one logs in.
+    assert_eq!(
+        app.register("dave@x.io", "password-77", "UTC")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    app.login("dave2@x.io", "customer-password").await;
+}
+
+#[actix_web::test]
+async fn roles_are_set_by_admins_and_take_effect_at_once() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("mgr@x.io").await;
+    assert_problem(app.list_users(&token, "").await, 403, "forbidden").await;
+    let res = app.set_role(&id, &app.admin_token, "admin").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The same token now carries the new role.
+    assert_eq!(app.list_users(&token, "").await.status(), StatusCode::OK);
+    assert_problem(
+        app.set_role(&id, &app.admin_token, "emperor").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    // An admin cannot lock themselves out.
+    let admin: Value = app.me(&app.admin_token).await.json().await.unwrap();
+    let admin_id = admin["id"].as_str().unwrap();
+    assert_problem(
+        app.set_role(admin_id, &app.admin_token, "customer").await,
+        409,
+        "conflict",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn delete_erases_the_user_and_their_tokens() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("gone@x.io").await;
+    let other_session = app.login("gone@x.io", "customer-password").await;
+    assert_eq!(
+        app.delete_user(&id, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(app.get_user(&id, &app.admin_token).await, 404, "not_found").await;
+    assert_problem(app.me(&other_session).await, 401, "unauthorized").await;
+    assert_problem(
+        app.try_login("gone@x.io", "customer-password").await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert!(
+        app.all_users()
+            .await
+            .iter()
+            .all(|u| u["email"] != "gone@x.io")
+    );
+    // The address can be used again.
+    assert_eq!(
+        app.register("gone@x.io", "password-1234", "UTC")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+#[actix_web::test]
+async fn the_user_list_pages_with_cursors() {
+    let app = spawn_app().await;
+    for i in 0..7 {
+        app.register(&format!("u{i}@x.io"), "password-1", "UTC")
+            .await;
+    }
+    let first: Value = app
+        .list_users(&app.admin_token, "?limit=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .list_users(&app.admin_token, &format!("?limit=3&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    // Admin + 7 users, each exactly once across pages, in creation order.
+    let all = app.all_users().await;
+    assert_eq!(all.len(), 8);
+    let emails: Vec<&str> = all.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails[0], "admin@localhost");
+    assert_eq!(
+        &emails[1..],
+        [
+            "u0@x.io", "u1@x.io", "u2@x.io", "u3@x.io", "u4@x.io", "u5@x.io", "u6@x.io"
+        ]
+    );
+    assert_problem(
+        app.list_users(&app.admin_token, "?limit=501").await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(
+        app.list_users(&app.admin_token, "?cursor=zzz").await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}
