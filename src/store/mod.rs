@@ -10,7 +10,7 @@
 //! - `token_expiry` expires_at(8, ordered micros) ‖ sha256(token)(32) → ()
 //!
 //! sled calls block (and may fsync): async code reaches the store through [`Store::run`] and
-//! [`Store::write`], which run on tokio's blocking pool. `write` returns only when the write is
+//! [`Store::write`], which run on the store's own small thread [`pool`]. `write` returns only when the write is
 //! durable, through the group-commit [`flusher`].
 
 pub mod backup;
@@ -18,6 +18,7 @@ pub mod counters;
 pub mod flusher;
 pub mod keys;
 pub mod meta;
+pub mod pool;
 pub mod schema;
 pub mod tokens;
 pub mod users;
@@ -114,7 +115,9 @@ impl Trees {
 struct Inner {
     // Field order is drop order: the flusher (holding a db handle) goes first, then the trees, then the db.
     flusher: flusher::Flusher,
+    pool: pool::Pool,
     trees: Trees,
+    log_file: Option<Arc<std::fs::File>>,
     db: sled::Db,
     path: PathBuf,
 }
@@ -142,19 +145,22 @@ impl Store {
         let trees = Trees::open(&db)?;
         schema::migrate(&db, &trees, migrations)?;
         let log_file = if settings.fsync {
-            Some(
+            Some(Arc::new(
                 std::fs::OpenOptions::new()
                     .read(true)
                     .open(settings.path.join("db"))?,
-            )
+            ))
         } else {
             None
         };
-        let flusher = flusher::Flusher::start(db.clone(), log_file)?;
+        let flusher = flusher::Flusher::start(db.clone(), log_file.clone())?;
+        let pool = pool::Pool::start()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 flusher,
+                pool,
                 trees,
+                log_file,
                 db,
                 path: settings.path.clone(),
             }),
@@ -180,9 +186,11 @@ impl Store {
         R: Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        self.inner
+            .pool
+            .run(move || f(&store))
             .await
-            .map_err(|e| StoreError::Blocking(e.to_string()))?
+            .map_err(|e| StoreError::Blocking(e.to_owned()))?
     }
 
     /// Runs a write and returns once it is durable (group commit). Use for every write the API
@@ -192,8 +200,13 @@ impl Store {
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        let guard = self.inner.flusher.begin_write();
         let out = self.run(f).await?;
-        self.durable().await?;
+        self.inner
+            .flusher
+            .durable(Some(guard))
+            .await
+            .map_err(StoreError::Flush)?;
         Ok(out)
     }
 
@@ -201,7 +214,7 @@ impl Store {
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.inner
             .flusher
-            .durable()
+            .durable(None)
             .await
             .map_err(StoreError::Flush)
     }
@@ -214,10 +227,10 @@ impl Store {
             .map_err(StoreError::Flush)
     }
 
-    /// A direct flush, bypassing the group-commit queue: used at shutdown and by the benchmark's
-    /// flush-per-write baseline. Blocking.
+    /// The same durable step as the group commit, done directly by the caller: used at shutdown
+    /// and by the benchmark's flush-per-write baseline. Blocking.
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
+        flusher::sync(&self.inner.db, self.inner.log_file.as_deref())?;
         Ok(())
     }
 
