@@ -80,6 +80,22 @@ fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
     panic!("voucherd did not stop within 30 s of SIGTERM");
 }
 
+/// Runs `voucherd --store-path STORE COMMAND FILE` (export or import) to completion; returns
+/// (success, stderr).
+fn store_command(store: &std::path::Path, command: &str, file: &std::path::Path) -> (bool, String) {
+    let out = voucherd()
+        .arg("--store-path")
+        .arg(store)
+        .arg(command)
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn register(base: &str, email: &str) -> StatusCode {
     reqwest::Client::new()
         .post(format!("{base}/api/v1/users"))
@@ -111,41 +127,14 @@ async fn the_binary_stops_gracefully_on_sigterm_and_exports_and_imports() {
 
     // Export the stopped store, import into an empty one, serve that: the user is there.
     let backup = dir.path().join("backup.jsonl");
-    let out = voucherd()
-        .arg("--store-path")
-        .arg(&store)
-        .arg("export")
-        .arg(&backup)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = store_command(&store, "export", &backup);
+    assert!(ok, "{stderr}");
     let restored = dir.path().join("restored");
-    let out = voucherd()
-        .arg("--store-path")
-        .arg(&restored)
-        .arg("import")
-        .arg(&backup)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = store_command(&restored, "import", &backup);
+    assert!(ok, "{stderr}");
     // Importing again is refused: the store is no longer empty.
-    let again = voucherd()
-        .arg("--store-path")
-        .arg(&restored)
-        .arg("import")
-        .arg(&backup)
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    let (ok, stderr) = store_command(&restored, "import", &backup);
+    assert!(!ok && stderr.contains("not empty"), "{stderr}");
     // A truncated backup is refused and restores nothing.
     let text = std::fs::read_to_string(&backup).unwrap();
     let truncated = dir.path().join("truncated.jsonl");
@@ -155,15 +144,8 @@ async fn the_binary_stops_gracefully_on_sigterm_and_exports_and_imports() {
     )
     .unwrap();
     let empty = dir.path().join("empty");
-    let out = voucherd()
-        .arg("--store-path")
-        .arg(&empty)
-        .arg("import")
-        .arg(&truncated)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    let (ok, stderr) = store_command(&empty, "import", &truncated);
+    assert!(!ok && stderr.contains("truncated"), "{stderr}");
 
     let (child, base) = serve(&restored);
     assert_eq!(login_status(&base, "kept@x.io").await, StatusCode::CREATED);
