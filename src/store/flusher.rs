@@ -111,19 +111,6 @@ impl Flusher {
         done.await
             .map_err(|_| Arc::<str>::from("store flusher stopped"))?
     }
-
-    /// The same from a blocking thread (inside `Store::run`).
-    pub fn durable_blocking(&self) -> Ack {
-        let (ack, done) = oneshot::channel();
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| Arc::<str>::from("store is closed"))?;
-        tx.blocking_send(ack)
-            .map_err(|_| Arc::<str>::from("store flusher stopped"))?;
-        done.blocking_recv()
-            .map_err(|_| Arc::<str>::from("store flusher stopped"))?
-    }
 }
 
 /// The durable step itself: sled's `flush()` (write and `sync_file_range` of its log), then an

@@ -219,14 +219,6 @@ impl Store {
             .map_err(StoreError::Flush)
     }
 
-    /// The same, from a blocking thread.
-    pub fn durable_blocking(&self) -> Result<(), StoreError> {
-        self.inner
-            .flusher
-            .durable_blocking()
-            .map_err(StoreError::Flush)
-    }
-
     /// The same durable step as the group commit, done directly by the caller: used at shutdown
     /// and by the benchmark's flush-per-write baseline. Blocking.
     pub fn flush_now(&self) -> Result<(), StoreError> {
