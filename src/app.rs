@@ -47,9 +47,10 @@ impl Application {
         bootstrap_admin(&store, &settings, &clock).await?;
 
         let actors = Actors::start(&Deps {
+            settings: settings.clone(),
             store: store.clone(),
             clock: clock.clone(),
-        });
+        })?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             store: store.clone(),
@@ -57,6 +58,9 @@ impl Application {
             passwords,
             actors: actors.addrs(),
             rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            listing_cache: http::vouchers::ListingCache::new(Duration::from_secs(
+                settings.catalogue.cache_ttl_s,
+            )),
         });
         let openapi = http::openapi();
 

@@ -30,6 +30,24 @@ secret = ""
 [rate_limit]
 per_second = 50
 burst = 100
+
+[catalogue]
+retention_days = 30
+max_response_mb = 32
+failing_after = 3
+retry_base_s = 30
+retry_max_s = 3600
+cache_ttl_s = 10
+
+[[networks]]
+name = "demo"
+kind = "csv"
+url = "file://examples/feeds/demo.csv"
+schedule = "0 */15 * * * *"
+token = ""
+account = ""
+timeout_s = 30
+enabled = true
 "#;
 
 /// Environment variable holding the bootstrap admin's password (not a config key: never in a file).
@@ -42,6 +60,10 @@ pub struct Settings {
     pub store: StoreSettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
+    pub catalogue: CatalogueSettings,
+    /// One `NetworkActor` each.
+    #[serde(default)]
+    pub networks: Vec<NetworkSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +106,76 @@ pub struct RateLimitSettings {
     pub per_second: u32,
     /// Requests allowed at once before the sustained rate applies.
     pub burst: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSettings {
+    /// Days an expired voucher is kept (shown with `active=false`) before it is removed.
+    pub retention_days: u32,
+    /// Largest answer read from a network, per page; a larger one fails the pull.
+    pub max_response_mb: u32,
+    /// Consecutive failed pulls after which a network is `failing` (and admins are notified).
+    pub failing_after: u32,
+    /// First wait after a failed pull; doubles per further failure (with jitter) up to `retry_max_s`.
+    pub retry_base_s: u64,
+    pub retry_max_s: u64,
+    /// How long a cached voucher listing may be served (ingest invalidates it at once).
+    pub cache_ttl_s: u64,
+}
+
+/// One affiliate network (a `[[networks]]` entry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    pub name: String,
+    pub kind: crate::feeds::FeedKind,
+    /// `https://…`, or `file://path` (relative to the working directory) for a local file.
+    pub url: String,
+    /// Cron expression with seconds (`sec min hour day month weekday`), evaluated in UTC.
+    pub schedule: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// csv/json only: which column or field holds each voucher field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<crate::feeds::FieldMap>,
+}
+
+fn default_timeout_s() -> u64 {
+    30
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl NetworkSettings {
+    pub fn schedule(&self) -> Result<cron::Schedule, String> {
+        self.schedule
+            .parse::<cron::Schedule>()
+            .map_err(|e| format!("`{}` is not a cron expression: {e}", self.schedule))
+    }
+
+    /// The local path of a `file://` URL.
+    pub fn file_path(&self) -> Option<PathBuf> {
+        self.url.strip_prefix("file://").map(PathBuf::from)
+    }
+
+    pub fn source(&self) -> crate::feeds::Source {
+        crate::feeds::Source {
+            kind: self.kind,
+            url: self.url.clone(),
+            token: self.token.clone(),
+            account: self.account.clone(),
+            map: self.map.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// Values given on the command line; they override every other layer.
@@ -235,6 +327,97 @@ impl Settings {
         if self.rate_limit.burst == 0 {
             return Err(invalid("rate_limit.burst", "must be at least 1"));
         }
+        let c = &self.catalogue;
+        if !(1..=3650).contains(&c.retention_days) {
+            return Err(invalid(
+                "catalogue.retention_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        if !(1..=1024).contains(&c.max_response_mb) {
+            return Err(invalid(
+                "catalogue.max_response_mb",
+                "must be between 1 and 1024",
+            ));
+        }
+        if c.failing_after == 0 {
+            return Err(invalid("catalogue.failing_after", "must be at least 1"));
+        }
+        if c.retry_base_s == 0 || c.retry_max_s < c.retry_base_s {
+            return Err(invalid(
+                "catalogue.retry_base_s",
+                "must be at least 1 and at most catalogue.retry_max_s",
+            ));
+        }
+        self.validate_networks()
+    }
+
+    fn validate_networks(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, name: &str, message: String| ConfigError::Invalid {
+            key,
+            message: format!("network `{name}`: {message}"),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.networks {
+            let name = n.name.as_str();
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(invalid(
+                    "networks.name",
+                    name,
+                    "must be 1-64 characters of a-z, 0-9, - and _".into(),
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(invalid("networks.name", name, "is used twice".into()));
+            }
+            n.schedule()
+                .map_err(|m| invalid("networks.schedule", name, m))?;
+            if !(1..=600).contains(&n.timeout_s) {
+                return Err(invalid(
+                    "networks.timeout_s",
+                    name,
+                    "must be between 1 and 600".into(),
+                ));
+            }
+            if n.map.is_some() && !n.kind.is_mapped() {
+                return Err(invalid(
+                    "networks.map",
+                    name,
+                    format!(
+                        "only csv and json networks take a map, not {}",
+                        n.kind.as_str()
+                    ),
+                ));
+            }
+            match n.file_path() {
+                Some(path) => {
+                    if n.enabled && !path.is_file() {
+                        return Err(invalid(
+                            "networks.url",
+                            name,
+                            format!("{} is not a readable file", path.display()),
+                        ));
+                    }
+                }
+                None => {
+                    let ok = url::Url::parse(&n.url).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https") && u.host().is_some()
+                    });
+                    if !ok {
+                        return Err(invalid(
+                            "networks.url",
+                            name,
+                            format!("`{}` is not an http(s) or file:// URL", n.url),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -244,23 +427,56 @@ impl Settings {
         if !shown.auth.secret.is_empty() {
             shown.auth.secret = "********".to_owned();
         }
+        for n in &mut shown.networks {
+            if !n.token.is_empty() {
+                n.token = "********".to_owned();
+            }
+        }
         toml_lines(&shown)
     }
 }
 
-/// Renders settings as TOML-like `[section]` / `key = value` lines via serde_json (no extra crate).
+/// Renders settings as TOML (`[section]`, `[[array]]`, inline tables) via serde_json (no extra
+/// crate).
 fn toml_lines(settings: &Settings) -> String {
+    use serde_json::Value;
+    fn inline(v: &Value) -> String {
+        match v {
+            Value::Object(keys) => {
+                let parts: Vec<String> = keys
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", inline(v)))
+                    .collect();
+                format!("{{ {} }}", parts.join(", "))
+            }
+            other => other.to_string(),
+        }
+    }
+    fn table(out: &mut String, header: String, body: &Value) {
+        out.push_str(&header);
+        out.push('\n');
+        if let Value::Object(keys) = body {
+            for (key, v) in keys {
+                out.push_str(&format!("{key} = {}\n", inline(v)));
+            }
+        }
+        out.push('\n');
+    }
     let mut out = String::new();
     let value = serde_json::to_value(settings).unwrap_or_default();
-    if let serde_json::Value::Object(sections) = value {
+    if let Value::Object(sections) = value {
         for (section, body) in sections {
-            out.push_str(&format!("[{section}]\n"));
-            if let serde_json::Value::Object(keys) = body {
-                for (key, v) in keys {
-                    out.push_str(&format!("{key} = {v}\n"));
+            match &body {
+                Value::Array(items) => {
+                    if items.is_empty() {
+                        out.push_str(&format!("{section} = []\n\n"));
+                    }
+                    for item in items {
+                        table(&mut out, format!("[[{section}]]"), item);
+                    }
                 }
+                _ => table(&mut out, format!("[{section}]"), &body),
             }
-            out.push('\n');
         }
     }
     out
@@ -323,5 +539,63 @@ mod tests {
         let shown = s.to_masked_toml();
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("********"));
+    }
+
+    #[test]
+    fn a_file_listing_networks_replaces_the_demo() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[[networks]]\nname = \"shop\"\nkind = \"json\"\nurl = \"https://shop.example/feed\"\n\
+             schedule = \"0 0 * * * *\"\nmap = { external_id = \"ref\" }\n",
+        )
+        .unwrap();
+        let s = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap();
+        assert_eq!(s.networks.len(), 1);
+        let n = &s.networks[0];
+        assert_eq!(n.name, "shop");
+        assert_eq!(n.timeout_s, 30);
+        assert!(n.enabled);
+        let map = n.map.clone().unwrap();
+        assert_eq!(map.external_id, "ref");
+        assert_eq!(
+            map.retailer, "retailer",
+            "unmapped fields keep their defaults"
+        );
+
+        std::fs::write(&path, "networks = []\n").unwrap();
+        let s = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap();
+        assert!(s.networks.is_empty());
+    }
+
+    #[test]
+    fn bad_networks_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let cases = [
+            ("schedule = \"every day\"", "networks.schedule"),
+            ("schedule = \"0 0 * * * *\"\nurl2 = \"x\"", "url2"),
+            (
+                "schedule = \"0 0 * * * *\"\ntimeout_s = 0",
+                "networks.timeout_s",
+            ),
+        ];
+        for (extra, key) in cases {
+            std::fs::write(
+                &path,
+                format!("[[networks]]\nname = \"n\"\nkind = \"awin\"\nurl = \"https://a.example\"\n{extra}\n"),
+            )
+            .unwrap();
+            let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        std::fs::write(
+            &path,
+            "[[networks]]\nname = \"n\"\nkind = \"csv\"\nurl = \"file:///no/such/file.csv\"\nschedule = \"0 0 * * * *\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("networks.url"), "{err}");
     }
 }

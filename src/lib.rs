@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod feeds;
 pub mod http;
 pub mod security;
 pub mod store;

@@ -13,3 +13,17 @@ pub struct Ping;
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), ActorPanic>")]
 pub struct Sweep;
+
+/// Pull a network's feed now (answered when the pull is done; joins a pull already running).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<PullOutcome, ActorPanic>")]
+pub struct PullNow;
+
+/// How a pull ended.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    pub summary: crate::domain::network::PullSummary,
+    pub state: crate::domain::network::NetworkState,
+    /// Why the pull failed, if it did.
+    pub error: Option<String>,
+}

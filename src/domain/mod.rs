@@ -2,7 +2,10 @@
 //! Everything here is unit- and property-testable without a store or a server.
 
 pub mod auth;
+pub mod network;
+pub mod notification;
 pub mod user;
+pub mod voucher;
 
 /// A rule broken by input: which field, and why. Shown to clients as 422 `validation_failed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

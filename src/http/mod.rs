@@ -5,11 +5,13 @@ pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod middleware;
+pub mod networks;
 pub mod ops;
 pub mod pagination;
 pub mod rate_limit;
 pub mod tokens;
 pub mod users;
+pub mod vouchers;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ pub struct AppState {
     pub passwords: Passwords,
     pub actors: ActorAddrs,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
+    pub listing_cache: vouchers::ListingCache,
 }
 
 #[derive(OpenApi)]
@@ -47,6 +50,8 @@ pub struct AppState {
     tags(
         (name = "users", description = "Registration and user management"),
         (name = "auth", description = "Tokens and API keys"),
+        (name = "networks", description = "Affiliate networks and their pulls"),
+        (name = "vouchers", description = "The catalogue of collected vouchers"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -70,7 +75,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/api/v1")
             .configure(users::routes)
             .configure(tokens::routes)
-            .configure(api_keys::routes),
+            .configure(api_keys::routes)
+            .configure(networks::routes)
+            .configure(vouchers::routes),
     );
 }
 

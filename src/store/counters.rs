@@ -7,6 +7,17 @@ use super::keys::{u64_from, u64_key};
 use super::{Store, StoreError};
 
 pub const USERS: &str = "users";
+/// Vouchers stored, every phase.
+pub const VOUCHERS: &str = "vouchers";
+
+/// The counter of active vouchers of one retailer, category or network (`scope`), by its key.
+pub fn active_key(scope: &str, key: &str) -> Vec<u8> {
+    super::keys::KeyBuf::new()
+        .str("active")
+        .str(scope)
+        .str(key)
+        .build()
+}
 
 pub struct Counters<'a> {
     store: &'a Store,
@@ -17,7 +28,7 @@ impl<'a> Counters<'a> {
         Self { store }
     }
 
-    pub fn get(&self, name: &str) -> Result<u64, StoreError> {
+    pub fn get(&self, name: impl AsRef<[u8]>) -> Result<u64, StoreError> {
         Ok(self
             .store
             .trees()
@@ -31,9 +42,13 @@ impl<'a> Counters<'a> {
 /// Adds `delta` (may be negative) to a counter inside a transaction; never goes below zero.
 pub(crate) fn bump(
     counters: &TransactionalTree,
-    name: &str,
+    name: impl AsRef<[u8]>,
     delta: i64,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let name = name.as_ref();
     let current = counters.get(name)?.and_then(|v| u64_from(&v)).unwrap_or(0);
     let next = current.saturating_add_signed(delta);
     counters.insert(name, &u64_key(next))?;

@@ -8,6 +8,12 @@
 //! - `tokens`      sha256(token)(32) → TokenRecord (JSON)
 //! - `user_token`  UserId(16) ‖ sha256(token)(32) → ()
 //! - `token_expiry` expires_at(8, ordered micros) ‖ sha256(token)(32) → ()
+//! - the voucher catalogue (`vouchers`, `external_voucher`, `retailer_voucher`,
+//!   `category_voucher`, `network_voucher`, `voucher_due`, `retailers`, `categories`): see
+//!   [`vouchers`]
+//! - `networks`    network name → NetworkRecord (JSON): pull state, see [`networks`]
+//! - `feed_staging` network ‖ 0xff ‖ seq(8) → Offer (JSON): pages of a pull in progress
+//! - `notifications` NotificationId(16) → Notification (JSON): admin alerts
 //!
 //! sled calls block (and may fsync): async code reaches the store through [`Store::run`] and
 //! [`Store::write`], which run on the store's own small thread [`pool`]. `write` returns only when the write is
@@ -18,13 +24,18 @@ pub mod counters;
 pub mod flusher;
 pub mod keys;
 pub mod meta;
+pub mod networks;
+pub mod notifications;
 pub mod pool;
 pub mod schema;
+pub mod staging;
 pub mod tokens;
 pub mod users;
+pub mod vouchers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -85,6 +96,17 @@ pub(crate) struct Trees {
     pub tokens: sled::Tree,
     pub user_token: sled::Tree,
     pub token_expiry: sled::Tree,
+    pub vouchers: sled::Tree,
+    pub external_voucher: sled::Tree,
+    pub retailer_voucher: sled::Tree,
+    pub category_voucher: sled::Tree,
+    pub network_voucher: sled::Tree,
+    pub voucher_due: sled::Tree,
+    pub retailers: sled::Tree,
+    pub categories: sled::Tree,
+    pub networks: sled::Tree,
+    pub feed_staging: sled::Tree,
+    pub notifications: sled::Tree,
 }
 
 /// Names of all trees, for backup and the emptiness check of `import`.
@@ -96,6 +118,17 @@ pub const TREE_NAMES: &[&str] = &[
     "tokens",
     "user_token",
     "token_expiry",
+    "vouchers",
+    "external_voucher",
+    "retailer_voucher",
+    "category_voucher",
+    "network_voucher",
+    "voucher_due",
+    "retailers",
+    "categories",
+    "networks",
+    "feed_staging",
+    "notifications",
 ];
 
 impl Trees {
@@ -108,6 +141,17 @@ impl Trees {
             tokens: db.open_tree("tokens")?,
             user_token: db.open_tree("user_token")?,
             token_expiry: db.open_tree("token_expiry")?,
+            vouchers: db.open_tree("vouchers")?,
+            external_voucher: db.open_tree("external_voucher")?,
+            retailer_voucher: db.open_tree("retailer_voucher")?,
+            category_voucher: db.open_tree("category_voucher")?,
+            network_voucher: db.open_tree("network_voucher")?,
+            voucher_due: db.open_tree("voucher_due")?,
+            retailers: db.open_tree("retailers")?,
+            categories: db.open_tree("categories")?,
+            networks: db.open_tree("networks")?,
+            feed_staging: db.open_tree("feed_staging")?,
+            notifications: db.open_tree("notifications")?,
         })
     }
 }
@@ -120,6 +164,8 @@ struct Inner {
     log_file: Option<Arc<std::fs::File>>,
     db: sled::Db,
     path: PathBuf,
+    /// Bumped by every catalogue write: caches of listings compare it to know they are stale.
+    catalogue_generation: AtomicU64,
 }
 
 /// A cheap-to-clone handle on the open store. The directory stays locked until the last clone drops.
@@ -163,6 +209,7 @@ impl Store {
                 log_file,
                 db,
                 path: settings.path.clone(),
+                catalogue_generation: AtomicU64::new(0),
             }),
         })
     }
@@ -240,5 +287,32 @@ impl Store {
 
     pub fn meta(&self) -> meta::Meta<'_> {
         meta::Meta::new(self)
+    }
+
+    pub fn vouchers(&self) -> vouchers::Vouchers<'_> {
+        vouchers::Vouchers::new(self)
+    }
+
+    pub fn networks(&self) -> networks::Networks<'_> {
+        networks::Networks::new(self)
+    }
+
+    pub fn staging(&self) -> staging::Staging<'_> {
+        staging::Staging::new(self)
+    }
+
+    pub fn notifications(&self) -> notifications::Notifications<'_> {
+        notifications::Notifications::new(self)
+    }
+
+    /// Changes whenever the catalogue changes (in this process).
+    pub fn catalogue_generation(&self) -> u64 {
+        self.inner.catalogue_generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_catalogue_generation(&self) {
+        self.inner
+            .catalogue_generation
+            .fetch_add(1, Ordering::AcqRel);
     }
 }

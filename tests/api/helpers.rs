@@ -35,6 +35,8 @@ pub fn test_settings(store_path: PathBuf) -> Settings {
     s.rate_limit.per_second = 10_000;
     s.rate_limit.burst = 10_000;
     s.auth.bootstrap_admin_password = Some(ADMIN_PASSWORD.into());
+    // Tests that need networks add their own (wiremock servers or fixture files).
+    s.networks.clear();
     s
 }
 

@@ -35,7 +35,8 @@ fn voucherd() -> Command {
     cmd.env_remove("VOUCHERD_CONFIG")
         .env("VOUCHERD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "info")
-        .current_dir(std::env::temp_dir());
+        // The default config's demo network reads examples/feeds/ relative to the working directory.
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }
 

@@ -24,15 +24,44 @@ impl Handler<Sweep> for Housekeeper {
             act.sweeping = true;
             let store = act.store.clone();
             let now = act.clock.now();
-            let work = async move { store.write(move |s| s.tokens().purge_expired(now)).await };
-            ctx.spawn(work.into_actor(act).map(|result, act, _| {
+            let retention = act.retention;
+            let work = async move {
+                let tokens = store.write(move |s| s.tokens().purge_expired(now)).await;
+                let vouchers = sweep_vouchers(&store, now, retention).await;
+                (tokens, vouchers)
+            };
+            ctx.spawn(work.into_actor(act).map(|(tokens, vouchers), act, _| {
                 act.sweeping = false;
-                match result {
+                match tokens {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "expired tokens purged"),
                     Err(e) => tracing::warn!(error = %e, "token purge failed"),
                 }
+                match vouchers {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(moved = n, "voucher phases swept"),
+                    Err(e) => tracing::warn!(error = %e, "voucher sweep failed"),
+                }
             }));
         })
+    }
+}
+
+/// Sweeps due vouchers in batches until none is due.
+async fn sweep_vouchers(
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+    retention: chrono::Duration,
+) -> Result<usize, crate::store::StoreError> {
+    const BATCH: usize = 1000;
+    let mut total = 0;
+    loop {
+        let n = store
+            .write(move |s| s.vouchers().sweep_due(now, retention, BATCH))
+            .await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
     }
 }

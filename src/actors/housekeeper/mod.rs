@@ -1,6 +1,7 @@
 //! Housekeeper: periodic upkeep that belongs to no request. Every `INTERVAL` it purges expired
-//! tokens (through the expiry index) and runs the metrics exporter's upkeep. Later issues add
-//! their sweeps here (expired idempotency keys, retention of old vouchers).
+//! tokens (through the expiry index), moves vouchers whose phase changed (started, ended) and
+//! removes expired ones past retention (through the `voucher_due` index), and runs the metrics
+//! exporter's upkeep. Later issues add their sweeps here (expired idempotency keys).
 
 mod handlers;
 
@@ -11,6 +12,7 @@ use actix::{Actor, AsyncContext, Context, Supervised};
 use super::messages::Sweep;
 use super::supervise::{SupervisedActor, note_restart};
 use crate::clock::SharedClock;
+use crate::config::CatalogueSettings;
 use crate::store::Store;
 
 pub const INTERVAL: Duration = Duration::from_secs(60);
@@ -18,15 +20,17 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 pub struct Housekeeper {
     store: Store,
     clock: SharedClock,
+    retention: chrono::Duration,
     /// A sweep is running; the next tick is skipped rather than stacked.
     sweeping: bool,
 }
 
 impl Housekeeper {
-    pub fn new(store: Store, clock: SharedClock) -> Self {
+    pub fn new(store: Store, clock: SharedClock, catalogue: &CatalogueSettings) -> Self {
         Self {
             store,
             clock,
+            retention: chrono::Duration::days(i64::from(catalogue.retention_days)),
             sweeping: false,
         }
     }

@@ -1,0 +1,46 @@
+//! Admin alerts (`pool_low`, `campaign_ended`, `network_failing`, `delivery_failing`): stored when
+//! raised; the Notifier of a later issue sends them through the delivery dispatcher.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    PoolLow,
+    CampaignEnded,
+    NetworkFailing,
+    DeliveryFailing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    pub v: u32,
+    pub id: Uuid,
+    pub kind: NotificationKind,
+    /// What it is about (a network name, a campaign id).
+    pub subject: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    /// Set when the dispatcher has sent it to the admins.
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Notification {
+    pub const VERSION: u32 = 1;
+
+    pub fn new(kind: NotificationKind, subject: &str, message: String, now: DateTime<Utc>) -> Self {
+        Self {
+            v: Self::VERSION,
+            id: Uuid::now_v7(),
+            kind,
+            subject: subject.to_owned(),
+            message,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+}

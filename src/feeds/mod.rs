@@ -1,0 +1,284 @@
+//! Affiliate-network adapters: one module per format, pure functions from the bytes a network
+//! answered with to normalised offers and per-row errors. No I/O here: the `NetworkActor` fetches
+//! (`crate::actors::network::fetch`) and stores; this module says *what* to ask for
+//! ([`request`]) and *what the answer means* ([`parse`]).
+//!
+//! A row that breaks a rule is rejected with its reason and the rest of the page is kept
+//! ([`RowError`]); a page that cannot be read at all, or that reports a fault inside a successful
+//! HTTP answer (Rakuten), is a [`FeedError`] and the pull ingests nothing.
+
+pub mod awin;
+pub mod cj;
+pub mod impact;
+pub mod loose;
+pub mod mapped;
+pub mod rakuten;
+pub mod tradedoubler;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::voucher::{Offer, RawOffer};
+
+/// The formats voucherd reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    Awin,
+    Cj,
+    Rakuten,
+    Impact,
+    Tradedoubler,
+    Csv,
+    Json,
+}
+
+impl FeedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::Awin => "awin",
+            FeedKind::Cj => "cj",
+            FeedKind::Rakuten => "rakuten",
+            FeedKind::Impact => "impact",
+            FeedKind::Tradedoubler => "tradedoubler",
+            FeedKind::Csv => "csv",
+            FeedKind::Json => "json",
+        }
+    }
+
+    /// Whether the format has a field mapping (`map` in the network's config).
+    pub fn is_mapped(self) -> bool {
+        matches!(self, FeedKind::Csv | FeedKind::Json)
+    }
+}
+
+/// Column (csv) or field path (json, dots for nesting) of each voucher field, for `csv` and `json`
+/// feeds. The defaults read the columns of a plain export: `id, retailer, category, title,
+/// description, code, url, starts, ends`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FieldMap {
+    pub external_id: String,
+    pub retailer: String,
+    pub category: String,
+    pub title: String,
+    pub description: String,
+    pub code: String,
+    pub url: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    /// json only: dotted path of the array of rows; empty when the document is the array.
+    pub items: String,
+}
+
+impl Default for FieldMap {
+    fn default() -> Self {
+        Self {
+            external_id: "id".into(),
+            retailer: "retailer".into(),
+            category: "category".into(),
+            title: "title".into(),
+            description: "description".into(),
+            code: "code".into(),
+            url: "url".into(),
+            starts_at: "starts".into(),
+            ends_at: "ends".into(),
+            items: String::new(),
+        }
+    }
+}
+
+/// Where and how to reach one network (from its `[[networks]]` entry).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub kind: FeedKind,
+    pub url: String,
+    pub token: String,
+    pub account: String,
+    pub map: FieldMap,
+}
+
+/// Which page to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRef {
+    Number(u32),
+    /// A path (or URL) the previous page named, relative to the feed's host.
+    Uri(String),
+}
+
+/// What the previous pages told the parser of the next one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageCtx {
+    /// 1-based number of this page.
+    pub number: u32,
+    /// Rows read on earlier pages.
+    pub rows_before: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+/// An HTTP request to make, described without doing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub auth: Auth,
+    pub accept: &'static str,
+    pub json_body: Option<serde_json::Value>,
+}
+
+/// One page, read.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub offers: Vec<Offer>,
+    pub rejected: Vec<RowError>,
+    pub next: Option<PageRef>,
+}
+
+impl Page {
+    pub fn rows(&self) -> usize {
+        self.offers.len() + self.rejected.len()
+    }
+}
+
+/// A row that was not ingested, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RowError {
+    /// 1-based position of the row on its page.
+    pub row: usize,
+    pub page: u32,
+    pub external_id: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "page {} row {}", self.page, self.row)?;
+        if let Some(id) = &self.external_id {
+            write!(f, " (id {id})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// The answer is not the format the network speaks.
+    #[error("malformed feed: {0}")]
+    Malformed(String),
+    /// The network answered with an error report (e.g. Rakuten's `<fault>` inside an HTTP 200).
+    #[error("the network reported a fault: {0}")]
+    Fault(String),
+}
+
+/// The request for a page of `source`.
+pub fn request(source: &Source, page: &PageRef) -> Request {
+    let base = source.url.replace("{account}", &source.account);
+    let bearer = || {
+        if source.token.is_empty() {
+            Auth::None
+        } else {
+            Auth::Bearer(source.token.clone())
+        }
+    };
+    match source.kind {
+        FeedKind::Awin => awin::request(&base, bearer(), page),
+        FeedKind::Cj => cj::request(&base, &source.account, bearer(), page),
+        FeedKind::Rakuten => rakuten::request(&base, bearer(), page),
+        FeedKind::Impact => impact::request(&base, &source.account, &source.token, page),
+        FeedKind::Tradedoubler => tradedoubler::request(&base, &source.token),
+        FeedKind::Csv | FeedKind::Json => Request {
+            method: Method::Get,
+            url: base,
+            auth: bearer(),
+            accept: if source.kind == FeedKind::Csv {
+                "text/csv"
+            } else {
+                "application/json"
+            },
+            json_body: None,
+        },
+    }
+}
+
+/// Reads one page of `kind`. Never panics, whatever the bytes.
+pub fn parse(source: &Source, ctx: PageCtx, bytes: &[u8]) -> Result<Page, FeedError> {
+    let (raws, next) = match source.kind {
+        FeedKind::Awin => awin::parse(bytes, ctx)?,
+        FeedKind::Cj => cj::parse(bytes, ctx)?,
+        FeedKind::Rakuten => rakuten::parse(bytes, ctx)?,
+        FeedKind::Impact => impact::parse(bytes)?,
+        FeedKind::Tradedoubler => (tradedoubler::parse(bytes)?, None),
+        FeedKind::Csv => (mapped::parse_csv(bytes, &source.map)?, None),
+        FeedKind::Json => (mapped::parse_json(bytes, &source.map)?, None),
+    };
+    Ok(finish(raws, ctx.number, next))
+}
+
+/// A row as an adapter read it: the raw offer, or why it could not even be read.
+pub type RawRow = Result<RawOffer, (Option<String>, String)>;
+
+/// Normalises every row, splitting the good from the rejected.
+fn finish(rows: Vec<RawRow>, page: u32, next: Option<PageRef>) -> Page {
+    let mut out = Page {
+        offers: Vec::with_capacity(rows.len()),
+        rejected: Vec::new(),
+        next,
+    };
+    for (i, row) in rows.into_iter().enumerate() {
+        let reject = |external_id: Option<String>, reason: String| RowError {
+            row: i + 1,
+            page,
+            external_id,
+            reason,
+        };
+        match row {
+            Ok(raw) => match raw.normalise() {
+                Ok(offer) => out.offers.push(offer),
+                Err(reason) => out.rejected.push(reject(
+                    raw.external_id.map(|s| s.chars().take(64).collect()),
+                    reason,
+                )),
+            },
+            Err((id, reason)) => out.rejected.push(reject(id, reason)),
+        }
+    }
+    out
+}
+
+/// Appends query parameters to a URL given as text (keeps what it already has).
+pub(crate) fn with_query(url: &str, params: &[(&str, String)]) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.scheme() != "file" => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Text of the bytes, or a malformed-feed error.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, FeedError> {
+    let s =
+        std::str::from_utf8(bytes).map_err(|e| FeedError::Malformed(format!("not UTF-8: {e}")))?;
+    Ok(s.strip_prefix('\u{feff}').unwrap_or(s))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Every adapter against its network's sample (tests/fixtures/feeds, copied from the shared
+//! samples), and the property that no adapter panics on arbitrary bytes.
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+fn source(kind: FeedKind) -> Source {
+    Source {
+        kind,
+        url: "https://api.example/feed".into(),
+        token: "tok".into(),
+        account: "acct".into(),
+        map: FieldMap::default(),
+    }
+}
+
+fn first() -> PageCtx {
+    PageCtx {
+        number: 1,
+        rows_before: 0,
+    }
+}
+
+fn t(s: &str) -> Option<DateTime<Utc>> {
+    Some(s.parse().unwrap())
+}
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!("../../tests/fixtures/feeds/", $name))
+    };
+}
+
+#[test]
+fn awin_sample() {
+    let page = parse(
+        &source(FeedKind::Awin),
+        first(),
+        fixture!("awin-promotions.json"),
+    )
+    .unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    assert_eq!(page.offers.len(), 2);
+    let tent = &page.offers[0];
+    assert_eq!(tent.external_id, "812345");
+    assert_eq!(tent.retailer, "Northwind Outdoor");
+    assert_eq!(tent.code.as_deref(), Some("TENT15"));
+    assert!(
+        tent.url
+            .as_deref()
+            .unwrap()
+            .starts_with("https://www.awin1.com/")
+    );
+    let free = &page.offers[1];
+    assert_eq!(free.code, None, "voucher: null means no code");
+    assert_eq!(free.starts_at, t("2026-11-19T23:00:00Z"), "offset applied");
+    assert_eq!(page.next, None, "page 1 of 2 rows with total 2");
+}
+
+#[test]
+fn awin_pages_until_total() {
+    let body = br#"{"data":[{"promotionId":1,"advertiser":{"name":"A"},"title":"x"}],
+                    "pagination":{"page":1,"pageSize":1,"total":3}}"#;
+    let page = parse(&source(FeedKind::Awin), first(), body).unwrap();
+    assert_eq!(page.next, Some(PageRef::Number(2)));
+    let req = request(&source(FeedKind::Awin), &PageRef::Number(2));
+    assert_eq!(req.method, Method::Post);
+    assert_eq!(req.auth, Auth::Bearer("tok".into()));
+    assert_eq!(req.json_body.unwrap()["pagination"]["page"], 2);
+}
+
+#[test]
+fn cj_sample_with_na_code_and_empty_end() {
+    let page = parse(
+        &source(FeedKind::Cj),
+        first(),
+        fixture!("cj-link-search.xml"),
+    )
+    .unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    assert_eq!(page.offers.len(), 2);
+    let shoes = &page.offers[0];
+    assert_eq!(shoes.external_id, "13579246");
+    assert_eq!(shoes.category.as_deref(), Some("Apparel & Accessories"));
+    assert_eq!(shoes.code.as_deref(), Some("STEP20"));
+    assert_eq!(shoes.starts_at, t("2026-11-15T00:00:00Z"));
+    let travel = &page.offers[1];
+    assert_eq!(travel.code, None, "N/A is no code");
+    assert_eq!(travel.ends_at, None, "empty end date is none");
+    assert_eq!(page.next, None);
+    let req = request(&source(FeedKind::Cj), &PageRef::Number(3));
+    assert!(req.url.contains("page-number=3"), "{}", req.url);
+    assert!(req.url.contains("website-id=acct"), "{}", req.url);
+}
+
+#[test]
+fn rakuten_sample_and_fault() {
+    let page = parse(
+        &source(FeedKind::Rakuten),
+        first(),
+        fixture!("rakuten-coupons.xml"),
+    )
+    .unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    assert_eq!(page.offers.len(), 2);
+    assert_eq!(page.offers[0].external_id, "38765-111.1");
+    assert_eq!(page.offers[0].category.as_deref(), Some("Home & Garden"));
+    assert_eq!(page.offers[0].ends_at, t("2026-12-10T23:59:59Z"));
+    assert_eq!(page.offers[1].code, None);
+    let fault = parse(
+        &source(FeedKind::Rakuten),
+        first(),
+        fixture!("rakuten-fault.xml"),
+    );
+    match fault {
+        Err(FeedError::Fault(m)) => assert!(m.contains("Invalid or unapproved token"), "{m}"),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn impact_sample_pages_relative_and_flags_patterns() {
+    let p1 = parse(
+        &source(FeedKind::Impact),
+        first(),
+        fixture!("impact-promocodes-page1.json"),
+    )
+    .unwrap();
+    assert_eq!(p1.offers[0].external_id, "90001");
+    assert_eq!(p1.offers[0].retailer, "Woodgrove Fitness");
+    assert_eq!(p1.offers[0].starts_at, t("2026-11-02T08:00:00Z"));
+    let next = p1.next.clone().unwrap();
+    let src = Source {
+        url: "https://api.impact.example/Mediapartners/IRabc123/PromoCodes".into(),
+        ..source(FeedKind::Impact)
+    };
+    let req = request(&src, &next);
+    assert_eq!(
+        req.url,
+        "https://api.impact.example/Mediapartners/IRabc123/PromoCodes?PageSize=1&Page=2"
+    );
+    assert_eq!(
+        req.auth,
+        Auth::Basic {
+            user: "acct".into(),
+            password: "tok".into()
+        }
+    );
+    assert_eq!(req.accept, "application/json");
+    let p2 = parse(&src, first(), fixture!("impact-promocodes-page2.json")).unwrap();
+    assert_eq!(p2.next, None, "empty @nextpageuri ends paging");
+    assert!(p2.offers[0].code_is_pattern);
+    assert_eq!(p2.offers[0].code.as_deref(), Some("GYM-[A-Z]{4}"));
+    assert!(!p1.offers[0].code_is_pattern);
+}
+
+#[test]
+fn tradedoubler_sample_with_epoch_millis() {
+    let page = parse(
+        &source(FeedKind::Tradedoubler),
+        first(),
+        fixture!("tradedoubler-vouchers.json"),
+    )
+    .unwrap();
+    assert_eq!(page.offers.len(), 1);
+    let o = &page.offers[0];
+    assert_eq!(o.retailer, "Proseware Cosmetics");
+    assert_eq!(o.starts_at, t("2026-11-13T00:00:00Z"));
+    assert_eq!(o.ends_at, t("2026-12-31T23:59:59Z"));
+    let req = request(&source(FeedKind::Tradedoubler), &PageRef::Number(1));
+    assert!(req.url.ends_with("?token=tok"), "{}", req.url);
+    assert_eq!(req.auth, Auth::None);
+}
+
+#[test]
+fn csv_sample_with_default_mapping() {
+    let page = parse(&source(FeedKind::Csv), first(), fixture!("generic.csv")).unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    assert_eq!(page.offers.len(), 2);
+    assert_eq!(page.offers[0].title, "Rugs: buy one, get one half price");
+    assert_eq!(page.offers[1].code, None);
+    assert_eq!(page.offers[1].ends_at, None);
+}
+
+#[test]
+fn json_with_a_custom_mapping_and_a_bad_row() {
+    let map = FieldMap {
+        external_id: "ref".into(),
+        retailer: "shop.name".into(),
+        title: "headline".into(),
+        items: "result.offers".into(),
+        ..FieldMap::default()
+    };
+    let src = Source {
+        map,
+        ..source(FeedKind::Json)
+    };
+    let body = br#"{"result":{"offers":[
+        {"ref": 7, "shop": {"name": "Alpine Ski"}, "headline": "Ski pass -10%", "code": "SKI10", "ends": "2027-01-01"},
+        {"ref": 8, "headline": "no shop"},
+        "not an object"
+    ]}}"#;
+    let page = parse(&src, first(), body).unwrap();
+    assert_eq!(page.offers.len(), 1);
+    assert_eq!(page.offers[0].external_id, "7");
+    assert_eq!(page.rejected.len(), 2);
+    assert_eq!(page.rejected[0].row, 2);
+    assert!(page.rejected[0].reason.contains("retailer"));
+}
+
+#[test]
+fn a_bad_row_is_rejected_and_the_rest_kept() {
+    let body = br#"[
+        {"id": 1, "programName": "Shop", "title": "ok", "startDate": 1794528000000},
+        {"id": 2, "programName": "Shop", "title": "bad url", "defaultTrackUri": "ftp://x"},
+        {"id": 3, "programName": {"nested": true}, "title": "odd retailer"},
+        42
+    ]"#;
+    let page = parse(&source(FeedKind::Tradedoubler), first(), body).unwrap();
+    assert_eq!(page.offers.len(), 1);
+    assert_eq!(page.rejected.len(), 3);
+    assert_eq!(page.rejected[0].external_id.as_deref(), Some("2"));
+}
+
+#[test]
+fn malformed_documents_are_feed_errors() {
+    for kind in [
+        FeedKind::Awin,
+        FeedKind::Cj,
+        FeedKind::Rakuten,
+        FeedKind::Impact,
+        FeedKind::Tradedoubler,
+        FeedKind::Json,
+    ] {
+        let got = parse(&source(kind), first(), b"<html>502 Bad Gateway</html>");
+        assert!(
+            matches!(got, Err(FeedError::Malformed(_))),
+            "{kind:?}: {got:?}"
+        );
+    }
+    let got = parse(&source(FeedKind::Csv), first(), b"foo,bar\n1,2\n");
+    assert!(matches!(got, Err(FeedError::Malformed(_))), "{got:?}");
+}
+
+const KINDS: [FeedKind; 7] = [
+    FeedKind::Awin,
+    FeedKind::Cj,
+    FeedKind::Rakuten,
+    FeedKind::Impact,
+    FeedKind::Tradedoubler,
+    FeedKind::Csv,
+    FeedKind::Json,
+];
+
+proptest! {
+    #[test]
+    fn no_adapter_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        for kind in KINDS {
+            let _ = parse(&source(kind), first(), &bytes);
+        }
+    }
+
+    /// Mutations of real samples reach deeper into each parser than random bytes do.
+    #[test]
+    fn no_adapter_panics_on_mutated_samples(at in 0usize..4096, byte: u8, cut in 0usize..4096) {
+        let samples: [(FeedKind, &[u8]); 7] = [
+            (FeedKind::Awin, fixture!("awin-promotions.json")),
+            (FeedKind::Cj, fixture!("cj-link-search.xml")),
+            (FeedKind::Rakuten, fixture!("rakuten-coupons.xml")),
+            (FeedKind::Impact, fixture!("impact-promocodes-page1.json")),
+            (FeedKind::Tradedoubler, fixture!("tradedoubler-vouchers.json")),
+            (FeedKind::Csv, fixture!("generic.csv")),
+            (FeedKind::Json, fixture!("tradedoubler-vouchers.json")),
+        ];
+        for (kind, sample) in samples {
+            let mut bytes = sample.to_vec();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let _ = parse(&source(kind), first(), &bytes);
+        }
+    }
+}

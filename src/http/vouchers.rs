@@ -1,0 +1,307 @@
+//! `/api/v1/vouchers`, `/retailers`, `/categories`: the public catalogue of collected vouchers.
+//!
+//! Listings page over a store index, newest first. Hot listings are cached in a `DashMap` keyed by
+//! the query; an entry is served while the catalogue generation it was built at is current (every
+//! ingest and sweep bumps it) and it is younger than `catalogue.cache_ttl_s` (so time alone —
+//! a voucher ending — shows within that time).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{get, web};
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::domain::voucher::{MAX_NAME, Voucher};
+use crate::store::vouchers::{Filter, NameCount};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list)
+        .service(get_one)
+        .service(retailers)
+        .service(categories);
+}
+
+/// Cached listings beyond this many are dropped wholesale (the cache refills with what is hot).
+const CACHE_ENTRIES: usize = 1024;
+
+/// The listing cache (one per application, shared by all workers).
+pub struct ListingCache {
+    entries: DashMap<CacheKey, Cached>,
+    ttl: Duration,
+}
+
+type CacheKey = (Filter, Option<Uuid>, usize);
+
+struct Cached {
+    generation: u64,
+    at: Instant,
+    page: Arc<VoucherPage>,
+}
+
+impl ListingCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            entries: DashMap::new(),
+            ttl,
+        }
+    }
+
+    fn get(&self, key: &CacheKey, generation: u64) -> Option<Arc<VoucherPage>> {
+        let hit = self.entries.get(key)?;
+        (hit.generation == generation && hit.at.elapsed() < self.ttl).then(|| hit.page.clone())
+    }
+
+    fn put(&self, key: CacheKey, generation: u64, page: Arc<VoucherPage>) {
+        if self.entries.len() >= CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(
+            key,
+            Cached {
+                generation,
+                at: Instant::now(),
+                page,
+            },
+        );
+    }
+}
+
+/// A collected voucher.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VoucherView {
+    pub id: Uuid,
+    pub network: String,
+    pub external_id: String,
+    pub retailer: String,
+    pub category: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    /// `null` when the offer needs no code.
+    pub code: Option<String>,
+    /// The code is a pattern (a regular expression the network matches), not a literal code.
+    pub code_is_pattern: bool,
+    pub url: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub first_seen_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Valid now.
+    pub active: bool,
+}
+
+impl VoucherView {
+    fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
+        let o = &v.offer;
+        Self {
+            id: v.id,
+            network: v.network.clone(),
+            external_id: o.external_id.clone(),
+            retailer: o.retailer.clone(),
+            category: o.category.clone(),
+            title: o.title.clone(),
+            description: o.description.clone(),
+            code: o.code.clone(),
+            code_is_pattern: o.code_is_pattern,
+            url: o.url.clone(),
+            starts_at: o.starts_at,
+            ends_at: o.ends_at,
+            first_seen_at: v.first_seen_at,
+            updated_at: v.updated_at,
+            active: v.window().is_active(now),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoucherPage {
+    pub items: Vec<VoucherView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VoucherQuery {
+    /// Retailer name (any case).
+    pub retailer: Option<String>,
+    /// Category name (any case).
+    pub category: Option<String>,
+    /// Text in the title, description, retailer or code (any case).
+    pub q: Option<String>,
+    /// Network name.
+    pub network: Option<String>,
+    /// Only vouchers valid now (default true); `false` lists upcoming and expired ones too.
+    pub active: Option<bool>,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn limit(n: Option<u32>) -> Result<usize, ApiError> {
+    match n {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
+        Some(_) => Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        )),
+    }
+}
+
+fn text(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) if v.chars().count() > max => Err(ApiError::BadRequest(format!(
+            "{field} must be at most {max} characters"
+        ))),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::BadRequest(format!(
+            "{field} must not contain control characters"
+        ))),
+        Some(v) => Ok(Some(v.trim().to_owned())),
+    }
+}
+
+/// Collected vouchers, newest first, filtered (anyone).
+#[utoipa::path(tag = "vouchers", params(VoucherQuery), responses((status = 200, body = VoucherPage), (status = 400, body = Problem)))]
+#[get("/vouchers")]
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<VoucherQuery>,
+) -> Result<web::Json<Arc<VoucherPage>>, ApiError> {
+    let query = query.into_inner();
+    let limit = limit(query.limit)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()?;
+    let filter = Filter {
+        retailer: text("retailer", query.retailer, MAX_NAME)?,
+        category: text("category", query.category, MAX_NAME)?,
+        network: text("network", query.network, 64)?,
+        q: text("q", query.q, 100)?,
+        active: query.active.unwrap_or(true),
+    };
+    let key = (filter.clone(), after, limit);
+    // The generation is read before the data, so a page built from older data is never cached
+    // under a newer generation.
+    let generation = state.store.catalogue_generation();
+    if let Some(page) = state.listing_cache.get(&key, generation) {
+        return Ok(web::Json(page));
+    }
+    let now = state.clock.now();
+    let listing = state
+        .store
+        .run(move |s| s.vouchers().list(&filter, after, limit, now))
+        .await?;
+    let page = Arc::new(VoucherPage {
+        items: listing
+            .items
+            .iter()
+            .map(|v| VoucherView::of(v, now))
+            .collect(),
+        next_cursor: listing.next.map(|id| id.to_string()),
+    });
+    state.listing_cache.put(key, generation, page.clone());
+    Ok(web::Json(page))
+}
+
+/// One collected voucher (anyone).
+#[utoipa::path(tag = "vouchers", params(("id" = Uuid, Path, description = "voucher id")), responses((status = 200, body = VoucherView), (status = 404, body = Problem)))]
+#[get("/vouchers/{id}")]
+async fn get_one(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<VoucherView>, ApiError> {
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let voucher = state
+        .store
+        .run(move |s| s.vouchers().get(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(web::Json(VoucherView::of(&voucher, now)))
+}
+
+/// A retailer or category and how many of its vouchers are active.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NameView {
+    pub name: String,
+    pub active_vouchers: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamePage {
+    pub items: Vec<NameView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn name_page(items: Vec<NameCount>, limit: usize) -> NamePage {
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|n| n.key.clone()))
+        .flatten();
+    NamePage {
+        items: items
+            .into_iter()
+            .map(|n| NameView {
+                name: n.name,
+                active_vouchers: n.active,
+            })
+            .collect(),
+        next_cursor,
+    }
+}
+
+/// Retailers in name order, with their active voucher counts (anyone).
+#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+#[get("/retailers")]
+async fn retailers(
+    state: web::Data<AppState>,
+    query: web::Query<NameQuery>,
+) -> Result<web::Json<NamePage>, ApiError> {
+    let limit = limit(query.limit)?;
+    let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
+    let items = state
+        .store
+        .run(move |s| s.vouchers().retailers(after.as_deref(), limit))
+        .await?;
+    Ok(web::Json(name_page(items, limit)))
+}
+
+/// Categories in name order, with their active voucher counts (anyone).
+#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+#[get("/categories")]
+async fn categories(
+    state: web::Data<AppState>,
+    query: web::Query<NameQuery>,
+) -> Result<web::Json<NamePage>, ApiError> {
+    let limit = limit(query.limit)?;
+    let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
+    let items = state
+        .store
+        .run(move |s| s.vouchers().categories(after.as_deref(), limit))
+        .await?;
+    Ok(web::Json(name_page(items, limit)))
+}

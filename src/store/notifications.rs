@@ -1,0 +1,40 @@
+//! Admin alerts (tree `notifications`: NotificationId(16) → Notification JSON), newest last.
+
+use uuid::Uuid;
+
+use super::keys::KeyBuf;
+use super::{Store, StoreError, decode, encode};
+use crate::domain::notification::Notification;
+
+pub struct Notifications<'a> {
+    store: &'a Store,
+}
+
+impl<'a> Notifications<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    pub fn add(&self, n: &Notification) -> Result<(), StoreError> {
+        self.store
+            .trees()
+            .notifications
+            .insert(n.id.as_bytes(), encode(n)?)?;
+        Ok(())
+    }
+
+    /// Oldest first, after `after`, at most `limit`.
+    pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        let tree = &self.store.trees().notifications;
+        let iter = match after {
+            Some(id) => tree.range(KeyBuf::new().uuid(id).bytes(&[0]).build()..),
+            None => tree.iter(),
+        };
+        iter.take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode(&v)
+            })
+            .collect()
+    }
+}

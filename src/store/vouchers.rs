@@ -1,0 +1,575 @@
+//! The voucher catalogue: records, the identity index, listing indexes, phase bookkeeping.
+//!
+//! Trees:
+//! - `vouchers`          VoucherId(16) → Voucher (JSON)
+//! - `external_voucher`  network ‖ 0xff ‖ external_id ‖ 0xff → VoucherId(16): identity, so a
+//!   re-pull updates and never duplicates
+//! - `retailer_voucher`  retailer key ‖ 0xff ‖ VoucherId(16) → window(16)
+//! - `category_voucher`  category key ‖ 0xff ‖ VoucherId(16) → window(16)
+//! - `network_voucher`   network ‖ 0xff ‖ VoucherId(16) → window(16)
+//! - `voucher_due`       due_at(8) ‖ VoucherId(16) → (): when the voucher's phase next changes
+//!   (starts, ends) or, once expired, when retention ends and it is removed
+//! - `retailers`, `categories`  key (case-folded name) → display name (first spelling seen)
+//!
+//! Listing indexes carry the validity window as their value (`starts ‖ ends`, micros), so the
+//! `active` filter is decided on the index entry without reading the record. Listings run newest
+//! first (ids are UUIDv7) over one index and read at most [`SCAN_BUDGET`] entries per request; a
+//! page that ran out of budget still returns a cursor to go on from.
+//!
+//! Active counts per retailer, category and network live in `counters`
+//! (`active ‖ scope ‖ key`), changed in the same transaction as the phase they count; the sweep
+//! ([`Vouchers::sweep_due`]) moves phases forward as time passes.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use uuid::Uuid;
+
+use super::counters::{self, active_key};
+use super::keys::{KeyBuf, i64_from, i64_key, uuid_from};
+use super::{Store, StoreError, decode, encode};
+use crate::domain::voucher::{Offer, Phase, Voucher, Window, name_key};
+
+/// Index entries a listing request reads at most.
+pub const SCAN_BUDGET: usize = 5_000;
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// What an upsert did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Upserted {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for Upserted {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Listing filters (all optional; combined with AND).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
+pub struct Filter {
+    pub retailer: Option<String>,
+    pub category: Option<String>,
+    pub network: Option<String>,
+    /// Case-insensitive substring of title, description, retailer or code.
+    pub q: Option<String>,
+    /// Only vouchers valid now.
+    pub active: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub items: Vec<Voucher>,
+    /// Where to go on from: present when the index holds more (or the scan budget ran out).
+    pub next: Option<Uuid>,
+}
+
+/// A retailer or category with its number of active vouchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCount {
+    pub key: String,
+    pub name: String,
+    pub active: u64,
+}
+
+pub struct Vouchers<'a> {
+    store: &'a Store,
+}
+
+fn window_value(w: &Window) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    let starts = w.starts_at.map_or(i64::MIN, |t| t.timestamp_micros());
+    let ends = w.ends_at.map_or(i64::MAX, |t| t.timestamp_micros());
+    v[..8].copy_from_slice(&i64_key(starts));
+    v[8..].copy_from_slice(&i64_key(ends));
+    v
+}
+
+fn window_active(value: &[u8], now: DateTime<Utc>) -> bool {
+    let now = now.timestamp_micros();
+    match (i64_from(value), value.get(8..).and_then(i64_from)) {
+        (Some(starts), Some(ends)) => starts <= now && now < ends,
+        _ => true, // unreadable: let the record decide
+    }
+}
+
+fn external_key(network: &str, external_id: &str) -> Vec<u8> {
+    KeyBuf::new().str(network).str(external_id).build()
+}
+
+fn index_key(prefix: &str, id: Uuid) -> Vec<u8> {
+    KeyBuf::new().str(prefix).uuid(id).build()
+}
+
+fn due_key(at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
+    KeyBuf::new().time(at).uuid(id).build()
+}
+
+/// The trees a catalogue transaction touches, in one place.
+struct Tx<'t> {
+    vouchers: &'t TransactionalTree,
+    external: &'t TransactionalTree,
+    by_retailer: &'t TransactionalTree,
+    by_category: &'t TransactionalTree,
+    by_network: &'t TransactionalTree,
+    due: &'t TransactionalTree,
+    retailers: &'t TransactionalTree,
+    categories: &'t TransactionalTree,
+    counters: &'t TransactionalTree,
+}
+
+/// Counter changes and names gathered during one transaction, written once at its end.
+#[derive(Default)]
+struct Pending {
+    counts: HashMap<Vec<u8>, i64>,
+    names_seen: HashSet<(bool, String)>,
+}
+
+impl Pending {
+    fn count(&mut self, v: &Voucher, delta: i64) {
+        *self
+            .counts
+            .entry(counters::VOUCHERS.as_bytes().to_vec())
+            .or_default() += delta;
+        if v.phase != Phase::Active {
+            return;
+        }
+        *self
+            .counts
+            .entry(active_key("network", &v.network))
+            .or_default() += delta;
+        *self
+            .counts
+            .entry(active_key("retailer", &name_key(&v.offer.retailer)))
+            .or_default() += delta;
+        if let Some(c) = &v.offer.category {
+            *self
+                .counts
+                .entry(active_key("category", &name_key(c)))
+                .or_default() += delta;
+        }
+    }
+
+    /// Counts `v` as it is now: only vouchers counted are those stored, so removing uses -1.
+    fn flush(self, tx: &Tx) -> TxResult<()> {
+        for (key, delta) in self.counts {
+            counters::bump(tx.counters, key, delta)?;
+        }
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
+    fn get(&self, id: Uuid) -> TxResult<Option<Voucher>> {
+        match self.vouchers.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(raw) => decode(&raw)
+                .map(Some)
+                .map_err(ConflictableTransactionError::Abort),
+        }
+    }
+
+    fn put(&self, v: &Voucher) -> TxResult<()> {
+        let value = encode(v).map_err(ConflictableTransactionError::Abort)?;
+        self.vouchers.insert(v.id.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Adds the index entries of `v` (its identity entry is handled by the caller).
+    fn index(&self, v: &Voucher, pending: &mut Pending) -> TxResult<()> {
+        let window = window_value(&v.window());
+        let retailer = name_key(&v.offer.retailer);
+        self.by_retailer
+            .insert(index_key(&retailer, v.id), &window[..])?;
+        self.by_network
+            .insert(index_key(&v.network, v.id), &window[..])?;
+        if pending.names_seen.insert((true, retailer.clone()))
+            && self.retailers.get(retailer.as_bytes())?.is_none()
+        {
+            self.retailers
+                .insert(retailer.as_bytes(), v.offer.retailer.as_bytes())?;
+        }
+        if let Some(category) = &v.offer.category {
+            let key = name_key(category);
+            self.by_category
+                .insert(index_key(&key, v.id), &window[..])?;
+            if pending.names_seen.insert((false, key.clone()))
+                && self.categories.get(key.as_bytes())?.is_none()
+            {
+                self.categories
+                    .insert(key.as_bytes(), category.as_bytes())?;
+            }
+        }
+        if let Some(at) = v.due_at {
+            self.due.insert(due_key(at, v.id), &[])?;
+        }
+        Ok(())
+    }
+
+    fn unindex(&self, v: &Voucher) -> TxResult<()> {
+        self.by_retailer
+            .remove(index_key(&name_key(&v.offer.retailer), v.id))?;
+        self.by_network.remove(index_key(&v.network, v.id))?;
+        if let Some(category) = &v.offer.category {
+            self.by_category
+                .remove(index_key(&name_key(category), v.id))?;
+        }
+        if let Some(at) = v.due_at {
+            self.due.remove(due_key(at, v.id))?;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Vouchers<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    /// Runs `f` in one transaction over every catalogue tree.
+    fn transaction<R>(&self, f: impl Fn(&Tx) -> TxResult<R>) -> Result<R, StoreError> {
+        let t = self.store.trees();
+        let out = (
+            &t.vouchers,
+            &t.external_voucher,
+            &t.retailer_voucher,
+            &t.category_voucher,
+            &t.network_voucher,
+            &t.voucher_due,
+            &t.retailers,
+            &t.categories,
+            &t.counters,
+        )
+            .transaction(
+                |(
+                    vouchers,
+                    external,
+                    by_retailer,
+                    by_category,
+                    by_network,
+                    due,
+                    retailers,
+                    categories,
+                    counters,
+                )| {
+                    f(&Tx {
+                        vouchers,
+                        external,
+                        by_retailer,
+                        by_category,
+                        by_network,
+                        due,
+                        retailers,
+                        categories,
+                        counters,
+                    })
+                },
+            )?;
+        self.store.bump_catalogue_generation();
+        Ok(out)
+    }
+
+    /// Inserts new offers of `network`, updates changed ones, leaves equal ones alone — all in one
+    /// transaction. `first_seen_at` of a known voucher is kept.
+    pub fn upsert(
+        &self,
+        network: &str,
+        offers: &[Offer],
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<Upserted, StoreError> {
+        // Ids are drawn once, outside the closure, so a retried transaction reuses them.
+        let fresh_ids: Vec<Uuid> = offers.iter().map(|_| Uuid::now_v7()).collect();
+        self.transaction(|tx| {
+            let mut done = Upserted::default();
+            let mut pending = Pending::default();
+            for (offer, fresh) in offers.iter().zip(&fresh_ids) {
+                let ext = external_key(network, &offer.external_id);
+                let existing = match tx.external.get(&ext)? {
+                    Some(raw) => match uuid_from(&raw) {
+                        Some(id) => tx.get(id)?,
+                        None => None,
+                    },
+                    None => None,
+                };
+                match existing {
+                    Some(old) if old.offer == *offer => done.unchanged += 1,
+                    Some(old) => {
+                        let window = Window::of(offer);
+                        let new = Voucher {
+                            offer: offer.clone(),
+                            updated_at: now,
+                            phase: window.phase_at(now),
+                            due_at: window.next_change(now, retention),
+                            ..old.clone()
+                        };
+                        tx.unindex(&old)?;
+                        pending.count(&old, -1);
+                        tx.put(&new)?;
+                        tx.index(&new, &mut pending)?;
+                        pending.count(&new, 1);
+                        done.updated += 1;
+                    }
+                    None => {
+                        let window = Window::of(offer);
+                        let v = Voucher {
+                            v: Voucher::VERSION,
+                            id: *fresh,
+                            network: network.to_owned(),
+                            offer: offer.clone(),
+                            first_seen_at: now,
+                            updated_at: now,
+                            phase: window.phase_at(now),
+                            due_at: window.next_change(now, retention),
+                        };
+                        tx.external.insert(ext, v.id.as_bytes())?;
+                        tx.put(&v)?;
+                        tx.index(&v, &mut pending)?;
+                        pending.count(&v, 1);
+                        done.inserted += 1;
+                    }
+                }
+            }
+            pending.flush(tx)?;
+            Ok(done)
+        })
+    }
+
+    /// Moves vouchers whose due time has come to their phase now, and removes expired ones whose
+    /// retention ended. Handles at most `max`; returns how many it handled.
+    pub fn sweep_due(
+        &self,
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let end = KeyBuf::new().time(now).bytes(&[0xff; 16]).build();
+        let due: Vec<Uuid> = self
+            .store
+            .trees()
+            .voucher_due
+            .range(..=end)
+            .keys()
+            .take(max)
+            .map(|k| k.map(|k| k.get(8..).and_then(uuid_from)))
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        self.transaction(|tx| {
+            let mut pending = Pending::default();
+            for id in &due {
+                let Some(old) = tx.get(*id)? else { continue };
+                tx.unindex(&old)?;
+                pending.count(&old, -1);
+                let window = old.window();
+                let phase = window.phase_at(now);
+                let removal_due = old.due_at.is_some_and(|at| at <= now);
+                if phase == Phase::Expired && old.phase == Phase::Expired && removal_due {
+                    tx.vouchers.remove(id.as_bytes())?;
+                    tx.external
+                        .remove(external_key(&old.network, &old.offer.external_id))?;
+                    continue;
+                }
+                let new = Voucher {
+                    phase,
+                    due_at: window.next_change(now, retention),
+                    ..old
+                };
+                tx.put(&new)?;
+                tx.index(&new, &mut pending)?;
+                pending.count(&new, 1);
+            }
+            pending.flush(tx)?;
+            Ok(due.len())
+        })
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Option<Voucher>, StoreError> {
+        self.store
+            .trees()
+            .vouchers
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The id of `(network, external_id)`, if stored.
+    pub fn id_of(&self, network: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .store
+            .trees()
+            .external_voucher
+            .get(external_key(network, external_id))?
+            .and_then(|raw| uuid_from(&raw)))
+    }
+
+    /// Newest first, after `after` (exclusive), at most `limit`.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        after: Option<Uuid>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Listing, StoreError> {
+        let t = self.store.trees();
+        // The most selective index the filter names.
+        let (tree, prefix): (&sled::Tree, Vec<u8>) = if let Some(r) = &filter.retailer {
+            (&t.retailer_voucher, KeyBuf::new().str(&name_key(r)).build())
+        } else if let Some(c) = &filter.category {
+            (&t.category_voucher, KeyBuf::new().str(&name_key(c)).build())
+        } else if let Some(n) = &filter.network {
+            (&t.network_voucher, KeyBuf::new().str(n).build())
+        } else {
+            (&t.vouchers, Vec::new())
+        };
+        let start = prefix.clone();
+        let end = match after {
+            Some(id) => KeyBuf::new().bytes(&prefix).uuid(id).build(),
+            None => KeyBuf::new().bytes(&prefix).bytes(&[0xff; 17]).build(),
+        };
+        let q = filter.q.as_ref().map(|q| q.to_lowercase());
+        let category = filter.category.as_deref().map(name_key);
+        let mut items = Vec::with_capacity(limit.min(64));
+        let mut last = None;
+        let mut scanned = 0;
+        let is_records = prefix.is_empty();
+        for kv in tree.range(start..end).rev() {
+            let (k, value) = kv?;
+            let Some(id) = k.get(prefix.len()..).and_then(uuid_from) else {
+                continue;
+            };
+            scanned += 1;
+            last = Some(id);
+            if !is_records && filter.active && !window_active(&value, now) {
+                if scanned >= SCAN_BUDGET {
+                    return Ok(Listing { items, next: last });
+                }
+                continue;
+            }
+            let voucher: Voucher = if is_records {
+                decode(&value)?
+            } else {
+                match self.get(id)? {
+                    Some(v) => v,
+                    None => continue,
+                }
+            };
+            if self.matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
+                items.push(voucher);
+                if items.len() == limit {
+                    break;
+                }
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok(Listing { items, next: last });
+            }
+        }
+        let more = items.len() == limit
+            && last.is_some_and(|id| {
+                let before = KeyBuf::new().bytes(&prefix).uuid(id).build();
+                tree.range(prefix.clone()..before).next_back().is_some()
+            });
+        Ok(Listing {
+            items,
+            next: if more { last } else { None },
+        })
+    }
+
+    fn matches(
+        &self,
+        v: &Voucher,
+        filter: &Filter,
+        category: Option<&str>,
+        q: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if filter.active && !v.window().is_active(now) {
+            return false;
+        }
+        if let Some(n) = &filter.network
+            && &v.network != n
+        {
+            return false;
+        }
+        if let Some(r) = &filter.retailer
+            && name_key(&v.offer.retailer) != name_key(r)
+        {
+            return false;
+        }
+        if let Some(c) = category
+            && v.offer.category.as_deref().map(name_key).as_deref() != Some(c)
+        {
+            return false;
+        }
+        if let Some(q) = q {
+            let hit = |s: &str| s.to_lowercase().contains(q);
+            let o = &v.offer;
+            return hit(&o.title)
+                || hit(&o.retailer)
+                || o.description.as_deref().is_some_and(hit)
+                || o.code.as_deref().is_some_and(hit);
+        }
+        true
+    }
+
+    fn names(
+        &self,
+        tree: &sled::Tree,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NameCount>, StoreError> {
+        let iter = match after {
+            Some(key) => tree.range(KeyBuf::new().bytes(key.as_bytes()).bytes(&[0]).build()..),
+            None => tree.iter(),
+        };
+        let counters = self.store.counters();
+        iter.take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = String::from_utf8_lossy(&k).into_owned();
+                Ok(NameCount {
+                    active: counters.get(active_key(scope, &key))?,
+                    name: String::from_utf8_lossy(&v).into_owned(),
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    /// Retailers by key, after `after` (a key), with their active voucher counts.
+    pub fn retailers(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NameCount>, StoreError> {
+        self.names(&self.store.trees().retailers, "retailer", after, limit)
+    }
+
+    pub fn categories(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<NameCount>, StoreError> {
+        self.names(&self.store.trees().categories, "category", after, limit)
+    }
+
+    pub fn active_in_network(&self, network: &str) -> Result<u64, StoreError> {
+        self.store.counters().get(active_key("network", network))
+    }
+
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.store.counters().get(counters::VOUCHERS)
+    }
+}
