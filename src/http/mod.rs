@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod middleware;
 pub mod networks;
+pub mod notifications;
 pub mod ops;
 pub mod pagination;
 pub mod rate_limit;
@@ -52,6 +53,7 @@ pub struct AppState {
         (name = "auth", description = "Tokens and API keys"),
         (name = "networks", description = "Affiliate networks and their pulls"),
         (name = "vouchers", description = "The catalogue of collected vouchers"),
+        (name = "notifications", description = "Admin alerts"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -77,7 +79,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(tokens::routes)
             .configure(api_keys::routes)
             .configure(networks::routes)
-            .configure(vouchers::routes),
+            .configure(vouchers::routes)
+            .configure(notifications::routes),
     );
 }
 

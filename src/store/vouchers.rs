@@ -445,15 +445,18 @@ impl<'a> Vouchers<'a> {
         let mut scanned = 0;
         let is_records = prefix.is_empty();
         for kv in tree.range(start..end).rev() {
+            if scanned >= SCAN_BUDGET {
+                // Out of budget: hand back what was found and where to go on from.
+                return Ok(Listing { items, next: last });
+            }
+            scanned += 1;
             let (k, value) = kv?;
             let Some(id) = k.get(prefix.len()..).and_then(uuid_from) else {
                 continue;
             };
-            scanned += 1;
-            last = Some(id);
             if !is_records && filter.active && !window_active(&value, now) {
-                if scanned >= SCAN_BUDGET {
-                    return Ok(Listing { items, next: last });
+                if items.len() < limit {
+                    last = Some(id);
                 }
                 continue;
             }
@@ -465,25 +468,20 @@ impl<'a> Vouchers<'a> {
                     None => continue,
                 }
             };
-            if self.matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
-                items.push(voucher);
-                if items.len() == limit {
-                    break;
+            if !self.matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
+                if items.len() < limit {
+                    last = Some(id);
                 }
+                continue;
             }
-            if scanned >= SCAN_BUDGET {
-                return Ok(Listing { items, next: last });
+            if items.len() == limit {
+                // A further match exists: the page gets a cursor.
+                return Ok(Listing { next: last, items });
             }
+            last = Some(id);
+            items.push(voucher);
         }
-        let more = items.len() == limit
-            && last.is_some_and(|id| {
-                let before = KeyBuf::new().bytes(&prefix).uuid(id).build();
-                tree.range(prefix.clone()..before).next_back().is_some()
-            });
-        Ok(Listing {
-            items,
-            next: if more { last } else { None },
-        })
+        Ok(Listing { items, next: None })
     }
 
     fn matches(
@@ -571,5 +569,138 @@ impl<'a> Vouchers<'a> {
 
     pub fn count(&self) -> Result<u64, StoreError> {
         self.store.counters().get(counters::VOUCHERS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn offer(id: &str, retailer: &str, starts: &str, ends: &str) -> Offer {
+        Offer {
+            external_id: id.into(),
+            retailer: retailer.into(),
+            category: Some("Toys".into()),
+            title: format!("offer {id}"),
+            description: None,
+            code: None,
+            code_is_pattern: false,
+            url: None,
+            starts_at: Some(t(starts)),
+            ends_at: Some(t(ends)),
+        }
+    }
+
+    fn active(store: &Store) -> (u64, u64, u64) {
+        let v = store.vouchers();
+        let retailer = v.retailers(None, 10).unwrap();
+        let category = v.categories(None, 10).unwrap();
+        (
+            v.active_in_network("n").unwrap(),
+            retailer.iter().map(|r| r.active).sum(),
+            category.iter().map(|c| c.active).sum(),
+        )
+    }
+
+    #[test]
+    fn phases_move_with_time_counts_follow_and_expired_ones_go_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("db"),
+            cache_capacity_mb: 8,
+            fsync: false,
+        })
+        .unwrap();
+        let day = chrono::Duration::days(1);
+        let retention = chrono::Duration::days(7);
+        let now = t("2026-11-01T00:00:00Z");
+        let offers = [
+            offer("a", "Shop", "2026-10-01T00:00:00Z", "2026-11-10T00:00:00Z"),
+            offer("b", "shop ", "2026-11-05T00:00:00Z", "2026-12-01T00:00:00Z"),
+        ];
+        let done = store
+            .vouchers()
+            .upsert("n", &offers, now, retention)
+            .unwrap();
+        assert_eq!(done.inserted, 2);
+        assert_eq!(active(&store), (1, 1, 1), "a is active, b upcoming");
+        assert_eq!(store.vouchers().count().unwrap(), 2);
+
+        // Nothing due yet.
+        assert_eq!(
+            store
+                .vouchers()
+                .sweep_due(now + day, retention, 100)
+                .unwrap(),
+            0
+        );
+        // b starts.
+        let nov6 = t("2026-11-06T00:00:00Z");
+        assert_eq!(store.vouchers().sweep_due(nov6, retention, 100).unwrap(), 1);
+        assert_eq!(active(&store), (2, 2, 2));
+        // a ends.
+        let nov11 = t("2026-11-11T00:00:00Z");
+        assert_eq!(
+            store.vouchers().sweep_due(nov11, retention, 100).unwrap(),
+            1
+        );
+        assert_eq!(active(&store), (1, 1, 1));
+        let a = store.vouchers().id_of("n", "a").unwrap().unwrap();
+        assert_eq!(
+            store.vouchers().get(a).unwrap().unwrap().phase,
+            Phase::Expired
+        );
+        // Listed with active=false until retention ends, then removed with its indexes.
+        let all = Filter::default();
+        assert_eq!(
+            store
+                .vouchers()
+                .list(&all, None, 10, nov11)
+                .unwrap()
+                .items
+                .len(),
+            2
+        );
+        let nov18 = t("2026-11-18T00:00:00Z");
+        assert_eq!(
+            store.vouchers().sweep_due(nov18, retention, 100).unwrap(),
+            1
+        );
+        assert_eq!(store.vouchers().id_of("n", "a").unwrap(), None);
+        assert_eq!(store.vouchers().get(a).unwrap(), None);
+        assert_eq!(store.vouchers().count().unwrap(), 1);
+        let shop = Filter {
+            retailer: Some("SHOP".into()),
+            ..Filter::default()
+        };
+        let left = store.vouchers().list(&shop, None, 10, nov18).unwrap();
+        assert_eq!(left.items.len(), 1);
+        assert_eq!(left.items[0].offer.external_id, "b");
+        assert_eq!(active(&store), (1, 1, 1));
+
+        // Re-upserting the same offer changes nothing; a changed one moves its counts.
+        let again = store
+            .vouchers()
+            .upsert("n", &offers[1..], nov18, retention)
+            .unwrap();
+        assert_eq!(again.unchanged, 1);
+        let mut moved = offers[1].clone();
+        moved.retailer = "Other".into();
+        let changed = store
+            .vouchers()
+            .upsert("n", &[moved], nov18, retention)
+            .unwrap();
+        assert_eq!(changed.updated, 1);
+        let retailers = store.vouchers().retailers(None, 10).unwrap();
+        let counts: Vec<(&str, u64)> = retailers
+            .iter()
+            .map(|r| (r.name.as_str(), r.active))
+            .collect();
+        assert_eq!(counts, [("Other", 1), ("Shop", 0)]);
     }
 }

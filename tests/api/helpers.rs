@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use voucherd::app::Application;
-use voucherd::config::Settings;
+use voucherd::config::{NetworkSettings, Settings};
+use voucherd::feeds::FeedKind;
 
 pub const ADMIN_EMAIL: &str = "admin@localhost";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -238,6 +239,120 @@ impl TestApp {
             stopped.await.expect("server task");
         }
         self.store_dir
+    }
+}
+
+/// A network entry for tests: scheduled once a year (tests pull on demand; the start-up pull of a
+/// never-pulled network still runs).
+pub fn network(name: &str, kind: FeedKind, url: &str) -> NetworkSettings {
+    NetworkSettings {
+        name: name.into(),
+        kind,
+        url: url.into(),
+        schedule: "0 0 0 1 1 *".into(),
+        token: String::new(),
+        account: String::new(),
+        timeout_s: 5,
+        enabled: true,
+        map: None,
+    }
+}
+
+/// `file://` URL of a fixture under tests/fixtures/feeds.
+pub fn fixture_url(name: &str) -> String {
+    format!(
+        "file://{}/tests/fixtures/feeds/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Starts an app with these networks and waits for each one's start-up pull to finish.
+pub async fn spawn_with_networks(networks: Vec<NetworkSettings>) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.networks = networks;
+    let app = spawn_with(settings, dir).await;
+    app.await_first_pulls().await;
+    app
+}
+
+impl TestApp {
+    pub async fn networks(&self) -> Vec<Value> {
+        let res = self
+            .call(
+                Method::GET,
+                "/api/v1/networks",
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.expect("json");
+        body["items"].as_array().expect("items").clone()
+    }
+
+    pub async fn network_state(&self, name: &str) -> Value {
+        self.networks()
+            .await
+            .into_iter()
+            .find(|n| n["name"] == name)
+            .expect("network listed")
+    }
+
+    /// Waits until every enabled network has pulled at least once.
+    pub async fn await_first_pulls(&self) {
+        for _ in 0..200 {
+            let networks = self.networks().await;
+            if networks
+                .iter()
+                .all(|n| n["state"] == "disabled" || !n["last_pull_at"].is_null())
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the start-up pulls did not finish");
+    }
+
+    /// `POST /networks/{name}/pull` as admin; the answer's body.
+    pub async fn pull(&self, name: &str) -> Value {
+        let res = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/networks/{name}/pull"),
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "pull {name}");
+        res.json().await.expect("json")
+    }
+
+    /// One page of `/api/v1/vouchers{query}`.
+    pub async fn vouchers(&self, query: &str) -> Value {
+        let res = self
+            .call(Method::GET, &format!("/api/v1/vouchers{query}"), None, None)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "vouchers{query}");
+        res.json().await.expect("json")
+    }
+
+    /// Every voucher matching `filter` (e.g. `network=x&active=false`), following cursors.
+    pub async fn all_vouchers(&self, filter: &str, page_size: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = format!("?limit={page_size}&{filter}");
+            if let Some(c) = &cursor {
+                query.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.vouchers(&query).await;
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
     }
 }
 

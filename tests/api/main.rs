@@ -4,6 +4,8 @@
 mod auth;
 mod bad_input;
 mod helpers;
+mod networks;
 mod operations;
 mod restart;
 mod users;
+mod vouchers;

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_with, test_settings};
+use crate::helpers::{
+    assert_problem, fixture_url, network, spawn_app, spawn_with, spawn_with_networks, test_settings,
+};
 
 #[actix_web::test]
 async fn health_and_readiness() {
@@ -59,7 +61,12 @@ async fn every_response_has_a_request_id() {
 
 #[actix_web::test]
 async fn the_openapi_document_describes_every_route() {
-    let app = spawn_app().await;
+    let app = spawn_with_networks(vec![network(
+        "fixture",
+        voucherd::feeds::FeedKind::Csv,
+        &fixture_url("generic.csv"),
+    )])
+    .await;
     let doc: Value = app
         .call(Method::GET, "/api-docs/openapi.json", None, None)
         .await
@@ -89,6 +96,13 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/auth/tokens",
         "DELETE /api/v1/auth/tokens/current",
         "POST /api/v1/api-keys",
+        "GET /api/v1/networks",
+        "POST /api/v1/networks/{name}/pull",
+        "GET /api/v1/vouchers",
+        "GET /api/v1/vouchers/{id}",
+        "GET /api/v1/retailers",
+        "GET /api/v1/categories",
+        "GET /api/v1/notifications",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -98,11 +112,18 @@ async fn the_openapi_document_describes_every_route() {
     .collect();
     assert_eq!(documented, expected);
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
-    // Every documented route is served: with the admin's own id none answers 404.
+    // Every documented route is served: with real ids and names none answers 404.
     let me: Value = app.me(&app.admin_token).await.json().await.unwrap();
     let admin_id = me["id"].as_str().unwrap();
+    let page = app.vouchers("?limit=1").await;
+    let voucher_id = page["items"][0]["id"].as_str().unwrap().to_owned();
     for route in &expected {
-        let (method, path) = route.split_once(' ').unwrap();
+        let path = if route.contains("/vouchers/") {
+            route.replace("{id}", &voucher_id)
+        } else {
+            route.replace("{name}", "fixture")
+        };
+        let (method, path) = path.split_once(' ').unwrap();
         let token = app
             .login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
             .await;
