@@ -442,14 +442,12 @@ impl<'a> Vouchers<'a> {
         let category = filter.category.as_deref().map(name_key);
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last = None;
-        let mut scanned = 0;
         let is_records = prefix.is_empty();
-        for kv in tree.range(start..end).rev() {
+        for (scanned, kv) in tree.range(start..end).rev().enumerate() {
             if scanned >= SCAN_BUDGET {
                 // Out of budget: hand back what was found and where to go on from.
                 return Ok(Listing { items, next: last });
             }
-            scanned += 1;
             let (k, value) = kv?;
             let Some(id) = k.get(prefix.len()..).and_then(uuid_from) else {
                 continue;
