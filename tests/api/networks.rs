@@ -563,7 +563,7 @@ async fn the_schedule_pulls_and_a_failed_pull_is_retried_after_backoff() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let pulls_after = server.received_requests().await.unwrap().len();
     assert!(
-        pulls_after >= pulls_before + 1,
+        pulls_after > pulls_before,
         "the schedule keeps pulling: {pulls_before} → {pulls_after}"
     );
 }
