@@ -1,1 +1,262 @@
-fn main() {}
+//! Ingest benchmark: a generated feed of N vouchers in two formats (Awin JSON, CJ XML), served
+//! page by page (1,000 vouchers a page) by a real HTTP server on loopback, pulled through the
+//! same path the NetworkActor uses (fetch → parse off-thread → stage → upsert in 1,000-voucher
+//! transactions, group-committed with fsync), into a fresh store. Then pulled again (every voucher
+//! unchanged).
+//!
+//! Each scenario runs in its own child process so its peak resident memory (VmHWM) is its own;
+//! running 50k and 200k shows whether memory grows with the feed's length.
+//!
+//!     cargo bench --bench ingest
+//!     cargo bench --bench ingest -- --sizes 200000     (one size only)
+//!     BREAKDOWN=1 cargo bench --bench ingest -- --sizes 20000   (time per stage, and sled's ceiling)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use voucherd::actors::network::fetch::Fetcher;
+use voucherd::actors::network::pull::Puller;
+use voucherd::config::{NetworkSettings, StoreSettings};
+use voucherd::feeds::FeedKind;
+use voucherd::store::Store;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const PAGE: u64 = 1000;
+
+/// Generates page `n` of a feed of `total` vouchers on request, so the server holds no feed.
+struct Feed {
+    kind: FeedKind,
+    total: u64,
+}
+
+fn page_number(kind: FeedKind, req: &Request) -> u64 {
+    match kind {
+        FeedKind::Awin => {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            body["pagination"]["page"].as_u64().unwrap()
+        }
+        _ => req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page-number")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap(),
+    }
+}
+
+impl Respond for Feed {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let page = page_number(self.kind, req);
+        let first = (page - 1) * PAGE;
+        let last = (first + PAGE).min(self.total);
+        let mut body = String::with_capacity(600 * PAGE as usize);
+        match self.kind {
+            FeedKind::Awin => {
+                body.push_str("{\"data\":[");
+                for i in first..last {
+                    if i > first {
+                        body.push(',');
+                    }
+                    body.push_str(&format!(
+                        "{{\"promotionId\":{i},\"type\":\"voucher\",\"advertiser\":{{\"id\":{r},\"name\":\"Retailer {r}\",\"joined\":true}},\
+                         \"title\":\"{p}% off everything\",\"description\":\"Save {p}% on the whole range of retailer {r}.\",\
+                         \"startDate\":\"2026-11-01T00:00:00+01:00\",\"endDate\":\"2099-12-31T23:59:59+00:00\",\
+                         \"url\":\"https://shop{r}.example/\",\"urlTracking\":\"https://www.awin1.com/cread.php?awinmid={r}&p={i}\",\
+                         \"voucher\":{{\"code\":\"CODE{i}\",\"exclusive\":false}}}}",
+                        r = i % 500,
+                        p = 5 + i % 50
+                    ));
+                }
+                body.push_str(&format!(
+                    "],\"pagination\":{{\"page\":{page},\"pageSize\":{PAGE},\"total\":{}}}}}",
+                    self.total
+                ));
+            }
+            _ => {
+                body.push_str(&format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><cj-api><links total-matched=\"{}\" records-returned=\"{}\" page-number=\"{page}\">",
+                    self.total,
+                    last - first
+                ));
+                for i in first..last {
+                    body.push_str(&format!(
+                        "<link><advertiser-id>{r}</advertiser-id><advertiser-name>Retailer {r}</advertiser-name>\
+                         <category>Category {c}</category><coupon-code>CODE{i}</coupon-code>\
+                         <description>Save {p}% on the whole range of retailer {r}</description>\
+                         <link-id>{i}</link-id><link-name>{p}% off everything</link-name>\
+                         <promotion-start-date>2026-11-01 00:00:00.0</promotion-start-date>\
+                         <promotion-end-date>2099-12-31 23:59:00.0</promotion-end-date>\
+                         <clickUrl>https://www.anrdoezrs.net/click-{r}-{i}</clickUrl></link>",
+                        r = i % 500,
+                        c = i % 40,
+                        p = 5 + i % 50
+                    ));
+                }
+                body.push_str("</links></cj-api>");
+            }
+        }
+        ResponseTemplate::new(200).set_body_string(body)
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn child(kind: FeedKind, total: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Feed { kind, total })
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 64,
+            fsync: true,
+        })
+        .unwrap();
+        let puller = Puller {
+            store: store.clone(),
+            clock: voucherd::clock::system(),
+            fetcher: Fetcher::new(64 * 1024 * 1024).unwrap(),
+            retention: chrono::Duration::days(30),
+        };
+        let network = NetworkSettings {
+            name: "bench".into(),
+            kind,
+            url: format!("{}/feed", server.uri()),
+            schedule: "0 0 0 1 1 *".into(),
+            token: "t".into(),
+            account: String::new(),
+            timeout_s: 60,
+            enabled: true,
+            map: None,
+        };
+        if std::env::var("BREAKDOWN").is_ok() {
+            let source = network.source();
+            let mut pages = Vec::new();
+            let t = Instant::now();
+            for n in 1..=total.div_ceil(PAGE) {
+                let req = voucherd::feeds::request(&source, &voucherd::feeds::PageRef::Number(n as u32));
+                pages.push(puller.fetcher.fetch(&req, Duration::from_secs(60)).await.unwrap());
+            }
+            println!("fetch {:?}", t.elapsed());
+            let t = Instant::now();
+            let mut offers = Vec::new();
+            for (i, bytes) in pages.iter().enumerate() {
+                let ctx = voucherd::feeds::PageCtx { number: i as u32 + 1, rows_before: i as u64 * PAGE };
+                offers.push(voucherd::feeds::parse(&source, ctx, bytes).unwrap().offers);
+            }
+            println!("parse {:?}", t.elapsed());
+            let t = Instant::now();
+            for (i, o) in offers.iter().enumerate() {
+                store.staging().stage("x", i as u64 * PAGE, o).unwrap();
+            }
+            let mut back = 0;
+            for i in 0..offers.len() {
+                back += store.staging().read("x", i as u64 * PAGE, PAGE as usize).unwrap().len();
+            }
+            println!("stage+read {:?} ({back})", t.elapsed());
+            {
+                // The store's ceiling: the same seven writes per voucher as plain per-tree batches,
+                // without a transaction.
+                let db = sled::Config::new().path(dir.path().join("raw")).cache_capacity(64 << 20).open().unwrap();
+                let trees: Vec<sled::Tree> = (0..7).map(|i| db.open_tree(format!("t{i}")).unwrap()).collect();
+                let t = Instant::now();
+                for o in &offers {
+                    let mut batches: Vec<sled::Batch> = (0..7).map(|_| sled::Batch::default()).collect();
+                    for offer in o {
+                        let id = uuid::Uuid::now_v7();
+                        let _ = trees[1].get(offer.external_id.as_bytes()).unwrap();
+                        batches[0].insert(id.as_bytes(), serde_json::to_vec(offer).unwrap());
+                        batches[1].insert(offer.external_id.as_bytes(), id.as_bytes());
+                        for b in batches.iter_mut().skip(2) {
+                            let mut k = offer.retailer.as_bytes().to_vec();
+                            k.extend_from_slice(id.as_bytes());
+                            b.insert(k, &[0u8; 16][..]);
+                        }
+                    }
+                    for (tree, b) in trees.iter().zip(batches) {
+                        tree.apply_batch(b).unwrap();
+                    }
+                    db.flush().unwrap();
+                }
+                println!("sled ceiling, 7 plain batched writes per voucher: {:?}", t.elapsed());
+            }
+            let t = Instant::now();
+            for o in &offers {
+                store.vouchers().upsert("y", o, chrono::Utc::now(), chrono::Duration::days(30)).unwrap();
+            }
+            println!("upsert insert: {:?}", t.elapsed());
+            let t = Instant::now();
+            for o in &offers {
+                store.vouchers().upsert("y", o, chrono::Utc::now(), chrono::Duration::days(30)).unwrap();
+            }
+            println!("upsert unchanged {:?}", t.elapsed());
+            return;
+        }
+        let started = Instant::now();
+        let first = puller.pull(&network).await.unwrap();
+        let first_time = started.elapsed();
+        assert_eq!(first.inserted, total);
+        let rss_first = peak_rss_mb();
+        let started = Instant::now();
+        let second = puller.pull(&network).await.unwrap();
+        let second_time = started.elapsed();
+        assert_eq!(second.unchanged, total);
+        let rate = |d: Duration| total as f64 / d.as_secs_f64();
+        println!(
+            "{:<5} {:>7} vouchers | first pull {:>6.2} s = {:>7.0} vouchers/s | re-pull (unchanged) {:>6.2} s = {:>7.0} vouchers/s | peak RSS {:>5.0} MB (after first pull {:.0} MB)",
+            kind.as_str(),
+            total,
+            first_time.as_secs_f64(),
+            rate(first_time),
+            second_time.as_secs_f64(),
+            rate(second_time),
+            peak_rss_mb(),
+            rss_first,
+        );
+        drop(Arc::new(store));
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let kind = match args[i + 1].as_str() {
+            "awin" => FeedKind::Awin,
+            _ => FeedKind::Cj,
+        };
+        child(kind, args[i + 2].parse().unwrap());
+        return;
+    }
+    let sizes: Vec<String> = match args.iter().position(|a| a == "--sizes") {
+        Some(i) => args[i + 1].split(',').map(String::from).collect(),
+        None => vec!["50000".into(), "200000".into()],
+    };
+    println!("ingest: feed pages of {PAGE} over loopback HTTP, fsync on, sled cache 64 MB");
+    for kind in ["awin", "cj"] {
+        for size in &sizes {
+            let status = Command::new(std::env::current_exe().unwrap())
+                .args(["--child", kind, size])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{kind} {size} failed");
+        }
+    }
+}

@@ -54,8 +54,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let users = state.store.run(|s| s.users().count()).await.unwrap_or(0);
+    let (users, vouchers) = state
+        .store
+        .run(|s| Ok((s.users().count()?, s.vouchers().count()?)))
+        .await
+        .unwrap_or((0, 0));
     ::metrics::gauge!("voucherd_users").set(users as f64);
+    ::metrics::gauge!("voucherd_vouchers").set(vouchers as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::metrics().render())

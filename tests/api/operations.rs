@@ -42,6 +42,7 @@ async fn metrics_count_requests_by_route() {
         "{text}"
     );
     assert!(text.contains("voucherd_users "), "{text}");
+    assert!(text.contains("voucherd_vouchers "), "{text}");
     assert!(
         text.contains("voucherd_store_flushes_total"),
         "logins flush through the group commit: {text}"
