@@ -18,15 +18,20 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A `?limit=` value checked against the bounds every list shares.
+pub fn limit(n: Option<u32>) -> Result<usize, ApiError> {
+    match n {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
+        Some(_) => Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        )),
+    }
+}
+
 impl PageQuery {
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
-            Some(_) => Err(ApiError::BadRequest(
-                "limit must be between 1 and 500".into(),
-            )),
-        }
+        limit(self.limit)
     }
 
     /// Cursors over id-ordered trees are the last id seen.

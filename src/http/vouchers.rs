@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::pagination::{PageQuery, limit};
 use crate::domain::voucher::{MAX_NAME, Voucher};
 use crate::store::vouchers::{Filter, NameCount};
 
@@ -145,16 +145,6 @@ pub struct VoucherQuery {
     pub cursor: Option<String>,
 }
 
-fn limit(n: Option<u32>) -> Result<usize, ApiError> {
-    match n {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
-        Some(_) => Err(ApiError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        )),
-    }
-}
-
 fn text(
     field: &'static str,
     value: Option<String>,
@@ -248,16 +238,6 @@ pub struct NamePage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct NameQuery {
-    /// Items per page, 1 to 500 (default 50).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 fn name_page(items: Vec<NameCount>, limit: usize) -> NamePage {
     let next_cursor = (items.len() == limit)
         .then(|| items.last().map(|n| n.key.clone()))
@@ -275,13 +255,13 @@ fn name_page(items: Vec<NameCount>, limit: usize) -> NamePage {
 }
 
 /// Retailers in name order, with their active voucher counts (anyone).
-#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+#[utoipa::path(tag = "vouchers", params(PageQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
 #[get("/retailers")]
 async fn retailers(
     state: web::Data<AppState>,
-    query: web::Query<NameQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
-    let limit = limit(query.limit)?;
+    let limit = query.limit()?;
     let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
     let items = state
         .store
@@ -291,13 +271,13 @@ async fn retailers(
 }
 
 /// Categories in name order, with their active voucher counts (anyone).
-#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+#[utoipa::path(tag = "vouchers", params(PageQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
 #[get("/categories")]
 async fn categories(
     state: web::Data<AppState>,
-    query: web::Query<NameQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
-    let limit = limit(query.limit)?;
+    let limit = query.limit()?;
     let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
     let items = state
         .store
