@@ -87,6 +87,27 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     Ok(serde_json::from_slice(bytes)?)
 }
 
+/// Opens sled, waiting briefly for the directory lock: a store handle dropped a moment ago (a
+/// restart in the same process) releases it from sled's own background thread, not at once.
+fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(&settings.path)
+        .cache_capacity(settings.cache_capacity_mb.saturating_mul(1024 * 1024));
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if attempts < 50 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(40));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Every tree the store has, opened once.
 pub(crate) struct Trees {
     pub meta: sled::Tree,
@@ -184,10 +205,7 @@ impl Store {
         settings: &StoreSettings,
         migrations: &[schema::Migration],
     ) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(&settings.path)
-            .cache_capacity(settings.cache_capacity_mb.saturating_mul(1024 * 1024))
-            .open()?;
+        let db = open_db(settings)?;
         let trees = Trees::open(&db)?;
         schema::migrate(&db, &trees, migrations)?;
         let log_file = if settings.fsync {
