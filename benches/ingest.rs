@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use voucherd::actors::network::fetch::Fetcher;
@@ -231,7 +230,7 @@ fn child(kind: FeedKind, total: u64) {
             peak_rss_mb(),
             rss_first,
         );
-        drop(Arc::new(store));
+        drop(store);
     });
 }
 

@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::pagination::{PageQuery, limit};
 use crate::domain::voucher::{MAX_NAME, Voucher};
-use crate::store::vouchers::{Filter, NameCount};
+use crate::store::vouchers::{Filter, Named};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list)
@@ -238,22 +238,6 @@ pub struct NamePage {
     pub next_cursor: Option<String>,
 }
 
-fn name_page(items: Vec<NameCount>, limit: usize) -> NamePage {
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|n| n.key.clone()))
-        .flatten();
-    NamePage {
-        items: items
-            .into_iter()
-            .map(|n| NameView {
-                name: n.name,
-                active_vouchers: n.active,
-            })
-            .collect(),
-        next_cursor,
-    }
-}
-
 /// Retailers in name order, with their active voucher counts (anyone).
 #[utoipa::path(tag = "vouchers", params(PageQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
 #[get("/retailers")]
@@ -261,13 +245,7 @@ async fn retailers(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
-    let limit = query.limit()?;
-    let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
-    let items = state
-        .store
-        .run(move |s| s.vouchers().retailers(after.as_deref(), limit))
-        .await?;
-    Ok(web::Json(name_page(items, limit)))
+    names(&state, &query, Named::Retailer).await
 }
 
 /// Categories in name order, with their active voucher counts (anyone).
@@ -277,11 +255,31 @@ async fn categories(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
+    names(&state, &query, Named::Category).await
+}
+
+async fn names(
+    state: &AppState,
+    query: &PageQuery,
+    which: Named,
+) -> Result<web::Json<NamePage>, ApiError> {
     let limit = query.limit()?;
     let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
     let items = state
         .store
-        .run(move |s| s.vouchers().categories(after.as_deref(), limit))
+        .run(move |s| s.vouchers().names(which, after.as_deref(), limit))
         .await?;
-    Ok(web::Json(name_page(items, limit)))
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|n| n.key.clone()))
+        .flatten();
+    Ok(web::Json(NamePage {
+        items: items
+            .into_iter()
+            .map(|n| NameView {
+                name: n.name,
+                active_vouchers: n.active,
+            })
+            .collect(),
+        next_cursor,
+    }))
 }

@@ -87,6 +87,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     Ok(serde_json::from_slice(bytes)?)
 }
 
+/// Records of a tree keyed by UUIDv7 ids, after `after` (exclusive), in id order, at most `limit`.
+pub(crate) fn values_after<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    after: Option<uuid::Uuid>,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let iter = match after {
+        Some(id) => tree.range(keys::KeyBuf::new().uuid(id).bytes(&[0]).build()..),
+        None => tree.iter(),
+    };
+    iter.take(limit)
+        .map(|kv| {
+            let (_, v) = kv?;
+            decode(&v)
+        })
+        .collect()
+}
+
 /// Opens sled, waiting briefly for the directory lock: a store handle dropped a moment ago (a
 /// restart in the same process) releases it from sled's own background thread, not at once.
 fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {

@@ -2,8 +2,7 @@
 
 use uuid::Uuid;
 
-use super::keys::KeyBuf;
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, encode, values_after};
 use crate::domain::notification::Notification;
 
 pub struct Notifications<'a> {
@@ -25,16 +24,6 @@ impl<'a> Notifications<'a> {
 
     /// Oldest first, after `after`, at most `limit`.
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Notification>, StoreError> {
-        let tree = &self.store.trees().notifications;
-        let iter = match after {
-            Some(id) => tree.range(KeyBuf::new().uuid(id).bytes(&[0]).build()..),
-            None => tree.iter(),
-        };
-        iter.take(limit)
-            .map(|kv| {
-                let (_, v) = kv?;
-                decode(&v)
-            })
-            .collect()
+        values_after(&self.store.trees().notifications, after, limit)
     }
 }

@@ -5,7 +5,7 @@ use sled::Transactional;
 use uuid::Uuid;
 
 use super::keys::{KeyBuf, uuid_from};
-use super::{Store, StoreError, abort, counters, decode, encode};
+use super::{Store, StoreError, abort, counters, decode, encode, values_after};
 use crate::domain::auth::TokenRecord;
 use crate::domain::user::{User, UserChanges};
 
@@ -102,17 +102,7 @@ impl<'a> Users<'a> {
 
     /// Users in id (creation) order after `after`, at most `limit`.
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<User>, StoreError> {
-        let tree = &self.store.trees().users;
-        let iter = match after {
-            Some(id) => tree.range(KeyBuf::new().uuid(id).bytes(&[0]).build()..),
-            None => tree.iter(),
-        };
-        iter.take(limit)
-            .map(|kv| {
-                let (_, v) = kv?;
-                decode(&v)
-            })
-            .collect()
+        values_after(&self.store.trees().users, after, limit)
     }
 
     /// Erases a user and everything personal hanging off them (tokens now; subscriptions and

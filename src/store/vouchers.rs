@@ -73,6 +73,23 @@ pub struct Listing {
     pub next: Option<Uuid>,
 }
 
+/// The names the catalogue lists with their active voucher counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Named {
+    Retailer,
+    Category,
+}
+
+impl Named {
+    /// The scope of its counters (see [`active_key`]).
+    fn scope(self) -> &'static str {
+        match self {
+            Named::Retailer => "retailer",
+            Named::Category => "category",
+        }
+    }
+}
+
 /// A retailer or category with its number of active vouchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameCount {
@@ -131,7 +148,7 @@ struct Tx<'t> {
 #[derive(Default)]
 struct Pending {
     counts: HashMap<Vec<u8>, i64>,
-    names_seen: HashSet<(bool, String)>,
+    names_seen: HashSet<(Named, String)>,
 }
 
 impl Pending {
@@ -149,17 +166,20 @@ impl Pending {
             .or_default() += delta;
         *self
             .counts
-            .entry(active_key("retailer", &name_key(&v.offer.retailer)))
+            .entry(active_key(
+                Named::Retailer.scope(),
+                &name_key(&v.offer.retailer),
+            ))
             .or_default() += delta;
         if let Some(c) = &v.offer.category {
             *self
                 .counts
-                .entry(active_key("category", &name_key(c)))
+                .entry(active_key(Named::Category.scope(), &name_key(c)))
                 .or_default() += delta;
         }
     }
 
-    /// Counts `v` as it is now: only vouchers counted are those stored, so removing uses -1.
+    /// Writes the gathered counter changes.
     fn flush(self, tx: &Tx) -> TxResult<()> {
         for (key, delta) in self.counts {
             counters::bump(tx.counters, key, delta)?;
@@ -192,7 +212,9 @@ impl Tx<'_> {
             .insert(index_key(&retailer, v.id), &window[..])?;
         self.by_network
             .insert(index_key(&v.network, v.id), &window[..])?;
-        if pending.names_seen.insert((true, retailer.clone()))
+        if pending
+            .names_seen
+            .insert((Named::Retailer, retailer.clone()))
             && self.retailers.get(retailer.as_bytes())?.is_none()
         {
             self.retailers
@@ -202,7 +224,7 @@ impl Tx<'_> {
             let key = name_key(category);
             self.by_category
                 .insert(index_key(&key, v.id), &window[..])?;
-            if pending.names_seen.insert((false, key.clone()))
+            if pending.names_seen.insert((Named::Category, key.clone()))
                 && self.categories.get(key.as_bytes())?.is_none()
             {
                 self.categories
@@ -466,7 +488,7 @@ impl<'a> Vouchers<'a> {
                     None => continue,
                 }
             };
-            if !self.matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
+            if !matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
                 if items.len() < limit {
                     last = Some(id);
                 }
@@ -482,50 +504,18 @@ impl<'a> Vouchers<'a> {
         Ok(Listing { items, next: None })
     }
 
-    fn matches(
+    /// Retailers or categories by key, after `after` (a key), with their active voucher counts.
+    pub fn names(
         &self,
-        v: &Voucher,
-        filter: &Filter,
-        category: Option<&str>,
-        q: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> bool {
-        if filter.active && !v.window().is_active(now) {
-            return false;
-        }
-        if let Some(n) = &filter.network
-            && &v.network != n
-        {
-            return false;
-        }
-        if let Some(r) = &filter.retailer
-            && name_key(&v.offer.retailer) != name_key(r)
-        {
-            return false;
-        }
-        if let Some(c) = category
-            && v.offer.category.as_deref().map(name_key).as_deref() != Some(c)
-        {
-            return false;
-        }
-        if let Some(q) = q {
-            let hit = |s: &str| s.to_lowercase().contains(q);
-            let o = &v.offer;
-            return hit(&o.title)
-                || hit(&o.retailer)
-                || o.description.as_deref().is_some_and(hit)
-                || o.code.as_deref().is_some_and(hit);
-        }
-        true
-    }
-
-    fn names(
-        &self,
-        tree: &sled::Tree,
-        scope: &str,
+        which: Named,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<NameCount>, StoreError> {
+        let trees = self.store.trees();
+        let tree = match which {
+            Named::Retailer => &trees.retailers,
+            Named::Category => &trees.categories,
+        };
         let iter = match after {
             Some(key) => tree.range(KeyBuf::new().bytes(key.as_bytes()).bytes(&[0]).build()..),
             None => tree.iter(),
@@ -536,29 +526,12 @@ impl<'a> Vouchers<'a> {
                 let (k, v) = kv?;
                 let key = String::from_utf8_lossy(&k).into_owned();
                 Ok(NameCount {
-                    active: counters.get(active_key(scope, &key))?,
+                    active: counters.get(active_key(which.scope(), &key))?,
                     name: String::from_utf8_lossy(&v).into_owned(),
                     key,
                 })
             })
             .collect()
-    }
-
-    /// Retailers by key, after `after` (a key), with their active voucher counts.
-    pub fn retailers(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<NameCount>, StoreError> {
-        self.names(&self.store.trees().retailers, "retailer", after, limit)
-    }
-
-    pub fn categories(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<NameCount>, StoreError> {
-        self.names(&self.store.trees().categories, "category", after, limit)
     }
 
     pub fn active_in_network(&self, network: &str) -> Result<u64, StoreError> {
@@ -568,6 +541,43 @@ impl<'a> Vouchers<'a> {
     pub fn count(&self) -> Result<u64, StoreError> {
         self.store.counters().get(counters::VOUCHERS)
     }
+}
+
+/// Whether `v` passes every filter (`category` and `q` already folded).
+fn matches(
+    v: &Voucher,
+    filter: &Filter,
+    category: Option<&str>,
+    q: Option<&str>,
+    now: DateTime<Utc>,
+) -> bool {
+    if filter.active && !v.window().is_active(now) {
+        return false;
+    }
+    if let Some(n) = &filter.network
+        && &v.network != n
+    {
+        return false;
+    }
+    if let Some(r) = &filter.retailer
+        && name_key(&v.offer.retailer) != name_key(r)
+    {
+        return false;
+    }
+    if let Some(c) = category
+        && v.offer.category.as_deref().map(name_key).as_deref() != Some(c)
+    {
+        return false;
+    }
+    if let Some(q) = q {
+        let hit = |s: &str| s.to_lowercase().contains(q);
+        let o = &v.offer;
+        return hit(&o.title)
+            || hit(&o.retailer)
+            || o.description.as_deref().is_some_and(hit)
+            || o.code.as_deref().is_some_and(hit);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -596,8 +606,8 @@ mod tests {
 
     fn active(store: &Store) -> (u64, u64, u64) {
         let v = store.vouchers();
-        let retailer = v.retailers(None, 10).unwrap();
-        let category = v.categories(None, 10).unwrap();
+        let retailer = v.names(Named::Retailer, None, 10).unwrap();
+        let category = v.names(Named::Category, None, 10).unwrap();
         (
             v.active_in_network("n").unwrap(),
             retailer.iter().map(|r| r.active).sum(),
@@ -694,7 +704,7 @@ mod tests {
             .upsert("n", &[moved], nov18, retention)
             .unwrap();
         assert_eq!(changed.updated, 1);
-        let retailers = store.vouchers().retailers(None, 10).unwrap();
+        let retailers = store.vouchers().names(Named::Retailer, None, 10).unwrap();
         let counts: Vec<(&str, u64)> = retailers
             .iter()
             .map(|r| (r.name.as_str(), r.active))

@@ -90,23 +90,22 @@ impl NetworkActor {
         let work = async move {
             let name = settings.name.clone();
             tracing::info!(network = %name, "pull started");
-            let result = puller.pull(&settings).await;
+            let result = puller
+                .pull(&settings)
+                .await
+                .map_err(|f| (f.summary, f.error));
             let now = clock.now();
             let jitter = 0.5 + rand::random::<f64>() * 0.5;
             let (kind, enabled) = (settings.kind, settings.enabled);
-            let result2 = result.map_err(|f| (f.summary, f.error));
-            let logged = result2.clone();
+            let recorded = result.clone();
             let stored = store
                 .write(move |s| {
                     let mut record = s
                         .networks()
                         .get(&name)?
                         .unwrap_or_else(|| NetworkRecord::new(&name, kind, enabled));
-                    let error = match result2 {
-                        Ok(summary) => {
-                            record.succeeded(summary, now);
-                            None
-                        }
+                    match recorded {
+                        Ok(summary) => record.succeeded(summary, now),
                         Err((summary, error)) => {
                             if record.failed(summary, error.clone(), now, &backoff, jitter) {
                                 let message = format!(
@@ -120,14 +119,13 @@ impl NetworkActor {
                                     now,
                                 ))?;
                             }
-                            Some(error)
                         }
-                    };
+                    }
                     s.networks().put(&record)?;
-                    Ok((record, error))
+                    Ok(record)
                 })
                 .await;
-            (logged, stored)
+            (result, stored)
         };
         ctx.spawn(
             work.into_actor(self)
@@ -153,7 +151,7 @@ impl NetworkActor {
                         Err((s, e)) => (s, Some(e)),
                     };
                     let (state, retry_at) = match &stored {
-                        Ok((record, _)) => (record.state, record.retry_at),
+                        Ok(record) => (record.state, record.retry_at),
                         Err(e) => {
                             tracing::error!(network = %name, error = %e, "storing the pull's outcome failed");
                             let state = if error.is_some() {
