@@ -15,9 +15,10 @@ use uuid::Uuid;
 use crate::actors::{Actors, Deps};
 use crate::clock::{self, SharedClock};
 use crate::config::Settings;
+use crate::delivery::templates::Templates;
 use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
 use crate::http::{self, AppState};
-use crate::security::{self, Passwords};
+use crate::security::{self, LinkSigner, Passwords};
 use crate::store::{Store, StoreError};
 
 /// How long in-flight requests get to finish after a stop signal.
@@ -45,17 +46,41 @@ impl Application {
         let passwords =
             Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         bootstrap_admin(&store, &settings, &clock).await?;
+        let secret = settings.auth.secret.clone();
+        let signer = LinkSigner::new(store.run(move |s| s.meta().hmac_secret(&secret)).await?);
+        let templates_dir = Some(&settings.delivery.email.templates_dir)
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from);
+        let templates = Arc::new(Templates::load(templates_dir.as_deref())?);
+        // Schedules follow the users' settings (a crash between a change and its reschedule, a
+        // changed weekly_day): made to match before the shards read them.
+        let (weekday, now) = (settings.digest.weekday(), clock.now());
+        if let Some(weekday) = weekday {
+            let changed = store
+                .write(move |s| s.digests().reconcile(weekday, now))
+                .await?;
+            if changed > 0 {
+                tracing::info!(
+                    changed,
+                    "digest schedules brought in line with user settings"
+                );
+            }
+        }
 
         let actors = Actors::start(&Deps {
             settings: settings.clone(),
             store: store.clone(),
             clock: clock.clone(),
+            signer: signer.clone(),
+            templates: templates.clone(),
         })?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             store: store.clone(),
             clock,
             passwords,
+            signer,
+            templates,
             actors: actors.addrs(),
             rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
             listing_cache: http::vouchers::ListingCache::new(Duration::from_secs(
@@ -83,6 +108,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The running actors' handles (tests wake the schedulers after moving a manual clock).
+    pub fn actors(&self) -> crate::actors::ActorAddrs {
+        self.actors.addrs()
     }
 
     /// Stops the server from elsewhere (tests; the binary uses signals).

@@ -39,6 +39,29 @@ retry_base_s = 30
 retry_max_s = 3600
 cache_ttl_s = 10
 
+[digest]
+default_hour = 8
+shards = 8
+max_vouchers = 25
+weekly_day = "mon"
+
+[delivery]
+max_attempts = 8
+retry_base_s = 30
+retry_max_s = 3600
+
+[delivery.email]
+transport = "file"
+from = "voucherd <alerts@localhost>"
+smtp_url = "smtp://127.0.0.1:1025"
+pool_size = 4
+per_second = 50
+timeout_s = 30
+templates_dir = ""
+
+[notify]
+admin_emails = []
+
 [[networks]]
 name = "demo"
 kind = "csv"
@@ -61,6 +84,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub catalogue: CatalogueSettings,
+    pub digest: DigestSettings,
+    pub delivery: DeliverySettings,
+    pub notify: NotifySettings,
     /// One `NetworkActor` each.
     #[serde(default)]
     pub networks: Vec<NetworkSettings>,
@@ -122,6 +148,69 @@ pub struct CatalogueSettings {
     pub retry_max_s: u64,
     /// How long a cached voucher listing may be served (ingest invalidates it at once).
     pub cache_ttl_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestSettings {
+    /// The local hour of users who registered without one.
+    pub default_hour: u8,
+    /// `DigestShard` actors; each owns the users of the timezones hashed to it.
+    pub shards: u16,
+    /// Vouchers listed in one digest; the rest are counted as "and N more".
+    pub max_vouchers: u16,
+    /// The local weekday weekly digests go out on (`mon` … `sun`).
+    pub weekly_day: String,
+}
+
+impl DigestSettings {
+    pub fn weekday(&self) -> Option<chrono::Weekday> {
+        self.weekly_day.parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Attempts per message; after the last failed one it is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait after a failed attempt; doubles per further failure (with jitter) up to `retry_max_s`.
+    pub retry_base_s: u64,
+    pub retry_max_s: u64,
+    pub email: EmailSettings,
+}
+
+/// How email leaves: `file` writes `.eml` files under `store.path/mail`; `smtp` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub transport: EmailTransportKind,
+    pub from: String,
+    /// `smtp://` plain, `smtps://` TLS, `smtp://…?tls=required` STARTTLS; `user:pass@` allowed.
+    pub smtp_url: String,
+    /// Pooled SMTP connections, and the number of messages sent at once.
+    pub pool_size: u32,
+    /// Messages per second at most.
+    pub per_second: u32,
+    /// Per SMTP command.
+    pub timeout_s: u64,
+    /// A directory whose `digest.html`, `digest.txt`, `digest_subject.txt` or `unsubscribe.html`
+    /// replace the built-in templates; empty for the built-in ones.
+    pub templates_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Who gets admin alerts (network failing, delivery failing) by email.
+    pub admin_emails: Vec<String>,
 }
 
 /// One affiliate network (a `[[networks]]` entry).
@@ -349,7 +438,97 @@ impl Settings {
                 "must be at least 1 and at most catalogue.retry_max_s",
             ));
         }
+        self.validate_digest_and_delivery()?;
         self.validate_networks()
+    }
+
+    fn validate_digest_and_delivery(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        let d = &self.digest;
+        if d.default_hour > 23 {
+            return Err(invalid(
+                "digest.default_hour",
+                "must be an hour from 0 to 23",
+            ));
+        }
+        if !(1..=256).contains(&d.shards) {
+            return Err(invalid("digest.shards", "must be between 1 and 256"));
+        }
+        if !(1..=500).contains(&d.max_vouchers) {
+            return Err(invalid("digest.max_vouchers", "must be between 1 and 500"));
+        }
+        if d.weekday().is_none() {
+            return Err(invalid(
+                "digest.weekly_day",
+                format!("`{}` is not a weekday (mon … sun)", d.weekly_day),
+            ));
+        }
+        let del = &self.delivery;
+        if !(1..=100).contains(&del.max_attempts) {
+            return Err(invalid(
+                "delivery.max_attempts",
+                "must be between 1 and 100",
+            ));
+        }
+        if del.retry_base_s == 0 || del.retry_max_s < del.retry_base_s {
+            return Err(invalid(
+                "delivery.retry_base_s",
+                "must be at least 1 and at most delivery.retry_max_s",
+            ));
+        }
+        let e = &del.email;
+        if e.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "delivery.email.from",
+                format!(
+                    "`{}` is not a mailbox such as `voucherd <alerts@example.org>`",
+                    e.from
+                ),
+            ));
+        }
+        if e.transport == EmailTransportKind::Smtp
+            && lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&e.smtp_url).is_err()
+        {
+            return Err(invalid(
+                "delivery.email.smtp_url",
+                "is not an smtp:// or smtps:// URL",
+            ));
+        }
+        if !(1..=256).contains(&e.pool_size) {
+            return Err(invalid(
+                "delivery.email.pool_size",
+                "must be between 1 and 256",
+            ));
+        }
+        if e.per_second == 0 {
+            return Err(invalid("delivery.email.per_second", "must be at least 1"));
+        }
+        if !(1..=600).contains(&e.timeout_s) {
+            return Err(invalid(
+                "delivery.email.timeout_s",
+                "must be between 1 and 600",
+            ));
+        }
+        if !e.templates_dir.is_empty() && !Path::new(&e.templates_dir).is_dir() {
+            return Err(invalid(
+                "delivery.email.templates_dir",
+                format!("{} is not a directory", e.templates_dir),
+            ));
+        }
+        for a in &self.notify.admin_emails {
+            if crate::domain::user::Email::parse(a).is_err() {
+                return Err(invalid(
+                    "notify.admin_emails",
+                    format!("`{a}` is not an email address"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_networks(&self) -> Result<(), ConfigError> {
@@ -426,6 +605,12 @@ impl Settings {
         let mut shown = self.clone();
         if !shown.auth.secret.is_empty() {
             shown.auth.secret = "********".to_owned();
+        }
+        if let Ok(mut url) = url::Url::parse(&shown.delivery.email.smtp_url)
+            && url.password().is_some()
+        {
+            let _ = url.set_password(Some("********"));
+            shown.delivery.email.smtp_url = url.to_string();
         }
         for n in &mut shown.networks {
             if !n.token.is_empty() {

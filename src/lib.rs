@@ -5,6 +5,7 @@ pub mod actors;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod feeds;
 pub mod http;

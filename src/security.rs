@@ -12,6 +12,53 @@ use tokio::sync::Semaphore;
 
 use crate::domain::user::Password;
 
+/// Signed per-user links (unsubscribe): `<user id, 32 hex>.<HMAC-SHA256 of purpose and id, 64 hex>`.
+/// The key is `[auth] secret` or one generated and kept in the store, so links survive restarts.
+#[derive(Clone)]
+pub struct LinkSigner {
+    key: Arc<[u8]>,
+}
+
+impl LinkSigner {
+    const UNSUBSCRIBE: &'static [u8] = b"unsubscribe\0";
+
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key: key.into() }
+    }
+
+    fn mac(&self, user: uuid::Uuid) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac as _;
+        // HMAC takes keys of any length: new_from_slice cannot fail for it.
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(Self::UNSUBSCRIBE);
+        mac.update(user.as_bytes());
+        mac
+    }
+
+    pub fn unsubscribe_token(&self, user: uuid::Uuid) -> String {
+        use hmac::Mac as _;
+        format!(
+            "{}.{}",
+            user.simple(),
+            hex::encode(self.mac(user).finalize().into_bytes())
+        )
+    }
+
+    /// The user a token was made for, if it is genuine (constant-time comparison).
+    pub fn verify_unsubscribe(&self, token: &str) -> Option<uuid::Uuid> {
+        use hmac::Mac as _;
+        let (id, sig) = token.split_once('.')?;
+        if id.len() != 32 {
+            return None;
+        }
+        let user = uuid::Uuid::try_parse(id).ok()?;
+        let sig = hex::decode(sig).ok()?;
+        self.mac(user).verify_slice(&sig).ok()?;
+        Some(user)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("password hashing failed: {0}")]
@@ -87,6 +134,34 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsubscribe_tokens_verify_only_unaltered() {
+        let signer = LinkSigner::new(b"k".repeat(32));
+        let user = uuid::Uuid::now_v7();
+        let token = signer.unsubscribe_token(user);
+        assert_eq!(signer.verify_unsubscribe(&token), Some(user));
+        let other = uuid::Uuid::now_v7();
+        let (_, sig) = token.split_once('.').unwrap();
+        assert_eq!(
+            signer.verify_unsubscribe(&format!("{}.{sig}", other.simple())),
+            None
+        );
+        let mut flipped = token.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            signer.verify_unsubscribe(&String::from_utf8(flipped).unwrap()),
+            None
+        );
+        assert_eq!(
+            LinkSigner::new(b"x".repeat(32)).verify_unsubscribe(&token),
+            None
+        );
+        for junk in ["", ".", "abc.def", &token[..40]] {
+            assert_eq!(signer.verify_unsubscribe(junk), None, "{junk}");
+        }
+    }
 
     #[test]
     fn hashes_verify_only_the_right_password() {

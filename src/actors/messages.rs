@@ -27,3 +27,9 @@ pub struct PullOutcome {
     /// Why the pull failed, if it did.
     pub error: Option<String>,
 }
+
+/// Re-read the schedule now: due work is done at once and the timer re-armed (DigestShard,
+/// DeliveryDispatcher; sent after a change that may bring work forward).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Wake;

@@ -5,9 +5,12 @@
 //! HttpServer factory) and hands out their `Addr`s. [`Actors::shutdown`] stops that arbiter, which
 //! drops every actor and with it their store handles.
 
+pub mod digest;
+pub mod dispatcher;
 pub mod housekeeper;
 pub mod messages;
 pub mod network;
+pub mod subscriptions;
 pub mod supervise;
 
 use std::collections::HashMap;
@@ -25,6 +28,8 @@ pub struct Deps {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub clock: SharedClock,
+    pub signer: crate::security::LinkSigner,
+    pub templates: Arc<crate::delivery::templates::Templates>,
 }
 
 /// The running actors and the arbiter they live on.
@@ -34,7 +39,8 @@ pub struct Actors {
 }
 
 impl Actors {
-    /// Starts the housekeeper, then one network actor per configured network.
+    /// Starts the housekeeper, one network actor per configured network, the delivery
+    /// dispatcher, the subscription registry and one digest shard per `[digest] shards`.
     pub fn start(deps: &Deps) -> anyhow::Result<Self> {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
@@ -56,11 +62,47 @@ impl Actors {
             let addr = supervise::start(&handle, move |_| actor);
             networks.insert(n.name.clone(), addr);
         }
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
+        let outbound = Arc::new(dispatcher::Outbound::new(
+            &deps.settings,
+            deps.store.clone(),
+            deps.clock.clone(),
+            deps.templates.clone(),
+            deps.signer.clone(),
+        )?);
+        let wake = outbox_wake.clone();
+        let dispatcher = supervise::start(&handle, move |_| {
+            dispatcher::DeliveryDispatcher::new(outbound, wake)
+        });
+        let registry = subscriptions::Registry::new(
+            handle.clone(),
+            deps.store.clone(),
+            deps.clock.clone(),
+            usize::from(deps.settings.digest.max_vouchers),
+        );
+        let shards = deps.settings.digest.shards;
+        let shard_addrs = (0..shards)
+            .map(|i| {
+                let (store, clock, registry, wake) = (
+                    deps.store.clone(),
+                    deps.clock.clone(),
+                    registry.clone(),
+                    outbox_wake.clone(),
+                );
+                supervise::start(&handle, move |_| {
+                    digest::DigestShard::new(i, shards, store, clock, registry, wake)
+                })
+            })
+            .collect();
         Ok(Self {
             arbiter,
             addrs: ActorAddrs {
                 housekeeper,
                 networks: Arc::new(networks),
+                dispatcher,
+                outbox_wake,
+                registry,
+                shards: Arc::new(shard_addrs),
             },
         })
     }
@@ -91,6 +133,13 @@ pub struct ActorAddrs {
     pub housekeeper: Addr<housekeeper::Housekeeper>,
     /// By network name.
     pub networks: Arc<HashMap<String, Addr<network::NetworkActor>>>,
+    pub dispatcher: Addr<dispatcher::DeliveryDispatcher>,
+    /// Wakes the dispatcher (new outbox entries).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The SubscriptionManagers.
+    pub registry: Arc<subscriptions::Registry>,
+    /// DigestShards by index.
+    pub shards: Arc<Vec<Addr<digest::DigestShard>>>,
 }
 
 impl ActorAddrs {
@@ -105,6 +154,27 @@ impl ActorAddrs {
                 return false;
             }
         }
-        true
+        for addr in self.shards.iter() {
+            if !answered(tokio::time::timeout(within, addr.send(messages::Ping)).await) {
+                return false;
+            }
+        }
+        answered(tokio::time::timeout(within, self.dispatcher.send(messages::Ping)).await)
+    }
+
+    /// Tells the shard owning `tz` that a schedule there changed (it re-reads its earliest entry).
+    pub fn schedule_changed(&self, tz: chrono_tz::Tz) {
+        let i = digest::shard_of(tz, self.shards.len() as u16);
+        if let Some(shard) = self.shards.get(usize::from(i)) {
+            shard.do_send(messages::Wake);
+        }
+    }
+
+    /// Every shard and the dispatcher look at their schedules now (after the clock moved).
+    pub fn wake_all(&self) {
+        for shard in self.shards.iter() {
+            shard.do_send(messages::Wake);
+        }
+        self.outbox_wake.notify_one();
     }
 }

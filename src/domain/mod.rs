@@ -2,10 +2,24 @@
 //! Everything here is unit- and property-testable without a store or a server.
 
 pub mod auth;
+pub mod delivery;
+pub mod digest;
 pub mod network;
 pub mod notification;
+pub mod schedule;
 pub mod user;
 pub mod voucher;
+
+/// A UUIDv7 carrying the instant `t` (from the injectable clock), so ids order like the times
+/// they record.
+pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
+    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        secs,
+        t.timestamp_subsec_nanos(),
+    ))
+}
 
 /// A rule broken by input: which field, and why. Shown to clients as 422 `validation_failed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -151,6 +151,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::actors::subscriptions::ManagerError> for ApiError {
+    fn from(e: crate::actors::subscriptions::ManagerError) -> Self {
+        match e {
+            crate::actors::subscriptions::ManagerError::Store(e) => e.into(),
+            crate::actors::subscriptions::ManagerError::Mailbox(_) => ApiError::Overloaded,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::Overloaded
+    }
+}
+
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)

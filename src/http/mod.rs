@@ -3,6 +3,8 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod deliveries;
+pub mod digests;
 pub mod error;
 pub mod middleware;
 pub mod networks;
@@ -10,7 +12,9 @@ pub mod notifications;
 pub mod ops;
 pub mod pagination;
 pub mod rate_limit;
+pub mod subscriptions;
 pub mod tokens;
+pub mod unsubscribe;
 pub mod users;
 pub mod vouchers;
 
@@ -36,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: SharedClock,
     pub passwords: Passwords,
+    pub signer: crate::security::LinkSigner,
+    pub templates: Arc<crate::delivery::templates::Templates>,
     pub actors: ActorAddrs,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
     pub listing_cache: vouchers::ListingCache,
@@ -54,6 +60,7 @@ pub struct AppState {
         (name = "networks", description = "Affiliate networks and their pulls"),
         (name = "vouchers", description = "The catalogue of collected vouchers"),
         (name = "notifications", description = "Admin alerts"),
+        (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -73,15 +80,20 @@ impl Modify for BearerAuth {
 
 /// Every documented route.
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.configure(ops::routes).service(
-        utoipa_actix_web::scope("/api/v1")
-            .configure(users::routes)
-            .configure(tokens::routes)
-            .configure(api_keys::routes)
-            .configure(networks::routes)
-            .configure(vouchers::routes)
-            .configure(notifications::routes),
-    );
+    cfg.configure(ops::routes)
+        .configure(unsubscribe::routes)
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .configure(users::routes)
+                .configure(tokens::routes)
+                .configure(api_keys::routes)
+                .configure(networks::routes)
+                .configure(vouchers::routes)
+                .configure(notifications::routes)
+                .configure(subscriptions::routes)
+                .configure(digests::routes)
+                .configure(deliveries::routes),
+        );
 }
 
 /// The OpenAPI document of [`routes`].

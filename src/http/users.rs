@@ -129,7 +129,9 @@ async fn register(
         .digest_hour
         .map(DigestHour::parse)
         .transpose()?
-        .unwrap_or_default();
+        .unwrap_or(DigestHour::parse(i64::from(
+            state.settings.digest.default_hour,
+        ))?);
     let password_hash = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let user = User {
@@ -145,11 +147,7 @@ async fn register(
         created_at: now,
         updated_at: now,
     };
-    let stored = user.clone();
-    state
-        .store
-        .write(move |s| s.users().create(&stored))
-        .await?;
+    super::digests::create_and_schedule(&state, user.clone()).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
         .json(UserView::from(&user)))
@@ -233,11 +231,7 @@ async fn update(
     if let Some(p) = body.password.as_deref() {
         changes.password_hash = Some(state.passwords.hash(Password::parse(p)?).await?);
     }
-    let now = state.clock.now();
-    let user = state
-        .store
-        .write(move |s| s.users().update(id, &changes, now))
-        .await?;
+    let user = super::digests::update_and_reschedule(&state, id, changes).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
@@ -256,7 +250,20 @@ async fn erase(
             "an admin cannot erase themselves".into(),
         ));
     }
-    let erased = state.store.write(move |s| s.users().erase(id)).await?;
+    // Subscriptions and digests (with their deliveries) first: a crash half-way leaves a user who
+    // can be erased again, never orphaned personal data.
+    let erased = state
+        .store
+        .write(move |s| {
+            if s.users().get(id)?.is_none() {
+                return Err(crate::store::StoreError::NotFound);
+            }
+            s.subscriptions().erase_user(id)?;
+            s.digests().erase_user(id)?;
+            s.users().erase(id)
+        })
+        .await?;
+    state.actors.registry.forget(id);
     tracing::info!(user = %id, tokens = erased.tokens, "user erased");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -281,11 +288,7 @@ async fn set_role(
         role: Some(body.role),
         ..UserChanges::default()
     };
-    let now = state.clock.now();
-    let user = state
-        .store
-        .write(move |s| s.users().update(id, &changes, now))
-        .await?;
+    let user = super::digests::update_and_reschedule(&state, id, changes).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 

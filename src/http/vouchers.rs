@@ -97,7 +97,7 @@ pub struct VoucherView {
 }
 
 impl VoucherView {
-    fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
+    pub fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
         let o = &v.offer;
         Self {
             id: v.id,

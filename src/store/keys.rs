@@ -40,6 +40,17 @@ pub fn uuid_from(bytes: &[u8]) -> Option<Uuid> {
     Some(Uuid::from_bytes(bytes.get(..16)?.try_into().ok()?))
 }
 
+/// The smallest UUIDv7 of the millisecond of `t`: ids carrying an instant at or after `t` sort at
+/// or after it.
+pub fn uuid_floor(t: DateTime<Utc>) -> [u8; 16] {
+    let millis = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    let mut out = [0u8; 16];
+    if let Some(ms) = millis.to_be_bytes().get(2..) {
+        out[..6].copy_from_slice(ms);
+    }
+    out
+}
+
 /// Builds a composite key from parts, in order.
 #[derive(Debug, Default, Clone)]
 pub struct KeyBuf(Vec<u8>);

@@ -14,6 +14,9 @@
 //! - `networks`    network name → NetworkRecord (JSON): pull state, see [`networks`]
 //! - `feed_staging` network ‖ 0xff ‖ seq(8) → Offer (JSON): pages of a pull in progress
 //! - `notifications` NotificationId(16) → Notification (JSON): admin alerts
+//! - `subscriptions`, `target_subscriber`: see [`subscriptions`]
+//! - `digest_schedule`, `digest_due`, `digests`: see [`digests`]
+//! - `deliveries`, `outbox`: the durable outbox, see [`deliveries`]
 //!
 //! sled calls block (and may fsync): async code reaches the store through [`Store::run`] and
 //! [`Store::write`], which run on the store's own small thread [`pool`]. `write` returns only when the write is
@@ -21,6 +24,8 @@
 
 pub mod backup;
 pub mod counters;
+pub mod deliveries;
+pub mod digests;
 pub mod flusher;
 pub mod keys;
 pub mod meta;
@@ -29,6 +34,7 @@ pub mod notifications;
 pub mod pool;
 pub mod schema;
 pub mod staging;
+pub mod subscriptions;
 pub mod tokens;
 pub mod users;
 pub mod vouchers;
@@ -146,6 +152,13 @@ pub(crate) struct Trees {
     pub networks: sled::Tree,
     pub feed_staging: sled::Tree,
     pub notifications: sled::Tree,
+    pub subscriptions: sled::Tree,
+    pub target_subscriber: sled::Tree,
+    pub digest_schedule: sled::Tree,
+    pub digest_due: sled::Tree,
+    pub digests: sled::Tree,
+    pub deliveries: sled::Tree,
+    pub outbox: sled::Tree,
 }
 
 /// Names of all trees, for backup and the emptiness check of `import`.
@@ -168,6 +181,13 @@ pub const TREE_NAMES: &[&str] = &[
     "networks",
     "feed_staging",
     "notifications",
+    "subscriptions",
+    "target_subscriber",
+    "digest_schedule",
+    "digest_due",
+    "digests",
+    "deliveries",
+    "outbox",
 ];
 
 impl Trees {
@@ -191,6 +211,13 @@ impl Trees {
             networks: db.open_tree("networks")?,
             feed_staging: db.open_tree("feed_staging")?,
             notifications: db.open_tree("notifications")?,
+            subscriptions: db.open_tree("subscriptions")?,
+            target_subscriber: db.open_tree("target_subscriber")?,
+            digest_schedule: db.open_tree("digest_schedule")?,
+            digest_due: db.open_tree("digest_due")?,
+            digests: db.open_tree("digests")?,
+            deliveries: db.open_tree("deliveries")?,
+            outbox: db.open_tree("outbox")?,
         })
     }
 }
@@ -339,6 +366,18 @@ impl Store {
 
     pub fn notifications(&self) -> notifications::Notifications<'_> {
         notifications::Notifications::new(self)
+    }
+
+    pub fn subscriptions(&self) -> subscriptions::Subscriptions<'_> {
+        subscriptions::Subscriptions::new(self)
+    }
+
+    pub fn digests(&self) -> digests::Digests<'_> {
+        digests::Digests::new(self)
+    }
+
+    pub fn deliveries(&self) -> deliveries::Deliveries<'_> {
+        deliveries::Deliveries::new(self)
     }
 
     /// Changes whenever the catalogue changes (in this process).

@@ -309,8 +309,9 @@ impl<'a> Vouchers<'a> {
         now: DateTime<Utc>,
         retention: chrono::Duration,
     ) -> Result<Upserted, StoreError> {
-        // Ids are drawn once, outside the closure, so a retried transaction reuses them.
-        let fresh_ids: Vec<Uuid> = offers.iter().map(|_| Uuid::now_v7()).collect();
+        // Ids are drawn once, outside the closure, so a retried transaction reuses them. They carry
+        // `now` (the first-seen instant), so digests select "new since T" as an id range.
+        let fresh_ids: Vec<Uuid> = offers.iter().map(|_| crate::domain::v7_at(now)).collect();
         self.transaction(|tx| {
             let mut done = Upserted::default();
             let mut pending = Pending::default();
@@ -532,6 +533,39 @@ impl<'a> Vouchers<'a> {
                 })
             })
             .collect()
+    }
+
+    /// Adds to `out` the vouchers of a retailer or category (by key) first seen at or after
+    /// `since` and active at `now`: a range of the id-ordered index (ids carry their first-seen
+    /// instant), deciding `active` on the index entry alone.
+    pub fn new_since(
+        &self,
+        which: Named,
+        key: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        out: &mut std::collections::BTreeSet<Uuid>,
+    ) -> Result<(), StoreError> {
+        let trees = self.store.trees();
+        let tree = match which {
+            Named::Retailer => &trees.retailer_voucher,
+            Named::Category => &trees.category_voucher,
+        };
+        let prefix = KeyBuf::new().str(key).build();
+        let start = KeyBuf::new()
+            .bytes(&prefix)
+            .bytes(&super::keys::uuid_floor(since))
+            .build();
+        let end = KeyBuf::new().bytes(&prefix).bytes(&[0xff; 17]).build();
+        for kv in tree.range(start..end) {
+            let (k, window) = kv?;
+            if let Some(id) = k.get(prefix.len()..).and_then(uuid_from)
+                && window_active(&window, now)
+            {
+                out.insert(id);
+            }
+        }
+        Ok(())
     }
 
     pub fn active_in_network(&self, network: &str) -> Result<u64, StoreError> {

@@ -12,6 +12,14 @@ use voucherd::feeds::FeedKind;
 
 pub const ADMIN_EMAIL: &str = "admin@localhost";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// `[auth] secret` of test servers, so tests can sign unsubscribe links themselves.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// The unsubscribe token the test servers put into a digest for `user_id`.
+pub fn unsubscribe_token(user_id: &str) -> String {
+    voucherd::security::LinkSigner::new(TEST_SECRET.as_bytes().to_vec())
+        .unsubscribe_token(user_id.parse().expect("uuid"))
+}
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
@@ -24,6 +32,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin_token: String,
     pub store_dir: tempfile::TempDir,
+    pub actors: voucherd::actors::ActorAddrs,
     handle: actix_web::dev::ServerHandle,
     stopped: Option<tokio::task::JoinHandle<()>>,
 }
@@ -36,6 +45,7 @@ pub fn test_settings(store_path: PathBuf) -> Settings {
     s.rate_limit.per_second = 10_000;
     s.rate_limit.burst = 10_000;
     s.auth.bootstrap_admin_password = Some(ADMIN_PASSWORD.into());
+    s.auth.secret = TEST_SECRET.into();
     // Tests that need networks add their own (wiremock servers or fixture files).
     s.networks.clear();
     s
@@ -48,8 +58,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, store_dir: tempfile::TempDir) -> TestApp {
+    spawn_with_clock(settings, store_dir, voucherd::clock::system()).await
+}
+
+/// A server whose time is `clock` (a `ManualClock` for scheduler tests).
+pub async fn spawn_with_clock(
+    settings: Settings,
+    store_dir: tempfile::TempDir,
+    clock: voucherd::clock::SharedClock,
+) -> TestApp {
     LazyLock::force(&TRACING);
-    let app = Application::build(settings).await.expect("build app");
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("build app");
+    let actors = app.actors();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let stopped = actix_web::rt::spawn(async move {
@@ -66,6 +88,7 @@ pub async fn spawn_with(settings: Settings, store_dir: tempfile::TempDir) -> Tes
         client,
         admin_token: String::new(),
         store_dir,
+        actors,
         handle,
         stopped: Some(stopped),
     };

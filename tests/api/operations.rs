@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{
     assert_problem, fixture_url, network, spawn_app, spawn_with, spawn_with_networks, test_settings,
@@ -104,6 +104,15 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/retailers",
         "GET /api/v1/categories",
         "GET /api/v1/notifications",
+        "GET /api/v1/users/{id}/subscriptions",
+        "POST /api/v1/users/{id}/subscriptions",
+        "DELETE /api/v1/users/{id}/subscriptions/{sub_id}",
+        "GET /api/v1/users/{id}/digests",
+        "GET /api/v1/users/{id}/digest/preview",
+        "POST /api/v1/admin/digests/run",
+        "GET /api/v1/deliveries",
+        "GET /unsubscribe/{token}",
+        "POST /unsubscribe/{token}",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -118,11 +127,20 @@ async fn the_openapi_document_describes_every_route() {
     let admin_id = me["id"].as_str().unwrap();
     let page = app.vouchers("?limit=1").await;
     let voucher_id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let sub = app
+        .subscribe(admin_id, &app.admin_token, json!({"retailer": "Acme"}))
+        .await;
+    assert_eq!(sub.status(), StatusCode::CREATED);
+    let sub: Value = sub.json().await.unwrap();
+    let token = crate::helpers::unsubscribe_token(admin_id);
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
         } else {
-            route.replace("{name}", "fixture")
+            route
+                .replace("{name}", "fixture")
+                .replace("{sub_id}", sub["id"].as_str().unwrap())
+                .replace("{token}", &token)
         };
         let (method, path) = path.split_once(' ').unwrap();
         let token = app

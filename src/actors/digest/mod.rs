@@ -1,0 +1,222 @@
+//! DigestShard: one per shard of timezones (`[digest] shards`). Each reads the due index of its
+//! own timezones (`digest_due`: timezone ‖ due_at ‖ user), wakes at the earliest entry with one
+//! timer (re-armed when a user change brings an earlier one: [`Wake`]), asks each due user's
+//! SubscriptionManager for the digest, and commits digests, outbox entries and next due times in
+//! one transaction per batch. Then it wakes the DeliveryDispatcher.
+//!
+//! Exactly once per user and period comes from the store (the digest key), so a restart, a second
+//! run or an admin run racing a shard never sends twice. After a restart the due index is simply
+//! read again; entries that fell due while the process was down are sent at once.
+
+mod handlers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, SpawnHandle, Supervised};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::subscriptions::{BuildDigest, Registry};
+use super::supervise::{SupervisedActor, note_restart};
+use crate::clock::SharedClock;
+use crate::domain::digest::Draft;
+use crate::store::Store;
+use crate::store::digests::Committed;
+
+pub use crate::actors::messages::Wake;
+
+/// Users handled per transaction.
+pub const BATCH: usize = 512;
+/// The timer never sleeps longer than this, so a wall-clock jump is noticed.
+pub const MAX_TIMER: Duration = Duration::from_secs(60);
+
+/// The shard a timezone belongs to: a stable hash (FNV-1a) of its name, so the split does not
+/// depend on the Rust version or the order of anything.
+pub fn shard_of(tz: Tz, shards: u16) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in tz.name().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h % u32::from(shards.max(1))) as u16
+}
+
+/// The timezones of one shard.
+pub fn timezones_of(shard: u16, shards: u16) -> Vec<Tz> {
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .copied()
+        .filter(|tz| shard_of(*tz, shards) == shard)
+        .collect()
+}
+
+pub struct DigestShard {
+    index: u16,
+    timezones: Arc<Vec<Tz>>,
+    store: Store,
+    clock: SharedClock,
+    registry: Arc<Registry>,
+    dispatcher: Arc<Notify>,
+    running: bool,
+    again: bool,
+    timer: Option<SpawnHandle>,
+}
+
+impl DigestShard {
+    pub fn new(
+        index: u16,
+        shards: u16,
+        store: Store,
+        clock: SharedClock,
+        registry: Arc<Registry>,
+        dispatcher: Arc<Notify>,
+    ) -> Self {
+        Self {
+            index,
+            timezones: Arc::new(timezones_of(index, shards)),
+            store,
+            clock,
+            registry,
+            dispatcher,
+            running: false,
+            again: false,
+            timer: None,
+        }
+    }
+
+    /// Sleeps until `earliest` (or [`MAX_TIMER`]), then wakes itself.
+    fn arm(&mut self, ctx: &mut Context<Self>, earliest: Option<DateTime<Utc>>) {
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        let wait = earliest
+            .map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(MAX_TIMER)
+            .min(MAX_TIMER);
+        self.timer = Some(ctx.run_later(wait, |act, ctx| {
+            act.timer = None;
+            ctx.notify(Wake);
+        }));
+    }
+}
+
+impl Actor for DigestShard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.running = false;
+        self.again = false;
+        ctx.notify(Wake);
+    }
+}
+
+impl Supervised for DigestShard {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        note_restart::<Self>();
+    }
+}
+
+impl SupervisedActor for DigestShard {
+    const NAME: &'static str = "digest_shard";
+}
+
+/// Builds the digests of these `(user, period, due entry)` through their SubscriptionManagers
+/// and commits them in one transaction (durable when this returns).
+pub async fn build_and_commit(
+    store: &Store,
+    registry: &Registry,
+    items: Vec<(Uuid, NaiveDate, Option<DateTime<Utc>>)>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Committed> {
+    let built = join_all(items.into_iter().map(|(user, period, due_at)| async move {
+        let msg = || BuildDigest {
+            period,
+            due_at,
+            now,
+        };
+        match registry.get(user).send(msg()).await {
+            // The manager stopped between get() and send(): start a fresh one.
+            Err(actix::MailboxError::Closed) => registry.get(user).send(msg()).await,
+            other => other,
+        }
+    }))
+    .await;
+    let mut drafts: Vec<Draft> = Vec::with_capacity(built.len());
+    for b in built {
+        match b {
+            Ok(Ok(d)) => drafts.push(d),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "building a digest failed; retried at the next wake")
+            }
+            Err(e) => tracing::warn!(error = %e, "a subscription manager did not answer"),
+        }
+    }
+    if drafts.is_empty() {
+        return Ok(Committed::default());
+    }
+    let committed = store
+        .write(move |s| s.digests().commit(&drafts, now))
+        .await?;
+    metrics::counter!("voucherd_digests_total", "result" => "sent")
+        .increment(committed.sent as u64);
+    metrics::counter!("voucherd_digests_total", "result" => "skipped")
+        .increment(committed.skipped as u64);
+    Ok(committed)
+}
+
+/// `POST /admin/digests/run`: every digest not yet sent for the user's current local period
+/// (one user, or all), ignoring the hour. Returns (sent, skipped).
+pub async fn run_now(
+    store: &Store,
+    registry: &Registry,
+    dispatcher: &Notify,
+    clock: &SharedClock,
+    user: Option<Uuid>,
+) -> anyhow::Result<Committed> {
+    let now = clock.now();
+    let mut total = Committed::default();
+    let mut after: Option<Uuid> = None;
+    loop {
+        let (batch, last) = store
+            .run(move |s| {
+                let digests = s.digests();
+                let schedules = match user {
+                    Some(u) => digests
+                        .schedule_of(u)?
+                        .map(|sc| vec![(u, sc)])
+                        .unwrap_or_default(),
+                    None => digests.schedules_after(after, BATCH)?,
+                };
+                let last = schedules.last().map(|(u, _)| *u);
+                let mut items = Vec::new();
+                let mut skipped = 0;
+                for (u, sc) in schedules {
+                    match sc.cadence().current_period(now) {
+                        Some(p) if !digests.done(u, p)? => items.push((u, p, None)),
+                        _ => skipped += 1,
+                    }
+                }
+                Ok((items, last.map(|l| (l, skipped))))
+            })
+            .await?;
+        let Some((last, skipped)) = last else {
+            break;
+        };
+        total.skipped += skipped;
+        if !batch.is_empty() {
+            let c = build_and_commit(store, registry, batch, now).await?;
+            total.sent += c.sent;
+            total.skipped += c.skipped;
+        }
+        if user.is_some() {
+            break;
+        }
+        after = Some(last);
+    }
+    dispatcher.notify_one();
+    Ok(total)
+}

@@ -1,0 +1,124 @@
+//! DeliveryDispatcher: sends what the durable outbox holds.
+//!
+//! One loop: claim the due deliveries (compare-and-swap, with a lease), send each through its
+//! channel with at most `pool_size` in flight and at most `per_second` started per second, then
+//! settle it: `sent`, or `failed` with a retry time (exponential backoff with jitter), or `dead`
+//! after `max_attempts` (or at once for a permanent failure such as a rejected address), which
+//! also raises a `delivery_failing` notification (at most one an hour). It sleeps until the next
+//! due entry or until woken through its `Notify` (digests committed, `Wake`). At start it resumes
+//! whatever a previous run left claimed. A crash in the middle of a send retries that message
+//! after restart with the same `Message-ID`.
+
+mod handlers;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Supervised, WrapFuture};
+use lettre::message::Mailbox;
+use tokio::sync::{Notify, Semaphore};
+
+use super::supervise::{SupervisedActor, note_restart};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::delivery::email::Mailer;
+use crate::delivery::templates::Templates;
+use crate::domain::network::Backoff;
+use crate::security::LinkSigner;
+use crate::store::Store;
+
+/// How long a claim holds before another attempt may take the message over.
+pub const LEASE: Duration = Duration::from_secs(300);
+/// The loop looks at the outbox at least this often (the clock may be moved in tests).
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// What sending needs, shared by the loop and its in-flight sends.
+pub struct Outbound {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub mailer: Mailer,
+    pub from: Mailbox,
+    pub templates: Arc<Templates>,
+    pub signer: LinkSigner,
+    pub public_url: String,
+    /// The host part of `Message-ID`s.
+    pub host: String,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub pool_size: usize,
+    pub per_second: u32,
+    last_alert: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Outbound {
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        clock: SharedClock,
+        templates: Arc<Templates>,
+        signer: LinkSigner,
+    ) -> anyhow::Result<Self> {
+        let email = &settings.delivery.email;
+        let public_url = settings.http.public_url.trim_end_matches('/').to_owned();
+        let host = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "voucherd.localhost".to_owned());
+        Ok(Self {
+            mailer: Mailer::from_settings(email, &settings.store.path)?,
+            from: email.from.parse()?,
+            store,
+            clock,
+            templates,
+            signer,
+            public_url,
+            host,
+            max_attempts: settings.delivery.max_attempts,
+            backoff: Backoff {
+                base: chrono::Duration::seconds(settings.delivery.retry_base_s as i64),
+                max: chrono::Duration::seconds(settings.delivery.retry_max_s as i64),
+                failing_after: settings.delivery.max_attempts,
+            },
+            pool_size: email.pool_size as usize,
+            per_second: email.per_second,
+            last_alert: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+pub struct DeliveryDispatcher {
+    outbound: Arc<Outbound>,
+    wake: Arc<Notify>,
+}
+
+impl DeliveryDispatcher {
+    pub fn new(outbound: Arc<Outbound>, wake: Arc<Notify>) -> Self {
+        Self { outbound, wake }
+    }
+}
+
+impl Actor for DeliveryDispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let outbound = self.outbound.clone();
+        let wake = self.wake.clone();
+        ctx.spawn(send::run(outbound, wake).into_actor(self));
+    }
+}
+
+impl Supervised for DeliveryDispatcher {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        note_restart::<Self>();
+    }
+}
+
+impl SupervisedActor for DeliveryDispatcher {
+    const NAME: &'static str = "delivery_dispatcher";
+}
+
+/// Bounds how many sends run at once.
+pub(crate) fn permits(n: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(n.max(1)))
+}

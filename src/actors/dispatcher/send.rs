@@ -1,0 +1,206 @@
+//! The dispatcher's loop and one send.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::{LEASE, MAX_SLEEP, Outbound, permits};
+use crate::delivery::SendError;
+use crate::delivery::render::{VoucherLine, digest_email};
+use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
+use crate::domain::notification::{Notification, NotificationKind};
+use crate::store::deliveries::Attempt;
+
+/// Claims and sends until the actor stops (dropping this future).
+pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
+    let now = out.clock.now();
+    match out.store.write(move |s| s.deliveries().resume(now)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            resumed = n,
+            "outbox: deliveries interrupted by the last stop are due again"
+        ),
+        Err(e) => tracing::error!(error = %e, "outbox: resuming failed"),
+    }
+    let in_flight = permits(out.pool_size);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(out.per_second.max(1)));
+    let mut next_slot = Instant::now();
+    loop {
+        let now = out.clock.now();
+        let lease =
+            chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(5));
+        let limit = out.pool_size * 4;
+        let claimed = match out
+            .store
+            .run(move |s| s.deliveries().claim_due(now, now + lease, limit))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: claiming failed");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() == limit;
+        for d in claimed {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            // The per-channel rate cap: one start per interval.
+            let slot = next_slot.max(Instant::now());
+            next_slot = slot + interval;
+            tokio::time::sleep_until(slot.into()).await;
+            let out = out.clone();
+            actix::spawn(async move {
+                deliver(&out, d).await;
+                drop(permit);
+            });
+        }
+        if full {
+            continue;
+        }
+        let wait = match out.store.run(|s| s.deliveries().next_due()).await {
+            Ok(Some(at)) => (at - out.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(5), MAX_SLEEP),
+            _ => MAX_SLEEP,
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Sends one claimed delivery and settles it.
+async fn deliver(out: &Outbound, d: Delivery) {
+    let channel = d.channel.as_str();
+    let sent = send(out, &d).await;
+    let now = out.clock.now();
+    let attempt = match &sent {
+        Ok(()) => Attempt::Sent,
+        Err(e) => {
+            let retry = !e.permanent && d.attempts < out.max_attempts;
+            let jitter = 0.5 + rand::random::<f64>() * 0.5;
+            Attempt::Failed {
+                error: e.message.clone(),
+                retry_at: retry.then(|| now + out.backoff.delay(d.attempts, jitter)),
+            }
+        }
+    };
+    let settled = {
+        let claimed = d.clone();
+        let attempt = attempt.clone();
+        out.store
+            .write(move |s| s.deliveries().settle(&claimed, &attempt, now))
+            .await
+    };
+    match settled {
+        Ok(stored) => {
+            let result = match stored.status {
+                DeliveryStatus::Sent => "sent",
+                DeliveryStatus::Dead => "dead",
+                _ => "failed",
+            };
+            metrics::counter!("voucherd_deliveries_total", "channel" => channel, "result" => result)
+                .increment(1);
+            if stored.status == DeliveryStatus::Dead {
+                tracing::warn!(delivery = %d.id, error = ?stored.last_error, "delivery dead-lettered");
+                alert(out, &stored).await;
+            } else if let Err(e) = &sent {
+                tracing::info!(delivery = %d.id, attempt = d.attempts, error = %e, "delivery failed; will retry");
+            }
+        }
+        // Erased with its user while in flight: nothing to record.
+        Err(crate::store::StoreError::NotFound) => {}
+        Err(e) => {
+            tracing::error!(delivery = %d.id, error = %e, "settling a delivery failed; it is retried after its lease")
+        }
+    }
+}
+
+/// One `delivery_failing` notification an hour at most, however many messages die.
+async fn alert(out: &Outbound, d: &Delivery) {
+    {
+        let Ok(mut last) = out.last_alert.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let n = Notification::new(
+        NotificationKind::DeliveryFailing,
+        &d.id.to_string(),
+        format!(
+            "{} delivery {} dead after {} attempts: {}",
+            d.channel.as_str(),
+            d.id,
+            d.attempts,
+            d.last_error.as_deref().unwrap_or("unknown error")
+        ),
+        out.clock.now(),
+    );
+    if let Err(e) = out.store.write(move |s| s.notifications().add(&n)).await {
+        tracing::error!(error = %e, "storing a delivery_failing notification failed");
+    }
+}
+
+/// Renders and sends one delivery.
+async fn send(out: &Outbound, d: &Delivery) -> Result<(), SendError> {
+    match &d.payload {
+        Payload::Digest {
+            user_id,
+            local_date,
+            ..
+        } => {
+            let (user, local_date) = (*user_id, *local_date);
+            let loaded = out
+                .store
+                .run(move |s| {
+                    let Some(user) = s.users().get(user)? else {
+                        return Ok(None);
+                    };
+                    let Some(digest) = s.digests().get(user.id, local_date)? else {
+                        return Ok(None);
+                    };
+                    let mut vouchers = Vec::with_capacity(digest.voucher_ids.len());
+                    for id in &digest.voucher_ids {
+                        if let Some(v) = s.vouchers().get(*id)? {
+                            vouchers.push(v);
+                        }
+                    }
+                    Ok(Some((user, digest, vouchers)))
+                })
+                .await
+                .map_err(|e| SendError::transient(e.to_string()))?;
+            let Some((user, digest, vouchers)) = loaded else {
+                return Err(SendError::permanent(
+                    "the user or the digest no longer exists",
+                ));
+            };
+            let lines: Vec<VoucherLine> =
+                vouchers.iter().map(|v| VoucherLine::of(v, &user)).collect();
+            let unsubscribe = format!(
+                "{}/unsubscribe/{}",
+                out.public_url,
+                out.signer.unsubscribe_token(user.id)
+            );
+            let email = digest_email(
+                &out.templates,
+                &digest,
+                &user,
+                &lines,
+                &unsubscribe,
+                &out.public_url,
+                &out.host,
+            )
+            .map_err(|e| SendError::permanent(e.to_string()))?;
+            let message = email.build(&out.from)?;
+            out.mailer.send(message, &d.id.to_string()).await
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Email: building the MIME message and sending it, over SMTP with a pooled transport (one pool
+//! for the whole process, connections reused between messages) or into `.eml` files.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::SendError;
+use crate::config::{EmailSettings, EmailTransportKind};
+
+/// A message ready to build.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// With angle brackets, e.g. `<digest-…@host>`.
+    pub message_id: String,
+    /// The one-click unsubscribe URL (RFC 8058), when the message has one.
+    pub unsubscribe_url: Option<String>,
+}
+
+impl Email {
+    /// The MIME message: multipart/alternative (text, then HTML), with `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post` when there is an unsubscribe URL.
+    pub fn build(&self, from: &Mailbox) -> Result<Message, SendError> {
+        let to: Mailbox = self
+            .to
+            .parse()
+            .map_err(|e| SendError::permanent(format!("recipient `{}`: {e}", self.to)))?;
+        let mut builder = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(self.subject.clone())
+            .message_id(Some(self.message_id.clone()))
+            .date_now();
+        if let Some(url) = &self.unsubscribe_url {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
+        builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(self.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(self.html.clone()),
+                    ),
+            )
+            .map_err(|e| SendError::permanent(format!("building the message: {e}")))
+    }
+}
+
+/// Where email goes.
+#[derive(Clone)]
+pub enum Mailer {
+    /// Each message as `<dir>/<name>.eml` (the embedded default: nothing to set up).
+    File { dir: PathBuf },
+    /// An SMTP relay through lettre's connection pool.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Mailer {
+    pub fn from_settings(
+        settings: &EmailSettings,
+        store_path: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        Ok(match settings.transport {
+            EmailTransportKind::File => {
+                let dir = store_path.join("mail");
+                std::fs::create_dir_all(&dir)?;
+                Mailer::File { dir }
+            }
+            EmailTransportKind::Smtp => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)?
+                    .timeout(Some(Duration::from_secs(settings.timeout_s)))
+                    .pool_config(
+                        PoolConfig::new()
+                            .max_size(settings.pool_size)
+                            .idle_timeout(Duration::from_secs(60)),
+                    )
+                    .build();
+                Mailer::Smtp(transport)
+            }
+        })
+    }
+
+    /// Sends one message; `name` names its file for the file transport.
+    pub async fn send(&self, message: Message, name: &str) -> Result<(), SendError> {
+        match self {
+            Mailer::File { dir } => {
+                let path = dir.join(format!("{name}.eml"));
+                let tmp = dir.join(format!(".{name}.eml.tmp"));
+                tokio::fs::write(&tmp, message.formatted())
+                    .await
+                    .map_err(|e| SendError::transient(format!("writing {}: {e}", tmp.display())))?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| SendError::transient(format!("writing {}: {e}", path.display())))
+            }
+            Mailer::Smtp(transport) => match transport.send(message).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::permanent(format!("smtp: {e}"))),
+                Err(e) => Err(SendError::transient(format!("smtp: {e}"))),
+            },
+        }
+    }
+}

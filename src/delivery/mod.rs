@@ -1,0 +1,31 @@
+//! Channel transports and message templates. The `DeliveryDispatcher` actor decides *when* to
+//! send; this module knows *how*: email over SMTP (lettre, pooled) or into `.eml` files, rendered
+//! from minijinja templates. SMS and webhook transports join here in later issues.
+
+pub mod email;
+pub mod render;
+pub mod templates;
+
+/// Why one attempt failed: `permanent` failures are not retried (a bad address), the rest are.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Message templates: built in, each replaceable by a file of the same name in
+//! `[delivery.email] templates_dir`. Autoescaping follows the name: `.html` is escaped, `.txt`
+//! is not.
+
+use std::path::Path;
+
+use minijinja::{Environment, Value};
+use serde::Serialize;
+
+/// The template names and their built-in sources.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("digest.html", include_str!("templates/digest.html")),
+    ("digest.txt", include_str!("templates/digest.txt")),
+    (
+        "digest_subject.txt",
+        include_str!("templates/digest_subject.txt"),
+    ),
+    (
+        "unsubscribe.html",
+        include_str!("templates/unsubscribe.html"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: {source}")]
+    Syntax {
+        name: String,
+        source: minijinja::Error,
+    },
+    #[error("reading template {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("rendering {0}: {1}")]
+    Render(&'static str, minijinja::Error),
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// The built-in templates, with those found in `dir` (when given) in their place.
+    pub fn load(dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        for (name, source) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| TemplateError::Io(path.display().to_string(), e))?,
+                None => (*source).to_owned(),
+            };
+            env.add_template_owned(*name, source)
+                .map_err(|source| TemplateError::Syntax {
+                    name: (*name).to_owned(),
+                    source,
+                })?;
+        }
+        Ok(Self { env })
+    }
+
+    pub fn render<C: Serialize>(
+        &self,
+        name: &'static str,
+        ctx: &C,
+    ) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(Value::from(minijinja::value::Serde(ctx))))
+            .map_err(|e| TemplateError::Render(name, e))
+    }
+}

@@ -1,0 +1,62 @@
+//! `/api/v1/deliveries`: the outbox and its history (admin).
+
+use actix_web::{get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::pagination::limit;
+use crate::domain::auth::Principal;
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::user::Role;
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this state.
+    pub status: Option<DeliveryStatus>,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<Delivery>,
+    pub next_cursor: Option<String>,
+}
+
+/// Deliveries, newest first, optionally by status (admin).
+#[utoipa::path(tag = "digests", security(("bearer" = [])), params(DeliveryQuery), responses((status = 200, body = DeliveryPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[get("/deliveries")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<DeliveryQuery>,
+) -> Result<web::Json<DeliveryPage>, ApiError> {
+    who.require(Role::Admin)?;
+    let limit = limit(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            uuid::Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into()))
+        })
+        .transpose()?;
+    let status = query.status;
+    let page = state
+        .store
+        .run(move |s| s.deliveries().list(status, before, limit))
+        .await?;
+    Ok(web::Json(DeliveryPage {
+        next_cursor: page.next.map(|id| id.to_string()),
+        items: page.items,
+    }))
+}

@@ -1,0 +1,255 @@
+//! Digests: a user's history and preview, and the admin's "send today's digests now".
+
+use actix_web::{get, post, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::pagination::limit;
+use super::subscriptions::existing_user;
+use super::vouchers::VoucherView;
+use crate::actors::digest::run_now;
+use crate::actors::subscriptions::BuildDigest;
+use crate::domain::auth::Principal;
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::user::{Role, User, UserChanges};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(history).service(preview).service(run);
+}
+
+/// Applies a change to a user and moves their digest schedule with it (timezone, hour,
+/// frequency), in one durable write; the shard owning the timezone is told.
+pub async fn update_and_reschedule(
+    state: &AppState,
+    id: Uuid,
+    changes: UserChanges,
+) -> Result<User, ApiError> {
+    let now = state.clock.now();
+    let weekday = state
+        .settings
+        .digest
+        .weekday()
+        .unwrap_or(chrono::Weekday::Mon);
+    let user = state
+        .store
+        .write(move |s| {
+            let user = s.users().update(id, &changes, now)?;
+            s.digests().schedule(&user, weekday, now)?;
+            Ok(user)
+        })
+        .await?;
+    state.actors.schedule_changed(user.timezone.0);
+    Ok(user)
+}
+
+/// Creates a user with their digest schedule, in one durable write.
+pub async fn create_and_schedule(state: &AppState, user: User) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let weekday = state
+        .settings
+        .digest
+        .weekday()
+        .unwrap_or(chrono::Weekday::Mon);
+    let tz = user.timezone.0;
+    state
+        .store
+        .write(move |s| {
+            s.users().create(&user)?;
+            s.digests().schedule(&user, weekday, now)?;
+            Ok(())
+        })
+        .await?;
+    state.actors.schedule_changed(tz);
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestView {
+    pub id: Uuid,
+    /// The period's local date.
+    pub local_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub voucher_ids: Vec<Uuid>,
+    /// Vouchers that matched beyond the listed ones.
+    pub more: u64,
+    /// The state of its email: pending, sending, sent, failed (retrying) or dead.
+    pub status: DeliveryStatus,
+    pub delivery_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestPage {
+    pub items: Vec<DigestView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (a local date).
+    pub cursor: Option<String>,
+}
+
+/// A user's digests, newest first (self or admin).
+#[utoipa::path(tag = "digests", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id"), HistoryQuery), responses((status = 200, body = DigestPage), (status = 400, body = Problem), (status = 404, body = Problem)))]
+#[get("/users/{id}/digests")]
+async fn history(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<HistoryQuery>,
+) -> Result<web::Json<DigestPage>, ApiError> {
+    let limit = limit(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            NaiveDate::parse_from_str(c, "%Y-%m-%d")
+                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))
+        })
+        .transpose()?;
+    let user = existing_user(&state, &who, id.into_inner()).await?;
+    let items = state
+        .store
+        .run(move |s| {
+            let records = s.digests().history(user.id, before, limit)?;
+            records
+                .into_iter()
+                .map(|r| {
+                    let delivery = s.deliveries().get(r.delivery_id)?;
+                    Ok(DigestView {
+                        id: r.id,
+                        local_date: r.local_date,
+                        created_at: r.created_at,
+                        sent_at: delivery.as_ref().and_then(|d| d.sent_at),
+                        voucher_ids: r.voucher_ids,
+                        more: r.more,
+                        status: delivery.map_or(DeliveryStatus::Pending, |d| d.status),
+                        delivery_id: r.delivery_id,
+                    })
+                })
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()
+        })
+        .await?;
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|d| d.local_date.to_string()))
+        .flatten();
+    Ok(web::Json(DigestPage { items, next_cursor }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestPreview {
+    /// The period the next digest is for (`null` when digests are off).
+    pub local_date: Option<NaiveDate>,
+    /// When it is due (`null` when digests are off).
+    pub due_at: Option<DateTime<Utc>>,
+    /// Vouchers first seen from this instant on are listed.
+    pub since: DateTime<Utc>,
+    pub vouchers: Vec<VoucherView>,
+    pub more: u64,
+}
+
+/// What the next digest would hold if it were built now (self or admin).
+#[utoipa::path(tag = "digests", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), responses((status = 200, body = DigestPreview), (status = 404, body = Problem)))]
+#[get("/users/{id}/digest/preview")]
+async fn preview(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<DigestPreview>, ApiError> {
+    let user = existing_user(&state, &who, id.into_inner()).await?;
+    let now = state.clock.now();
+    let schedule = state
+        .store
+        .run(move |s| s.digests().schedule_of(user.id))
+        .await?;
+    let due = schedule.as_ref().and_then(|s| s.due);
+    let since = schedule
+        .as_ref()
+        .map_or(now - chrono::Duration::days(1), |s| s.since(now));
+    let period = due.map_or(now.date_naive(), |d| d.period);
+    let draft = state
+        .actors
+        .registry
+        .get(user.id)
+        .send(BuildDigest {
+            period,
+            due_at: None,
+            now,
+        })
+        .await??;
+    let ids = draft.selection.voucher_ids.clone();
+    let vouchers = state
+        .store
+        .run(move |s| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = s.vouchers().get(id)? {
+                    out.push(VoucherView::of(&v, now));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(web::Json(DigestPreview {
+        local_date: due.map(|d| d.period),
+        due_at: due.map(|d| d.at),
+        since,
+        vouchers,
+        more: draft.selection.more,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    /// Only this user (default: everyone).
+    pub user_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunOutcome {
+    /// Digests written to the outbox now.
+    pub sent: usize,
+    /// Users whose digest for today's period was already sent, had nothing new, or who have
+    /// digests off.
+    pub skipped: usize,
+}
+
+/// Sends now every digest not yet sent for each user's current local period, ignoring the hour
+/// (admin). The emails leave through the outbox right after.
+#[utoipa::path(tag = "digests", security(("bearer" = [])), request_body(content = RunBody, description = "optional"), responses((status = 200, body = RunOutcome), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[post("/admin/digests/run")]
+async fn run(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: Option<web::Json<RunBody>>,
+) -> Result<web::Json<RunOutcome>, ApiError> {
+    who.require(Role::Admin)?;
+    let user = body.map(|b| b.into_inner()).unwrap_or_default().user_id;
+    if let Some(u) = user
+        && state.store.run(move |s| s.users().get(u)).await?.is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    let done = run_now(
+        &state.store,
+        &state.actors.registry,
+        &state.actors.outbox_wake,
+        &state.clock,
+        user,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(web::Json(RunOutcome {
+        sent: done.sent,
+        skipped: done.skipped,
+    }))
+}
