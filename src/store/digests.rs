@@ -480,3 +480,96 @@ impl<'a> Digests<'a> {
         Ok(records.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+    use crate::domain::digest::Selection;
+    use crate::domain::user::{DigestHour, Email, Role};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn racing_commits_for_one_period_write_one_digest_and_one_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+        })
+        .unwrap();
+        let now = t("2026-03-08T05:00:00Z");
+        let user = User {
+            v: User::VERSION,
+            id: Uuid::now_v7(),
+            email: Email::parse("a@b.co").unwrap(),
+            password_hash: String::new(),
+            phone: None,
+            timezone: Timezone::parse("America/New_York").unwrap(),
+            digest_hour: DigestHour::parse(2).unwrap(),
+            digest_frequency: DigestFrequency::Daily,
+            role: Role::Customer,
+            created_at: now,
+            updated_at: now,
+        };
+        store.users().create(&user).unwrap();
+        let due = store
+            .digests()
+            .schedule(&user, Weekday::Mon, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(due.at, t("2026-03-08T07:00:00Z"));
+        let at = t("2026-03-08T07:00:00Z");
+        let draft = Draft {
+            user_id: user.id,
+            period: due.period,
+            due_at: Some(due.at),
+            as_of: at,
+            selection: Selection {
+                voucher_ids: vec![Uuid::now_v7()],
+                more: 0,
+            },
+        };
+        // Two shards (or a shard and an admin run) commit the same period at once.
+        let results: Vec<Committed> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let mut d = draft.clone();
+                    if i % 2 == 1 {
+                        d.due_at = None; // the admin run's draft
+                    }
+                    let store = store.clone();
+                    scope.spawn(move || store.digests().commit(&[d], at).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().map(|c| c.sent).sum::<usize>(), 1, "{results:?}");
+        assert_eq!(store.digests().history(user.id, None, 10).unwrap().len(), 1);
+        assert_eq!(store.trees().deliveries.len(), 1);
+        assert_eq!(store.trees().outbox.len(), 1);
+        // The schedule moved on to the next day, 02:00 EDT.
+        let s = store.digests().schedule_of(user.id).unwrap().unwrap();
+        assert_eq!(s.due.unwrap().at, t("2026-03-09T06:00:00Z"));
+        assert_eq!(store.trees().digest_due.len(), 1);
+        // And a late, stale draft of that period changes nothing.
+        assert_eq!(
+            store.digests().commit(&[draft], at).unwrap(),
+            Committed { sent: 0, skipped: 1 }
+        );
+        // Erasure takes schedule, digests, deliveries and outbox entries.
+        assert_eq!(store.digests().erase_user(user.id).unwrap(), 1);
+        for tree in [
+            &store.trees().digests,
+            &store.trees().deliveries,
+            &store.trees().outbox,
+            &store.trees().digest_due,
+            &store.trees().digest_schedule,
+        ] {
+            assert!(tree.is_empty());
+        }
+    }
+}

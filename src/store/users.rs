@@ -105,8 +105,9 @@ impl<'a> Users<'a> {
         values_after(&self.store.trees().users, after, limit)
     }
 
-    /// Erases a user and everything personal hanging off them (tokens now; subscriptions and
-    /// pending digests join this transaction when they exist). `NotFound` when already gone.
+    /// Erases a user, their email index entry and tokens. Subscriptions and digests are erased
+    /// by their own modules first (`Subscriptions::erase_user`, `Digests::erase_user`; the HTTP
+    /// handler does all three in one durable write). `NotFound` when already gone.
     pub fn erase(&self, id: Uuid) -> Result<Erased, StoreError> {
         let t = self.store.trees();
         // Transactions cannot scan: collect the user's tokens first. A token created after this
