@@ -13,6 +13,7 @@
 //!    to it, to show whether the server is the ceiling.
 //!
 //! Peak resident memory (VmHWM) after each phase.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,7 +102,12 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
     for chunk in offers.chunks(1000) {
         store
             .vouchers()
-            .upsert("bench", chunk, t0 + chrono::Duration::seconds(1), chrono::Duration::days(30))
+            .upsert(
+                "bench",
+                chunk,
+                t0 + chrono::Duration::seconds(1),
+                chrono::Duration::days(30),
+            )
             .unwrap();
     }
     let zones: Vec<chrono_tz::Tz> = chrono_tz::TZ_VARIANTS

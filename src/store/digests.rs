@@ -547,7 +547,11 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(results.iter().map(|c| c.sent).sum::<usize>(), 1, "{results:?}");
+        assert_eq!(
+            results.iter().map(|c| c.sent).sum::<usize>(),
+            1,
+            "{results:?}"
+        );
         assert_eq!(store.digests().history(user.id, None, 10).unwrap().len(), 1);
         assert_eq!(store.trees().deliveries.len(), 1);
         assert_eq!(store.trees().outbox.len(), 1);
@@ -558,7 +562,10 @@ mod tests {
         // And a late, stale draft of that period changes nothing.
         assert_eq!(
             store.digests().commit(&[draft], at).unwrap(),
-            Committed { sent: 0, skipped: 1 }
+            Committed {
+                sent: 0,
+                skipped: 1
+            }
         );
         // Erasure takes schedule, digests, deliveries and outbox entries.
         assert_eq!(store.digests().erase_user(user.id).unwrap(), 1);
