@@ -15,6 +15,8 @@
 //! Peak resident memory (VmHWM) after each phase.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::peak_rss_mb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,16 +41,6 @@ const RETAILERS: usize = 1_000;
 const CATEGORIES: usize = 100;
 const TIMEZONES: usize = 50;
 const SHARDS: u16 = 8;
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -246,7 +238,7 @@ fn main() {
                 store.clone(),
                 shared_clock.clone(),
                 Arc::new(Templates::load(None).unwrap()),
-                LinkSigner::new(vec![7; 32]),
+                LinkSigner::new(&[7; 32]).unwrap(),
             )
             .unwrap(),
         );

@@ -12,6 +12,8 @@
 //!     BREAKDOWN=1 cargo bench --bench ingest -- --sizes 20000   (time per stage, and sled's ceiling)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::peak_rss_mb;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -98,16 +100,6 @@ impl Respond for Feed {
         }
         ResponseTemplate::new(200).set_body_string(body)
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn child(kind: FeedKind, total: u64) {

@@ -47,24 +47,22 @@ impl Application {
             Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         bootstrap_admin(&store, &settings, &clock).await?;
         let secret = settings.auth.secret.clone();
-        let signer = LinkSigner::new(store.run(move |s| s.meta().hmac_secret(&secret)).await?);
+        let signer = LinkSigner::new(&store.run(move |s| s.meta().hmac_secret(&secret)).await?)?;
         let templates_dir = Some(&settings.delivery.email.templates_dir)
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from);
         let templates = Arc::new(Templates::load(templates_dir.as_deref())?);
         // Schedules follow the users' settings (a crash between a change and its reschedule, a
         // changed weekly_day): made to match before the shards read them.
-        let (weekday, now) = (settings.digest.weekday(), clock.now());
-        if let Some(weekday) = weekday {
-            let changed = store
-                .write(move |s| s.digests().reconcile(weekday, now))
-                .await?;
-            if changed > 0 {
-                tracing::info!(
-                    changed,
-                    "digest schedules brought in line with user settings"
-                );
-            }
+        let (weekday, now) = (settings.digest.weekly_day, clock.now());
+        let changed = store
+            .write(move |s| s.digests().reconcile(weekday, now))
+            .await?;
+        if changed > 0 {
+            tracing::info!(
+                changed,
+                "digest schedules brought in line with user settings"
+            );
         }
 
         let actors = Actors::start(&Deps {

@@ -159,14 +159,8 @@ pub struct DigestSettings {
     pub shards: u16,
     /// Vouchers listed in one digest; the rest are counted as "and N more".
     pub max_vouchers: u16,
-    /// The local weekday weekly digests go out on (`mon` … `sun`).
-    pub weekly_day: String,
-}
-
-impl DigestSettings {
-    pub fn weekday(&self) -> Option<chrono::Weekday> {
-        self.weekly_day.parse().ok()
-    }
+    /// The local weekday weekly digests go out on (`mon` … `sun`, or the full name).
+    pub weekly_day: chrono::Weekday,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -462,12 +456,6 @@ impl Settings {
         if !(1..=500).contains(&d.max_vouchers) {
             return Err(invalid("digest.max_vouchers", "must be between 1 and 500"));
         }
-        if d.weekday().is_none() {
-            return Err(invalid(
-                "digest.weekly_day",
-                format!("`{}` is not a weekday (mon … sun)", d.weekly_day),
-            ));
-        }
         let del = &self.delivery;
         if !(1..=100).contains(&del.max_attempts) {
             return Err(invalid(
@@ -705,6 +693,18 @@ mod tests {
         std::fs::write(&path, "[http]\nbind = \"nowhere\"\n").unwrap();
         let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("http.bind"), "{err}");
+    }
+
+    #[test]
+    fn weekly_day_takes_short_or_long_names_and_names_the_key_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[digest]\nweekly_day = \"Wednesday\"\n").unwrap();
+        let s = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap();
+        assert_eq!(s.digest.weekly_day, chrono::Weekday::Wed);
+        std::fs::write(&path, "[digest]\nweekly_day = \"funday\"\n").unwrap();
+        let err = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("digest.weekly_day"), "{err}");
     }
 
     #[test]

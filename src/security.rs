@@ -16,21 +16,27 @@ use crate::domain::user::Password;
 /// The key is `[auth] secret` or one generated and kept in the store, so links survive restarts.
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: Arc<[u8]>,
+    /// The keyed HMAC state, prepared once and cloned per link.
+    keyed: hmac::Hmac<sha2::Sha256>,
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("the link-signing key is not usable: {0}")]
+pub struct KeyError(String);
 
 impl LinkSigner {
     const UNSUBSCRIBE: &'static [u8] = b"unsubscribe\0";
 
-    pub fn new(key: Vec<u8>) -> Self {
-        Self { key: key.into() }
+    pub fn new(key: &[u8]) -> Result<Self, KeyError> {
+        use hmac::Mac as _;
+        let keyed =
+            <hmac::Hmac<sha2::Sha256>>::new_from_slice(key).map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self { keyed })
     }
 
     fn mac(&self, user: uuid::Uuid) -> hmac::Hmac<sha2::Sha256> {
         use hmac::Mac as _;
-        // HMAC takes keys of any length: new_from_slice cannot fail for it.
-        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut mac = self.keyed.clone();
         mac.update(Self::UNSUBSCRIBE);
         mac.update(user.as_bytes());
         mac
@@ -137,7 +143,7 @@ mod tests {
 
     #[test]
     fn unsubscribe_tokens_verify_only_unaltered() {
-        let signer = LinkSigner::new(b"k".repeat(32));
+        let signer = LinkSigner::new(&b"k".repeat(32)).unwrap();
         let user = uuid::Uuid::now_v7();
         let token = signer.unsubscribe_token(user);
         assert_eq!(signer.verify_unsubscribe(&token), Some(user));
@@ -155,7 +161,9 @@ mod tests {
             None
         );
         assert_eq!(
-            LinkSigner::new(b"x".repeat(32)).verify_unsubscribe(&token),
+            LinkSigner::new(&b"x".repeat(32))
+                .unwrap()
+                .verify_unsubscribe(&token),
             None
         );
         for junk in ["", ".", "abc.def", &token[..40]] {

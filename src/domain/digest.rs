@@ -86,6 +86,8 @@ pub struct Draft {
     pub period: NaiveDate,
     /// The due-index entry this draft answers (`None` for an admin run outside the schedule).
     pub due_at: Option<DateTime<Utc>>,
+    /// Vouchers first seen from this instant on were selected (the previous digest's `as_of`).
+    pub since: DateTime<Utc>,
     /// When the vouchers were selected: the next digest lists what was first seen after it.
     pub as_of: DateTime<Utc>,
     pub selection: Selection,

@@ -29,11 +29,7 @@ pub async fn update_and_reschedule(
     changes: UserChanges,
 ) -> Result<User, ApiError> {
     let now = state.clock.now();
-    let weekday = state
-        .settings
-        .digest
-        .weekday()
-        .unwrap_or(chrono::Weekday::Mon);
+    let weekday = state.settings.digest.weekly_day;
     let user = state
         .store
         .write(move |s| {
@@ -49,11 +45,7 @@ pub async fn update_and_reschedule(
 /// Creates a user with their digest schedule, in one durable write.
 pub async fn create_and_schedule(state: &AppState, user: User) -> Result<(), ApiError> {
     let now = state.clock.now();
-    let weekday = state
-        .settings
-        .digest
-        .weekday()
-        .unwrap_or(chrono::Weekday::Mon);
+    let weekday = state.settings.digest.weekly_day;
     let tz = user.timezone.0;
     state
         .store
@@ -171,9 +163,6 @@ async fn preview(
         .run(move |s| s.digests().schedule_of(user.id))
         .await?;
     let due = schedule.as_ref().and_then(|s| s.due);
-    let since = schedule
-        .as_ref()
-        .map_or(now - chrono::Duration::days(1), |s| s.since(now));
     let period = due.map_or(now.date_naive(), |d| d.period);
     let draft = state
         .actors
@@ -201,7 +190,7 @@ async fn preview(
     Ok(web::Json(DigestPreview {
         local_date: due.map(|d| d.period),
         due_at: due.map(|d| d.at),
-        since,
+        since: draft.since,
         vouchers,
         more: draft.selection.more,
     }))

@@ -69,6 +69,15 @@ impl Schedule {
     }
 }
 
+/// What [`Digests::schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The next digest, `None` when digests are off.
+    pub due: Option<Due>,
+    /// Whether the schedule was (re)written: it was new or its settings changed.
+    pub changed: bool,
+}
+
 /// A user due for a digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueUser {
@@ -127,52 +136,60 @@ impl<'a> Digests<'a> {
     }
 
     /// (Re)computes a user's schedule from their settings: kept as it is when nothing it depends
-    /// on changed, else the old due entry goes and the next one is written. Returns the next due.
+    /// on changed, else the old due entry goes and the next one is written.
     pub fn schedule(
         &self,
         user: &User,
         weekday: Weekday,
         now: DateTime<Utc>,
-    ) -> Result<Option<Due>, StoreError> {
+    ) -> Result<Scheduled, StoreError> {
         let t = self.store.trees();
         let id = user.id;
-        let due = (&t.digest_schedule, &t.digest_due).transaction(|(schedules, due_index)| {
-            let old: Option<Schedule> = match schedules.get(id.as_bytes())? {
-                Some(raw) => Some(tx_decode(&raw)?),
-                None => None,
-            };
-            if let Some(old) = &old
-                && old.same_cadence(user, weekday)
-                && (old.due.is_some() || old.frequency == DigestFrequency::Off)
-            {
-                return Ok(old.due);
-            }
-            if let Some(Schedule {
-                timezone,
-                due: Some(d),
-                ..
-            }) = &old
-            {
-                due_index.remove(due_key(timezone.0, d.at, id))?;
-            }
-            let mut next = Schedule {
-                v: Schedule::VERSION,
-                timezone: user.timezone,
-                hour: user.digest_hour.get(),
-                frequency: user.digest_frequency,
-                weekday,
-                due: None,
-                last_period: old.as_ref().and_then(|o| o.last_period),
-                last_digest_at: old.as_ref().and_then(|o| o.last_digest_at),
-            };
-            next.due = next.cadence().next_due(now, next.last_period);
-            if let Some(d) = next.due {
-                due_index.insert(due_key(next.timezone.0, d.at, id), &period_bytes(d.period))?;
-            }
-            schedules.insert(id.as_bytes(), tx_encode(&next)?)?;
-            Ok(next.due)
-        })?;
-        Ok(due)
+        let scheduled =
+            (&t.digest_schedule, &t.digest_due).transaction(|(schedules, due_index)| {
+                let old: Option<Schedule> = match schedules.get(id.as_bytes())? {
+                    Some(raw) => Some(tx_decode(&raw)?),
+                    None => None,
+                };
+                if let Some(old) = &old
+                    && old.same_cadence(user, weekday)
+                    && (old.due.is_some() || old.frequency == DigestFrequency::Off)
+                {
+                    return Ok(Scheduled {
+                        due: old.due,
+                        changed: false,
+                    });
+                }
+                if let Some(Schedule {
+                    timezone,
+                    due: Some(d),
+                    ..
+                }) = &old
+                {
+                    due_index.remove(due_key(timezone.0, d.at, id))?;
+                }
+                let mut next = Schedule {
+                    v: Schedule::VERSION,
+                    timezone: user.timezone,
+                    hour: user.digest_hour.get(),
+                    frequency: user.digest_frequency,
+                    weekday,
+                    due: None,
+                    last_period: old.as_ref().and_then(|o| o.last_period),
+                    last_digest_at: old.as_ref().and_then(|o| o.last_digest_at),
+                };
+                next.due = next.cadence().next_due(now, next.last_period);
+                if let Some(d) = next.due {
+                    due_index
+                        .insert(due_key(next.timezone.0, d.at, id), &period_bytes(d.period))?;
+                }
+                schedules.insert(id.as_bytes(), tx_encode(&next)?)?;
+                Ok(Scheduled {
+                    due: next.due,
+                    changed: true,
+                })
+            })?;
+        Ok(scheduled)
     }
 
     pub fn schedule_of(&self, user: Uuid) -> Result<Option<Schedule>, StoreError> {
@@ -214,9 +231,7 @@ impl<'a> Digests<'a> {
         for kv in t.users.iter() {
             let (_, raw) = kv?;
             let user: User = decode(&raw)?;
-            let before = self.schedule_of(user.id)?;
-            let due = self.schedule(&user, weekday, now)?;
-            if before.and_then(|b| b.due) != due {
+            if self.schedule(&user, weekday, now)?.changed {
                 changed += 1;
             }
         }
@@ -374,6 +389,15 @@ impl<'a> Digests<'a> {
         Ok(committed)
     }
 
+    /// From when a digest built at `now` lists vouchers: the previous digest's selection time,
+    /// else one period back (a user without a schedule: one day).
+    pub fn since(&self, user: Uuid, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        Ok(match self.schedule_of(user)? {
+            Some(schedule) => schedule.since(now),
+            None => now - chrono::Duration::days(1),
+        })
+    }
+
     /// What a digest built at `now` holds for these subscriptions: the active vouchers first seen
     /// since `since`, newest first, at most `max`, and how many more matched.
     pub fn select(
@@ -520,6 +544,7 @@ mod tests {
             .digests()
             .schedule(&user, Weekday::Mon, now)
             .unwrap()
+            .due
             .unwrap();
         assert_eq!(due.at, t("2026-03-08T07:00:00Z"));
         let at = t("2026-03-08T07:00:00Z");
@@ -527,6 +552,7 @@ mod tests {
             user_id: user.id,
             period: due.period,
             due_at: Some(due.at),
+            since: due.at - chrono::Duration::days(1),
             as_of: at,
             selection: Selection {
                 voucher_ids: vec![Uuid::now_v7()],

@@ -125,3 +125,63 @@ impl<'a> Subscriptions<'a> {
         Ok(subs.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+
+    fn sub(user: Uuid, target: Target) -> Subscription {
+        Subscription {
+            v: Subscription::VERSION,
+            id: Uuid::now_v7(),
+            user_id: user,
+            target,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn subscribers_of_a_target_come_from_the_index_and_follow_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+        })
+        .unwrap();
+        let subs = store.subscriptions();
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let acme_a = sub(a, Target::Retailer("Acme".into()));
+        subs.add(&acme_a).unwrap();
+        subs.add(&sub(b, Target::Retailer("ACME ".into()))).unwrap();
+        // Same name, other kind; and a retailer whose key merely starts with "acme".
+        subs.add(&sub(c, Target::Category("Acme".into()))).unwrap();
+        subs.add(&sub(c, Target::Retailer("Acme Outlet".into())))
+            .unwrap();
+        assert!(matches!(
+            subs.add(&sub(a, Target::Retailer("acme".into()))),
+            Err(StoreError::Conflict(_))
+        ));
+
+        let acme = Target::Retailer("acme".into());
+        assert_eq!(subs.subscribers(&acme, None, 10).unwrap(), vec![a, b]);
+        assert_eq!(subs.subscribers(&acme, None, 1).unwrap(), vec![a]);
+        assert_eq!(subs.subscribers(&acme, Some(a), 10).unwrap(), vec![b]);
+        assert_eq!(
+            subs.subscribers(&Target::Category("ACME".into()), None, 10)
+                .unwrap(),
+            vec![c]
+        );
+
+        subs.remove(a, acme_a.id).unwrap();
+        assert_eq!(subs.subscribers(&acme, None, 10).unwrap(), vec![b]);
+        assert_eq!(subs.erase_user(c).unwrap(), 2);
+        assert!(
+            subs.subscribers(&Target::Category("acme".into()), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(subs.of_user(b).unwrap().len(), 1);
+    }
+}

@@ -110,16 +110,6 @@ async fn spawn_at(
 }
 
 impl TestApp {
-    pub async fn subscribe(&self, user: &str, token: &str, body: Value) -> reqwest::Response {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/users/{user}/subscriptions"),
-            Some(token),
-            Some(body),
-        )
-        .await
-    }
-
     /// Registers a customer in `timezone` with a daily digest at `hour`; (id, token).
     async fn subscriber(&self, email: &str, timezone: &str, hour: u8) -> (String, String) {
         let res = self
@@ -421,24 +411,10 @@ async fn smtp_down_for_good_dead_letters_visibly() {
     assert_eq!(dead[0]["attempts"], 3);
     assert_eq!(dead[0]["kind"], "digest");
     assert!(app.deliveries("?status=pending").await.is_empty());
-    let notes: Value = app
-        .call(
-            Method::GET,
-            "/api/v1/notifications",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let notes = app.notifications().await;
     assert!(
-        notes["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["kind"] == "delivery_failing"),
-        "{notes}"
+        notes.iter().any(|n| n["kind"] == "delivery_failing"),
+        "{notes:?}"
     );
     let res = app
         .call(Method::GET, "/api/v1/deliveries", Some(&token), None)

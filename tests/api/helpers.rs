@@ -17,7 +17,8 @@ pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// The unsubscribe token the test servers put into a digest for `user_id`.
 pub fn unsubscribe_token(user_id: &str) -> String {
-    voucherd::security::LinkSigner::new(TEST_SECRET.as_bytes().to_vec())
+    voucherd::security::LinkSigner::new(TEST_SECRET.as_bytes())
+        .expect("signer")
         .unsubscribe_token(user_id.parse().expect("uuid"))
 }
 
@@ -243,6 +244,33 @@ impl TestApp {
             Some(json!({"name": name, "role": role})),
         )
         .await
+    }
+
+    pub async fn subscribe(&self, user: &str, token: &str, body: Value) -> Response {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/users/{user}/subscriptions"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The admin alerts (one page).
+    pub async fn notifications(&self) -> Vec<Value> {
+        let res = self
+            .call(
+                Method::GET,
+                "/api/v1/notifications",
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.expect("json")["items"]
+            .as_array()
+            .expect("items")
+            .clone()
     }
 
     pub async fn logout(&self, token: &str) -> Response {

@@ -459,39 +459,17 @@ async fn timeouts_and_server_errors_fail_back_off_turn_failing_and_notify_admins
     let answer = app.pull("broken").await;
     assert_eq!(answer["ok"], false);
     assert_eq!(answer["state"], "failing");
-    let notes: Value = app
-        .call(
-            Method::GET,
-            "/api/v1/notifications",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let failing: Vec<&Value> = notes["items"]
-        .as_array()
-        .unwrap()
+    let notes = app.notifications().await;
+    let failing: Vec<&Value> = notes
         .iter()
         .filter(|n| n["kind"] == "network_failing")
         .collect();
-    assert_eq!(failing.len(), 1, "{notes}");
+    assert_eq!(failing.len(), 1, "{notes:?}");
     assert_eq!(failing[0]["subject"], "broken");
     // Still failing: no second notification.
     app.pull("broken").await;
-    let notes: Value = app
-        .call(
-            Method::GET,
-            "/api/v1/notifications",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(notes["items"].as_array().unwrap().len(), 1);
+    let notes = app.notifications().await;
+    assert_eq!(notes.len(), 1);
     // The actor lives on: the readiness probe pings it.
     let ready = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status(), StatusCode::OK);

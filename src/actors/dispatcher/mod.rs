@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Supervised, WrapFuture};
 use lettre::message::Mailbox;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::supervise::{SupervisedActor, note_restart};
 use crate::clock::SharedClock;
@@ -116,9 +116,4 @@ impl Supervised for DeliveryDispatcher {
 
 impl SupervisedActor for DeliveryDispatcher {
     const NAME: &'static str = "delivery_dispatcher";
-}
-
-/// Bounds how many sends run at once.
-pub(crate) fn permits(n: usize) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(n.max(1)))
 }

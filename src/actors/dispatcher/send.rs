@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{LEASE, MAX_SLEEP, Outbound, permits};
+use super::{LEASE, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
 use crate::delivery::render::{VoucherLine, digest_email};
 use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
@@ -23,7 +23,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
         ),
         Err(e) => tracing::error!(error = %e, "outbox: resuming failed"),
     }
-    let in_flight = permits(out.pool_size);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(out.pool_size.max(1)));
     let interval = Duration::from_secs_f64(1.0 / f64::from(out.per_second.max(1)));
     let mut next_slot = Instant::now();
     loop {

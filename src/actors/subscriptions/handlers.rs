@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::SubscriptionManager;
 use crate::domain::digest::{Draft, Subscription, Target};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
@@ -154,21 +154,6 @@ impl Handler<Unsubscribe> for SubscriptionManager {
     }
 }
 
-/// Selects a digest's vouchers (blocking; on the store pool).
-fn select(
-    store: &Store,
-    user: Uuid,
-    subs: &[Subscription],
-    now: DateTime<Utc>,
-    max: usize,
-) -> Result<crate::domain::digest::Selection, StoreError> {
-    let since = match store.digests().schedule_of(user)? {
-        Some(schedule) => schedule.since(now),
-        None => now - chrono::Duration::days(1),
-    };
-    store.digests().select(subs, since, now, max)
-}
-
 impl Handler<BuildDigest> for SubscriptionManager {
     type Result = ResponseActFuture<Self, Result<Draft, ManagerError>>;
 
@@ -182,24 +167,24 @@ impl Handler<BuildDigest> for SubscriptionManager {
         Box::pin(
             async move {
                 let subs = load.await?;
-                let selection = if subs.is_empty() {
-                    Default::default()
-                } else {
-                    let s2 = subs.clone();
-                    store
-                        .run(move |s| select(s, user, &s2, msg.now, max))
-                        .await?
-                };
-                Ok::<_, StoreError>((subs, selection))
+                let s2 = subs.clone();
+                let (since, selection) = store
+                    .run(move |s| {
+                        let since = s.digests().since(user, msg.now)?;
+                        Ok((since, s.digests().select(&s2, since, msg.now, max)?))
+                    })
+                    .await?;
+                Ok::<_, StoreError>((subs, since, selection))
             }
             .into_actor(self)
             .map(move |built, act, _| {
-                let (subs, selection) = built?;
+                let (subs, since, selection) = built?;
                 act.cache(subs, changes);
                 Ok(Draft {
                     user_id: user,
                     period: msg.period,
                     due_at: msg.due_at,
+                    since,
                     as_of: msg.now,
                     selection,
                 })
