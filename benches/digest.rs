@@ -161,6 +161,7 @@ fn main() {
         path: dir.path().join("data"),
         cache_capacity_mb: 256,
         fsync: true,
+        writer_queue: 65_536,
     };
     let store = Store::open(&store_settings).unwrap();
     let t0 = t("2026-06-01T00:00:00Z");

@@ -119,6 +119,7 @@ fn child(kind: FeedKind, total: u64) {
             path: dir.path().join("data"),
             cache_capacity_mb: 64,
             fsync: true,
+            writer_queue: 65_536,
         })
         .unwrap();
         let puller = Puller {

@@ -21,6 +21,7 @@ body_limit_bytes = 65536
 path = "./data"
 cache_capacity_mb = 256
 fsync = true
+writer_queue = 65536
 
 [auth]
 bootstrap_admin_email = "admin@localhost"
@@ -111,6 +112,8 @@ pub struct StoreSettings {
     /// After sled's flush, also fdatasync the log file so acknowledged writes survive power loss,
     /// not only the death of the process. See README "Durability".
     pub fsync: bool,
+    /// Commands waiting for the one store writer; beyond it callers wait briefly, then get 503.
+    pub writer_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -386,6 +389,12 @@ impl Settings {
                 "must be between 1 and 65536",
             ));
         }
+        if !(1..=16_777_216).contains(&self.store.writer_queue) {
+            return Err(invalid(
+                "store.writer_queue",
+                "must be between 1 and 16777216",
+            ));
+        }
         if crate::domain::user::Email::parse(&self.auth.bootstrap_admin_email).is_err() {
             return Err(invalid(
                 "auth.bootstrap_admin_email",
@@ -480,7 +489,12 @@ impl Settings {
             ));
         }
         if e.transport == EmailTransportKind::Smtp
-            && lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&e.smtp_url).is_err()
+            && crate::delivery::smtp::SmtpSender::from_url(
+                &e.smtp_url,
+                std::time::Duration::from_secs(1),
+                1,
+            )
+            .is_err()
         {
             return Err(invalid(
                 "delivery.email.smtp_url",

@@ -146,6 +146,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m.to_owned()),
             StoreError::NotFound => ApiError::NotFound,
+            StoreError::Overloaded => ApiError::Overloaded,
             other => ApiError::internal(other),
         }
     }

@@ -6,10 +6,12 @@
 //! server has the store open: nothing can write during it, and the copy is consistent.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, TREE_NAMES, schema};
+use crate::config::StoreSettings;
 
 const FORMAT: &str = "voucherd-export";
 
@@ -91,16 +93,51 @@ fn is_fresh(store: &Store) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Restores a backup into an empty store (one that holds nothing but its schema version).
-/// Returns the number of records. Refuses a store with data, a truncated file, an unknown tree,
-/// or a backup from a newer schema; migrations for an older one run on the next open.
-pub fn import(store: &Store, input: impl BufRead) -> Result<u64, StoreError> {
-    let bad = |m: String| StoreError::Corrupt(format!("backup: {m}"));
-    if !is_fresh(store)? {
-        return Err(StoreError::Conflict(
-            "the store is not empty: import restores into an empty store only",
-        ));
+/// Restores a backup into the store at `settings.path`, which must be absent or empty (holding
+/// nothing but what opening it wrote). Returns the number of records. The records go into a new
+/// store in a temporary directory beside it, which is renamed into place only once complete and
+/// flushed: a crash or an error mid-import leaves no half-written store. Refuses a store with
+/// data, a truncated file, an unknown tree, or a backup from a newer schema; migrations for an
+/// older one run on the next open.
+pub fn import(settings: &StoreSettings, input: impl BufRead) -> Result<u64, StoreError> {
+    let target = settings.path.as_path();
+    if target.exists() {
+        let store = Store::open(settings)?;
+        if !is_fresh(&store)? {
+            return Err(StoreError::Conflict(
+                "the store is not empty: import restores into an empty store only",
+            ));
+        }
     }
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let staging = target.with_file_name(format!(".{name}.import-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let written = write_records(&staging, input);
+    let records = match written {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if target.exists() {
+        std::fs::remove_dir_all(target)?;
+    }
+    std::fs::rename(&staging, target)?;
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(records)
+}
+
+/// Reads the backup into a new sled database at `dir`, flushed and closed when this returns.
+fn write_records(dir: &Path, input: impl BufRead) -> Result<u64, StoreError> {
+    let bad = |m: String| StoreError::Corrupt(format!("backup: {m}"));
     let mut lines = input.lines();
     let header: Header = match lines.next() {
         Some(line) => serde_json::from_str(&line?)?,
@@ -126,7 +163,9 @@ pub fn import(store: &Store, input: impl BufRead) -> Result<u64, StoreError> {
         }
         match serde_json::from_str::<Line>(&line)? {
             Line::Record(rec) => {
-                if !TREE_NAMES.contains(&rec.tree.as_str()) {
+                if !TREE_NAMES.contains(&rec.tree.as_str())
+                    && !schema::RETIRED_TREES.contains(&rec.tree.as_str())
+                {
                     return Err(bad(format!("unknown tree {}", rec.tree)));
                 }
                 let key = hex::decode(&rec.key).map_err(|e| bad(e.to_string()))?;
@@ -142,10 +181,26 @@ pub fn import(store: &Store, input: impl BufRead) -> Result<u64, StoreError> {
         Some(n) => return Err(bad(format!("trailer says {n} records, file has {records}"))),
         None => return Err(bad("no trailer: the file is truncated".into())),
     }
+    let db = sled::Config::new().path(dir).open()?;
     for (name, batch) in batches {
-        store.db().open_tree(name)?.apply_batch(batch)?;
+        db.open_tree(name)?.apply_batch(batch)?;
     }
-    schema::set_version(store.trees(), header.schema_version)?;
-    store.flush_now()?;
+    schema::set_version_in(&db, header.schema_version)?;
+    db.flush()?;
     Ok(records)
+}
+
+/// Creates (or truncates) the export file, readable by its owner only: it holds every user's
+/// personal data and password hashes.
+pub fn create_export_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only to a new file: an existing one is narrowed too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }

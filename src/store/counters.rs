@@ -6,7 +6,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::keys::{u64_from, u64_key};
 use super::{Store, StoreError};
 
-pub const USERS: &str = "users";
 /// Vouchers stored, every phase.
 pub const VOUCHERS: &str = "vouchers";
 

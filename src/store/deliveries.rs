@@ -112,7 +112,17 @@ impl<'a> Deliveries<'a> {
                 t.outbox.remove(&key)?; // the delivery was erased with its user
                 continue;
             };
-            let mut d: Delivery = decode(&old)?;
+            let mut d: Delivery = match decode(&old) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Reported and set aside (the record stays for inspection): one bad record
+                    // must not stall every delivery queued behind it.
+                    tracing::error!(delivery = %id, error = %e, "outbox: undecodable delivery skipped");
+                    metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
+                    t.outbox.remove(&key)?;
+                    continue;
+                }
+            };
             if !d.status.is_open() {
                 t.outbox.remove(&key)?;
                 continue;
@@ -135,7 +145,9 @@ impl<'a> Deliveries<'a> {
         Ok(claimed)
     }
 
-    /// Records how a claimed attempt ended; returns the delivery as stored.
+    /// Records how a claimed attempt ended; returns the delivery as stored. Fenced: when the
+    /// stored record is no longer this claim (its lease lapsed and another attempt claimed it, or
+    /// it was settled already) nothing changes and the answer is `StaleLease`.
     pub fn settle(
         &self,
         claimed: &Delivery,
@@ -154,6 +166,12 @@ impl<'a> Deliveries<'a> {
                 Ok(d) => d,
                 Err(e) => return abort(e),
             };
+            if d.status != DeliveryStatus::Sending
+                || d.attempts != claimed.attempts
+                || d.next_attempt_at != claimed.next_attempt_at
+            {
+                return abort(StoreError::StaleLease);
+            }
             outbox.remove(lease_key.as_slice())?;
             d.updated_at = now;
             match attempt {

@@ -523,6 +523,7 @@ mod tests {
             path: dir.path().join("data"),
             cache_capacity_mb: 16,
             fsync: false,
+            writer_queue: 65_536,
         })
         .unwrap();
         let now = t("2026-03-08T05:00:00Z");

@@ -3,11 +3,9 @@
 //! Trees (one per entity, one per secondary index, named `{key}_{value}`):
 //! - `meta`        name → value (schema version, generated secrets, bootstrap flag)
 //! - `counters`    name → u64 BE (explicit counts: `Tree::len()` is a full scan)
-//! - `users`       UserId(16) → User (JSON)
-//! - `email_user`  folded email → UserId(16)
-//! - `tokens`      sha256(token)(32) → TokenRecord (JSON)
-//! - `user_token`  UserId(16) ‖ sha256(token)(32) → ()
-//! - `token_expiry` expires_at(8, ordered micros) ‖ sha256(token)(32) → ()
+//! - `users`       UserId(16) → User (JSON); email → user and the count in memory, see [`users`]
+//! - `tokens`      sha256(token)(32) → TokenRecord (JSON); user → tokens and expiry order in
+//!   memory, see [`tokens`]
 //! - the voucher catalogue (`vouchers`, `external_voucher`, `retailer_voucher`,
 //!   `category_voucher`, `network_voucher`, `voucher_due`, `retailers`, `categories`): see
 //!   [`vouchers`]
@@ -18,15 +16,14 @@
 //! - `digest_schedule`, `digest_due`, `digests`: see [`digests`]
 //! - `deliveries`, `outbox`: the durable outbox, see [`deliveries`]
 //!
-//! sled calls block (and may fsync): async code reaches the store through [`Store::run`] and
-//! [`Store::write`], which run on the store's own small thread [`pool`]. `write` returns only when the write is
-//! durable, through the group-commit [`flusher`].
+//! sled calls block (and may fsync): async code reads through [`Store::run`], on the store's own
+//! small thread [`pool`], and writes through [`Store::write`], which hands the command to the one
+//! [`writer`] thread and returns only once the write is durable.
 
 pub mod backup;
 pub mod counters;
 pub mod deliveries;
 pub mod digests;
-pub mod flusher;
 pub mod keys;
 pub mod meta;
 pub mod networks;
@@ -38,6 +35,7 @@ pub mod subscriptions;
 pub mod tokens;
 pub mod users;
 pub mod vouchers;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,6 +65,14 @@ pub enum StoreError {
     Schema(String),
     #[error("store: blocking task failed: {0}")]
     Blocking(String),
+    /// The writer's queue stayed full: the caller should retry shortly (503 `overloaded`).
+    #[error("store: the writer is overloaded")]
+    Overloaded,
+    #[error("store: closed")]
+    Closed,
+    /// A settle for a claim whose lease lapsed (another attempt owns the record now).
+    #[error("store: the lease of this claim has lapsed")]
+    StaleLease,
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -137,10 +143,7 @@ pub(crate) struct Trees {
     pub meta: sled::Tree,
     pub counters: sled::Tree,
     pub users: sled::Tree,
-    pub email_user: sled::Tree,
     pub tokens: sled::Tree,
-    pub user_token: sled::Tree,
-    pub token_expiry: sled::Tree,
     pub vouchers: sled::Tree,
     pub external_voucher: sled::Tree,
     pub retailer_voucher: sled::Tree,
@@ -161,15 +164,27 @@ pub(crate) struct Trees {
     pub outbox: sled::Tree,
 }
 
+/// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
+/// the records when the store opens; changed only by commands on the one writer.
+pub(crate) struct Indexes {
+    pub users: users::UserIndex,
+    pub tokens: tokens::TokenIndex,
+}
+
+impl Indexes {
+    fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let users = users::UserIndex::load(trees)?;
+        let tokens = tokens::TokenIndex::load(trees)?;
+        Ok(Self { users, tokens })
+    }
+}
+
 /// Names of all trees, for backup and the emptiness check of `import`.
 pub const TREE_NAMES: &[&str] = &[
     "meta",
     "counters",
     "users",
-    "email_user",
     "tokens",
-    "user_token",
-    "token_expiry",
     "vouchers",
     "external_voucher",
     "retailer_voucher",
@@ -196,10 +211,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             counters: db.open_tree("counters")?,
             users: db.open_tree("users")?,
-            email_user: db.open_tree("email_user")?,
             tokens: db.open_tree("tokens")?,
-            user_token: db.open_tree("user_token")?,
-            token_expiry: db.open_tree("token_expiry")?,
             vouchers: db.open_tree("vouchers")?,
             external_voucher: db.open_tree("external_voucher")?,
             retailer_voucher: db.open_tree("retailer_voucher")?,
@@ -222,11 +234,12 @@ impl Trees {
     }
 }
 
-struct Inner {
-    // Field order is drop order: the flusher (holding a db handle) goes first, then the trees, then the db.
-    flusher: flusher::Flusher,
+pub(crate) struct Inner {
+    // Field order is drop order: the writer (holding a db handle) goes first, then the trees, then the db.
+    writer: writer::Writer,
     pool: pool::Pool,
     trees: Trees,
+    indexes: Indexes,
     log_file: Option<Arc<std::fs::File>>,
     db: sled::Db,
     path: PathBuf,
@@ -253,6 +266,7 @@ impl Store {
         let db = open_db(settings)?;
         let trees = Trees::open(&db)?;
         schema::migrate(&db, &trees, migrations)?;
+        let indexes = Indexes::load(&trees)?;
         let log_file = if settings.fsync {
             Some(Arc::new(
                 std::fs::OpenOptions::new()
@@ -262,19 +276,22 @@ impl Store {
         } else {
             None
         };
-        let flusher = flusher::Flusher::start(db.clone(), log_file.clone())?;
         let pool = pool::Pool::start()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                flusher,
-                pool,
-                trees,
-                log_file,
-                db,
-                path: settings.path.clone(),
-                catalogue_generation: AtomicU64::new(0),
-            }),
-        })
+        let (writer, queue) = writer::Writer::new(settings.writer_queue);
+        let inner = Arc::new(Inner {
+            writer,
+            pool,
+            trees,
+            indexes,
+            log_file: log_file.clone(),
+            db: db.clone(),
+            path: settings.path.clone(),
+            catalogue_generation: AtomicU64::new(0),
+        });
+        inner
+            .writer
+            .start(queue, Arc::downgrade(&inner), db, log_file)?;
+        Ok(Self { inner })
     }
 
     pub fn path(&self) -> &Path {
@@ -283,6 +300,10 @@ impl Store {
 
     pub(crate) fn trees(&self) -> &Trees {
         &self.inner.trees
+    }
+
+    pub(crate) fn indexes(&self) -> &Indexes {
+        &self.inner.indexes
     }
 
     pub(crate) fn db(&self) -> &sled::Db {
@@ -303,36 +324,31 @@ impl Store {
             .map_err(|e| StoreError::Blocking(e.to_owned()))?
     }
 
-    /// Runs a write and returns once it is durable (group commit). Use for every write the API
-    /// acknowledges.
+    /// Runs a write on the one [`writer`] and returns once it is durable (its batch flushed).
+    /// Every write the API acknowledges goes through here; nothing else mutates the store.
     pub async fn write<F, R>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let guard = self.inner.flusher.begin_write();
-        let out = self.run(f).await?;
-        self.inner
-            .flusher
-            .durable(Some(guard))
-            .await
-            .map_err(StoreError::Flush)?;
-        Ok(out)
+        self.inner.writer.submit(true, f).await
     }
 
-    /// Waits until all writes finished before this call are durable.
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        self.inner
-            .flusher
-            .durable(None)
-            .await
-            .map_err(StoreError::Flush)
+    /// The same command on the same writer, answered once applied, before the disk has it. Never
+    /// for a write the API acknowledges: it is the benchmark's ceiling (the write path without the
+    /// flush) and serves work that is redone after a crash anyway.
+    pub async fn write_unflushed<F, R>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.writer.submit(false, f).await
     }
 
-    /// The same durable step as the group commit, done directly by the caller: used at shutdown
-    /// and by the benchmark's flush-per-write baseline. Blocking.
+    /// The same durable step as the writer's, done directly by the caller: used at shutdown, by
+    /// offline commands, and by the benchmark's flush-per-write baseline. Blocking.
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        flusher::sync(&self.inner.db, self.inner.log_file.as_deref())?;
+        writer::sync(&self.inner.db, self.inner.log_file.as_deref())?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! succeeds, so a crash mid-way resumes at the migration that did not finish. A store written by a
 //! newer build (version above the newest known) is refused rather than misread.
 
-use super::{StoreError, Trees, counters};
+use super::{StoreError, Trees};
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -16,18 +16,42 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, oldest first. Append; never edit or reorder a released one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "count existing users",
-    run: count_users,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "count existing users",
+        run: count_users,
+    },
+    Migration {
+        version: 2,
+        name: "user and token indexes move to memory",
+        run: drop_user_index_trees,
+    },
+];
+
+/// The users counter of version 1 (dropped again by version 2).
+const USERS_COUNTER: &str = "users";
 
 /// Version 1 introduced the explicit `users` counter; derive it from the data once.
 fn count_users(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let n = trees.users.iter().count() as u64;
     trees
         .counters
-        .insert(counters::USERS, &super::keys::u64_key(n))?;
+        .insert(USERS_COUNTER, &super::keys::u64_key(n))?;
+    Ok(())
+}
+
+/// Trees that older versions kept and a migration dropped: a backup from such a version may still
+/// carry them, and restoring it keeps them until the migration runs on the next open.
+pub(crate) const RETIRED_TREES: &[&str] = &["email_user", "user_token", "token_expiry"];
+
+/// Version 2: the email, user → token and token expiry indexes and the users counter are kept in
+/// memory, rebuilt from `users` and `tokens` at open (one key per user or token written).
+fn drop_user_index_trees(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    for name in RETIRED_TREES {
+        db.drop_tree(name)?;
+    }
+    trees.counters.remove(USERS_COUNTER)?;
     Ok(())
 }
 
@@ -50,6 +74,13 @@ pub fn latest() -> u32 {
 
 pub(crate) fn set_version(trees: &Trees, version: u32) -> Result<(), StoreError> {
     trees.meta.insert(VERSION_KEY, &version.to_be_bytes())?;
+    Ok(())
+}
+
+/// The same, on a raw database (a restore being written).
+pub(crate) fn set_version_in(db: &sled::Db, version: u32) -> Result<(), StoreError> {
+    db.open_tree("meta")?
+        .insert(VERSION_KEY, &version.to_be_bytes())?;
     Ok(())
 }
 
@@ -94,6 +125,7 @@ mod tests {
             path: dir.join("db"),
             cache_capacity_mb: 8,
             fsync: false,
+            writer_queue: 65_536,
         }
     }
 

@@ -148,6 +148,7 @@ mod tests {
             path: dir.path().join("data"),
             cache_capacity_mb: 16,
             fsync: false,
+            writer_queue: 65_536,
         })
         .unwrap();
         let subs = store.subscriptions();

@@ -1,11 +1,87 @@
-//! Bearer tokens by hash: sessions (per user, expiring) and API keys (own role, no expiry).
+//! Bearer tokens: one key per token (`tokens` sha256(token)(32) → TokenRecord). Sessions belong
+//! to a user and expire; API keys have their own role. Which tokens a user holds and when tokens
+//! expire are in-memory indexes ([`TokenIndex`]), rebuilt when the store opens; a session whose
+//! user is gone (a crash during erasure) is removed then. Issuing a token writes one key.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use sled::Transactional;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use uuid::Uuid;
 
-use super::keys::KeyBuf;
-use super::{Store, StoreError, abort, decode, encode};
+use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::auth::TokenRecord;
+
+type Hash = [u8; 32];
+
+/// The in-memory secondary indexes of tokens.
+#[derive(Default)]
+pub(crate) struct TokenIndex {
+    by_user: DashMap<Uuid, Vec<Hash>>,
+    /// (expires_at in µs, hash), in expiry order.
+    expiry: Mutex<BTreeSet<(i64, Hash)>>,
+}
+
+impl TokenIndex {
+    /// Reads every token once (at open, before the writer starts); removes sessions whose user no
+    /// longer exists.
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let index = Self::default();
+        let mut orphans = Vec::new();
+        for kv in trees.tokens.iter() {
+            let (k, v) = kv?;
+            let Ok(hash) = <Hash>::try_from(k.as_ref()) else {
+                return Err(StoreError::Corrupt("a token key is not 32 bytes".into()));
+            };
+            let record: TokenRecord = decode(&v)?;
+            if let Some(user) = record.user_id
+                && !trees.users.contains_key(user.as_bytes())?
+            {
+                orphans.push(hash);
+                continue;
+            }
+            index.add(&hash, &record);
+        }
+        for hash in &orphans {
+            trees.tokens.remove(hash)?;
+        }
+        if !orphans.is_empty() {
+            tracing::info!(
+                tokens = orphans.len(),
+                "removed tokens of erased users at open"
+            );
+        }
+        Ok(index)
+    }
+
+    fn add(&self, hash: &Hash, record: &TokenRecord) {
+        if let Some(user) = record.user_id {
+            self.by_user.entry(user).or_default().push(*hash);
+        }
+        if let Some(at) = record.expires_at {
+            self.expiry.lock().insert((at.timestamp_micros(), *hash));
+        }
+    }
+
+    fn remove(&self, hash: &Hash, record: &TokenRecord) {
+        if let Some(user) = record.user_id {
+            let empty = match self.by_user.get_mut(&user) {
+                Some(mut held) => {
+                    held.retain(|h| h != hash);
+                    held.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.by_user.remove_if(&user, |_, held| held.is_empty());
+            }
+        }
+        if let Some(at) = record.expires_at {
+            self.expiry.lock().remove(&(at.timestamp_micros(), *hash));
+        }
+    }
+}
 
 pub struct Tokens<'a> {
     store: &'a Store,
@@ -16,30 +92,27 @@ impl<'a> Tokens<'a> {
         Self { store }
     }
 
-    /// Stores a token under its hash, with its user and expiry indexes. A session is refused with
-    /// `NotFound` if its user was erased meanwhile.
-    pub fn insert(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
-        let t = self.store.trees();
-        let value = encode(record)?;
-        (&t.tokens, &t.user_token, &t.token_expiry, &t.users).transaction(
-            |(tokens, user_token, token_expiry, users)| {
-                if let Some(user) = record.user_id {
-                    if users.get(user.as_bytes())?.is_none() {
-                        return abort(StoreError::NotFound);
-                    }
-                    user_token.insert(KeyBuf::new().uuid(user).bytes(hash).build(), &[])?;
-                }
-                if let Some(at) = record.expires_at {
-                    token_expiry.insert(KeyBuf::new().time(at).bytes(hash).build(), &[])?;
-                }
-                tokens.insert(&hash[..], value.as_slice())?;
-                Ok(())
-            },
-        )?;
+    fn index(&self) -> &TokenIndex {
+        &self.store.indexes().tokens
+    }
+
+    /// Stores a token under its hash. A session is refused with `NotFound` if its user was erased
+    /// meanwhile. Writer only.
+    pub fn insert(&self, hash: &Hash, record: &TokenRecord) -> Result<(), StoreError> {
+        if let Some(user) = record.user_id
+            && !self.store.users().exists(user)?
+        {
+            return Err(StoreError::NotFound);
+        }
+        self.store
+            .trees()
+            .tokens
+            .insert(&hash[..], encode(record)?)?;
+        self.index().add(hash, record);
         Ok(())
     }
 
-    pub fn get(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+    pub fn get(&self, hash: &Hash) -> Result<Option<TokenRecord>, StoreError> {
         self.store
             .trees()
             .tokens
@@ -48,41 +121,46 @@ impl<'a> Tokens<'a> {
             .transpose()
     }
 
-    /// Removes a token and its index entries; returns whether it existed.
-    pub fn revoke(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
-        let t = self.store.trees();
-        let removed = (&t.tokens, &t.user_token, &t.token_expiry).transaction(
-            |(tokens, user_token, token_expiry)| {
-                let Some(raw) = tokens.remove(&hash[..])? else {
-                    return Ok(false);
-                };
-                let record: TokenRecord = match decode(&raw) {
-                    Ok(r) => r,
-                    Err(e) => return abort(e),
-                };
-                if let Some(user) = record.user_id {
-                    user_token.remove(KeyBuf::new().uuid(user).bytes(hash).build())?;
-                }
-                if let Some(at) = record.expires_at {
-                    token_expiry.remove(KeyBuf::new().time(at).bytes(hash).build())?;
-                }
-                Ok(true)
-            },
-        )?;
-        Ok(removed)
+    /// Removes a token; returns whether it existed. Writer only.
+    pub fn revoke(&self, hash: &Hash) -> Result<bool, StoreError> {
+        let Some(raw) = self.store.trees().tokens.remove(&hash[..])? else {
+            return Ok(false);
+        };
+        let record: TokenRecord = decode(&raw)?;
+        self.index().remove(hash, &record);
+        Ok(true)
     }
 
-    /// Deletes tokens that expired before `now`, walking the expiry index (no full scan).
+    /// Removes every token of a user (one batch on the one tree); returns how many. Writer only.
+    pub fn revoke_user(&self, user: Uuid) -> Result<usize, StoreError> {
+        let Some((_, hashes)) = self.index().by_user.remove(&user) else {
+            return Ok(0);
+        };
+        let mut batch = sled::Batch::default();
+        let mut records = Vec::with_capacity(hashes.len());
+        for hash in &hashes {
+            if let Some(raw) = self.store.trees().tokens.get(hash)? {
+                records.push((*hash, decode::<TokenRecord>(&raw)?));
+            }
+            batch.remove(&hash[..]);
+        }
+        self.store.trees().tokens.apply_batch(batch)?;
+        for (hash, record) in &records {
+            self.index().remove(hash, record);
+        }
+        Ok(hashes.len())
+    }
+
+    /// Deletes tokens that expired before `now`, walking the in-memory expiry index (no scan).
+    /// Writer only.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let end = KeyBuf::new().time(now).build();
-        let expired: Vec<[u8; 32]> = self
-            .store
-            .trees()
-            .token_expiry
+        let end = (now.timestamp_micros(), [0u8; 32]);
+        let expired: Vec<Hash> = self
+            .index()
+            .expiry
+            .lock()
             .range(..end)
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter_map(|k| k.get(8..40).and_then(|h| <[u8; 32]>::try_from(h).ok()))
+            .map(|(_, h)| *h)
             .collect();
         let mut purged = 0;
         for hash in &expired {

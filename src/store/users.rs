@@ -1,13 +1,36 @@
-//! Users and the email index. Email uniqueness (case-folded) and the user counter are kept in the
-//! same transaction as the record.
+//! Users: one key per user (`users` UserId(16) → User). The email index (case-folded email →
+//! user) and the user count live in memory ([`UserIndex`]), rebuilt from the records when the
+//! store opens and changed only by the one writer, which is what makes the uniqueness check safe
+//! without a transaction. Creating a user writes one key.
 
-use sled::Transactional;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
 use uuid::Uuid;
 
-use super::keys::{KeyBuf, uuid_from};
-use super::{Store, StoreError, abort, counters, decode, encode, values_after};
-use crate::domain::auth::TokenRecord;
+use super::{Store, StoreError, Trees, decode, encode, values_after};
 use crate::domain::user::{User, UserChanges};
+
+/// The in-memory secondary indexes of users.
+#[derive(Default)]
+pub(crate) struct UserIndex {
+    by_email: DashMap<String, Uuid>,
+    count: AtomicU64,
+}
+
+impl UserIndex {
+    /// Reads every user record once (at open).
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let index = Self::default();
+        for kv in trees.users.iter() {
+            let (_, v) = kv?;
+            let user: User = decode(&v)?;
+            index.by_email.insert(user.email.folded(), user.id);
+            index.count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(index)
+    }
+}
 
 pub struct Users<'a> {
     store: &'a Store,
@@ -24,20 +47,22 @@ impl<'a> Users<'a> {
         Self { store }
     }
 
-    /// Inserts a new user; `Conflict` when the email is taken.
+    fn index(&self) -> &UserIndex {
+        &self.store.indexes().users
+    }
+
+    /// Inserts a new user; `Conflict` when the email is taken. Writer only.
     pub fn create(&self, user: &User) -> Result<(), StoreError> {
-        let t = self.store.trees();
-        let value = encode(user)?;
         let email = user.email.folded();
-        (&t.users, &t.email_user, &t.counters).transaction(|(users, email_user, counters)| {
-            if email_user.get(email.as_bytes())?.is_some() {
-                return abort(StoreError::Conflict("a user with this email exists"));
-            }
-            email_user.insert(email.as_bytes(), user.id.as_bytes())?;
-            users.insert(user.id.as_bytes(), value.as_slice())?;
-            counters::bump(counters, counters::USERS, 1)?;
-            Ok(())
-        })?;
+        if self.index().by_email.contains_key(&email) {
+            return Err(StoreError::Conflict("a user with this email exists"));
+        }
+        self.store
+            .trees()
+            .users
+            .insert(user.id.as_bytes(), encode(user)?)?;
+        self.index().by_email.insert(email, user.id);
+        self.index().count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -50,53 +75,45 @@ impl<'a> Users<'a> {
             .transpose()
     }
 
+    pub fn exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.store.trees().users.contains_key(id.as_bytes())?)
+    }
+
     pub fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let folded = email.trim().to_ascii_lowercase();
-        match self.store.trees().email_user.get(folded.as_bytes())? {
+        let id = self.index().by_email.get(&folded).map(|e| *e.value());
+        match id {
             None => Ok(None),
-            Some(id) => {
-                let id = uuid_from(&id).ok_or_else(|| StoreError::Corrupt("email index".into()))?;
-                self.get(id)
-            }
+            Some(id) => self.get(id),
         }
     }
 
-    /// Applies changes atomically; `NotFound` when the user is gone, `Conflict` when the new email
-    /// belongs to someone else. Returns the user as stored after the change.
+    /// Applies changes; `NotFound` when the user is gone, `Conflict` when the new email belongs to
+    /// someone else. Returns the user as stored after the change. Writer only.
     pub fn update(
         &self,
         id: Uuid,
         changes: &UserChanges,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<User, StoreError> {
-        let t = self.store.trees();
-        let user = (&t.users, &t.email_user).transaction(|(users, email_user)| {
-            let Some(raw) = users.get(id.as_bytes())? else {
-                return abort(StoreError::NotFound);
-            };
-            let mut user: User = match decode(&raw) {
-                Ok(u) => u,
-                Err(e) => return abort(e),
-            };
-            let old_email = user.email.folded();
-            if !changes.apply(&mut user, now) {
-                return Ok(user);
-            }
-            let new_email = user.email.folded();
-            if new_email != old_email {
-                if email_user.get(new_email.as_bytes())?.is_some() {
-                    return abort(StoreError::Conflict("a user with this email exists"));
-                }
-                email_user.remove(old_email.as_bytes())?;
-                email_user.insert(new_email.as_bytes(), id.as_bytes())?;
-            }
-            let value = match encode(&user) {
-                Ok(v) => v,
-                Err(e) => return abort(e),
-            };
-            users.insert(id.as_bytes(), value)?;
-            Ok(user)
-        })?;
+        let mut user = self.get(id)?.ok_or(StoreError::NotFound)?;
+        let old_email = user.email.folded();
+        if !changes.apply(&mut user, now) {
+            return Ok(user);
+        }
+        let new_email = user.email.folded();
+        let email_changed = new_email != old_email;
+        if email_changed && self.index().by_email.contains_key(&new_email) {
+            return Err(StoreError::Conflict("a user with this email exists"));
+        }
+        self.store
+            .trees()
+            .users
+            .insert(id.as_bytes(), encode(&user)?)?;
+        if email_changed {
+            self.index().by_email.remove(&old_email);
+            self.index().by_email.insert(new_email, id);
+        }
         Ok(user)
     }
 
@@ -105,64 +122,22 @@ impl<'a> Users<'a> {
         values_after(&self.store.trees().users, after, limit)
     }
 
-    /// Erases a user, their email index entry and tokens. Subscriptions and digests are erased
-    /// by their own modules first (`Subscriptions::erase_user`, `Digests::erase_user`; the HTTP
-    /// handler does all three in one durable write). `NotFound` when already gone.
+    /// Erases a user and their tokens. Subscriptions and digests are erased by their own modules
+    /// first (the HTTP handler does all in one writer command). The user record goes first: a
+    /// crash before the tokens are gone leaves tokens of no user, which cannot authenticate and
+    /// are removed when the store next opens. `NotFound` when already gone. Writer only.
     pub fn erase(&self, id: Uuid) -> Result<Erased, StoreError> {
-        let t = self.store.trees();
-        // Transactions cannot scan: collect the user's tokens first. A token created after this
-        // scan cannot authenticate anyway, since its user is gone.
-        let prefix = KeyBuf::new().uuid(id).build();
-        let token_hashes: Vec<Vec<u8>> = t
-            .user_token
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| k.map(|k| k.get(16..).unwrap_or_default().to_vec()))
-            .collect::<Result<_, _>>()?;
-        let mut expiry_keys = Vec::new();
-        for h in &token_hashes {
-            if let Some(v) = t.tokens.get(h)? {
-                let record: TokenRecord = decode(&v)?;
-                if let Some(at) = record.expires_at {
-                    expiry_keys.push(KeyBuf::new().time(at).bytes(h).build());
-                }
-            }
-        }
-        (
-            &t.users,
-            &t.email_user,
-            &t.counters,
-            &t.tokens,
-            &t.user_token,
-            &t.token_expiry,
-        )
-            .transaction(
-                |(users, email_user, counters, tokens, user_token, token_expiry)| {
-                    let Some(raw) = users.remove(id.as_bytes())? else {
-                        return abort(StoreError::NotFound);
-                    };
-                    let user: User = match decode(&raw) {
-                        Ok(u) => u,
-                        Err(e) => return abort(e),
-                    };
-                    email_user.remove(user.email.folded().as_bytes())?;
-                    counters::bump(counters, counters::USERS, -1)?;
-                    for h in &token_hashes {
-                        tokens.remove(h.as_slice())?;
-                        user_token.remove(KeyBuf::new().uuid(id).bytes(h).build())?;
-                    }
-                    for k in &expiry_keys {
-                        token_expiry.remove(k.as_slice())?;
-                    }
-                    Ok(())
-                },
-            )?;
-        Ok(Erased {
-            tokens: token_hashes.len(),
-        })
+        let Some(raw) = self.store.trees().users.remove(id.as_bytes())? else {
+            return Err(StoreError::NotFound);
+        };
+        let user: User = decode(&raw)?;
+        self.index().by_email.remove(&user.email.folded());
+        self.index().count.fetch_sub(1, Ordering::Relaxed);
+        let tokens = self.store.tokens().revoke_user(id)?;
+        Ok(Erased { tokens })
     }
 
     pub fn count(&self) -> Result<u64, StoreError> {
-        self.store.counters().get(counters::USERS)
+        Ok(self.index().count.load(Ordering::Relaxed))
     }
 }

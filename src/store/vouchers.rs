@@ -656,6 +656,7 @@ mod tests {
             path: dir.path().join("db"),
             cache_capacity_mb: 8,
             fsync: false,
+            writer_queue: 65_536,
         })
         .unwrap();
         let day = chrono::Duration::days(1);

@@ -50,7 +50,7 @@ impl Puller {
             let store_name = name.clone();
             if let Err(e) = self
                 .store
-                .run(move |s| s.staging().clear(&store_name))
+                .write_unflushed(move |s| s.staging().clear(&store_name))
                 .await
             {
                 tracing::warn!(network = %name, error = %e, "clearing staged pages failed");
@@ -85,7 +85,7 @@ impl Puller {
         {
             let name = name.clone();
             self.store
-                .run(move |s| s.staging().clear(&name))
+                .write_unflushed(move |s| s.staging().clear(&name))
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -121,7 +121,7 @@ impl Puller {
             let offers = page.offers;
             let n = name.clone();
             self.store
-                .run(move |s| s.staging().stage(&n, staged, &offers))
+                .write_unflushed(move |s| s.staging().stage(&n, staged, &offers))
                 .await
                 .map_err(|e| e.to_string())?;
             staged += count;
