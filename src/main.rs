@@ -80,16 +80,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 anyhow::bail!("no store at {}", settings.store.path.display());
             }
             let store = Store::open(&settings.store)?;
-            let out = std::fs::File::create(&file)?;
+            let out = backup::create_export_file(&file)?;
             let mut out = std::io::BufWriter::new(out);
             let n = backup::export(&store, &mut out)?;
             eprintln!("exported {n} records to {}", file.display());
             Ok(())
         }
         Command::Import { file } => {
-            let store = Store::open(&settings.store)?;
             let input = std::io::BufReader::new(std::fs::File::open(&file)?);
-            let n = backup::import(&store, input)?;
+            let n = backup::import(&settings.store, input)?;
             eprintln!(
                 "imported {n} records into {}",
                 settings.store.path.display()

@@ -1,15 +1,16 @@
-//! Email: building the MIME message and sending it, over SMTP with a pooled transport (one pool
-//! for the whole process, connections reused between messages) or into `.eml` files.
+//! Email: building the MIME message and sending it, over SMTP (connections opened by
+//! [`super::smtp`], reused between messages) or into `.eml` files.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
+use super::smtp::SmtpSender;
 use crate::config::{EmailSettings, EmailTransportKind};
 
 /// A message ready to build.
@@ -73,8 +74,8 @@ impl Email {
 pub enum Mailer {
     /// Each message as `<dir>/<name>.eml` (the embedded default: nothing to set up).
     File { dir: PathBuf },
-    /// An SMTP relay through lettre's connection pool.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP relay, connections kept and reused.
+    Smtp(Arc<SmtpSender>),
 }
 
 impl Mailer {
@@ -88,17 +89,11 @@ impl Mailer {
                 std::fs::create_dir_all(&dir)?;
                 Mailer::File { dir }
             }
-            EmailTransportKind::Smtp => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)?
-                    .timeout(Some(Duration::from_secs(settings.timeout_s)))
-                    .pool_config(
-                        PoolConfig::new()
-                            .max_size(settings.pool_size)
-                            .idle_timeout(Duration::from_secs(60)),
-                    )
-                    .build();
-                Mailer::Smtp(transport)
-            }
+            EmailTransportKind::Smtp => Mailer::Smtp(Arc::new(SmtpSender::from_url(
+                &settings.smtp_url,
+                Duration::from_secs(settings.timeout_s),
+                settings.pool_size as usize,
+            )?)),
         })
     }
 
@@ -115,11 +110,7 @@ impl Mailer {
                     .await
                     .map_err(|e| SendError::transient(format!("writing {}: {e}", path.display())))
             }
-            Mailer::Smtp(transport) => match transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::permanent(format!("smtp: {e}"))),
-                Err(e) => Err(SendError::transient(format!("smtp: {e}"))),
-            },
+            Mailer::Smtp(sender) => sender.send(&message).await,
         }
     }
 }

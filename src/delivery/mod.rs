@@ -1,9 +1,11 @@
 //! Channel transports and message templates. The `DeliveryDispatcher` actor decides *when* to
-//! send; this module knows *how*: email over SMTP (lettre, pooled) or into `.eml` files, rendered
-//! from minijinja templates. SMS and webhook transports join here in later issues.
+//! send; this module knows *how*: email over SMTP (lettre on connections of our own, see
+//! [`smtp`]) or into `.eml` files, rendered from minijinja templates. SMS and webhook transports
+//! join here in later issues.
 
 pub mod email;
 pub mod render;
+pub mod smtp;
 pub mod templates;
 
 /// Why one attempt failed: `permanent` failures are not retried (a bad address), the rest are.

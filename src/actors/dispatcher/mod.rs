@@ -30,6 +30,8 @@ use crate::store::Store;
 
 /// How long a claim holds before another attempt may take the message over.
 pub const LEASE: Duration = Duration::from_secs(300);
+/// A claim is not started this close to the end of its lease (beyond the send timeout).
+pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// The loop looks at the outbox at least this often (the clock may be moved in tests).
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -48,6 +50,8 @@ pub struct Outbound {
     pub backoff: Backoff,
     pub pool_size: usize,
     pub per_second: u32,
+    /// The longest one send may take (the transport's timeout).
+    pub send_timeout: Duration,
     last_alert: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -82,6 +86,7 @@ impl Outbound {
             },
             pool_size: email.pool_size as usize,
             per_second: email.per_second,
+            send_timeout: Duration::from_secs(email.timeout_s),
             last_alert: std::sync::Mutex::new(None),
         })
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{LEASE, MAX_SLEEP, Outbound};
+use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
 use crate::delivery::render::{VoucherLine, digest_email};
 use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
@@ -33,7 +33,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
         let limit = out.pool_size * 4;
         let claimed = match out
             .store
-            .run(move |s| s.deliveries().claim_due(now, now + lease, limit))
+            .write_unflushed(move |s| s.deliveries().claim_due(now, now + lease, limit))
             .await
         {
             Ok(c) => c,
@@ -74,9 +74,19 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
     }
 }
 
-/// Sends one claimed delivery and settles it.
+/// Sends one claimed delivery and settles it. A claim whose lease is about to lapse (it waited
+/// for the rate cap) is not started: after the lease another attempt may claim it, and two sends
+/// of one message are worse than a later one.
 async fn deliver(out: &Outbound, d: Delivery) {
     let channel = d.channel.as_str();
+    let margin = chrono::Duration::from_std(out.send_timeout + LEASE_MARGIN)
+        .unwrap_or_else(|_| chrono::Duration::minutes(1));
+    if out.clock.now() + margin >= d.next_attempt_at {
+        tracing::warn!(delivery = %d.id, "lease about to lapse before the send started; left for the next claim");
+        metrics::counter!("voucherd_deliveries_total", "channel" => channel, "result" => "lease_lapsed")
+            .increment(1);
+        return;
+    }
     let sent = send(out, &d).await;
     let now = out.clock.now();
     let attempt = match &sent {
@@ -115,6 +125,9 @@ async fn deliver(out: &Outbound, d: Delivery) {
         }
         // Erased with its user while in flight: nothing to record.
         Err(crate::store::StoreError::NotFound) => {}
+        Err(crate::store::StoreError::StaleLease) => {
+            tracing::warn!(delivery = %d.id, "the lease lapsed during the send; the newer claim decides");
+        }
         Err(e) => {
             tracing::error!(delivery = %d.id, error = %e, "settling a delivery failed; it is retried after its lease")
         }
