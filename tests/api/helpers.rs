@@ -425,3 +425,49 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     }
     body
 }
+
+/// The real binary, with the test admin password, run from the repository.
+pub fn voucherd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_voucherd"));
+    cmd.env_remove("VOUCHERD_CONFIG")
+        .env("VOUCHERD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "info")
+        // The default config's demo network reads examples/feeds/ relative to the working directory.
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// Starts the real binary on a free port; returns it and its base URL (read from its log).
+pub fn serve(store: &std::path::Path) -> (std::process::Child, String) {
+    serve_with_env(store, &[])
+}
+
+/// [`serve`] with extra environment variables (configuration overrides).
+pub fn serve_with_env(
+    store: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = voucherd()
+        .envs(env.iter().copied())
+        .args(["--log-json", "--bind", "127.0.0.1:0", "--store-path"])
+        .arg(store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if entry["fields"]["message"] == "voucherd listening" {
+            break entry["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}"))
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod crash;
 mod digests;
 mod helpers;
 mod networks;

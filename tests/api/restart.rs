@@ -1,13 +1,12 @@
 //! What survives a restart, backups through the real binary, and graceful shutdown on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_PASSWORD, spawn_app, spawn_with, test_settings};
+use crate::helpers::{serve, spawn_app, spawn_with, test_settings, voucherd};
 
 #[actix_web::test]
 async fn users_and_tokens_survive_a_restart() {
@@ -28,41 +27,6 @@ async fn users_and_tokens_survive_a_restart() {
         .filter(|u| u["role"] == "admin")
         .count();
     assert_eq!(admins, 1);
-}
-
-fn voucherd() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voucherd"));
-    cmd.env_remove("VOUCHERD_CONFIG")
-        .env("VOUCHERD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "info")
-        // The default config's demo network reads examples/feeds/ relative to the working directory.
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
-}
-
-/// Starts the real binary on a free port; returns it and its base URL (read from its log).
-fn serve(store: &std::path::Path) -> (Child, String) {
-    let mut child = voucherd()
-        .args(["--log-json", "--bind", "127.0.0.1:0", "--store-path"])
-        .arg(store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if entry["fields"]["message"] == "voucherd listening" {
-            break entry["fields"]["address"].as_str().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{address}"))
 }
 
 fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
