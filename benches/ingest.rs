@@ -1,15 +1,14 @@
 //! Ingest benchmark: a generated feed of N vouchers in two formats (Awin JSON, CJ XML), served
-//! page by page (1,000 vouchers a page) by a real HTTP server on loopback, pulled through the
-//! same path the NetworkActor uses (fetch → parse off-thread → stage → upsert in 1,000-voucher
-//! transactions, group-committed with fsync), into a fresh store. Then pulled again (every voucher
-//! unchanged).
+//! page by page (1,000 vouchers a page) by a real HTTP server on loopback. The pages are fetched
+//! once (timed alone), then parsed and upserted into a fresh store as one durable writer command
+//! (what a pull does after fetching; fsync on), then parsed and upserted again (every voucher
+//! unchanged), then pulled whole over HTTP through the NetworkActor's `Puller`.
 //!
 //! Each scenario runs in its own child process so its peak resident memory (VmHWM) is its own;
 //! running 50k and 200k shows whether memory grows with the feed's length.
 //!
 //!     cargo bench --bench ingest
 //!     cargo bench --bench ingest -- --sizes 200000     (one size only)
-//!     BREAKDOWN=1 cargo bench --bench ingest -- --sizes 20000   (time per stage, and sled's ceiling)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use voucherd::actors::network::fetch::Fetcher;
-use voucherd::actors::network::pull::Puller;
+use voucherd::actors::network::pull::{PullLimits, Puller};
 use voucherd::config::{NetworkSettings, StoreSettings};
 use voucherd::feeds::FeedKind;
 use voucherd::store::Store;
@@ -127,6 +126,10 @@ fn child(kind: FeedKind, total: u64) {
             clock: voucherd::clock::system(),
             fetcher: Fetcher::new(64 * 1024 * 1024).unwrap(),
             retention: chrono::Duration::days(30),
+            limits: PullLimits {
+                max_pages: 100_000,
+                max_bytes: usize::MAX,
+            },
         };
         let network = NetworkSettings {
             name: "bench".into(),
@@ -139,87 +142,62 @@ fn child(kind: FeedKind, total: u64) {
             enabled: true,
             map: None,
         };
-        if std::env::var("BREAKDOWN").is_ok() {
-            let source = network.source();
-            let mut pages = Vec::new();
-            let t = Instant::now();
-            for n in 1..=total.div_ceil(PAGE) {
-                let req = voucherd::feeds::request(&source, &voucherd::feeds::PageRef::Number(n as u32));
-                pages.push(puller.fetcher.fetch(&req, Duration::from_secs(60)).await.unwrap());
-            }
-            println!("fetch {:?}", t.elapsed());
-            let t = Instant::now();
-            let mut offers = Vec::new();
-            for (i, bytes) in pages.iter().enumerate() {
-                let ctx = voucherd::feeds::PageCtx { number: i as u32 + 1, rows_before: i as u64 * PAGE };
-                offers.push(voucherd::feeds::parse(&source, ctx, bytes).unwrap().offers);
-            }
-            println!("parse {:?}", t.elapsed());
-            let t = Instant::now();
-            for (i, o) in offers.iter().enumerate() {
-                store.staging().stage("x", i as u64 * PAGE, o).unwrap();
-            }
-            let mut back = 0;
-            for i in 0..offers.len() {
-                back += store.staging().read("x", i as u64 * PAGE, PAGE as usize).unwrap().len();
-            }
-            println!("stage+read {:?} ({back})", t.elapsed());
-            {
-                // The store's ceiling: the same seven writes per voucher as plain per-tree batches,
-                // without a transaction.
-                let db = sled::Config::new().path(dir.path().join("raw")).cache_capacity(64 << 20).open().unwrap();
-                let trees: Vec<sled::Tree> = (0..7).map(|i| db.open_tree(format!("t{i}")).unwrap()).collect();
-                let t = Instant::now();
-                for o in &offers {
-                    let mut batches: Vec<sled::Batch> = (0..7).map(|_| sled::Batch::default()).collect();
-                    for offer in o {
-                        let id = uuid::Uuid::now_v7();
-                        let _ = trees[1].get(offer.external_id.as_bytes()).unwrap();
-                        batches[0].insert(id.as_bytes(), serde_json::to_vec(offer).unwrap());
-                        batches[1].insert(offer.external_id.as_bytes(), id.as_bytes());
-                        for b in batches.iter_mut().skip(2) {
-                            let mut k = offer.retailer.as_bytes().to_vec();
-                            k.extend_from_slice(id.as_bytes());
-                            b.insert(k, &[0u8; 16][..]);
-                        }
-                    }
-                    for (tree, b) in trees.iter().zip(batches) {
-                        tree.apply_batch(b).unwrap();
-                    }
-                    db.flush().unwrap();
-                }
-                println!("sled ceiling, 7 plain batched writes per voucher: {:?}", t.elapsed());
-            }
-            let t = Instant::now();
-            for o in &offers {
-                store.vouchers().upsert("y", o, chrono::Utc::now(), chrono::Duration::days(30)).unwrap();
-            }
-            println!("upsert insert: {:?}", t.elapsed());
-            let t = Instant::now();
-            for o in &offers {
-                store.vouchers().upsert("y", o, chrono::Utc::now(), chrono::Duration::days(30)).unwrap();
-            }
-            println!("upsert unchanged {:?}", t.elapsed());
-            return;
+        // The pages, fetched once (the HTTP part, timed on its own).
+        let source = network.source();
+        let mut pages = Vec::new();
+        let t = Instant::now();
+        for n in 1..=total.div_ceil(PAGE) {
+            let req = voucherd::feeds::request(&source, &voucherd::feeds::PageRef::Number(n as u32));
+            pages.push(puller.fetcher.fetch(&req, Duration::from_secs(60)).await.unwrap());
         }
-        let started = Instant::now();
-        let first = puller.pull(&network).await.unwrap();
-        let first_time = started.elapsed();
-        assert_eq!(first.inserted, total);
+        let fetch_time = t.elapsed();
+        // Parse + upsert: what the pull does after fetching, through the same store writer.
+        let parse_and_upsert = |expect_new: bool| {
+            let store = store.clone();
+            let pages = &pages;
+            let source = &source;
+            async move {
+                let t = Instant::now();
+                let mut offers = Vec::with_capacity(total as usize);
+                for (i, bytes) in pages.iter().enumerate() {
+                    let ctx = voucherd::feeds::PageCtx { number: i as u32 + 1, rows_before: i as u64 * PAGE };
+                    offers.extend(voucherd::feeds::parse(source, ctx, bytes).unwrap().offers);
+                }
+                let parsed = t.elapsed();
+                let now = chrono::Utc::now();
+                let done = store
+                    .write(move |s| s.vouchers().upsert("bench", &offers, now, chrono::Duration::days(30)))
+                    .await
+                    .unwrap();
+                if expect_new {
+                    assert_eq!(done.inserted, total);
+                } else {
+                    assert_eq!(done.unchanged, total);
+                }
+                (parsed, t.elapsed())
+            }
+        };
+        let (parse_first, first_time) = parse_and_upsert(true).await;
         let rss_first = peak_rss_mb();
-        let started = Instant::now();
-        let second = puller.pull(&network).await.unwrap();
-        let second_time = started.elapsed();
-        assert_eq!(second.unchanged, total);
+        let (_, second_time) = parse_and_upsert(false).await;
+        // The whole pull over HTTP, as the NetworkActor runs it (every voucher unchanged now).
+        let t = Instant::now();
+        let pulled = puller.pull(&network).await.unwrap();
+        let pull_time = t.elapsed();
+        assert_eq!(pulled.unchanged, total);
         let rate = |d: Duration| total as f64 / d.as_secs_f64();
         println!(
-            "{:<5} {:>7} vouchers | first pull {:>6.2} s = {:>7.0} vouchers/s | re-pull (unchanged) {:>6.2} s = {:>7.0} vouchers/s | peak RSS {:>5.0} MB (after first pull {:.0} MB)",
+            "{:<5} {:>7} vouchers | parse+upsert new {:>5.2} s = {:>7.0}/s (parse {:.2} s) | unchanged {:>5.2} s = {:>7.0}/s | whole re-pull over HTTP {:>5.2} s = {:>7.0}/s (fetch alone {:.2} s) | peak RSS {:>5.0} MB (after first {:.0} MB)",
             kind.as_str(),
             total,
             first_time.as_secs_f64(),
             rate(first_time),
+            parse_first.as_secs_f64(),
             second_time.as_secs_f64(),
             rate(second_time),
+            pull_time.as_secs_f64(),
+            rate(pull_time),
+            fetch_time.as_secs_f64(),
             peak_rss_mb(),
             rss_first,
         );

@@ -35,6 +35,8 @@ burst = 100
 [catalogue]
 retention_days = 30
 max_response_mb = 32
+max_pages = 1000
+max_pull_mb = 256
 failing_after = 3
 retry_base_s = 30
 retry_max_s = 3600
@@ -144,6 +146,11 @@ pub struct CatalogueSettings {
     pub retention_days: u32,
     /// Largest answer read from a network, per page; a larger one fails the pull.
     pub max_response_mb: u32,
+    /// Pages one pull may read; a feed with more fails the pull (a paging loop, or a feed too
+    /// large for one pull), ingesting nothing.
+    pub max_pages: u32,
+    /// Bytes one pull may read over all its pages (held in memory until the pull is applied).
+    pub max_pull_mb: u32,
     /// Consecutive failed pulls after which a network is `failing` (and admins are notified).
     pub failing_after: u32,
     /// First wait after a failed pull; doubles per further failure (with jitter) up to `retry_max_s`.
@@ -424,6 +431,18 @@ impl Settings {
             return Err(invalid(
                 "catalogue.retention_days",
                 "must be between 1 and 3650",
+            ));
+        }
+        if !(1..=100_000).contains(&c.max_pages) {
+            return Err(invalid(
+                "catalogue.max_pages",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=16_384).contains(&c.max_pull_mb) || c.max_pull_mb < c.max_response_mb {
+            return Err(invalid(
+                "catalogue.max_pull_mb",
+                "must be between 1 and 16384 and at least catalogue.max_response_mb",
             ));
         }
         if !(1..=1024).contains(&c.max_response_mb) {

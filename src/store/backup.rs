@@ -74,17 +74,13 @@ pub fn export(store: &Store, out: &mut impl Write) -> Result<u64, StoreError> {
     Ok(records)
 }
 
-/// A store that holds nothing but what opening it wrote: its schema version and zero counters.
+/// A store that holds nothing but what opening it wrote: its schema version.
 fn is_fresh(store: &Store) -> Result<bool, StoreError> {
     for name in TREE_NAMES {
         let tree = store.db().open_tree(name)?;
         for kv in tree.iter() {
-            let (k, v) = kv?;
-            let written_by_open = match *name {
-                "meta" => &k[..] == b"schema_version",
-                "counters" => super::keys::u64_from(&v) == Some(0),
-                _ => false,
-            };
+            let (k, _) = kv?;
+            let written_by_open = *name == "meta" && &k[..] == b"schema_version";
             if !written_by_open {
                 return Ok(false);
             }

@@ -21,7 +21,6 @@
 //! [`writer`] thread and returns only once the write is durable.
 
 pub mod backup;
-pub mod counters;
 pub mod deliveries;
 pub mod digests;
 pub mod keys;
@@ -30,7 +29,6 @@ pub mod networks;
 pub mod notifications;
 pub mod pool;
 pub mod schema;
-pub mod staging;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;
@@ -141,19 +139,10 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
 /// Every tree the store has, opened once.
 pub(crate) struct Trees {
     pub meta: sled::Tree,
-    pub counters: sled::Tree,
     pub users: sled::Tree,
     pub tokens: sled::Tree,
     pub vouchers: sled::Tree,
-    pub external_voucher: sled::Tree,
-    pub retailer_voucher: sled::Tree,
-    pub category_voucher: sled::Tree,
-    pub network_voucher: sled::Tree,
-    pub voucher_due: sled::Tree,
-    pub retailers: sled::Tree,
-    pub categories: sled::Tree,
     pub networks: sled::Tree,
-    pub feed_staging: sled::Tree,
     pub notifications: sled::Tree,
     pub subscriptions: sled::Tree,
     pub target_subscriber: sled::Tree,
@@ -169,32 +158,29 @@ pub(crate) struct Trees {
 pub(crate) struct Indexes {
     pub users: users::UserIndex,
     pub tokens: tokens::TokenIndex,
+    pub catalogue: vouchers::CatalogueIndex,
 }
 
 impl Indexes {
     fn load(trees: &Trees) -> Result<Self, StoreError> {
         let users = users::UserIndex::load(trees)?;
         let tokens = tokens::TokenIndex::load(trees)?;
-        Ok(Self { users, tokens })
+        let catalogue = vouchers::CatalogueIndex::load(trees)?;
+        Ok(Self {
+            users,
+            tokens,
+            catalogue,
+        })
     }
 }
 
 /// Names of all trees, for backup and the emptiness check of `import`.
 pub const TREE_NAMES: &[&str] = &[
     "meta",
-    "counters",
     "users",
     "tokens",
     "vouchers",
-    "external_voucher",
-    "retailer_voucher",
-    "category_voucher",
-    "network_voucher",
-    "voucher_due",
-    "retailers",
-    "categories",
     "networks",
-    "feed_staging",
     "notifications",
     "subscriptions",
     "target_subscriber",
@@ -209,19 +195,10 @@ impl Trees {
     fn open(db: &sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             meta: db.open_tree("meta")?,
-            counters: db.open_tree("counters")?,
             users: db.open_tree("users")?,
             tokens: db.open_tree("tokens")?,
             vouchers: db.open_tree("vouchers")?,
-            external_voucher: db.open_tree("external_voucher")?,
-            retailer_voucher: db.open_tree("retailer_voucher")?,
-            category_voucher: db.open_tree("category_voucher")?,
-            network_voucher: db.open_tree("network_voucher")?,
-            voucher_due: db.open_tree("voucher_due")?,
-            retailers: db.open_tree("retailers")?,
-            categories: db.open_tree("categories")?,
             networks: db.open_tree("networks")?,
-            feed_staging: db.open_tree("feed_staging")?,
             notifications: db.open_tree("notifications")?,
             subscriptions: db.open_tree("subscriptions")?,
             target_subscriber: db.open_tree("target_subscriber")?,
@@ -360,10 +337,6 @@ impl Store {
         tokens::Tokens::new(self)
     }
 
-    pub fn counters(&self) -> counters::Counters<'_> {
-        counters::Counters::new(self)
-    }
-
     pub fn meta(&self) -> meta::Meta<'_> {
         meta::Meta::new(self)
     }
@@ -374,10 +347,6 @@ impl Store {
 
     pub fn networks(&self) -> networks::Networks<'_> {
         networks::Networks::new(self)
-    }
-
-    pub fn staging(&self) -> staging::Staging<'_> {
-        staging::Staging::new(self)
     }
 
     pub fn notifications(&self) -> notifications::Notifications<'_> {

@@ -27,31 +27,68 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "user and token indexes move to memory",
         run: drop_user_index_trees,
     },
+    Migration {
+        version: 3,
+        name: "catalogue indexes and counters move to memory; pulls stage in memory",
+        run: drop_catalogue_index_trees,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
 const USERS_COUNTER: &str = "users";
 
 /// Version 1 introduced the explicit `users` counter; derive it from the data once.
-fn count_users(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+fn count_users(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let n = trees.users.iter().count() as u64;
-    trees
-        .counters
+    db.open_tree("counters")?
         .insert(USERS_COUNTER, &super::keys::u64_key(n))?;
     Ok(())
 }
 
 /// Trees that older versions kept and a migration dropped: a backup from such a version may still
 /// carry them, and restoring it keeps them until the migration runs on the next open.
-pub(crate) const RETIRED_TREES: &[&str] = &["email_user", "user_token", "token_expiry"];
+pub(crate) const RETIRED_TREES: &[&str] = &[
+    "email_user",
+    "user_token",
+    "token_expiry",
+    "counters",
+    "external_voucher",
+    "retailer_voucher",
+    "category_voucher",
+    "network_voucher",
+    "voucher_due",
+    "retailers",
+    "categories",
+    "feed_staging",
+];
 
 /// Version 2: the email, user → token and token expiry indexes and the users counter are kept in
 /// memory, rebuilt from `users` and `tokens` at open (one key per user or token written).
-fn drop_user_index_trees(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
-    for name in RETIRED_TREES {
+fn drop_user_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), StoreError> {
+    for name in ["email_user", "user_token", "token_expiry"] {
         db.drop_tree(name)?;
     }
-    trees.counters.remove(USERS_COUNTER)?;
+    db.open_tree("counters")?.remove(USERS_COUNTER)?;
+    Ok(())
+}
+
+/// Version 3: identity, listing, due-time and name indexes of the catalogue and every counter are
+/// kept in memory, rebuilt from `vouchers` at open (one key per voucher written); multi-page
+/// pulls are held in memory until applied, so the staging tree goes too.
+fn drop_catalogue_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), StoreError> {
+    for name in [
+        "counters",
+        "external_voucher",
+        "retailer_voucher",
+        "category_voucher",
+        "network_voucher",
+        "voucher_due",
+        "retailers",
+        "categories",
+        "feed_staging",
+    ] {
+        db.drop_tree(name)?;
+    }
     Ok(())
 }
 

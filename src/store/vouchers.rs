@@ -1,41 +1,38 @@
-//! The voucher catalogue: records, the identity index, listing indexes, phase bookkeeping.
+//! The voucher catalogue: one key per voucher, every index in memory.
 //!
-//! Trees:
-//! - `vouchers`          VoucherId(16) → Voucher (JSON)
-//! - `external_voucher`  network ‖ 0xff ‖ external_id ‖ 0xff → VoucherId(16): identity, so a
-//!   re-pull updates and never duplicates
-//! - `retailer_voucher`  retailer key ‖ 0xff ‖ VoucherId(16) → window(16)
-//! - `category_voucher`  category key ‖ 0xff ‖ VoucherId(16) → window(16)
-//! - `network_voucher`   network ‖ 0xff ‖ VoucherId(16) → window(16)
-//! - `voucher_due`       due_at(8) ‖ VoucherId(16) → (): when the voucher's phase next changes
-//!   (starts, ends) or, once expired, when retention ends and it is removed
-//! - `retailers`, `categories`  key (case-folded name) → display name (first spelling seen)
+//! Tree: `vouchers` VoucherId(16) → Voucher. Ids are UUIDv7 carrying the first-seen instant, so
+//! id order is first-seen order.
 //!
-//! Listing indexes carry the validity window as their value (`starts ‖ ends`, micros), so the
-//! `active` filter is decided on the index entry without reading the record. Listings run newest
-//! first (ids are UUIDv7) over one index and read at most [`SCAN_BUDGET`] entries per request; a
-//! page that ran out of budget still returns a cursor to go on from.
+//! In memory ([`CatalogueIndex`], rebuilt from the records when the store opens, changed only by
+//! commands on the one writer):
+//! - identity: network → external id → (voucher id, hash of the offer as stored), so a re-pull
+//!   updates and never duplicates, and an unchanged offer is recognised without reading its record;
+//! - listing: retailer key / category key / network → id → validity window, id-ordered, so the
+//!   `active` filter and "first seen since T" are decided without reading records;
+//! - due times: (due_at, id) in order, when each voucher's phase next changes (starts, ends) or,
+//!   once expired, when retention ends and it is removed;
+//! - names: retailer and category keys (case-folded) → display name (first spelling seen);
+//! - counts: vouchers stored, active ones per retailer, category and network.
 //!
-//! Active counts per retailer, category and network live in `counters`
-//! (`active ‖ scope ‖ key`), changed in the same transaction as the phase they count; the sweep
-//! ([`Vouchers::sweep_due`]) moves phases forward as time passes.
+//! So a new or changed voucher is one key written, an unchanged one none. The memory this costs is
+//! bounded by the catalogue itself (a few hundred bytes a voucher), which retention bounds.
+//! A batch of offers (a whole pull) is written with one `apply_batch` on the one tree: atomic, so
+//! a crash never leaves half a pull applied. Listings run newest first over one index and read at
+//! most [`SCAN_BUDGET`] entries per request; a page that ran out of budget still returns a cursor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::counters::{self, active_key};
-use super::keys::{KeyBuf, i64_from, i64_key, uuid_from};
-use super::{Store, StoreError, decode, encode};
+use super::keys::{KeyBuf, uuid_floor};
+use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::voucher::{Offer, Phase, Voucher, Window, name_key};
 
 /// Index entries a listing request reads at most.
 pub const SCAN_BUDGET: usize = 5_000;
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// What an upsert did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -80,16 +77,6 @@ pub enum Named {
     Category,
 }
 
-impl Named {
-    /// The scope of its counters (see [`active_key`]).
-    fn scope(self) -> &'static str {
-        match self {
-            Named::Retailer => "retailer",
-            Named::Category => "category",
-        }
-    }
-}
-
 /// A retailer or category with its number of active vouchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameCount {
@@ -98,158 +85,171 @@ pub struct NameCount {
     pub active: u64,
 }
 
-pub struct Vouchers<'a> {
-    store: &'a Store,
-}
+/// `[starts, ends)` in microseconds, open ends as the extremes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span(i64, i64);
 
-fn window_value(w: &Window) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    let starts = w.starts_at.map_or(i64::MIN, |t| t.timestamp_micros());
-    let ends = w.ends_at.map_or(i64::MAX, |t| t.timestamp_micros());
-    v[..8].copy_from_slice(&i64_key(starts));
-    v[8..].copy_from_slice(&i64_key(ends));
-    v
-}
+impl Span {
+    fn of(w: &Window) -> Self {
+        Span(
+            w.starts_at.map_or(i64::MIN, |t| t.timestamp_micros()),
+            w.ends_at.map_or(i64::MAX, |t| t.timestamp_micros()),
+        )
+    }
 
-fn window_active(value: &[u8], now: DateTime<Utc>) -> bool {
-    let now = now.timestamp_micros();
-    match (i64_from(value), value.get(8..).and_then(i64_from)) {
-        (Some(starts), Some(ends)) => starts <= now && now < ends,
-        _ => true, // unreadable: let the record decide
+    fn active(self, now: DateTime<Utc>) -> bool {
+        let now = now.timestamp_micros();
+        self.0 <= now && now < self.1
     }
 }
 
-fn external_key(network: &str, external_id: &str) -> Vec<u8> {
-    KeyBuf::new().str(network).str(external_id).build()
+/// A stable fingerprint of an offer: equal offers, equal hashes (within one process: the index
+/// is rebuilt at every open).
+fn offer_hash(offer: &Offer) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    offer.external_id.hash(&mut h);
+    offer.retailer.hash(&mut h);
+    offer.category.hash(&mut h);
+    offer.title.hash(&mut h);
+    offer.description.hash(&mut h);
+    offer.code.hash(&mut h);
+    offer.code_is_pattern.hash(&mut h);
+    offer.url.hash(&mut h);
+    offer.starts_at.map(|t| t.timestamp_micros()).hash(&mut h);
+    offer.ends_at.map(|t| t.timestamp_micros()).hash(&mut h);
+    h.finish()
 }
 
-fn index_key(prefix: &str, id: Uuid) -> Vec<u8> {
-    KeyBuf::new().str(prefix).uuid(id).build()
-}
-
-fn due_key(at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
-    KeyBuf::new().time(at).uuid(id).build()
-}
-
-/// The trees a catalogue transaction touches, in one place.
-struct Tx<'t> {
-    vouchers: &'t TransactionalTree,
-    external: &'t TransactionalTree,
-    by_retailer: &'t TransactionalTree,
-    by_category: &'t TransactionalTree,
-    by_network: &'t TransactionalTree,
-    due: &'t TransactionalTree,
-    retailers: &'t TransactionalTree,
-    categories: &'t TransactionalTree,
-    counters: &'t TransactionalTree,
-}
-
-/// Counter changes and names gathered during one transaction, written once at its end.
 #[derive(Default)]
-struct Pending {
-    counts: HashMap<Vec<u8>, i64>,
-    names_seen: HashSet<(Named, String)>,
+struct Catalogue {
+    identity: HashMap<String, HashMap<String, (Uuid, u64)>>,
+    by_retailer: HashMap<String, BTreeMap<Uuid, Span>>,
+    by_category: HashMap<String, BTreeMap<Uuid, Span>>,
+    by_network: HashMap<String, BTreeMap<Uuid, Span>>,
+    due: BTreeSet<(i64, Uuid)>,
+    retailers: BTreeMap<String, String>,
+    categories: BTreeMap<String, String>,
+    active_retailer: HashMap<String, u64>,
+    active_category: HashMap<String, u64>,
+    active_network: HashMap<String, u64>,
+    total: u64,
 }
 
-impl Pending {
-    fn count(&mut self, v: &Voucher, delta: i64) {
-        *self
-            .counts
-            .entry(counters::VOUCHERS.as_bytes().to_vec())
-            .or_default() += delta;
-        if v.phase != Phase::Active {
-            return;
-        }
-        *self
-            .counts
-            .entry(active_key("network", &v.network))
-            .or_default() += delta;
-        *self
-            .counts
-            .entry(active_key(
-                Named::Retailer.scope(),
-                &name_key(&v.offer.retailer),
-            ))
-            .or_default() += delta;
-        if let Some(c) = &v.offer.category {
-            *self
-                .counts
-                .entry(active_key(Named::Category.scope(), &name_key(c)))
-                .or_default() += delta;
-        }
-    }
-
-    /// Writes the gathered counter changes.
-    fn flush(self, tx: &Tx) -> TxResult<()> {
-        for (key, delta) in self.counts {
-            counters::bump(tx.counters, key, delta)?;
-        }
-        Ok(())
+fn bump(map: &mut HashMap<String, u64>, key: &str, up: bool) {
+    if up {
+        *map.entry(key.to_owned()).or_default() += 1;
+    } else if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
     }
 }
 
-impl Tx<'_> {
-    fn get(&self, id: Uuid) -> TxResult<Option<Voucher>> {
-        match self.vouchers.get(id.as_bytes())? {
-            None => Ok(None),
-            Some(raw) => decode(&raw)
-                .map(Some)
-                .map_err(ConflictableTransactionError::Abort),
-        }
-    }
-
-    fn put(&self, v: &Voucher) -> TxResult<()> {
-        let value = encode(v).map_err(ConflictableTransactionError::Abort)?;
-        self.vouchers.insert(v.id.as_bytes(), value)?;
-        Ok(())
-    }
-
-    /// Adds the index entries of `v` (its identity entry is handled by the caller).
-    fn index(&self, v: &Voucher, pending: &mut Pending) -> TxResult<()> {
-        let window = window_value(&v.window());
+impl Catalogue {
+    /// Adds `v` to every index and count.
+    fn add(&mut self, v: &Voucher) {
+        let span = Span::of(&v.window());
         let retailer = name_key(&v.offer.retailer);
-        self.by_retailer
-            .insert(index_key(&retailer, v.id), &window[..])?;
+        self.identity
+            .entry(v.network.clone())
+            .or_default()
+            .insert(v.offer.external_id.clone(), (v.id, offer_hash(&v.offer)));
         self.by_network
-            .insert(index_key(&v.network, v.id), &window[..])?;
-        if pending
-            .names_seen
-            .insert((Named::Retailer, retailer.clone()))
-            && self.retailers.get(retailer.as_bytes())?.is_none()
-        {
-            self.retailers
-                .insert(retailer.as_bytes(), v.offer.retailer.as_bytes())?;
-        }
-        if let Some(category) = &v.offer.category {
-            let key = name_key(category);
+            .entry(v.network.clone())
+            .or_default()
+            .insert(v.id, span);
+        self.by_retailer
+            .entry(retailer.clone())
+            .or_default()
+            .insert(v.id, span);
+        let category = v.offer.category.as_deref().map(name_key);
+        if let (Some(key), Some(name)) = (&category, &v.offer.category) {
             self.by_category
-                .insert(index_key(&key, v.id), &window[..])?;
-            if pending.names_seen.insert((Named::Category, key.clone()))
-                && self.categories.get(key.as_bytes())?.is_none()
-            {
-                self.categories
-                    .insert(key.as_bytes(), category.as_bytes())?;
+                .entry(key.clone())
+                .or_default()
+                .insert(v.id, span);
+            self.categories
+                .entry(key.clone())
+                .or_insert_with(|| name.clone());
+        }
+        self.retailers
+            .entry(retailer.clone())
+            .or_insert_with(|| v.offer.retailer.clone());
+        if let Some(at) = v.due_at {
+            self.due.insert((at.timestamp_micros(), v.id));
+        }
+        self.total += 1;
+        if v.phase == Phase::Active {
+            bump(&mut self.active_network, &v.network, true);
+            bump(&mut self.active_retailer, &retailer, true);
+            if let Some(key) = &category {
+                bump(&mut self.active_category, key, true);
             }
         }
-        if let Some(at) = v.due_at {
-            self.due.insert(due_key(at, v.id), &[])?;
-        }
-        Ok(())
     }
 
-    fn unindex(&self, v: &Voucher) -> TxResult<()> {
-        self.by_retailer
-            .remove(index_key(&name_key(&v.offer.retailer), v.id))?;
-        self.by_network.remove(index_key(&v.network, v.id))?;
-        if let Some(category) = &v.offer.category {
-            self.by_category
-                .remove(index_key(&name_key(category), v.id))?;
+    /// Takes `v` out of every index and count (its identity entry only with `identity`).
+    fn remove(&mut self, v: &Voucher, identity: bool) {
+        let retailer = name_key(&v.offer.retailer);
+        if identity && let Some(ids) = self.identity.get_mut(&v.network) {
+            ids.remove(&v.offer.external_id);
+        }
+        if let Some(ids) = self.by_network.get_mut(&v.network) {
+            ids.remove(&v.id);
+        }
+        if let Some(ids) = self.by_retailer.get_mut(&retailer) {
+            ids.remove(&v.id);
+        }
+        let category = v.offer.category.as_deref().map(name_key);
+        if let Some(key) = &category
+            && let Some(ids) = self.by_category.get_mut(key)
+        {
+            ids.remove(&v.id);
         }
         if let Some(at) = v.due_at {
-            self.due.remove(due_key(at, v.id))?;
+            self.due.remove(&(at.timestamp_micros(), v.id));
         }
-        Ok(())
+        self.total = self.total.saturating_sub(1);
+        if v.phase == Phase::Active {
+            bump(&mut self.active_network, &v.network, false);
+            bump(&mut self.active_retailer, &retailer, false);
+            if let Some(key) = &category {
+                bump(&mut self.active_category, key, false);
+            }
+        }
     }
+
+    fn index(&self, which: Named) -> &HashMap<String, BTreeMap<Uuid, Span>> {
+        match which {
+            Named::Retailer => &self.by_retailer,
+            Named::Category => &self.by_category,
+        }
+    }
+}
+
+/// The catalogue's in-memory indexes (see the module comment).
+#[derive(Default)]
+pub(crate) struct CatalogueIndex(RwLock<Catalogue>);
+
+impl CatalogueIndex {
+    /// Reads every voucher once, in id (first-seen) order (at open).
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let mut cat = Catalogue::default();
+        for kv in trees.vouchers.iter() {
+            let (_, raw) = kv?;
+            let v: Voucher = decode(&raw)?;
+            cat.add(&v);
+        }
+        Ok(Self(RwLock::new(cat)))
+    }
+}
+
+/// One voucher a batch writes: what it was (to unindex) and what it becomes.
+struct Change {
+    old: Option<Voucher>,
+    new: Voucher,
+}
+
+pub struct Vouchers<'a> {
+    store: &'a Store,
 }
 
 impl<'a> Vouchers<'a> {
@@ -257,51 +257,41 @@ impl<'a> Vouchers<'a> {
         Self { store }
     }
 
-    /// Runs `f` in one transaction over every catalogue tree.
-    fn transaction<R>(&self, f: impl Fn(&Tx) -> TxResult<R>) -> Result<R, StoreError> {
-        let t = self.store.trees();
-        let out = (
-            &t.vouchers,
-            &t.external_voucher,
-            &t.retailer_voucher,
-            &t.category_voucher,
-            &t.network_voucher,
-            &t.voucher_due,
-            &t.retailers,
-            &t.categories,
-            &t.counters,
-        )
-            .transaction(
-                |(
-                    vouchers,
-                    external,
-                    by_retailer,
-                    by_category,
-                    by_network,
-                    due,
-                    retailers,
-                    categories,
-                    counters,
-                )| {
-                    f(&Tx {
-                        vouchers,
-                        external,
-                        by_retailer,
-                        by_category,
-                        by_network,
-                        due,
-                        retailers,
-                        categories,
-                        counters,
-                    })
-                },
-            )?;
-        self.store.bump_catalogue_generation();
-        Ok(out)
+    fn index(&self) -> &CatalogueIndex {
+        &self.store.indexes().catalogue
     }
 
-    /// Inserts new offers of `network`, updates changed ones, leaves equal ones alone — all in one
-    /// transaction. `first_seen_at` of a known voucher is kept.
+    /// Writes `changes` and `removed` with one atomic batch on `vouchers`, then moves the indexes.
+    fn apply(&self, changes: Vec<Change>, removed: Vec<Voucher>) -> Result<(), StoreError> {
+        if changes.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for c in &changes {
+            batch.insert(c.new.id.as_bytes(), encode(&c.new)?);
+        }
+        for v in &removed {
+            batch.remove(v.id.as_bytes());
+        }
+        self.store.trees().vouchers.apply_batch(batch)?;
+        let mut cat = self.index().0.write();
+        for c in &changes {
+            if let Some(old) = &c.old {
+                cat.remove(old, old.network != c.new.network);
+            }
+            cat.add(&c.new);
+        }
+        for v in &removed {
+            cat.remove(v, true);
+        }
+        drop(cat);
+        self.store.bump_catalogue_generation();
+        Ok(())
+    }
+
+    /// Inserts new offers of `network`, updates changed ones, leaves equal ones alone (no write),
+    /// all in one atomic batch. `first_seen_at` of a known voucher is kept. An offer listed twice
+    /// counts once, as its last listing says. Writer only.
     pub fn upsert(
         &self,
         network: &str,
@@ -309,113 +299,141 @@ impl<'a> Vouchers<'a> {
         now: DateTime<Utc>,
         retention: chrono::Duration,
     ) -> Result<Upserted, StoreError> {
-        // Ids are drawn once, outside the closure, so a retried transaction reuses them. They carry
-        // `now` (the first-seen instant), so digests select "new since T" as an id range.
-        let fresh_ids: Vec<Uuid> = offers.iter().map(|_| crate::domain::v7_at(now)).collect();
-        self.transaction(|tx| {
-            let mut done = Upserted::default();
-            let mut pending = Pending::default();
-            for (offer, fresh) in offers.iter().zip(&fresh_ids) {
-                let ext = external_key(network, &offer.external_id);
-                let existing = match tx.external.get(&ext)? {
-                    Some(raw) => match uuid_from(&raw) {
-                        Some(id) => tx.get(id)?,
-                        None => None,
-                    },
-                    None => None,
-                };
-                match existing {
-                    Some(old) if old.offer == *offer => done.unchanged += 1,
-                    Some(old) => {
-                        let window = Window::of(offer);
-                        let new = Voucher {
-                            offer: offer.clone(),
-                            updated_at: now,
-                            phase: window.phase_at(now),
-                            due_at: window.next_change(now, retention),
-                            ..old.clone()
-                        };
-                        tx.unindex(&old)?;
-                        pending.count(&old, -1);
-                        tx.put(&new)?;
-                        tx.index(&new, &mut pending)?;
-                        pending.count(&new, 1);
-                        done.updated += 1;
+        let mut done = Upserted::default();
+        let mut changes: Vec<Change> = Vec::new();
+        // Offers of this batch already handled: external id → position in `changes`.
+        let mut in_batch: HashMap<&str, Option<usize>> = HashMap::new();
+        let known: Vec<Option<(Uuid, u64)>> = {
+            let cat = self.index().0.read();
+            let ids = cat.identity.get(network);
+            offers
+                .iter()
+                .map(|o| ids.and_then(|m| m.get(&o.external_id)).copied())
+                .collect()
+        };
+        for (offer, known) in offers.iter().zip(known) {
+            let window = Window::of(offer);
+            let hash = offer_hash(offer);
+            if let Some(seen) = in_batch.get(offer.external_id.as_str()).copied() {
+                // Listed again in the same batch: the later listing wins.
+                match seen.and_then(|i| changes.get_mut(i)) {
+                    Some(c) if c.new.offer != *offer => {
+                        c.new.offer = offer.clone();
+                        c.new.phase = window.phase_at(now);
+                        c.new.due_at = window.next_change(now, retention);
                     }
+                    Some(_) => {}
                     None => {
-                        let window = Window::of(offer);
-                        let v = Voucher {
-                            v: Voucher::VERSION,
-                            id: *fresh,
-                            network: network.to_owned(),
-                            offer: offer.clone(),
-                            first_seen_at: now,
-                            updated_at: now,
-                            phase: window.phase_at(now),
-                            due_at: window.next_change(now, retention),
-                        };
-                        tx.external.insert(ext, v.id.as_bytes())?;
-                        tx.put(&v)?;
-                        tx.index(&v, &mut pending)?;
-                        pending.count(&v, 1);
-                        done.inserted += 1;
+                        // The first listing was unchanged; this one may not be.
+                        if known.is_some_and(|(_, h)| h != hash) {
+                            return self.upsert_slow(network, offers, now, retention);
+                        }
                     }
                 }
+                continue;
             }
-            pending.flush(tx)?;
-            Ok(done)
-        })
+            match known {
+                Some((_, stored)) if stored == hash => {
+                    done.unchanged += 1;
+                    in_batch.insert(&offer.external_id, None);
+                }
+                Some((id, _)) => {
+                    let Some(old) = self.get(id)? else {
+                        return Err(StoreError::Corrupt(format!(
+                            "voucher {id} is indexed but not stored"
+                        )));
+                    };
+                    let new = Voucher {
+                        offer: offer.clone(),
+                        updated_at: now,
+                        phase: window.phase_at(now),
+                        due_at: window.next_change(now, retention),
+                        ..old.clone()
+                    };
+                    in_batch.insert(&offer.external_id, Some(changes.len()));
+                    changes.push(Change {
+                        old: Some(old),
+                        new,
+                    });
+                    done.updated += 1;
+                }
+                None => {
+                    let new = Voucher {
+                        v: Voucher::VERSION,
+                        // The first-seen instant, so digests select "new since T" as an id range.
+                        id: crate::domain::v7_at(now),
+                        network: network.to_owned(),
+                        offer: offer.clone(),
+                        first_seen_at: now,
+                        updated_at: now,
+                        phase: window.phase_at(now),
+                        due_at: window.next_change(now, retention),
+                    };
+                    in_batch.insert(&offer.external_id, Some(changes.len()));
+                    changes.push(Change { old: None, new });
+                    done.inserted += 1;
+                }
+            }
+        }
+        self.apply(changes, Vec::new())?;
+        Ok(done)
+    }
+
+    /// The rare batch that lists one unchanged offer again changed: applied one offer at a time,
+    /// in order, so the last listing wins exactly as it would sequentially.
+    fn upsert_slow(
+        &self,
+        network: &str,
+        offers: &[Offer],
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<Upserted, StoreError> {
+        let mut done = Upserted::default();
+        for offer in offers {
+            done += self.upsert(network, std::slice::from_ref(offer), now, retention)?;
+        }
+        Ok(done)
     }
 
     /// Moves vouchers whose due time has come to their phase now, and removes expired ones whose
-    /// retention ended. Handles at most `max`; returns how many it handled.
+    /// retention ended. Handles at most `max`; returns how many it handled. Writer only.
     pub fn sweep_due(
         &self,
         now: DateTime<Utc>,
         retention: chrono::Duration,
         max: usize,
     ) -> Result<usize, StoreError> {
-        let end = KeyBuf::new().time(now).bytes(&[0xff; 16]).build();
-        let due: Vec<Uuid> = self
-            .store
-            .trees()
-            .voucher_due
-            .range(..=end)
-            .keys()
-            .take(max)
-            .map(|k| k.map(|k| k.get(8..).and_then(uuid_from)))
-            .filter_map(Result::transpose)
-            .collect::<Result<_, _>>()?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        self.transaction(|tx| {
-            let mut pending = Pending::default();
-            for id in &due {
-                let Some(old) = tx.get(*id)? else { continue };
-                tx.unindex(&old)?;
-                pending.count(&old, -1);
-                let window = old.window();
-                let phase = window.phase_at(now);
-                let removal_due = old.due_at.is_some_and(|at| at <= now);
-                if phase == Phase::Expired && old.phase == Phase::Expired && removal_due {
-                    tx.vouchers.remove(id.as_bytes())?;
-                    tx.external
-                        .remove(external_key(&old.network, &old.offer.external_id))?;
-                    continue;
-                }
-                let new = Voucher {
-                    phase,
-                    due_at: window.next_change(now, retention),
-                    ..old
-                };
-                tx.put(&new)?;
-                tx.index(&new, &mut pending)?;
-                pending.count(&new, 1);
+        let due: Vec<Uuid> = {
+            let cat = self.index().0.read();
+            cat.due
+                .range(..(now.timestamp_micros(), Uuid::max()))
+                .take(max)
+                .map(|(_, id)| *id)
+                .collect()
+        };
+        let mut changes = Vec::new();
+        let mut removed = Vec::new();
+        for id in &due {
+            let Some(old) = self.get(*id)? else { continue };
+            let window = old.window();
+            let phase = window.phase_at(now);
+            let removal_due = old.due_at.is_some_and(|at| at <= now);
+            if phase == Phase::Expired && old.phase == Phase::Expired && removal_due {
+                removed.push(old);
+                continue;
             }
-            pending.flush(tx)?;
-            Ok(due.len())
-        })
+            let new = Voucher {
+                phase,
+                due_at: window.next_change(now, retention),
+                ..old.clone()
+            };
+            changes.push(Change {
+                old: Some(old),
+                new,
+            });
+        }
+        self.apply(changes, removed)?;
+        Ok(due.len())
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<Voucher>, StoreError> {
@@ -430,11 +448,13 @@ impl<'a> Vouchers<'a> {
     /// The id of `(network, external_id)`, if stored.
     pub fn id_of(&self, network: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
         Ok(self
-            .store
-            .trees()
-            .external_voucher
-            .get(external_key(network, external_id))?
-            .and_then(|raw| uuid_from(&raw)))
+            .index()
+            .0
+            .read()
+            .identity
+            .get(network)
+            .and_then(|m| m.get(external_id))
+            .map(|(id, _)| *id))
     }
 
     /// Newest first, after `after` (exclusive), at most `limit`.
@@ -445,56 +465,69 @@ impl<'a> Vouchers<'a> {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Listing, StoreError> {
-        let t = self.store.trees();
-        // The most selective index the filter names.
-        let (tree, prefix): (&sled::Tree, Vec<u8>) = if let Some(r) = &filter.retailer {
-            (&t.retailer_voucher, KeyBuf::new().str(&name_key(r)).build())
-        } else if let Some(c) = &filter.category {
-            (&t.category_voucher, KeyBuf::new().str(&name_key(c)).build())
-        } else if let Some(n) = &filter.network {
-            (&t.network_voucher, KeyBuf::new().str(n).build())
-        } else {
-            (&t.vouchers, Vec::new())
-        };
-        let start = prefix.clone();
-        let end = match after {
-            Some(id) => KeyBuf::new().bytes(&prefix).uuid(id).build(),
-            None => KeyBuf::new().bytes(&prefix).bytes(&[0xff; 17]).build(),
-        };
         let q = filter.q.as_ref().map(|q| q.to_lowercase());
         let category = filter.category.as_deref().map(name_key);
+        // Candidates, newest first, at most the scan budget: from the most selective index the
+        // filter names, else the records themselves.
+        let candidates: Vec<(Uuid, bool)> = {
+            let cat = self.index().0.read();
+            let index = if let Some(r) = &filter.retailer {
+                Some(cat.by_retailer.get(&name_key(r)))
+            } else if let Some(c) = &category {
+                Some(cat.by_category.get(c))
+            } else {
+                filter.network.as_ref().map(|n| cat.by_network.get(n))
+            };
+            match index {
+                Some(index) => {
+                    let Some(index) = index else {
+                        return Ok(Listing {
+                            items: Vec::new(),
+                            next: None,
+                        });
+                    };
+                    let range = match after {
+                        Some(id) => index.range(..id),
+                        None => index.range(..),
+                    };
+                    range
+                        .rev()
+                        .take(SCAN_BUDGET + 1)
+                        .map(|(id, span)| (*id, !filter.active || span.active(now)))
+                        .collect()
+                }
+                None => {
+                    let tree = &self.store.trees().vouchers;
+                    let range = match after {
+                        Some(id) => tree.range(..KeyBuf::new().uuid(id).build()),
+                        None => tree.iter(),
+                    };
+                    range
+                        .keys()
+                        .rev()
+                        .take(SCAN_BUDGET + 1)
+                        .filter_map(|k| k.ok().and_then(|k| super::keys::uuid_from(&k)))
+                        .map(|id| (id, true))
+                        .collect()
+                }
+            }
+        };
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last = None;
-        let is_records = prefix.is_empty();
-        for (scanned, kv) in tree.range(start..end).rev().enumerate() {
+        for (scanned, (id, maybe)) in candidates.into_iter().enumerate() {
             if scanned >= SCAN_BUDGET {
                 // Out of budget: hand back what was found and where to go on from.
                 return Ok(Listing { items, next: last });
             }
-            let (k, value) = kv?;
-            let Some(id) = k.get(prefix.len()..).and_then(uuid_from) else {
-                continue;
-            };
-            if !is_records && filter.active && !window_active(&value, now) {
+            let voucher = if maybe { self.get(id)? } else { None };
+            let Some(voucher) =
+                voucher.filter(|v| matches(v, filter, category.as_deref(), q.as_deref(), now))
+            else {
                 if items.len() < limit {
                     last = Some(id);
                 }
                 continue;
-            }
-            let voucher: Voucher = if is_records {
-                decode(&value)?
-            } else {
-                match self.get(id)? {
-                    Some(v) => v,
-                    None => continue,
-                }
             };
-            if !matches(&voucher, filter, category.as_deref(), q.as_deref(), now) {
-                if items.len() < limit {
-                    last = Some(id);
-                }
-                continue;
-            }
             if items.len() == limit {
                 // A further match exists: the page gets a cursor.
                 return Ok(Listing { next: last, items });
@@ -512,27 +545,25 @@ impl<'a> Vouchers<'a> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<NameCount>, StoreError> {
-        let trees = self.store.trees();
-        let tree = match which {
-            Named::Retailer => &trees.retailers,
-            Named::Category => &trees.categories,
+        let cat = self.index().0.read();
+        let (names, counts) = match which {
+            Named::Retailer => (&cat.retailers, &cat.active_retailer),
+            Named::Category => (&cat.categories, &cat.active_category),
         };
-        let iter = match after {
-            Some(key) => tree.range(KeyBuf::new().bytes(key.as_bytes()).bytes(&[0]).build()..),
-            None => tree.iter(),
+        let range = match after {
+            Some(key) => {
+                names.range::<str, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            }
+            None => names.range::<str, _>(..),
         };
-        let counters = self.store.counters();
-        iter.take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = String::from_utf8_lossy(&k).into_owned();
-                Ok(NameCount {
-                    active: counters.get(active_key(which.scope(), &key))?,
-                    name: String::from_utf8_lossy(&v).into_owned(),
-                    key,
-                })
+        Ok(range
+            .take(limit)
+            .map(|(key, name)| NameCount {
+                active: counts.get(key).copied().unwrap_or(0),
+                name: name.clone(),
+                key: key.clone(),
             })
-            .collect()
+            .collect())
     }
 
     /// Adds to `out` the vouchers of a retailer or category (by key) first seen at or after
@@ -544,36 +575,34 @@ impl<'a> Vouchers<'a> {
         key: &str,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
-        out: &mut std::collections::BTreeSet<Uuid>,
+        out: &mut BTreeSet<Uuid>,
     ) -> Result<(), StoreError> {
-        let trees = self.store.trees();
-        let tree = match which {
-            Named::Retailer => &trees.retailer_voucher,
-            Named::Category => &trees.category_voucher,
-        };
-        let prefix = KeyBuf::new().str(key).build();
-        let start = KeyBuf::new()
-            .bytes(&prefix)
-            .bytes(&super::keys::uuid_floor(since))
-            .build();
-        let end = KeyBuf::new().bytes(&prefix).bytes(&[0xff; 17]).build();
-        for kv in tree.range(start..end) {
-            let (k, window) = kv?;
-            if let Some(id) = k.get(prefix.len()..).and_then(uuid_from)
-                && window_active(&window, now)
-            {
-                out.insert(id);
-            }
+        let cat = self.index().0.read();
+        if let Some(index) = cat.index(which).get(key) {
+            let floor = Uuid::from_bytes(uuid_floor(since));
+            out.extend(
+                index
+                    .range(floor..)
+                    .filter(|(_, span)| span.active(now))
+                    .map(|(id, _)| *id),
+            );
         }
         Ok(())
     }
 
     pub fn active_in_network(&self, network: &str) -> Result<u64, StoreError> {
-        self.store.counters().get(active_key("network", network))
+        Ok(self
+            .index()
+            .0
+            .read()
+            .active_network
+            .get(network)
+            .copied()
+            .unwrap_or(0))
     }
 
     pub fn count(&self) -> Result<u64, StoreError> {
-        self.store.counters().get(counters::VOUCHERS)
+        Ok(self.index().0.read().total)
     }
 }
 

@@ -53,7 +53,11 @@ async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> (St
 async fn verify(http: &reqwest::Client, base: &str, token: &str, acked: &Acked, cycle: usize) {
     for (id, email) in &acked.users {
         let (status, user) = get(http, base, token, &format!("/users/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "cycle {cycle}: acknowledged user {email} lost");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "cycle {cycle}: acknowledged user {email} lost"
+        );
         assert_eq!(user["email"], email.as_str());
     }
     for (user, sub) in &acked.subscriptions {
@@ -75,7 +79,10 @@ async fn verify(http: &reqwest::Client, base: &str, token: &str, acked: &Acked, 
             .find(|n| n["name"] == "demo")
             .cloned()
             .unwrap();
-        assert!(!demo["last_pull_at"].is_null(), "cycle {cycle}: pull state lost");
+        assert!(
+            !demo["last_pull_at"].is_null(),
+            "cycle {cycle}: pull state lost"
+        );
     }
     // Every stored user decodes: walk the whole list.
     let mut after: Option<String> = None;
@@ -86,14 +93,21 @@ async fn verify(http: &reqwest::Client, base: &str, token: &str, acked: &Acked, 
             None => "/users?limit=500".to_owned(),
         };
         let (status, page) = get(http, base, token, &path).await;
-        assert_eq!(status, StatusCode::OK, "cycle {cycle}: listing users failed: {page}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "cycle {cycle}: listing users failed: {page}"
+        );
         listed += page["items"].as_array().unwrap().len();
         match page["next_cursor"].as_str() {
             Some(c) => after = Some(c.to_owned()),
             None => break,
         }
     }
-    assert!(listed > acked.users.len(), "the admin and every acknowledged user are listed");
+    assert!(
+        listed > acked.users.len(),
+        "the admin and every acknowledged user are listed"
+    );
 }
 
 /// One load generator: registers users and subscribes each, recording what was acknowledged,
@@ -184,7 +198,11 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
                 acked.clone(),
             )));
         }
-        tasks.push(tokio::spawn(pulls(base.clone(), token.clone(), acked.clone())));
+        tasks.push(tokio::spawn(pulls(
+            base.clone(),
+            token.clone(),
+            acked.clone(),
+        )));
         // A random moment while the writes are under way.
         let before = acked.lock().unwrap().users.len();
         tokio::time::sleep(Duration::from_millis(rand::random_range(300..1200))).await;
@@ -194,7 +212,10 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
             t.await.unwrap();
         }
         let after = acked.lock().unwrap().users.len();
-        assert!(after > before, "cycle {cycle}: no write was acknowledged before the kill");
+        assert!(
+            after > before,
+            "cycle {cycle}: no write was acknowledged before the kill"
+        );
     }
     let (mut child, base) = serve_with_env(&store, &env);
     let token = admin_token(&http, &base).await;

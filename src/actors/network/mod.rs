@@ -60,6 +60,7 @@ impl NetworkActor {
                 clock: clock.clone(),
                 fetcher,
                 retention: chrono::Duration::days(i64::from(catalogue.retention_days)),
+                limits: pull::PullLimits::of(catalogue),
             },
             backoff: Backoff {
                 base: chrono::Duration::seconds(catalogue.retry_base_s as i64),

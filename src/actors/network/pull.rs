@@ -1,9 +1,10 @@
 //! One pull of one network: fetch every page, parse it off the async threads, and upsert.
 //!
-//! A single-page feed is upserted straight from its page. A multi-page feed is staged page by
-//! page in the store (`Staging`) and applied only when the last page has arrived, so memory holds
-//! one page whatever the feed's length, and a pull that fails half-way (HTTP error, timeout,
-//! malformed page, a fault) has ingested nothing and deleted nothing.
+//! Every page's offers are held in memory until the last page has arrived, then applied as one
+//! writer command (one atomic batch on the store): a pull that fails half-way (HTTP error,
+//! timeout, malformed page, a fault, more pages or bytes than `catalogue.max_pages` /
+//! `max_pull_mb` allow) has ingested nothing and deleted nothing, and a crash never leaves half a
+//! pull applied. Offers already stored unchanged cost no write.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +18,21 @@ use crate::feeds::{self, PageCtx, PageRef, Source};
 use crate::store::Store;
 use crate::store::vouchers::Upserted;
 
-/// Offers per upsert transaction.
-pub const CHUNK: usize = 1000;
-/// A feed with more pages than this is treated as broken (a paging loop).
-pub const MAX_PAGES: u32 = 10_000;
+/// How much one pull may read before it is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct PullLimits {
+    pub max_pages: u32,
+    pub max_bytes: usize,
+}
+
+impl PullLimits {
+    pub fn of(catalogue: &crate::config::CatalogueSettings) -> Self {
+        Self {
+            max_pages: catalogue.max_pages,
+            max_bytes: catalogue.max_pull_mb as usize * 1024 * 1024,
+        }
+    }
+}
 
 /// Everything a pull needs; shared by a network actor and its pulls (and the ingest bench).
 #[derive(Clone)]
@@ -29,6 +41,7 @@ pub struct Puller {
     pub clock: SharedClock,
     pub fetcher: Fetcher,
     pub retention: chrono::Duration,
+    pub limits: PullLimits,
 }
 
 /// A failed pull: what it read before failing, and why it failed.
@@ -46,15 +59,8 @@ impl Puller {
         };
         let name = network.name.clone();
         let result = self.pull_pages(network, &mut summary).await;
-        if result.is_err() || summary.pages > 1 {
-            let store_name = name.clone();
-            if let Err(e) = self
-                .store
-                .write_unflushed(move |s| s.staging().clear(&store_name))
-                .await
-            {
-                tracing::warn!(network = %name, error = %e, "clearing staged pages failed");
-            }
+        if let Err(e) = &result {
+            tracing::debug!(network = %name, error = %e, "pull failed; nothing ingested");
         }
         summary.finished_at = Some(self.clock.now());
         match result {
@@ -82,19 +88,13 @@ impl Puller {
         let is_file = network.file_path().is_some();
         let timeout = Duration::from_secs(network.timeout_s);
         let name = network.name.clone();
-        {
-            let name = name.clone();
-            self.store
-                .write_unflushed(move |s| s.staging().clear(&name))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
         let mut page_ref = PageRef::Number(1);
         let mut ctx = PageCtx {
             number: 1,
             rows_before: 0,
         };
-        let mut staged = 0u64;
+        let mut offers: Vec<Offer> = Vec::new();
+        let mut bytes_read = 0usize;
         loop {
             let request = feeds::request(&source, &page_ref);
             let bytes = self
@@ -102,6 +102,13 @@ impl Puller {
                 .fetch(&request, timeout)
                 .await
                 .map_err(|e| format!("page {}: {e}", ctx.number))?;
+            bytes_read = bytes_read.saturating_add(bytes.len());
+            if bytes_read > self.limits.max_bytes {
+                return Err(format!(
+                    "the feed is larger than catalogue.max_pull_mb ({} MiB) allows for one pull",
+                    self.limits.max_bytes / (1024 * 1024)
+                ));
+            }
             let page = parse_off_thread(source.clone(), ctx, bytes)
                 .await
                 .map_err(|e| format!("page {}: {e}", ctx.number))?;
@@ -111,75 +118,39 @@ impl Puller {
                 summary.reject(e);
             }
             let next = if is_file { None } else { page.next.clone() };
-            if summary.pages == 1 && next.is_none() {
-                // The whole feed is this page: no staging needed.
-                let done = self.upsert(&name, page.offers).await?;
-                add(summary, done);
-                return Ok(());
-            }
             let count = page.offers.len() as u64;
-            let offers = page.offers;
-            let n = name.clone();
-            self.store
-                .write_unflushed(move |s| s.staging().stage(&n, staged, &offers))
-                .await
-                .map_err(|e| e.to_string())?;
-            staged += count;
+            ctx.rows_before += page.rejected.len() as u64 + count;
+            offers.extend(page.offers);
             match next {
                 None => break,
                 Some(next) => {
                     if next == page_ref {
                         return Err(format!("page {} names itself as the next page", ctx.number));
                     }
-                    if summary.pages >= MAX_PAGES {
-                        return Err(format!("more than {MAX_PAGES} pages"));
+                    if summary.pages >= self.limits.max_pages {
+                        return Err(format!(
+                            "more than catalogue.max_pages ({}) pages",
+                            self.limits.max_pages
+                        ));
                     }
-                    ctx.rows_before += page.rejected.len() as u64 + count;
                     ctx.number += 1;
                     page_ref = next;
                 }
             }
         }
-        // Every page arrived: apply what was staged, a chunk at a time.
-        let mut from = 0u64;
-        loop {
-            let n = name.clone();
-            let chunk = self
-                .store
-                .run(move |s| s.staging().read(&n, from, CHUNK))
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last + 1;
-            let full = chunk.len() == CHUNK;
-            let offers: Vec<Offer> = chunk.into_iter().map(|(_, o)| o).collect();
-            let done = self.upsert(&name, offers).await?;
-            add(summary, done);
-            if !full {
-                break;
-            }
-        }
+        // Every page arrived: apply the whole pull at once.
+        let done = self.upsert(&name, offers).await?;
+        add(summary, done);
         Ok(())
     }
 
     async fn upsert(&self, network: &str, offers: Vec<Offer>) -> Result<Upserted, String> {
-        let mut total = Upserted::default();
-        let offers = Arc::new(offers);
-        for start in (0..offers.len()).step_by(CHUNK) {
-            let (offers, network) = (offers.clone(), network.to_owned());
-            let (now, retention) = (self.clock.now(), self.retention);
-            let end = (start + CHUNK).min(offers.len());
-            let done = self
-                .store
-                .write(move |s| {
-                    let chunk = offers.get(start..end).unwrap_or_default();
-                    s.vouchers().upsert(&network, chunk, now, retention)
-                })
-                .await
-                .map_err(|e| format!("storing vouchers: {e}"))?;
-            total += done;
-        }
-        Ok(total)
+        let network = network.to_owned();
+        let (now, retention) = (self.clock.now(), self.retention);
+        self.store
+            .write(move |s| s.vouchers().upsert(&network, &offers, now, retention))
+            .await
+            .map_err(|e| format!("storing vouchers: {e}"))
     }
 }
 
