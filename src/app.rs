@@ -52,18 +52,11 @@ impl Application {
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from);
         let templates = Arc::new(Templates::load(templates_dir.as_deref())?);
-        // Schedules follow the users' settings (a crash between a change and its reschedule, a
-        // changed weekly_day): made to match before the shards read them.
+        // Digest schedules are rebuilt in memory from the users' settings and the digests
+        // already sent, before the shards read them.
         let (weekday, now) = (settings.digest.weekly_day, clock.now());
-        let changed = store
-            .write(move |s| s.digests().reconcile(weekday, now))
-            .await?;
-        if changed > 0 {
-            tracing::info!(
-                changed,
-                "digest schedules brought in line with user settings"
-            );
-        }
+        let scheduled = store.write(move |s| s.digests().load(weekday, now)).await?;
+        tracing::info!(users = scheduled, "digest schedules loaded");
 
         let actors = Actors::start(&Deps {
             settings: settings.clone(),

@@ -74,23 +74,16 @@ impl Actors {
         let dispatcher = supervise::start(&handle, move |_| {
             dispatcher::DeliveryDispatcher::new(outbound, wake)
         });
-        let registry = subscriptions::Registry::new(
-            handle.clone(),
-            deps.store.clone(),
-            deps.clock.clone(),
-            usize::from(deps.settings.digest.max_vouchers),
-        );
+        let registry =
+            subscriptions::Registry::new(handle.clone(), deps.store.clone(), deps.clock.clone());
         let shards = deps.settings.digest.shards;
+        let max_vouchers = usize::from(deps.settings.digest.max_vouchers);
         let shard_addrs = (0..shards)
             .map(|i| {
-                let (store, clock, registry, wake) = (
-                    deps.store.clone(),
-                    deps.clock.clone(),
-                    registry.clone(),
-                    outbox_wake.clone(),
-                );
+                let (store, clock, wake) =
+                    (deps.store.clone(), deps.clock.clone(), outbox_wake.clone());
                 supervise::start(&handle, move |_| {
-                    digest::DigestShard::new(i, shards, store, clock, registry, wake)
+                    digest::DigestShard::new(i, shards, store, clock, max_vouchers, wake)
                 })
             })
             .collect();

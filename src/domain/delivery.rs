@@ -58,7 +58,34 @@ impl Payload {
     }
 }
 
-/// A stored delivery (tree `deliveries`).
+/// Where a message stands in the outbox; stored inside the record it delivers (a digest record is
+/// its own outbox entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryState {
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the next attempt may start (for `sending`: when the claim lapses).
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryState {
+    /// Waiting for its first attempt, due at once.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            updated_at: now,
+            sent_at: None,
+        }
+    }
+}
+
+/// A delivery as the dispatcher and the API see it: what is delivered and its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub v: u32,
@@ -81,19 +108,25 @@ pub struct Delivery {
 impl Delivery {
     pub const VERSION: u32 = 1;
 
-    pub fn new(id: Uuid, channel: Channel, payload: Payload, now: DateTime<Utc>) -> Self {
+    /// The email of a digest record.
+    pub fn of_digest(d: &super::digest::DigestRecord) -> Self {
+        let s = &d.delivery;
         Self {
             v: Self::VERSION,
-            id,
-            channel,
-            payload,
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            sent_at: None,
+            id: d.id,
+            channel: Channel::Email,
+            payload: Payload::Digest {
+                user_id: d.user_id,
+                digest_id: d.id,
+                local_date: d.local_date,
+            },
+            status: s.status,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at,
+            last_error: s.last_error.clone(),
+            created_at: d.created_at,
+            updated_at: s.updated_at,
+            sent_at: s.sent_at,
         }
     }
 }

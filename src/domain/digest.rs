@@ -93,8 +93,8 @@ pub struct Draft {
     pub selection: Selection,
 }
 
-/// A committed digest (tree `digests`): one per user and period, written in the same transaction
-/// as its outbox entry. Its delivery tells whether and when it was sent.
+/// A committed digest (tree `digests`): one per user and period, and its own outbox entry: the
+/// email's delivery state lives in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestRecord {
     pub v: u32,
@@ -104,9 +104,8 @@ pub struct DigestRecord {
     pub local_date: NaiveDate,
     pub created_at: DateTime<Utc>,
     pub voucher_ids: Vec<Uuid>,
-    #[serde(default)]
     pub more: u64,
-    pub delivery_id: Uuid,
+    pub delivery: super::delivery::DeliveryState,
 }
 
 impl DigestRecord {

@@ -33,7 +33,7 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-/// Deliveries, newest first, optionally by status (admin).
+/// Deliveries (the outbox and its history), optionally by status (admin).
 #[utoipa::path(tag = "digests", security(("bearer" = [])), params(DeliveryQuery), responses((status = 200, body = DeliveryPage), (status = 400, body = Problem), (status = 403, body = Problem)))]
 #[get("/deliveries")]
 async fn list(
@@ -43,20 +43,20 @@ async fn list(
 ) -> Result<web::Json<DeliveryPage>, ApiError> {
     who.require(Role::Admin)?;
     let limit = limit(query.limit)?;
-    let before = query
-        .cursor
+    let cursor = query.cursor.clone();
+    if cursor
         .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into()))
-        })
-        .transpose()?;
+        .is_some_and(|c| c.is_empty() || hex::decode(c).is_err())
+    {
+        return Err(ApiError::BadRequest("invalid cursor".into()));
+    }
     let status = query.status;
     let page = state
         .store
-        .run(move |s| s.deliveries().list(status, before, limit))
+        .run(move |s| s.deliveries().list(status, cursor.as_deref(), limit))
         .await?;
     Ok(web::Json(DeliveryPage {
-        next_cursor: page.next.map(|id| id.to_string()),
+        next_cursor: page.next,
         items: page.items,
     }))
 }

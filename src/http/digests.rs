@@ -12,7 +12,6 @@ use super::pagination::limit;
 use super::subscriptions::existing_user;
 use super::vouchers::VoucherView;
 use crate::actors::digest::run_now;
-use crate::actors::subscriptions::BuildDigest;
 use crate::domain::auth::Principal;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::user::{Role, User, UserChanges};
@@ -71,6 +70,7 @@ pub struct DigestView {
     pub more: u64,
     /// The state of its email: pending, sending, sent, failed (retrying) or dead.
     pub status: DeliveryStatus,
+    /// The id its email has in the outbox (`GET /deliveries`): the digest's own.
     pub delivery_id: Uuid,
 }
 
@@ -112,22 +112,19 @@ async fn history(
         .store
         .run(move |s| {
             let records = s.digests().history(user.id, before, limit)?;
-            records
+            Ok(records
                 .into_iter()
-                .map(|r| {
-                    let delivery = s.deliveries().get(r.delivery_id)?;
-                    Ok(DigestView {
-                        id: r.id,
-                        local_date: r.local_date,
-                        created_at: r.created_at,
-                        sent_at: delivery.as_ref().and_then(|d| d.sent_at),
-                        voucher_ids: r.voucher_ids,
-                        more: r.more,
-                        status: delivery.map_or(DeliveryStatus::Pending, |d| d.status),
-                        delivery_id: r.delivery_id,
-                    })
+                .map(|r| DigestView {
+                    id: r.id,
+                    local_date: r.local_date,
+                    created_at: r.created_at,
+                    sent_at: r.delivery.sent_at,
+                    voucher_ids: r.voucher_ids,
+                    more: r.more,
+                    status: r.delivery.status,
+                    delivery_id: r.id,
                 })
-                .collect::<Result<Vec<_>, crate::store::StoreError>>()
+                .collect::<Vec<_>>())
         })
         .await?;
     let next_cursor = (items.len() == limit)
@@ -164,16 +161,11 @@ async fn preview(
         .await?;
     let due = schedule.as_ref().and_then(|s| s.due);
     let period = due.map_or(now.date_naive(), |d| d.period);
+    let max = usize::from(state.settings.digest.max_vouchers);
     let draft = state
-        .actors
-        .registry
-        .get(user.id)
-        .send(BuildDigest {
-            period,
-            due_at: None,
-            now,
-        })
-        .await??;
+        .store
+        .run(move |s| s.digests().draft(user.id, period, None, now, max))
+        .await?;
     let ids = draft.selection.voucher_ids.clone();
     let vouchers = state
         .store
@@ -230,9 +222,9 @@ async fn run(
     }
     let done = run_now(
         &state.store,
-        &state.actors.registry,
         &state.actors.outbox_wake,
         &state.clock,
+        usize::from(state.settings.digest.max_vouchers),
         user,
     )
     .await

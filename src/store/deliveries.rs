@@ -1,48 +1,69 @@
-//! The durable outbox.
+//! The durable outbox. A message is the record it delivers (today: a digest record in tree
+//! `digests`, see [`super::digests`]), whose delivery state says `pending`, `sending` (claimed,
+//! with a lease), `sent`, `failed` (retry at a time) or `dead`; its `o` marker exists while it is
+//! owed an attempt.
 //!
-//! Trees:
-//! - `deliveries`  DeliveryId(16) → Delivery (JSON): every message and its state, kept as history
-//! - `outbox`      next_attempt_at(8) ‖ DeliveryId(16) → (): the open ones, time-ordered, so the
-//!   dispatcher reads what is due with one range scan
-//!
-//! A delivery is written (with its outbox entry) in the same transaction as what it delivers (a
-//! digest). The dispatcher claims a due entry by compare-and-swap on the record (status →
-//! `sending`, attempts + 1, lease) and moves its outbox entry to the end of the lease, so a crash
-//! in the middle of a send retries it after the lease (or at the next start), never loses it.
+//! In memory ([`OutboxIndex`], rebuilt at open from the markers, changed only by the writer): the
+//! open messages ordered by when they may next be attempted, so the dispatcher finds what is due
+//! without a scan. Claiming one rewrites its record (status `sending`, attempts + 1, a lease): one
+//! key. Settling it rewrites the record and, once it is `sent` or `dead`, removes its marker, both
+//! in one batch. A settle is fenced: if the record no longer shows this claim (the lease lapsed
+//! and another attempt took it), nothing changes. A crash in the middle of a send leaves the claim
+//! to lapse, and the message is sent again after it (or at the next start), never lost.
 
-use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::TransactionalTree;
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use parking_lot::Mutex;
 use uuid::Uuid;
 
-use super::keys::{KeyBuf, KeyReader};
-use super::{Store, StoreError, abort, decode, encode};
-use crate::domain::delivery::{Delivery, DeliveryStatus};
+use super::digests::{family_end, family_prefix, open_key, parse_key, record_key};
+use super::{Store, StoreError, Trees, decode, encode};
+use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
+use crate::domain::digest::DigestRecord;
 
-/// Entries a listing request reads at most.
+/// Records a listing request reads at most.
 pub const SCAN_BUDGET: usize = 5_000;
 
-pub struct Deliveries<'a> {
-    store: &'a Store,
-}
+/// An open message: (next attempt, user, period).
+type Entry = (DateTime<Utc>, Uuid, NaiveDate);
 
-pub(crate) fn outbox_key(at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
-    KeyBuf::new().time(at).uuid(id).build()
-}
+/// The open messages in attempt order (see the module comment).
+#[derive(Default)]
+pub(crate) struct OutboxIndex(Mutex<BTreeSet<Entry>>);
 
-/// Inserts a new delivery and its outbox entry inside a transaction of the caller.
-pub(crate) fn enqueue(
-    deliveries: &TransactionalTree,
-    outbox: &TransactionalTree,
-    d: &Delivery,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
-    let value = match encode(d) {
-        Ok(v) => v,
-        Err(e) => return abort(e),
-    };
-    deliveries.insert(d.id.as_bytes(), value)?;
-    outbox.insert(outbox_key(d.next_attempt_at, d.id), &[])?;
-    Ok(())
+impl OutboxIndex {
+    /// Reads every open marker and its record (at open). A marker whose record is gone or closed
+    /// is dropped; an undecodable record is reported and left out.
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let mut set = BTreeSet::new();
+        let mut stale = Vec::new();
+        for k in trees.digests.scan_prefix(family_prefix(true, None)).keys() {
+            let k = k?;
+            let Some((user, period)) = parse_key(&k) else {
+                stale.push(k);
+                continue;
+            };
+            let Some(raw) = trees.digests.get(record_key(user, period))? else {
+                stale.push(k);
+                continue;
+            };
+            match decode::<DigestRecord>(&raw) {
+                Ok(r) if r.delivery.status.is_open() => {
+                    set.insert((r.delivery.next_attempt_at, user, period));
+                }
+                Ok(_) => stale.push(k),
+                Err(e) => {
+                    tracing::error!(%user, %period, error = %e, "outbox: undecodable digest record left out");
+                    metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
+                }
+            }
+        }
+        for k in stale {
+            trees.digests.remove(k)?;
+        }
+        Ok(Self(Mutex::new(set)))
+    }
 }
 
 /// How an attempt ended.
@@ -60,7 +81,23 @@ pub enum Attempt {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub items: Vec<Delivery>,
-    pub next: Option<Uuid>,
+    /// Opaque: where the next page starts.
+    pub next: Option<String>,
+}
+
+pub struct Deliveries<'a> {
+    store: &'a Store,
+}
+
+/// The digest a delivery carries: its user and period.
+fn digest_of(d: &Delivery) -> (Uuid, NaiveDate) {
+    match d.payload {
+        Payload::Digest {
+            user_id,
+            local_date,
+            ..
+        } => (user_id, local_date),
+    }
 }
 
 impl<'a> Deliveries<'a> {
@@ -68,196 +105,209 @@ impl<'a> Deliveries<'a> {
         Self { store }
     }
 
-    pub fn get(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
+    fn index(&self) -> &OutboxIndex {
+        &self.store.indexes().outbox
+    }
+
+    /// Digests just committed with their markers: due at the given instants.
+    pub(crate) fn opened(&self, entries: &[Entry]) {
+        self.index().0.lock().extend(entries.iter().copied());
+    }
+
+    /// A user's digests erased with their markers.
+    pub(crate) fn closed(&self, user: Uuid, periods: &[NaiveDate]) {
+        self.index()
+            .0
+            .lock()
+            .retain(|(_, u, p)| *u != user || !periods.contains(p));
+    }
+
+    fn read(&self, user: Uuid, period: NaiveDate) -> Result<Option<DigestRecord>, StoreError> {
         self.store
             .trees()
-            .deliveries
-            .get(id.as_bytes())?
+            .digests
+            .get(record_key(user, period))?
             .map(|v| decode(&v))
             .transpose()
     }
 
-    /// When the earliest open delivery is due, if any.
-    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .store
-            .trees()
-            .outbox
-            .first()?
-            .and_then(|(k, _)| KeyReader::new(&k).time()))
+    fn put(&self, r: &DigestRecord, close: bool) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(&record_key(r.user_id, r.local_date)[..], encode(r)?);
+        if close {
+            batch.remove(&open_key(r.user_id, r.local_date)[..]);
+        }
+        self.store.trees().digests.apply_batch(batch)?;
+        Ok(())
     }
 
-    /// Claims up to `limit` deliveries due at `now`: each is compare-and-swapped to `sending`
-    /// (attempts + 1) with a lease until `lease_until`, and its outbox entry moved there.
+    /// When the earliest open delivery is due, if any.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.index().0.lock().first().map(|(at, _, _)| *at))
+    }
+
+    /// Claims up to `limit` deliveries due at `now`: each record goes to `sending`
+    /// (attempts + 1) with a lease until `lease_until` (one key each). Writer only.
     pub fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let t = self.store.trees();
-        let end = KeyBuf::new().time(now).bytes(&[0xff; 17]).build();
-        let mut claimed = Vec::new();
-        for kv in t.outbox.range(..end) {
-            if claimed.len() >= limit {
-                break;
-            }
-            let (key, _) = kv?;
-            let mut reader = KeyReader::new(&key);
-            let (Some(_), Some(id)) = (reader.time(), reader.uuid()) else {
-                t.outbox.remove(&key)?;
-                continue;
-            };
-            let Some(old) = t.deliveries.get(id.as_bytes())? else {
-                t.outbox.remove(&key)?; // the delivery was erased with its user
-                continue;
-            };
-            let mut d: Delivery = match decode(&old) {
-                Ok(d) => d,
+        let due: Vec<Entry> = self
+            .index()
+            .0
+            .lock()
+            .range(..=(now, Uuid::max(), NaiveDate::MAX))
+            .take(limit)
+            .copied()
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for entry in due {
+            let (_, user, period) = entry;
+            self.index().0.lock().remove(&entry);
+            let mut r = match self.read(user, period) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue, // erased with its user
                 Err(e) => {
                     // Reported and set aside (the record stays for inspection): one bad record
                     // must not stall every delivery queued behind it.
-                    tracing::error!(delivery = %id, error = %e, "outbox: undecodable delivery skipped");
+                    tracing::error!(%user, %period, error = %e, "outbox: undecodable delivery skipped");
                     metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
-                    t.outbox.remove(&key)?;
                     continue;
                 }
             };
-            if !d.status.is_open() {
-                t.outbox.remove(&key)?;
+            if !r.delivery.status.is_open() {
+                self.store
+                    .trees()
+                    .digests
+                    .remove(&open_key(user, period)[..])?;
                 continue;
             }
-            d.status = DeliveryStatus::Sending;
-            d.attempts += 1;
-            d.next_attempt_at = lease_until;
-            d.updated_at = now;
-            let new = encode(&d)?;
-            if t.deliveries
-                .compare_and_swap(id.as_bytes(), Some(&old[..]), Some(new))?
-                .is_err()
-            {
-                continue; // changed under us: someone else has it
-            }
-            t.outbox.remove(&key)?;
-            t.outbox.insert(outbox_key(lease_until, id), &[])?;
-            claimed.push(d);
+            let s = &mut r.delivery;
+            s.status = DeliveryStatus::Sending;
+            s.attempts += 1;
+            s.next_attempt_at = lease_until;
+            s.updated_at = now;
+            self.put(&r, false)?;
+            self.index().0.lock().insert((lease_until, user, period));
+            claimed.push(Delivery::of_digest(&r));
         }
         Ok(claimed)
     }
 
     /// Records how a claimed attempt ended; returns the delivery as stored. Fenced: when the
     /// stored record is no longer this claim (its lease lapsed and another attempt claimed it, or
-    /// it was settled already) nothing changes and the answer is `StaleLease`.
+    /// it was settled already) nothing changes and the answer is `StaleLease`. Writer only.
     pub fn settle(
         &self,
         claimed: &Delivery,
         attempt: &Attempt,
         now: DateTime<Utc>,
     ) -> Result<Delivery, StoreError> {
-        let t = self.store.trees();
-        let id = claimed.id;
-        let lease_key = outbox_key(claimed.next_attempt_at, id);
-        let stored = (&t.deliveries, &t.outbox).transaction(|(deliveries, outbox)| {
-            let Some(raw) = deliveries.get(id.as_bytes())? else {
-                outbox.remove(lease_key.as_slice())?;
-                return abort(StoreError::NotFound);
-            };
-            let mut d: Delivery = match decode(&raw) {
-                Ok(d) => d,
-                Err(e) => return abort(e),
-            };
-            if d.status != DeliveryStatus::Sending
-                || d.attempts != claimed.attempts
-                || d.next_attempt_at != claimed.next_attempt_at
-            {
-                return abort(StoreError::StaleLease);
+        let (user, period) = digest_of(claimed);
+        let Some(mut r) = self.read(user, period)? else {
+            return Err(StoreError::NotFound);
+        };
+        let s = &mut r.delivery;
+        if s.status != DeliveryStatus::Sending
+            || s.attempts != claimed.attempts
+            || s.next_attempt_at != claimed.next_attempt_at
+        {
+            return Err(StoreError::StaleLease);
+        }
+        let lease = (s.next_attempt_at, user, period);
+        s.updated_at = now;
+        match attempt {
+            Attempt::Sent => {
+                s.status = DeliveryStatus::Sent;
+                s.sent_at = Some(now);
+                s.last_error = None;
             }
-            outbox.remove(lease_key.as_slice())?;
-            d.updated_at = now;
-            match attempt {
-                Attempt::Sent => {
-                    d.status = DeliveryStatus::Sent;
-                    d.sent_at = Some(now);
-                    d.last_error = None;
-                }
-                Attempt::Failed { error, retry_at } => {
-                    d.last_error = Some(error.clone());
-                    match retry_at {
-                        Some(at) => {
-                            d.status = DeliveryStatus::Failed;
-                            d.next_attempt_at = *at;
-                            outbox.insert(outbox_key(*at, id), &[])?;
-                        }
-                        None => d.status = DeliveryStatus::Dead,
+            Attempt::Failed { error, retry_at } => {
+                s.last_error = Some(error.clone());
+                match retry_at {
+                    Some(at) => {
+                        s.status = DeliveryStatus::Failed;
+                        s.next_attempt_at = *at;
                     }
+                    None => s.status = DeliveryStatus::Dead,
                 }
             }
-            let value = match encode(&d) {
-                Ok(v) => v,
-                Err(e) => return abort(e),
-            };
-            deliveries.insert(id.as_bytes(), value)?;
-            Ok(d)
-        })?;
-        Ok(stored)
+        }
+        let open = s.status.is_open();
+        let next = s.next_attempt_at;
+        self.put(&r, !open)?;
+        let mut index = self.index().0.lock();
+        index.remove(&lease);
+        if open {
+            index.insert((next, user, period));
+        }
+        drop(index);
+        Ok(Delivery::of_digest(&r))
     }
 
-    /// At start: deliveries a previous run claimed and never settled are due again now.
+    /// At start: deliveries a previous run claimed and never settled are due again now. Writer
+    /// only.
     pub fn resume(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let t = self.store.trees();
+        let open: Vec<Entry> = self.index().0.lock().iter().copied().collect();
         let mut resumed = 0;
-        for kv in t.outbox.iter() {
-            let (key, _) = kv?;
-            let mut reader = KeyReader::new(&key);
-            let (Some(_), Some(id)) = (reader.time(), reader.uuid()) else {
-                continue;
-            };
-            let Some(raw) = t.deliveries.get(id.as_bytes())? else {
-                continue;
-            };
-            let mut d: Delivery = decode(&raw)?;
-            if d.status != DeliveryStatus::Sending || d.next_attempt_at <= now {
+        for entry in open {
+            let (at, user, period) = entry;
+            if at <= now {
                 continue;
             }
-            d.status = DeliveryStatus::Failed;
-            d.last_error = Some("interrupted by a restart".into());
-            d.next_attempt_at = now;
-            let value = encode(&d)?;
-            (&t.deliveries, &t.outbox).transaction(|(deliveries, outbox)| {
-                outbox.remove(key.as_ref())?;
-                outbox.insert(outbox_key(now, id), &[])?;
-                deliveries.insert(id.as_bytes(), value.as_slice())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-            })?;
+            let Some(mut r) = self.read(user, period)? else {
+                continue;
+            };
+            if r.delivery.status != DeliveryStatus::Sending {
+                continue;
+            }
+            r.delivery.status = DeliveryStatus::Failed;
+            r.delivery.last_error = Some("interrupted by a restart".into());
+            r.delivery.next_attempt_at = now;
+            self.put(&r, false)?;
+            let mut index = self.index().0.lock();
+            index.remove(&entry);
+            index.insert((now, user, period));
             resumed += 1;
         }
         Ok(resumed)
     }
 
-    /// Newest first, optionally only one status, before `before` (exclusive), at most `limit`;
-    /// reads at most [`SCAN_BUDGET`] records per call and gives a cursor when it stopped early.
+    /// Deliveries, optionally only one status, in store order (by user, newest period first per
+    /// user), from `cursor` on, at most `limit`; reads at most [`SCAN_BUDGET`] records per call
+    /// and gives a cursor when it stopped early.
     pub fn list(
         &self,
         status: Option<DeliveryStatus>,
-        before: Option<Uuid>,
+        cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let tree = &self.store.trees().deliveries;
-        let iter = match before {
-            Some(id) => tree.range(..id.as_bytes().to_vec()),
-            None => tree.range::<Vec<u8>, _>(..),
+        let tree = &self.store.trees().digests;
+        let start = match cursor {
+            Some(c) => hex::decode(c).map_err(|_| StoreError::NotFound)?,
+            None => family_prefix(false, None),
         };
+        let end = family_end(false);
         let mut items = Vec::new();
-        let mut last = None;
-        for (scanned, kv) in iter.rev().enumerate() {
-            let (_, raw) = kv?;
-            let d: Delivery = decode(&raw)?;
+        for (scanned, kv) in tree.range(start..end).enumerate() {
+            let (k, raw) = kv?;
             if items.len() == limit || scanned >= SCAN_BUDGET {
-                return Ok(Page { items, next: last });
+                return Ok(Page {
+                    items,
+                    next: Some(hex::encode(k)),
+                });
             }
-            last = Some(d.id);
-            if status.is_none_or(|s| s == d.status) {
-                items.push(d);
+            let r: DigestRecord = match decode(&raw) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(key = %hex::encode(&k), error = %e, "undecodable digest record");
+                    continue;
+                }
+            };
+            if status.is_none_or(|s| s == r.delivery.status) {
+                items.push(Delivery::of_digest(&r));
             }
         }
         Ok(Page { items, next: None })

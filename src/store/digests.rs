@@ -1,71 +1,105 @@
-//! Digest schedules and the digests sent.
+//! Digests: the records sent, each its own outbox entry, and every user's next due time.
 //!
-//! Trees:
-//! - `digest_schedule` UserId(16) → Schedule (JSON): the user's cadence, next due instant and
-//!   period, the last period done and when its vouchers were selected
-//! - `digest_due`      timezone ‖ 0xff ‖ due_at(8) ‖ UserId(16) → period(4, days from CE): the
-//!   users due next, per timezone, so a `DigestShard` reads only its own timezones, earliest first
-//! - `digests`         UserId(16) ‖ period(4) → DigestRecord (JSON): at most one per user and
-//!   period — the key is the exactly-once guard
+//! Tree `digests` (two key families, written together with one `apply_batch`, so atomically):
+//! - `r` ‖ UserId(16) ‖ period(4, days from CE) → DigestRecord: at most one per user and period —
+//!   the key is the exactly-once guard — holding what the email lists and its delivery state;
+//! - `o` ‖ UserId(16) ‖ period(4) → (): present while that email is owed an attempt. It is how the
+//!   outbox is found when the store opens without reading the whole history (kept in sled for
+//!   that reason); see [`super::deliveries`].
 //!
-//! [`Digests::commit`] writes digests, their deliveries and outbox entries and moves the
-//! schedules on, all in one transaction.
+//! Committing a digest writes those two keys of one tree. Nothing else is stored for schedules:
+//! a user's cadence is in their user record, and which period is done is the record's key.
+//!
+//! In memory ([`DigestIndex`], built by [`Digests::load`] at start, changed only by the writer):
+//! each user's cadence, next due instant and last period done, and per timezone the users in due
+//! order, so a `DigestShard` reads only its own timezones, earliest first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::deliveries::{enqueue, outbox_key};
-use super::keys::{KeyBuf, KeyReader};
 use super::vouchers::Named;
 use super::{Store, StoreError, decode, encode};
-use crate::domain::delivery::{Channel, Delivery, Payload};
+use crate::domain::delivery::DeliveryState;
 use crate::domain::digest::{DigestRecord, Draft, Selection, Subscription, Target};
-use crate::domain::schedule::{Cadence, Due};
-use crate::domain::user::{DigestFrequency, Timezone, User};
+use crate::domain::schedule::{Cadence, Due, local_instant};
+use crate::domain::user::User;
 
-/// A user's digest schedule (tree `digest_schedule`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Key family of digest records.
+const RECORD: u8 = b'r';
+/// Key family of the open-delivery markers.
+const OPEN: u8 = b'o';
+
+fn key(family: u8, user: Uuid, period: NaiveDate) -> [u8; 21] {
+    let mut k = [0u8; 21];
+    k[0] = family;
+    k[1..17].copy_from_slice(user.as_bytes());
+    let days = u32::try_from(period.num_days_from_ce()).unwrap_or(0);
+    k[17..].copy_from_slice(&days.to_be_bytes());
+    k
+}
+
+pub(crate) fn record_key(user: Uuid, period: NaiveDate) -> [u8; 21] {
+    key(RECORD, user, period)
+}
+
+pub(crate) fn open_key(user: Uuid, period: NaiveDate) -> [u8; 21] {
+    key(OPEN, user, period)
+}
+
+/// The prefix of one family: every key, or one user's.
+pub(crate) fn family_prefix(open: bool, user: Option<Uuid>) -> Vec<u8> {
+    let mut p = vec![if open { OPEN } else { RECORD }];
+    if let Some(u) = user {
+        p.extend_from_slice(u.as_bytes());
+    }
+    p
+}
+
+/// The first key after one family.
+pub(crate) fn family_end(open: bool) -> Vec<u8> {
+    vec![if open { OPEN } else { RECORD } + 1]
+}
+
+/// (user, period) of a key of either family.
+pub(crate) fn parse_key(k: &[u8]) -> Option<(Uuid, NaiveDate)> {
+    let user = Uuid::from_bytes(k.get(1..17)?.try_into().ok()?);
+    let days = u32::from_be_bytes(k.get(17..21)?.try_into().ok()?);
+    Some((
+        user,
+        NaiveDate::from_num_days_from_ce_opt(i32::try_from(days).ok()?)?,
+    ))
+}
+
+/// A user's digest schedule, in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
-    pub v: u32,
-    pub timezone: Timezone,
-    pub hour: u8,
-    pub frequency: DigestFrequency,
-    pub weekday: Weekday,
-    #[serde(default)]
+    pub cadence: Cadence,
+    /// The next digest, `None` when digests are off.
     pub due: Option<Due>,
-    #[serde(default)]
     pub last_period: Option<NaiveDate>,
-    /// When the vouchers of the last digest were selected: the next one lists what is newer.
-    #[serde(default)]
-    pub last_digest_at: Option<DateTime<Utc>>,
+    /// When the vouchers of the last digest (in this run) were selected.
+    pub last_as_of: Option<DateTime<Utc>>,
 }
 
 impl Schedule {
-    pub const VERSION: u32 = 1;
-
-    pub fn cadence(&self) -> Cadence {
-        Cadence {
-            tz: self.timezone.0,
-            hour: self.hour,
-            frequency: self.frequency,
-            weekday: self.weekday,
-        }
-    }
-
-    /// Vouchers first seen from this instant on go into the digest built at `now`.
+    /// Vouchers first seen from this instant on go into the digest built at `now`: the previous
+    /// digest's selection time, else one period before the due instant.
     pub fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.last_digest_at
-            .unwrap_or_else(|| self.due.map_or(now, |d| d.at) - self.cadence().length())
+        self.last_as_of
+            .unwrap_or_else(|| self.due.map_or(now, |d| d.at) - self.cadence.length())
     }
+}
 
-    fn same_cadence(&self, user: &User, weekday: Weekday) -> bool {
-        self.timezone == user.timezone
-            && self.hour == user.digest_hour.get()
-            && self.frequency == user.digest_frequency
-            && self.weekday == weekday
+fn cadence_of(user: &User, weekday: Weekday) -> Cadence {
+    Cadence {
+        tz: user.timezone.0,
+        hour: user.digest_hour.get(),
+        frequency: user.digest_frequency,
+        weekday,
     }
 }
 
@@ -74,7 +108,7 @@ impl Schedule {
 pub struct Scheduled {
     /// The next digest, `None` when digests are off.
     pub due: Option<Due>,
-    /// Whether the schedule was (re)written: it was new or its settings changed.
+    /// Whether the schedule changed: it was new or its settings changed.
     pub changed: bool,
 }
 
@@ -88,43 +122,43 @@ pub struct DueUser {
 /// What a commit did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Committed {
-    /// Digests written with a delivery.
+    /// Digests written (each with its email owed).
     pub sent: usize,
     /// Already done for that period, nothing to list, or no longer due.
     pub skipped: usize,
 }
 
-fn period_bytes(p: NaiveDate) -> [u8; 4] {
-    u32::try_from(p.num_days_from_ce())
-        .unwrap_or(0)
-        .to_be_bytes()
+#[derive(Default)]
+struct State {
+    users: BTreeMap<Uuid, Schedule>,
+    due: HashMap<Tz, BTreeSet<(DateTime<Utc>, Uuid)>>,
 }
 
-fn period_from(b: &[u8]) -> Option<NaiveDate> {
-    let days = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
-    NaiveDate::from_num_days_from_ce_opt(i32::try_from(days).ok()?)
+impl State {
+    fn set(&mut self, user: Uuid, next: Schedule) {
+        self.forget(user);
+        if let Some(d) = next.due {
+            self.due
+                .entry(next.cadence.tz)
+                .or_default()
+                .insert((d.at, user));
+        }
+        self.users.insert(user, next);
+    }
+
+    fn forget(&mut self, user: Uuid) {
+        if let Some(old) = self.users.remove(&user)
+            && let Some(d) = old.due
+            && let Some(set) = self.due.get_mut(&old.cadence.tz)
+        {
+            set.remove(&(d.at, user));
+        }
+    }
 }
 
-fn digest_key(user: Uuid, period: NaiveDate) -> Vec<u8> {
-    KeyBuf::new()
-        .uuid(user)
-        .bytes(&period_bytes(period))
-        .build()
-}
-
-fn due_key(tz: Tz, at: DateTime<Utc>, user: Uuid) -> Vec<u8> {
-    KeyBuf::new().str(tz.name()).time(at).uuid(user).build()
-}
-
-type TxError = sled::transaction::ConflictableTransactionError<StoreError>;
-
-fn tx_decode<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, TxError> {
-    decode(raw).map_err(TxError::Abort)
-}
-
-fn tx_encode<T: Serialize>(value: &T) -> Result<Vec<u8>, TxError> {
-    encode(value).map_err(TxError::Abort)
-}
+/// The digest schedules in memory (see the module comment).
+#[derive(Default)]
+pub(crate) struct DigestIndex(RwLock<State>);
 
 pub struct Digests<'a> {
     store: &'a Store,
@@ -135,70 +169,87 @@ impl<'a> Digests<'a> {
         Self { store }
     }
 
+    fn index(&self) -> &DigestIndex {
+        &self.store.indexes().digests
+    }
+
+    /// Builds every user's schedule from their settings and the record of their current period
+    /// (at start, before the shards run; `weekday` is the configured weekly day). A period whose
+    /// due instant passed while the server was down, and that has no digest, is due at once.
+    /// Returns how many users have digests on.
+    pub fn load(&self, weekday: Weekday, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let tree = &self.store.trees().digests;
+        let mut state = State::default();
+        let mut on = 0;
+        for kv in self.store.trees().users.iter() {
+            let (_, raw) = kv?;
+            let user: User = decode(&raw)?;
+            let cadence = cadence_of(&user, weekday);
+            let current = cadence.current_period(now);
+            let done = match current {
+                Some(p) => tree.contains_key(record_key(user.id, p))?,
+                None => false,
+            };
+            let last_period = current.filter(|_| done);
+            let missed = current
+                .filter(|_| !done)
+                .map(|p| Due {
+                    at: local_instant(cadence.tz, p, cadence.hour),
+                    period: p,
+                })
+                .filter(|d| d.at <= now);
+            let due = missed.or_else(|| cadence.next_due(now, last_period));
+            on += usize::from(due.is_some());
+            state.set(
+                user.id,
+                Schedule {
+                    cadence,
+                    due,
+                    last_period,
+                    last_as_of: None,
+                },
+            );
+        }
+        *self.index().0.write() = state;
+        Ok(on)
+    }
+
     /// (Re)computes a user's schedule from their settings: kept as it is when nothing it depends
-    /// on changed, else the old due entry goes and the next one is written.
+    /// on changed. In memory only (the settings are in the user record). Writer only.
     pub fn schedule(
         &self,
         user: &User,
         weekday: Weekday,
         now: DateTime<Utc>,
     ) -> Result<Scheduled, StoreError> {
-        let t = self.store.trees();
-        let id = user.id;
-        let scheduled =
-            (&t.digest_schedule, &t.digest_due).transaction(|(schedules, due_index)| {
-                let old: Option<Schedule> = match schedules.get(id.as_bytes())? {
-                    Some(raw) => Some(tx_decode(&raw)?),
-                    None => None,
-                };
-                if let Some(old) = &old
-                    && old.same_cadence(user, weekday)
-                    && (old.due.is_some() || old.frequency == DigestFrequency::Off)
-                {
-                    return Ok(Scheduled {
-                        due: old.due,
-                        changed: false,
-                    });
-                }
-                if let Some(Schedule {
-                    timezone,
-                    due: Some(d),
-                    ..
-                }) = &old
-                {
-                    due_index.remove(due_key(timezone.0, d.at, id))?;
-                }
-                let mut next = Schedule {
-                    v: Schedule::VERSION,
-                    timezone: user.timezone,
-                    hour: user.digest_hour.get(),
-                    frequency: user.digest_frequency,
-                    weekday,
-                    due: None,
-                    last_period: old.as_ref().and_then(|o| o.last_period),
-                    last_digest_at: old.as_ref().and_then(|o| o.last_digest_at),
-                };
-                next.due = next.cadence().next_due(now, next.last_period);
-                if let Some(d) = next.due {
-                    due_index
-                        .insert(due_key(next.timezone.0, d.at, id), &period_bytes(d.period))?;
-                }
-                schedules.insert(id.as_bytes(), tx_encode(&next)?)?;
-                Ok(Scheduled {
-                    due: next.due,
-                    changed: true,
-                })
-            })?;
-        Ok(scheduled)
+        let cadence = cadence_of(user, weekday);
+        let mut state = self.index().0.write();
+        let old = state.users.get(&user.id).copied();
+        if let Some(old) = old
+            && old.cadence == cadence
+            && (old.due.is_some() || cadence.frequency == crate::domain::user::DigestFrequency::Off)
+        {
+            return Ok(Scheduled {
+                due: old.due,
+                changed: false,
+            });
+        }
+        let last_period = old.and_then(|o| o.last_period);
+        let next = Schedule {
+            cadence,
+            due: cadence.next_due(now, last_period),
+            last_period,
+            last_as_of: old.and_then(|o| o.last_as_of),
+        };
+        state.set(user.id, next);
+        Ok(Scheduled {
+            due: next.due,
+            changed: true,
+        })
     }
 
     pub fn schedule_of(&self, user: Uuid) -> Result<Option<Schedule>, StoreError> {
-        self.store
-            .trees()
-            .digest_schedule
-            .get(user.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        Ok(self.index().0.read().users.get(&user).copied())
     }
 
     /// Schedules in user-id order after `after`, at most `limit`.
@@ -207,44 +258,14 @@ impl<'a> Digests<'a> {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<(Uuid, Schedule)>, StoreError> {
-        let tree = &self.store.trees().digest_schedule;
-        let iter = match after {
-            Some(id) => tree.range(KeyBuf::new().uuid(id).bytes(&[0]).build()..),
-            None => tree.iter(),
+        let state = self.index().0.read();
+        let range = match after {
+            Some(u) => state
+                .users
+                .range((std::ops::Bound::Excluded(u), std::ops::Bound::Unbounded)),
+            None => state.users.range(..),
         };
-        iter.take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let id = super::keys::uuid_from(&k)
-                    .ok_or_else(|| StoreError::Corrupt("digest_schedule key".into()))?;
-                Ok((id, decode(&v)?))
-            })
-            .collect()
-    }
-
-    /// Makes every user's schedule match their settings (at start: a crash between a user
-    /// change and its reschedule, a changed `weekly_day`) and drops schedules of erased users.
-    /// Returns how many schedules changed.
-    pub fn reconcile(&self, weekday: Weekday, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let t = self.store.trees();
-        let mut changed = 0;
-        for kv in t.users.iter() {
-            let (_, raw) = kv?;
-            let user: User = decode(&raw)?;
-            if self.schedule(&user, weekday, now)?.changed {
-                changed += 1;
-            }
-        }
-        for kv in t.digest_schedule.iter() {
-            let (k, _) = kv?;
-            if t.users.get(&k)?.is_none()
-                && let Some(id) = super::keys::uuid_from(&k)
-            {
-                self.erase_user(id)?;
-                changed += 1;
-            }
-        }
-        Ok(changed)
+        Ok(range.take(limit).map(|(u, s)| (*u, *s)).collect())
     }
 
     /// Users due at or before `now` in the given timezones, earliest first per timezone, at most
@@ -255,30 +276,23 @@ impl<'a> Digests<'a> {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueUser>, StoreError> {
-        let tree = &self.store.trees().digest_due;
+        let state = self.index().0.read();
         let mut out = Vec::new();
         for tz in timezones {
-            let prefix = KeyBuf::new().str(tz.name()).build();
-            let end = KeyBuf::new()
-                .bytes(&prefix)
-                .time(now)
-                .bytes(&[0xff; 16])
-                .build();
-            for kv in tree.range(prefix.clone()..end) {
+            let Some(set) = state.due.get(tz) else {
+                continue;
+            };
+            for (at, user) in set.range(..=(now, Uuid::max())) {
                 if out.len() >= limit {
                     return Ok(out);
                 }
-                let (k, v) = kv?;
-                let mut r = KeyReader::new(&k);
-                let (Some(_), Some(at), Some(user_id), Some(period)) =
-                    (r.str(), r.time(), r.uuid(), period_from(&v))
-                else {
-                    continue;
-                };
-                out.push(DueUser {
-                    user_id,
-                    due: Due { at, period },
-                });
+                if let Some(due) = state.users.get(user).and_then(|s| s.due) {
+                    debug_assert_eq!(due.at, *at);
+                    out.push(DueUser {
+                        user_id: *user,
+                        due,
+                    });
+                }
             }
         }
         Ok(out)
@@ -286,111 +300,118 @@ impl<'a> Digests<'a> {
 
     /// The earliest due instant in the given timezones.
     pub fn earliest(&self, timezones: &[Tz]) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let tree = &self.store.trees().digest_due;
-        let mut earliest: Option<DateTime<Utc>> = None;
-        for tz in timezones {
-            let prefix = KeyBuf::new().str(tz.name()).build();
-            if let Some((k, _)) = tree.scan_prefix(&prefix).next().transpose()?
-                && let Some(at) = k.get(prefix.len()..).and_then(|b| KeyReader::new(b).time())
-            {
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        let state = self.index().0.read();
+        Ok(timezones
+            .iter()
+            .filter_map(|tz| state.due.get(tz).and_then(|s| s.first()).map(|(at, _)| *at))
+            .min())
+    }
+
+    /// What the user's digest for `period` holds if built at `now`: read only, from the
+    /// in-memory subscriptions and catalogue.
+    pub fn draft(
+        &self,
+        user: Uuid,
+        period: NaiveDate,
+        due_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Draft, StoreError> {
+        let subscriptions = self.store.subscriptions().of_user(user)?;
+        let since = self.since(user, now)?;
+        let selection = self.select(&subscriptions, since, now, max)?;
+        Ok(Draft {
+            user_id: user,
+            period,
+            due_at,
+            since,
+            as_of: now,
+            selection,
+        })
+    }
+
+    /// Commits built digests as one batch: for each draft not yet done for its period and
+    /// listing something, the digest record and its open marker; and the user's schedule moves
+    /// on to the next period. A draft whose period is already done, or that answers a due time
+    /// that has since moved (settings changed), is skipped. Writer only.
+    pub fn commit(&self, drafts: &[Draft], now: DateTime<Utc>) -> Result<Committed, StoreError> {
+        let tree = &self.store.trees().digests;
+        let mut out = Committed::default();
+        let mut batch = sled::Batch::default();
+        let mut written: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
+        let mut opened: Vec<(DateTime<Utc>, Uuid, NaiveDate)> = Vec::new();
+        let mut moved: HashMap<Uuid, Schedule> = HashMap::new();
+        {
+            let state = self.index().0.read();
+            for draft in drafts {
+                let user = draft.user_id;
+                let Some(mut schedule) = moved
+                    .get(&user)
+                    .copied()
+                    .or_else(|| state.users.get(&user).copied())
+                else {
+                    out.skipped += 1; // erased meanwhile
+                    continue;
+                };
+                if let Some(at) = draft.due_at
+                    && schedule.due
+                        != Some(Due {
+                            at,
+                            period: draft.period,
+                        })
+                {
+                    out.skipped += 1; // rescheduled meanwhile
+                    continue;
+                }
+                let done = written.contains(&(user, draft.period))
+                    || tree.contains_key(record_key(user, draft.period))?;
+                if done || draft.selection.is_empty() {
+                    out.skipped += 1;
+                } else {
+                    let record = DigestRecord {
+                        v: DigestRecord::VERSION,
+                        id: crate::domain::v7_at(now),
+                        user_id: user,
+                        local_date: draft.period,
+                        created_at: now,
+                        voucher_ids: draft.selection.voucher_ids.clone(),
+                        more: draft.selection.more,
+                        delivery: DeliveryState::new(now),
+                    };
+                    batch.insert(&record_key(user, draft.period)[..], encode(&record)?);
+                    batch.insert(&open_key(user, draft.period)[..], &[][..]);
+                    written.insert((user, draft.period));
+                    opened.push((now, user, draft.period));
+                    out.sent += 1;
+                }
+                // The period is done: move on, unless the schedule is already past it.
+                if schedule.due.is_none_or(|d| d.period <= draft.period) {
+                    schedule.last_period = Some(
+                        schedule
+                            .last_period
+                            .map_or(draft.period, |p| p.max(draft.period)),
+                    );
+                    schedule.last_as_of = Some(draft.as_of);
+                    schedule.due = schedule.cadence.next_due(now, schedule.last_period);
+                    moved.insert(user, schedule);
+                }
             }
         }
-        Ok(earliest)
+        tree.apply_batch(batch)?;
+        let mut state = self.index().0.write();
+        for (user, schedule) in moved {
+            // Erased while the batch was built: stays gone.
+            if state.users.contains_key(&user) {
+                state.set(user, schedule);
+            }
+        }
+        drop(state);
+        self.store.deliveries().opened(&opened);
+        Ok(out)
     }
 
-    /// Commits built digests in one transaction: for each draft not yet done for its period, the
-    /// digest record (when it lists anything), its delivery and outbox entry; and the user's
-    /// schedule moves on to the next period. A draft whose period is already done, or that answers
-    /// a due entry that has since moved (settings changed), is skipped.
-    pub fn commit(&self, drafts: &[Draft], now: DateTime<Utc>) -> Result<Committed, StoreError> {
-        let t = self.store.trees();
-        let ids: Vec<(Uuid, Uuid)> = drafts
-            .iter()
-            .map(|_| (crate::domain::v7_at(now), crate::domain::v7_at(now)))
-            .collect();
-        let committed = (
-            &t.digests,
-            &t.deliveries,
-            &t.outbox,
-            &t.digest_schedule,
-            &t.digest_due,
-        )
-            .transaction(|(digests, deliveries, outbox, schedules, due_index)| {
-                let mut out = Committed::default();
-                for (draft, (digest_id, delivery_id)) in drafts.iter().zip(&ids) {
-                    let user = draft.user_id;
-                    let Some(raw) = schedules.get(user.as_bytes())? else {
-                        out.skipped += 1; // erased meanwhile
-                        continue;
-                    };
-                    let mut schedule: Schedule = tx_decode(&raw)?;
-                    if let Some(at) = draft.due_at
-                        && schedule.due
-                            != Some(Due {
-                                at,
-                                period: draft.period,
-                            })
-                    {
-                        out.skipped += 1; // rescheduled meanwhile
-                        continue;
-                    }
-                    let key = digest_key(user, draft.period);
-                    if digests.get(&key)?.is_some() || draft.selection.is_empty() {
-                        out.skipped += 1;
-                    } else {
-                        let record = DigestRecord {
-                            v: DigestRecord::VERSION,
-                            id: *digest_id,
-                            user_id: user,
-                            local_date: draft.period,
-                            created_at: now,
-                            voucher_ids: draft.selection.voucher_ids.clone(),
-                            more: draft.selection.more,
-                            delivery_id: *delivery_id,
-                        };
-                        digests.insert(key, tx_encode(&record)?)?;
-                        let delivery = Delivery::new(
-                            *delivery_id,
-                            Channel::Email,
-                            Payload::Digest {
-                                user_id: user,
-                                digest_id: *digest_id,
-                                local_date: draft.period,
-                            },
-                            now,
-                        );
-                        enqueue(deliveries, outbox, &delivery)?;
-                        out.sent += 1;
-                    }
-                    // The period is done: move on, unless the schedule is already past it.
-                    if schedule.due.is_none_or(|d| d.period <= draft.period) {
-                        if let Some(d) = schedule.due {
-                            due_index.remove(due_key(schedule.timezone.0, d.at, user))?;
-                        }
-                        schedule.last_period = Some(
-                            schedule
-                                .last_period
-                                .map_or(draft.period, |p| p.max(draft.period)),
-                        );
-                        schedule.last_digest_at = Some(draft.as_of);
-                        schedule.due = schedule.cadence().next_due(now, schedule.last_period);
-                        if let Some(d) = schedule.due {
-                            due_index.insert(
-                                due_key(schedule.timezone.0, d.at, user),
-                                &period_bytes(d.period),
-                            )?;
-                        }
-                        schedules.insert(user.as_bytes(), tx_encode(&schedule)?)?;
-                    }
-                }
-                Ok(out)
-            })?;
-        Ok(committed)
-    }
-
-    /// From when a digest built at `now` lists vouchers: the previous digest's selection time,
-    /// else one period back (a user without a schedule: one day).
+    /// From when a digest built at `now` lists vouchers: see [`Schedule::since`] (a user without
+    /// a schedule: one day back).
     pub fn since(&self, user: Uuid, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
         Ok(match self.schedule_of(user)? {
             Some(schedule) => schedule.since(now),
@@ -408,7 +429,7 @@ impl<'a> Digests<'a> {
         max: usize,
     ) -> Result<Selection, StoreError> {
         let vouchers = self.store.vouchers();
-        let mut found = std::collections::BTreeSet::new();
+        let mut found = BTreeSet::new();
         for s in subscriptions {
             let which = match s.target {
                 Target::Retailer(_) => Named::Retailer,
@@ -430,14 +451,14 @@ impl<'a> Digests<'a> {
             .store
             .trees()
             .digests
-            .contains_key(digest_key(user, period))?)
+            .contains_key(record_key(user, period))?)
     }
 
     pub fn get(&self, user: Uuid, period: NaiveDate) -> Result<Option<DigestRecord>, StoreError> {
         self.store
             .trees()
             .digests
-            .get(digest_key(user, period))?
+            .get(record_key(user, period))?
             .map(|v| decode(&v))
             .transpose()
     }
@@ -450,10 +471,14 @@ impl<'a> Digests<'a> {
         limit: usize,
     ) -> Result<Vec<DigestRecord>, StoreError> {
         let tree = &self.store.trees().digests;
-        let start = KeyBuf::new().uuid(user).build();
+        let start = family_prefix(false, Some(user));
         let end = match before {
-            Some(p) => digest_key(user, p),
-            None => KeyBuf::new().uuid(user).bytes(&[0xff; 4]).build(),
+            Some(p) => record_key(user, p).to_vec(),
+            None => {
+                let mut e = start.clone();
+                e.extend_from_slice(&[0xff; 4]);
+                e
+            }
         };
         tree.range(start..end)
             .rev()
@@ -462,46 +487,28 @@ impl<'a> Digests<'a> {
             .collect()
     }
 
-    /// Removes a user's schedule, digests and their deliveries (erasure).
+    /// Removes a user's schedule and digests with their deliveries (erasure), one batch on the
+    /// one tree. Writer only.
     pub fn erase_user(&self, user: Uuid) -> Result<usize, StoreError> {
-        let t = self.store.trees();
-        let records: Vec<DigestRecord> = t
-            .digests
-            .scan_prefix(user.as_bytes())
-            .values()
-            .map(|v| decode(&v?))
-            .collect::<Result<_, StoreError>>()?;
-        let mut outbox_keys = Vec::new();
-        for r in &records {
-            if let Some(raw) = t.deliveries.get(r.delivery_id.as_bytes())? {
-                let d: Delivery = decode(&raw)?;
-                outbox_keys.push(outbox_key(d.next_attempt_at, d.id));
+        let tree = &self.store.trees().digests;
+        let mut batch = sled::Batch::default();
+        let mut records = 0;
+        let mut periods = Vec::new();
+        for open in [false, true] {
+            for k in tree.scan_prefix(family_prefix(open, Some(user))).keys() {
+                let k = k?;
+                if !open {
+                    records += 1;
+                } else if let Some((_, p)) = parse_key(&k) {
+                    periods.push(p);
+                }
+                batch.remove(k);
             }
         }
-        (
-            &t.digests,
-            &t.deliveries,
-            &t.outbox,
-            &t.digest_schedule,
-            &t.digest_due,
-        )
-            .transaction(|(digests, deliveries, outbox, schedules, due_index)| {
-                if let Some(raw) = schedules.remove(user.as_bytes())? {
-                    let s: Schedule = tx_decode(&raw)?;
-                    if let Some(d) = s.due {
-                        due_index.remove(due_key(s.timezone.0, d.at, user))?;
-                    }
-                }
-                for r in &records {
-                    digests.remove(digest_key(user, r.local_date))?;
-                    deliveries.remove(r.delivery_id.as_bytes())?;
-                }
-                for k in &outbox_keys {
-                    outbox.remove(k.as_slice())?;
-                }
-                Ok(())
-            })?;
-        Ok(records.len())
+        tree.apply_batch(batch)?;
+        self.index().0.write().forget(user);
+        self.store.deliveries().closed(user, &periods);
+        Ok(records)
     }
 }
 
@@ -509,15 +516,14 @@ impl<'a> Digests<'a> {
 mod tests {
     use super::*;
     use crate::config::StoreSettings;
-    use crate::domain::digest::Selection;
-    use crate::domain::user::{DigestHour, Email, Role};
+    use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    #[test]
-    fn racing_commits_for_one_period_write_one_digest_and_one_delivery() {
+    #[actix_web::test]
+    async fn racing_commits_for_one_period_write_one_digest_and_one_outbox_entry() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreSettings {
             path: dir.path().join("data"),
@@ -540,10 +546,13 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        store.users().create(&user).unwrap();
+        let u = user.clone();
         let due = store
-            .digests()
-            .schedule(&user, Weekday::Mon, now)
+            .write(move |s| {
+                s.users().create(&u)?;
+                s.digests().schedule(&u, Weekday::Mon, now)
+            })
+            .await
             .unwrap()
             .due
             .unwrap();
@@ -561,49 +570,67 @@ mod tests {
             },
         };
         // Two shards (or a shard and an admin run) commit the same period at once.
-        let results: Vec<Committed> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..4)
-                .map(|i| {
-                    let mut d = draft.clone();
-                    if i % 2 == 1 {
-                        d.due_at = None; // the admin run's draft
-                    }
-                    let store = store.clone();
-                    scope.spawn(move || store.digests().commit(&[d], at).unwrap())
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        let commits = (0..4).map(|i| {
+            let mut d = draft.clone();
+            if i % 2 == 1 {
+                d.due_at = None; // the admin run's draft
+            }
+            store.write(move |s| s.digests().commit(&[d], at))
         });
+        let results: Vec<Committed> = futures_util::future::join_all(commits)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(
             results.iter().map(|c| c.sent).sum::<usize>(),
             1,
             "{results:?}"
         );
         assert_eq!(store.digests().history(user.id, None, 10).unwrap().len(), 1);
-        assert_eq!(store.trees().deliveries.len(), 1);
-        assert_eq!(store.trees().outbox.len(), 1);
+        assert_eq!(store.deliveries().next_due().unwrap(), Some(at));
         // The schedule moved on to the next day, 02:00 EDT.
         let s = store.digests().schedule_of(user.id).unwrap().unwrap();
         assert_eq!(s.due.unwrap().at, t("2026-03-09T06:00:00Z"));
-        assert_eq!(store.trees().digest_due.len(), 1);
         // And a late, stale draft of that period changes nothing.
+        let stale = draft.clone();
         assert_eq!(
-            store.digests().commit(&[draft], at).unwrap(),
+            store
+                .write(move |s| s.digests().commit(&[stale], at))
+                .await
+                .unwrap(),
             Committed {
                 sent: 0,
                 skipped: 1
             }
         );
-        // Erasure takes schedule, digests, deliveries and outbox entries.
-        assert_eq!(store.digests().erase_user(user.id).unwrap(), 1);
-        for tree in [
-            &store.trees().digests,
-            &store.trees().deliveries,
-            &store.trees().outbox,
-            &store.trees().digest_due,
-            &store.trees().digest_schedule,
-        ] {
-            assert!(tree.is_empty());
-        }
+        // After a restart the period is known as done: the schedule is rebuilt for the next day.
+        drop(store);
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+            writer_queue: 65_536,
+        })
+        .unwrap();
+        store
+            .write(move |s| s.digests().load(Weekday::Mon, at))
+            .await
+            .unwrap();
+        let s = store.digests().schedule_of(user.id).unwrap().unwrap();
+        assert_eq!(s.due.unwrap().at, t("2026-03-09T06:00:00Z"));
+        assert_eq!(store.deliveries().next_due().unwrap(), Some(at));
+        // Erasure takes schedule, digests and outbox entries.
+        let id = user.id;
+        assert_eq!(
+            store
+                .write(move |s| s.digests().erase_user(id))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.trees().digests.is_empty());
+        assert_eq!(store.deliveries().next_due().unwrap(), None);
+        assert!(store.digests().schedule_of(user.id).unwrap().is_none());
     }
 }

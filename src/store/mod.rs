@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::config::StoreSettings;
 
@@ -73,20 +72,6 @@ pub enum StoreError {
     StaleLease,
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
-}
-
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(e: TransactionError<StoreError>) -> Self {
-        match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        }
-    }
-}
-
-/// Aborts a sled transaction with a store error.
-pub(crate) fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
-    Err(ConflictableTransactionError::Abort(e))
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -145,12 +130,7 @@ pub(crate) struct Trees {
     pub networks: sled::Tree,
     pub notifications: sled::Tree,
     pub subscriptions: sled::Tree,
-    pub target_subscriber: sled::Tree,
-    pub digest_schedule: sled::Tree,
-    pub digest_due: sled::Tree,
     pub digests: sled::Tree,
-    pub deliveries: sled::Tree,
-    pub outbox: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -159,6 +139,9 @@ pub(crate) struct Indexes {
     pub users: users::UserIndex,
     pub tokens: tokens::TokenIndex,
     pub catalogue: vouchers::CatalogueIndex,
+    pub subscriptions: subscriptions::SubscriptionIndex,
+    pub digests: digests::DigestIndex,
+    pub outbox: deliveries::OutboxIndex,
 }
 
 impl Indexes {
@@ -166,10 +149,16 @@ impl Indexes {
         let users = users::UserIndex::load(trees)?;
         let tokens = tokens::TokenIndex::load(trees)?;
         let catalogue = vouchers::CatalogueIndex::load(trees)?;
+        let subscriptions = subscriptions::SubscriptionIndex::load(trees)?;
+        let outbox = deliveries::OutboxIndex::load(trees)?;
         Ok(Self {
             users,
             tokens,
             catalogue,
+            subscriptions,
+            // Needs the configured weekly day: built by `Digests::load` when the app starts.
+            digests: digests::DigestIndex::default(),
+            outbox,
         })
     }
 }
@@ -183,12 +172,7 @@ pub const TREE_NAMES: &[&str] = &[
     "networks",
     "notifications",
     "subscriptions",
-    "target_subscriber",
-    "digest_schedule",
-    "digest_due",
     "digests",
-    "deliveries",
-    "outbox",
 ];
 
 impl Trees {
@@ -201,12 +185,7 @@ impl Trees {
             networks: db.open_tree("networks")?,
             notifications: db.open_tree("notifications")?,
             subscriptions: db.open_tree("subscriptions")?,
-            target_subscriber: db.open_tree("target_subscriber")?,
-            digest_schedule: db.open_tree("digest_schedule")?,
-            digest_due: db.open_tree("digest_due")?,
             digests: db.open_tree("digests")?,
-            deliveries: db.open_tree("deliveries")?,
-            outbox: db.open_tree("outbox")?,
         })
     }
 }

@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "catalogue indexes and counters move to memory; pulls stage in memory",
         run: drop_catalogue_index_trees,
     },
+    Migration {
+        version: 4,
+        name: "a digest record is its own outbox entry; schedules and followers in memory",
+        run: digests_carry_their_delivery,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -60,6 +65,11 @@ pub(crate) const RETIRED_TREES: &[&str] = &[
     "retailers",
     "categories",
     "feed_staging",
+    "deliveries",
+    "outbox",
+    "digest_schedule",
+    "digest_due",
+    "target_subscriber",
 ];
 
 /// Version 2: the email, user → token and token expiry indexes and the users counter are kept in
@@ -86,6 +96,81 @@ fn drop_catalogue_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), Store
         "retailers",
         "categories",
         "feed_staging",
+    ] {
+        db.drop_tree(name)?;
+    }
+    Ok(())
+}
+
+/// A digest record as versions 1 to 3 stored it (its delivery in the `deliveries` tree).
+#[derive(serde::Deserialize)]
+struct DigestV1 {
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    local_date: chrono::NaiveDate,
+    created_at: chrono::DateTime<chrono::Utc>,
+    voucher_ids: Vec<uuid::Uuid>,
+    #[serde(default)]
+    more: u64,
+    delivery_id: uuid::Uuid,
+}
+
+/// Version 4: each digest record takes in its delivery's state (`r` ‖ user ‖ period) and gets an
+/// open marker (`o` ‖ user ‖ period) while its email is owed; the `deliveries`, `outbox`,
+/// schedule, due and follower trees go (schedules and followers are rebuilt in memory).
+fn digests_carry_their_delivery(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::delivery::{Delivery, DeliveryState};
+    use crate::domain::digest::DigestRecord;
+    use crate::store::digests::{open_key, record_key};
+    let deliveries = db.open_tree("deliveries")?;
+    let mut batch = sled::Batch::default();
+    for kv in trees.digests.iter() {
+        let (k, raw) = kv?;
+        if k.len() != 20 {
+            continue; // already in the new layout (a migration resumed after a crash)
+        }
+        let old: DigestV1 = super::decode(&raw)?;
+        let delivery = match deliveries.get(old.delivery_id.as_bytes())? {
+            Some(d) => {
+                let d: Delivery = super::decode(&d)?;
+                DeliveryState {
+                    status: d.status,
+                    attempts: d.attempts,
+                    next_attempt_at: d.next_attempt_at,
+                    last_error: d.last_error,
+                    updated_at: d.updated_at,
+                    sent_at: d.sent_at,
+                }
+            }
+            None => DeliveryState::new(old.created_at),
+        };
+        let open = delivery.status.is_open();
+        let record = DigestRecord {
+            v: DigestRecord::VERSION,
+            id: old.id,
+            user_id: old.user_id,
+            local_date: old.local_date,
+            created_at: old.created_at,
+            voucher_ids: old.voucher_ids,
+            more: old.more,
+            delivery,
+        };
+        batch.insert(
+            &record_key(old.user_id, old.local_date)[..],
+            super::encode(&record)?,
+        );
+        if open {
+            batch.insert(&open_key(old.user_id, old.local_date)[..], &[][..]);
+        }
+        batch.remove(k);
+    }
+    trees.digests.apply_batch(batch)?;
+    for name in [
+        "deliveries",
+        "outbox",
+        "digest_schedule",
+        "digest_due",
+        "target_subscriber",
     ] {
         db.drop_tree(name)?;
     }

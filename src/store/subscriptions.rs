@@ -1,16 +1,59 @@
-//! Subscriptions to retailers and categories.
+//! Subscriptions to retailers and categories: one key per subscription
+//! (`subscriptions` UserId(16) ‖ SubscriptionId(16) → Subscription).
 //!
-//! Trees:
-//! - `subscriptions`      UserId(16) ‖ SubscriptionId(16) → Subscription (JSON): a user's list
-//! - `target_subscriber`  tag(1: `r`|`c`) ‖ name key ‖ 0xff ‖ UserId(16) → SubscriptionId(16):
-//!   who follows a retailer or category (and the uniqueness of (user, target))
+//! In memory ([`SubscriptionIndex`], rebuilt when the store opens, changed only by the writer):
+//! each user's subscriptions (what digests select from, without a store read) and who follows a
+//! retailer or category (by kind and case-folded key), which is also the uniqueness of
+//! (user, target).
 
-use sled::Transactional;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::keys::{KeyBuf, uuid_from};
-use super::{Store, StoreError, abort, decode, encode};
+use super::keys::KeyBuf;
+use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::digest::{Subscription, Target};
+
+/// A target as the index knows it: its kind tag and case-folded key.
+type TargetKey = (u8, String);
+
+fn target_key(target: &Target) -> TargetKey {
+    (target.tag(), target.key())
+}
+
+/// The in-memory indexes of subscriptions.
+#[derive(Default)]
+pub(crate) struct SubscriptionIndex {
+    /// A user's subscriptions, oldest first (shared: a digest batch holds them without copying).
+    by_user: DashMap<Uuid, Arc<Vec<Subscription>>>,
+    followers: RwLock<HashMap<TargetKey, BTreeSet<Uuid>>>,
+}
+
+impl SubscriptionIndex {
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let index = Self::default();
+        let mut by_user: HashMap<Uuid, Vec<Subscription>> = HashMap::new();
+        {
+            let mut followers = index.followers.write();
+            for kv in trees.subscriptions.iter() {
+                let (_, v) = kv?;
+                let sub: Subscription = decode(&v)?;
+                followers
+                    .entry(target_key(&sub.target))
+                    .or_default()
+                    .insert(sub.user_id);
+                by_user.entry(sub.user_id).or_default().push(sub);
+            }
+        }
+        for (user, subs) in by_user {
+            index.by_user.insert(user, Arc::new(subs));
+        }
+        Ok(index)
+    }
+}
 
 pub struct Subscriptions<'a> {
     store: &'a Store,
@@ -20,69 +63,87 @@ fn record_key(user: Uuid, id: Uuid) -> Vec<u8> {
     KeyBuf::new().uuid(user).uuid(id).build()
 }
 
-fn target_prefix(target: &Target) -> Vec<u8> {
-    KeyBuf::new()
-        .bytes(&[target.tag()])
-        .str(&target.key())
-        .build()
-}
-
-fn target_key(target: &Target, user: Uuid) -> Vec<u8> {
-    KeyBuf::new()
-        .bytes(&target_prefix(target))
-        .uuid(user)
-        .build()
-}
-
 impl<'a> Subscriptions<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
         Self { store }
     }
 
-    /// Adds a subscription; `Conflict` when the user already follows that target.
+    fn index(&self) -> &SubscriptionIndex {
+        &self.store.indexes().subscriptions
+    }
+
+    /// Adds a subscription; `Conflict` when the user already follows that target. Writer only.
     pub fn add(&self, sub: &Subscription) -> Result<(), StoreError> {
-        let t = self.store.trees();
-        let value = encode(sub)?;
-        let index = target_key(&sub.target, sub.user_id);
-        (&t.subscriptions, &t.target_subscriber).transaction(|(subs, by_target)| {
-            if by_target.get(&index)?.is_some() {
-                return abort(StoreError::Conflict("already subscribed"));
-            }
-            by_target.insert(index.as_slice(), sub.id.as_bytes())?;
-            subs.insert(record_key(sub.user_id, sub.id), value.as_slice())?;
-            Ok(())
-        })?;
-        Ok(())
-    }
-
-    /// Removes one of a user's subscriptions; `NotFound` when it is not theirs or gone.
-    pub fn remove(&self, user: Uuid, id: Uuid) -> Result<Subscription, StoreError> {
-        let t = self.store.trees();
-        let key = record_key(user, id);
-        let removed =
-            (&t.subscriptions, &t.target_subscriber).transaction(|(subs, by_target)| {
-                let Some(raw) = subs.remove(key.as_slice())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let sub: Subscription = match decode(&raw) {
-                    Ok(s) => s,
-                    Err(e) => return abort(e),
-                };
-                by_target.remove(target_key(&sub.target, user))?;
-                Ok(sub)
-            })?;
-        Ok(removed)
-    }
-
-    /// A user's subscriptions, oldest first.
-    pub fn of_user(&self, user: Uuid) -> Result<Vec<Subscription>, StoreError> {
+        let key = target_key(&sub.target);
+        let taken = self
+            .index()
+            .followers
+            .read()
+            .get(&key)
+            .is_some_and(|users| users.contains(&sub.user_id));
+        if taken {
+            return Err(StoreError::Conflict("already subscribed"));
+        }
         self.store
             .trees()
             .subscriptions
-            .scan_prefix(user.as_bytes())
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+            .insert(record_key(sub.user_id, sub.id), encode(sub)?)?;
+        self.index()
+            .followers
+            .write()
+            .entry(key)
+            .or_default()
+            .insert(sub.user_id);
+        let mut list = self.index().by_user.entry(sub.user_id).or_default();
+        let mut next = list.as_ref().clone();
+        next.push(sub.clone());
+        *list = Arc::new(next);
+        Ok(())
+    }
+
+    /// Removes one of a user's subscriptions; `NotFound` when it is not theirs or gone. Writer
+    /// only.
+    pub fn remove(&self, user: Uuid, id: Uuid) -> Result<Subscription, StoreError> {
+        let Some(raw) = self
+            .store
+            .trees()
+            .subscriptions
+            .remove(record_key(user, id))?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let sub: Subscription = decode(&raw)?;
+        self.unindex(&sub);
+        Ok(sub)
+    }
+
+    fn unindex(&self, sub: &Subscription) {
+        let key = target_key(&sub.target);
+        let mut followers = self.index().followers.write();
+        if let Some(users) = followers.get_mut(&key) {
+            users.remove(&sub.user_id);
+            if users.is_empty() {
+                followers.remove(&key);
+            }
+        }
+        drop(followers);
+        if let Some(mut list) = self.index().by_user.get_mut(&sub.user_id) {
+            let next: Vec<Subscription> = list.iter().filter(|s| s.id != sub.id).cloned().collect();
+            *list = Arc::new(next);
+        }
+        self.index()
+            .by_user
+            .remove_if(&sub.user_id, |_, list| list.is_empty());
+    }
+
+    /// A user's subscriptions, oldest first (from memory).
+    pub fn of_user(&self, user: Uuid) -> Result<Arc<Vec<Subscription>>, StoreError> {
+        Ok(self
+            .index()
+            .by_user
+            .get(&user)
+            .map(|l| l.value().clone())
+            .unwrap_or_default())
     }
 
     /// The users following a retailer or category, after `after`, at most `limit`.
@@ -92,36 +153,28 @@ impl<'a> Subscriptions<'a> {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let tree = &self.store.trees().target_subscriber;
-        let prefix = target_prefix(target);
-        let start = match after {
-            Some(u) => KeyBuf::new().bytes(&prefix).uuid(u).bytes(&[0]).build(),
-            None => prefix.clone(),
+        let followers = self.index().followers.read();
+        let Some(users) = followers.get(&target_key(target)) else {
+            return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for kv in tree.range(start..) {
-            let (k, _) = kv?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
-            }
-            if let Some(u) = k.get(prefix.len()..).and_then(uuid_from) {
-                out.push(u);
-            }
-        }
-        Ok(out)
+        let range = match after {
+            Some(u) => users.range((std::ops::Bound::Excluded(u), std::ops::Bound::Unbounded)),
+            None => users.range(..),
+        };
+        Ok(range.take(limit).copied().collect())
     }
 
-    /// Removes every subscription of a user (erasure).
+    /// Removes every subscription of a user (erasure), one batch on the one tree. Writer only.
     pub fn erase_user(&self, user: Uuid) -> Result<usize, StoreError> {
         let subs = self.of_user(user)?;
-        let t = self.store.trees();
-        (&t.subscriptions, &t.target_subscriber).transaction(|(records, by_target)| {
-            for s in &subs {
-                records.remove(record_key(user, s.id))?;
-                by_target.remove(target_key(&s.target, user))?;
-            }
-            Ok(())
-        })?;
+        let mut batch = sled::Batch::default();
+        for s in subs.iter() {
+            batch.remove(record_key(user, s.id));
+        }
+        self.store.trees().subscriptions.apply_batch(batch)?;
+        for s in subs.iter() {
+            self.unindex(s);
+        }
         Ok(subs.len())
     }
 }

@@ -25,9 +25,9 @@ impl Handler<Wake> for DigestShard {
         }
         self.running = true;
         self.again = false;
-        let (store, registry, clock, tzs, dispatcher, index) = (
+        let (store, max, clock, tzs, dispatcher, index) = (
             self.store.clone(),
-            self.registry.clone(),
+            self.max_vouchers,
             self.clock.clone(),
             self.timezones.clone(),
             self.dispatcher.clone(),
@@ -49,7 +49,7 @@ impl Handler<Wake> for DigestShard {
                     .iter()
                     .map(|d| (d.user_id, d.due.period, Some(d.due.at)))
                     .collect();
-                let committed = build_and_commit(&store, &registry, items, now).await?;
+                let committed = build_and_commit(&store, items, now, max).await?;
                 if committed.sent > 0 {
                     dispatcher.notify_one();
                 }

@@ -1,12 +1,13 @@
-//! DigestShard: one per shard of timezones (`[digest] shards`). Each reads the due index of its
-//! own timezones (`digest_due`: timezone ‖ due_at ‖ user), wakes at the earliest entry with one
-//! timer (re-armed when a user change brings an earlier one: [`Wake`]), asks each due user's
-//! SubscriptionManager for the digest, and commits digests, outbox entries and next due times in
-//! one transaction per batch. Then it wakes the DeliveryDispatcher.
+//! DigestShard: one per shard of timezones (`[digest] shards`). Each reads the in-memory due times
+//! of its own timezones, wakes at the earliest with one timer (re-armed when a user change brings
+//! an earlier one: [`Wake`]), selects a due batch from the in-memory subscription and catalogue
+//! indexes in one pass (on a store read thread), and commits it as one writer command (one
+//! record and one outbox marker per digest). Then it wakes the DeliveryDispatcher.
 //!
 //! Exactly once per user and period comes from the store (the digest key), so a restart, a second
-//! run or an admin run racing a shard never sends twice. After a restart the due index is simply
-//! read again; entries that fell due while the process was down are sent at once.
+//! run or an admin run racing a shard never sends twice. After a restart the due times are
+//! rebuilt from the users' settings; a period that fell due while the process was down and has no
+//! digest is sent at once.
 
 mod handlers;
 
@@ -16,21 +17,18 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, SpawnHandle, Supervised};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use futures_util::future::join_all;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::subscriptions::{BuildDigest, Registry};
 use super::supervise::{SupervisedActor, note_restart};
 use crate::clock::SharedClock;
-use crate::domain::digest::Draft;
 use crate::store::Store;
 use crate::store::digests::Committed;
 
 pub use crate::actors::messages::Wake;
 
-/// Users handled per transaction.
-pub const BATCH: usize = 512;
+/// Users handled per writer command.
+pub const BATCH: usize = 2048;
 /// The timer never sleeps longer than this, so a wall-clock jump is noticed.
 pub const MAX_TIMER: Duration = Duration::from_secs(60);
 
@@ -59,7 +57,8 @@ pub struct DigestShard {
     timezones: Arc<Vec<Tz>>,
     store: Store,
     clock: SharedClock,
-    registry: Arc<Registry>,
+    /// Vouchers listed in one digest (`[digest] max_vouchers`).
+    max_vouchers: usize,
     dispatcher: Arc<Notify>,
     running: bool,
     again: bool,
@@ -72,7 +71,7 @@ impl DigestShard {
         shards: u16,
         store: Store,
         clock: SharedClock,
-        registry: Arc<Registry>,
+        max_vouchers: usize,
         dispatcher: Arc<Notify>,
     ) -> Self {
         Self {
@@ -80,7 +79,7 @@ impl DigestShard {
             timezones: Arc::new(timezones_of(index, shards)),
             store,
             clock,
-            registry,
+            max_vouchers,
             dispatcher,
             running: false,
             again: false,
@@ -124,40 +123,28 @@ impl SupervisedActor for DigestShard {
     const NAME: &'static str = "digest_shard";
 }
 
-/// Builds the digests of these `(user, period, due entry)` through their SubscriptionManagers
-/// and commits them in one transaction (durable when this returns).
+/// Builds the digests of these `(user, period, due time)` from the in-memory indexes (one read
+/// hop for the batch) and commits them as one writer command (durable when this returns).
 pub async fn build_and_commit(
     store: &Store,
-    registry: &Registry,
     items: Vec<(Uuid, NaiveDate, Option<DateTime<Utc>>)>,
     now: DateTime<Utc>,
+    max_vouchers: usize,
 ) -> anyhow::Result<Committed> {
-    let built = join_all(items.into_iter().map(|(user, period, due_at)| async move {
-        let msg = || BuildDigest {
-            period,
-            due_at,
-            now,
-        };
-        match registry.get(user).send(msg()).await {
-            // The manager stopped between get() and send(): start a fresh one.
-            Err(actix::MailboxError::Closed) => registry.get(user).send(msg()).await,
-            other => other,
-        }
-    }))
-    .await;
-    let mut drafts: Vec<Draft> = Vec::with_capacity(built.len());
-    for b in built {
-        match b {
-            Ok(Ok(d)) => drafts.push(d),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "building a digest failed; retried at the next wake")
-            }
-            Err(e) => tracing::warn!(error = %e, "a subscription manager did not answer"),
-        }
-    }
-    if drafts.is_empty() {
+    if items.is_empty() {
         return Ok(Committed::default());
     }
+    let drafts = store
+        .run(move |s| {
+            let digests = s.digests();
+            items
+                .iter()
+                .map(|(user, period, due_at)| {
+                    digests.draft(*user, *period, *due_at, now, max_vouchers)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
     let committed = store
         .write(move |s| s.digests().commit(&drafts, now))
         .await?;
@@ -172,9 +159,9 @@ pub async fn build_and_commit(
 /// (one user, or all), ignoring the hour. Returns (sent, skipped).
 pub async fn run_now(
     store: &Store,
-    registry: &Registry,
     dispatcher: &Notify,
     clock: &SharedClock,
+    max_vouchers: usize,
     user: Option<Uuid>,
 ) -> anyhow::Result<Committed> {
     let now = clock.now();
@@ -195,7 +182,7 @@ pub async fn run_now(
                 let mut items = Vec::new();
                 let mut skipped = 0;
                 for (u, sc) in schedules {
-                    match sc.cadence().current_period(now) {
+                    match sc.cadence.current_period(now) {
                         Some(p) if !digests.done(u, p)? => items.push((u, p, None)),
                         _ => skipped += 1,
                     }
@@ -208,7 +195,7 @@ pub async fn run_now(
         };
         total.skipped += skipped;
         if !batch.is_empty() {
-            let c = build_and_commit(store, registry, batch, now).await?;
+            let c = build_and_commit(store, batch, now, max_vouchers).await?;
             total.sent += c.sent;
             total.skipped += c.skipped;
         }

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{ActorFutureExt, AtomicResponse, Handler, Message, ResponseActFuture, WrapFuture};
-use chrono::{DateTime, NaiveDate, Utc};
+use actix::{ActorFutureExt, AtomicResponse, Handler, Message, WrapFuture};
 use uuid::Uuid;
 
 use super::SubscriptionManager;
-use crate::domain::digest::{Draft, Subscription, Target};
+use crate::domain::digest::{Subscription, Target};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +33,6 @@ pub struct Subscribe(pub Target);
 #[rtype(result = "Result<Subscription, ManagerError>")]
 pub struct Unsubscribe(pub Uuid);
 
-/// Build the user's digest for `period` as of `now`: the active vouchers of their retailers and
-/// categories first seen since their previous digest.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Draft, ManagerError>")]
-pub struct BuildDigest {
-    pub period: NaiveDate,
-    /// The due entry this answers; `None` for an admin run or a preview.
-    pub due_at: Option<DateTime<Utc>>,
-    pub now: DateTime<Utc>,
-}
-
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(super) struct Stop;
@@ -53,44 +41,14 @@ impl SubscriptionManager {
     fn touch(&mut self) {
         self.last_used = Instant::now();
     }
-
-    /// Keeps a loaded list unless a change landed while it was loading (it may be stale then).
-    fn cache(&mut self, subs: Arc<Vec<Subscription>>, changes_at_load: u64) {
-        if self.changes == changes_at_load {
-            self.subscriptions = Some(subs);
-        }
-    }
-
-    /// The cached subscriptions, or a future loading them.
-    fn load(
-        &self,
-    ) -> impl std::future::Future<Output = Result<Arc<Vec<Subscription>>, StoreError>> + 'static
-    {
-        let cached = self.subscriptions.clone();
-        let store = self.store.clone();
-        let user = self.user;
-        async move {
-            match cached {
-                Some(s) => Ok(s),
-                None => Ok(Arc::new(
-                    store.run(move |s| s.subscriptions().of_user(user)).await?,
-                )),
-            }
-        }
-    }
 }
 
 impl Handler<ListSubscriptions> for SubscriptionManager {
-    type Result = ResponseActFuture<Self, Result<Arc<Vec<Subscription>>, ManagerError>>;
+    type Result = Result<Arc<Vec<Subscription>>, ManagerError>;
 
     fn handle(&mut self, _: ListSubscriptions, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        let changes = self.changes;
-        Box::pin(self.load().into_actor(self).map(move |loaded, act, _| {
-            let subs = loaded?;
-            act.cache(subs.clone(), changes);
-            Ok(subs)
-        }))
+        Ok(self.store.subscriptions().of_user(self.user)?)
     }
 }
 
@@ -112,14 +70,8 @@ impl Handler<Subscribe> for SubscriptionManager {
         AtomicResponse::new(Box::pin(
             async move { store.write(move |s| s.subscriptions().add(&stored)).await }
                 .into_actor(self)
-                .map(move |written, act, _| {
-                    act.changes += 1;
+                .map(move |written, _, _| {
                     written?;
-                    if let Some(cached) = &act.subscriptions {
-                        let mut next = cached.as_ref().clone();
-                        next.push(sub.clone());
-                        act.subscriptions = Some(Arc::new(next));
-                    }
                     Ok(sub)
                 }),
         ))
@@ -141,55 +93,8 @@ impl Handler<Unsubscribe> for SubscriptionManager {
                     .await
             }
             .into_actor(self)
-            .map(move |removed, act, _| {
-                act.changes += 1;
-                let removed = removed?;
-                if let Some(cached) = &act.subscriptions {
-                    let next = cached.iter().filter(|s| s.id != id).cloned().collect();
-                    act.subscriptions = Some(Arc::new(next));
-                }
-                Ok(removed)
-            }),
+            .map(move |removed, _, _| Ok(removed?)),
         ))
-    }
-}
-
-impl Handler<BuildDigest> for SubscriptionManager {
-    type Result = ResponseActFuture<Self, Result<Draft, ManagerError>>;
-
-    fn handle(&mut self, msg: BuildDigest, _: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let store = self.store.clone();
-        let user = self.user;
-        let max = self.max_vouchers;
-        let load = self.load();
-        let changes = self.changes;
-        Box::pin(
-            async move {
-                let subs = load.await?;
-                let s2 = subs.clone();
-                let (since, selection) = store
-                    .run(move |s| {
-                        let since = s.digests().since(user, msg.now)?;
-                        Ok((since, s.digests().select(&s2, since, msg.now, max)?))
-                    })
-                    .await?;
-                Ok::<_, StoreError>((subs, since, selection))
-            }
-            .into_actor(self)
-            .map(move |built, act, _| {
-                let (subs, since, selection) = built?;
-                act.cache(subs, changes);
-                Ok(Draft {
-                    user_id: user,
-                    period: msg.period,
-                    due_at: msg.due_at,
-                    since,
-                    as_of: msg.now,
-                    selection,
-                })
-            }),
-        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! SubscriptionManager: one actor per active user, started lazily from the [`Registry`] and
-//! stopped after [`IDLE`] without messages. It owns the user's subscriptions (loaded from the
-//! store on first use, kept while it runs, changed only through it, so concurrent changes to one
-//! user are serialised) and builds the user's digest.
+//! stopped after [`IDLE`] without messages. It owns changes to the user's subscriptions (made
+//! only through it, so concurrent changes to one user are serialised); the list itself is the
+//! store's in-memory index, which digests read directly (building digests starts no manager).
 //!
 //! Not supervised: a manager that stopped or died is simply started again, from the store, by the
 //! next [`Registry::get`] (a dead `Addr` in the registry is replaced).
@@ -18,7 +18,6 @@ use dashmap::mapref::entry::Entry;
 use uuid::Uuid;
 
 use crate::clock::SharedClock;
-use crate::domain::digest::Subscription;
 use crate::store::Store;
 
 /// A manager with no message for this long stops (its state is in the store).
@@ -31,24 +30,17 @@ pub struct Registry {
     arbiter: ArbiterHandle,
     store: Store,
     clock: SharedClock,
-    max_vouchers: usize,
     me: Weak<Registry>,
 }
 
 impl Registry {
-    pub fn new(
-        arbiter: ArbiterHandle,
-        store: Store,
-        clock: SharedClock,
-        max_vouchers: usize,
-    ) -> Arc<Self> {
+    pub fn new(arbiter: ArbiterHandle, store: Store, clock: SharedClock) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             managers: DashMap::new(),
             generation: AtomicU64::new(0),
             arbiter,
             store,
             clock,
-            max_vouchers,
             me: me.clone(),
         })
     }
@@ -94,10 +86,7 @@ impl Registry {
             generation,
             store: self.store.clone(),
             clock: self.clock.clone(),
-            max_vouchers: self.max_vouchers,
             registry: self.me.clone(),
-            subscriptions: None,
-            changes: 0,
             last_used: Instant::now(),
         };
         metrics::counter!("voucherd_subscription_managers_started_total").increment(1);
@@ -118,12 +107,7 @@ pub struct SubscriptionManager {
     generation: u64,
     store: Store,
     clock: SharedClock,
-    max_vouchers: usize,
     registry: Weak<Registry>,
-    /// Loaded on first use.
-    subscriptions: Option<Arc<Vec<Subscription>>>,
-    /// Bumped by every change, so a list loaded concurrently with one is not cached.
-    changes: u64,
     last_used: Instant,
 }
 
@@ -146,4 +130,4 @@ impl Actor for SubscriptionManager {
     }
 }
 
-pub use handlers::{BuildDigest, ListSubscriptions, ManagerError, Subscribe, Unsubscribe};
+pub use handlers::{ListSubscriptions, ManagerError, Subscribe, Unsubscribe};
