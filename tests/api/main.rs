@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod digests;
 mod helpers;
+mod migration;
 mod networks;
 mod operations;
 mod restart;
