@@ -44,8 +44,10 @@ pub struct TokenRecord {
     pub role: Option<Role>,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
     #[serde(default)]
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 

@@ -65,9 +65,12 @@ pub struct DeliveryState {
     pub status: DeliveryStatus,
     pub attempts: u32,
     /// When the next attempt may start (for `sending`: when the claim lapses).
+    #[serde(with = "crate::domain::times::micros")]
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    #[serde(with = "crate::domain::times::micros")]
     pub updated_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub sent_at: Option<DateTime<Utc>>,
 }
 

@@ -56,8 +56,8 @@ pub struct Subscription {
     pub v: u32,
     pub id: Uuid,
     pub user_id: Uuid,
-    #[serde(flatten)]
     pub target: Target,
+    #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -102,6 +102,7 @@ pub struct DigestRecord {
     pub user_id: Uuid,
     /// The period's local date (daily: the day; weekly: the configured weekday).
     pub local_date: NaiveDate,
+    #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
     pub voucher_ids: Vec<Uuid>,
     pub more: u64,

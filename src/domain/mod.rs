@@ -7,6 +7,7 @@ pub mod digest;
 pub mod network;
 pub mod notification;
 pub mod schedule;
+pub mod times;
 pub mod user;
 pub mod voucher;
 

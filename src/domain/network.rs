@@ -36,7 +36,9 @@ pub struct PullSummary {
     pub pages: u32,
     /// Whether the pull completed; a failed pull ingests nothing and deletes nothing.
     pub ok: bool,
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -59,12 +61,15 @@ pub struct NetworkRecord {
     pub name: String,
     pub kind: FeedKind,
     pub state: NetworkState,
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub last_pull_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     /// Failed pulls in a row.
     pub failures: u32,
     /// When the next pull is due after a failure (backoff); `None` follows the schedule.
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub retry_at: Option<DateTime<Utc>>,
     pub last_summary: Option<PullSummary>,
 }

@@ -23,9 +23,11 @@ pub struct Notification {
     /// What it is about (a network name, a campaign id).
     pub subject: String,
     pub message: String,
+    #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
     /// Set when the dispatcher has sent it to the admins.
     #[serde(default)]
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub sent_at: Option<DateTime<Utc>>,
 }
 

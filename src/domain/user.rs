@@ -219,7 +219,9 @@ pub struct User {
     #[serde(default)]
     pub digest_frequency: DigestFrequency,
     pub role: Role,
+    #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::times::micros")]
     pub updated_at: DateTime<Utc>,
 }
 

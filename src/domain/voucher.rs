@@ -59,8 +59,10 @@ pub struct Offer {
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub starts_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub ends_at: Option<DateTime<Utc>>,
 }
 
@@ -79,15 +81,17 @@ pub struct Voucher {
     pub v: u32,
     pub id: Uuid,
     pub network: String,
-    #[serde(flatten)]
     pub offer: Offer,
     /// When voucherd first saw it; kept across updates (digests select on it).
+    #[serde(with = "crate::domain::times::micros")]
     pub first_seen_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::times::micros")]
     pub updated_at: DateTime<Utc>,
     /// The phase the catalogue counts it in; moved forward by the sweep as time passes.
     pub phase: Phase,
     /// When the sweep next looks at it (see [`Window::next_change`]).
     #[serde(default)]
+    #[serde(with = "crate::domain::times::micros_opt")]
     pub due_at: Option<DateTime<Utc>>,
 }
 

@@ -21,6 +21,7 @@
 //! [`writer`] thread and returns only once the write is durable.
 
 pub mod backup;
+pub mod codec;
 pub mod deliveries;
 pub mod digests;
 pub mod keys;
@@ -39,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::StoreSettings;
@@ -49,7 +49,7 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: a record does not decode: {0}")]
-    Codec(#[from] serde_json::Error),
+    Codec(String),
     #[error("{0}")]
     Conflict(&'static str),
     #[error("not found")]
@@ -74,13 +74,13 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    Ok(serde_json::to_vec(value)?)
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Codec(e.to_string())
+    }
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    Ok(serde_json::from_slice(bytes)?)
-}
+pub(crate) use codec::{decode, encode};
 
 /// Records of a tree keyed by UUIDv7 ids, after `after` (exclusive), in id order, at most `limit`.
 pub(crate) fn values_after<T: DeserializeOwned>(

@@ -37,6 +37,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "a digest record is its own outbox entry; schedules and followers in memory",
         run: digests_carry_their_delivery,
     },
+    Migration {
+        version: 5,
+        name: "records from JSON to postcard",
+        run: records_to_postcard,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -174,6 +179,107 @@ fn digests_carry_their_delivery(db: &sled::Db, trees: &Trees) -> Result<(), Stor
     ] {
         db.drop_tree(name)?;
     }
+    Ok(())
+}
+
+/// A voucher as the first release stored it (the offer's fields inline).
+#[derive(serde::Deserialize)]
+struct VoucherV1 {
+    v: u32,
+    id: uuid::Uuid,
+    network: String,
+    #[serde(flatten)]
+    offer: crate::domain::voucher::Offer,
+    first_seen_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    phase: crate::domain::voucher::Phase,
+    #[serde(default)]
+    due_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A subscription as the first release stored it (`retailer` or `category` inline).
+#[derive(serde::Deserialize)]
+struct SubscriptionV1 {
+    v: u32,
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    #[serde(flatten)]
+    target: crate::domain::digest::Target,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Records rewritten per batch (bounded memory on a large store; the migration resumes where a
+/// crash left it, since a rewritten record is no longer JSON).
+const REWRITE_BATCH: usize = 10_000;
+
+/// Rewrites every JSON record of `tree` as postcard, through `convert`.
+fn rewrite(
+    tree: &sled::Tree,
+    convert: impl Fn(&[u8]) -> Result<Vec<u8>, StoreError>,
+) -> Result<u64, StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut pending: usize = 0;
+    let mut done: u64 = 0;
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        if !super::codec::is_legacy(&v) {
+            continue;
+        }
+        batch.insert(k, convert(&v)?);
+        pending += 1;
+        if pending == REWRITE_BATCH {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            done += pending as u64;
+            pending = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(done + pending as u64)
+}
+
+fn again<T: serde::Serialize + serde::de::DeserializeOwned>(
+    raw: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    super::encode(&super::decode::<T>(raw)?)
+}
+
+/// Version 5: every record goes from JSON to the postcard codec (a format byte, then postcard,
+/// times as integers); vouchers and subscriptions nest what they kept inline.
+fn records_to_postcard(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::auth::TokenRecord;
+    use crate::domain::digest::{DigestRecord, Subscription};
+    use crate::domain::network::NetworkRecord;
+    use crate::domain::notification::Notification;
+    use crate::domain::user::User;
+    use crate::domain::voucher::Voucher;
+    rewrite(&trees.users, again::<User>)?;
+    rewrite(&trees.tokens, again::<TokenRecord>)?;
+    rewrite(&trees.networks, again::<NetworkRecord>)?;
+    rewrite(&trees.notifications, again::<Notification>)?;
+    rewrite(&trees.digests, again::<DigestRecord>)?;
+    rewrite(&trees.vouchers, |raw| {
+        let old: VoucherV1 = super::decode(raw)?;
+        super::encode(&Voucher {
+            v: old.v,
+            id: old.id,
+            network: old.network,
+            offer: old.offer,
+            first_seen_at: old.first_seen_at,
+            updated_at: old.updated_at,
+            phase: old.phase,
+            due_at: old.due_at,
+        })
+    })?;
+    rewrite(&trees.subscriptions, |raw| {
+        let old: SubscriptionV1 = super::decode(raw)?;
+        super::encode(&Subscription {
+            v: old.v,
+            id: old.id,
+            user_id: old.user_id,
+            target: old.target,
+            created_at: old.created_at,
+        })
+    })?;
     Ok(())
 }
 

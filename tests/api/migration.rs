@@ -36,7 +36,8 @@ async fn a_store_of_the_first_release_opens_migrated_with_everything_it_held() {
     assert_eq!(me["id"], CUSTOMER);
     assert_eq!(me["email"], "Old.Customer@Example.org");
     assert_eq!(me["phone"], "+4915100000001");
-    app.login("old.customer@example.org", "old-password-1").await;
+    app.login("old.customer@example.org", "old-password-1")
+        .await;
     let dup = app
         .register("OLD.customer@example.org", "another-password", "UTC")
         .await;
@@ -44,7 +45,11 @@ async fn a_store_of_the_first_release_opens_migrated_with_everything_it_held() {
     let networks = app
         .call(Method::GET, "/api/v1/networks", Some(API_KEY), None)
         .await;
-    assert_eq!(networks.status(), StatusCode::OK, "the manager API key works");
+    assert_eq!(
+        networks.status(),
+        StatusCode::OK,
+        "the manager API key works"
+    );
     assert_eq!(app.all_users().await.len(), 2);
 
     // The catalogue with its names and counts.

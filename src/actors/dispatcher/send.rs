@@ -47,10 +47,14 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;
             };
-            // The per-channel rate cap: one start per interval.
-            let slot = next_slot.max(Instant::now());
+            // The per-channel rate cap: one start per interval. Sleep only when ahead of it: a
+            // timer rounds up to the next millisecond, which alone would cap sends at ~1,000/s.
+            let now = Instant::now();
+            let slot = next_slot.max(now);
             next_slot = slot + interval;
-            tokio::time::sleep_until(slot.into()).await;
+            if slot > now {
+                tokio::time::sleep_until(slot.into()).await;
+            }
             let out = out.clone();
             actix::spawn(async move {
                 deliver(&out, d).await;
