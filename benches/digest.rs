@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use lettre::Message;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use voucherd::actors::digest::{DigestShard, timezones_of};
-use voucherd::actors::dispatcher::{DeliveryDispatcher, Outbound};
+use voucherd::actors::dispatcher::{DeliveryDispatcher, Outbound, SendRuntime};
 use voucherd::actors::supervise;
 use voucherd::clock::ManualClock;
 use voucherd::config::{EmailTransportKind, Settings, StoreSettings};
@@ -276,7 +276,8 @@ fn main() {
         );
         let started = Instant::now();
         let w = wake.clone();
-        let _dispatcher = supervise::start(&handle, move |_| DeliveryDispatcher::new(outbound, w));
+        let sends = SendRuntime::new().unwrap();
+        let _dispatcher = supervise::start(&handle, move |_| DeliveryDispatcher::new(outbound, w, sends));
         loop {
             let open = store.run(|s| s.deliveries().next_due()).await.unwrap();
             if open.is_none() {

@@ -71,8 +71,9 @@ impl Actors {
             deps.signer.clone(),
         )?);
         let wake = outbox_wake.clone();
+        let sends = dispatcher::SendRuntime::new()?;
         let dispatcher = supervise::start(&handle, move |_| {
-            dispatcher::DeliveryDispatcher::new(outbound, wake)
+            dispatcher::DeliveryDispatcher::new(outbound, wake, sends)
         });
         let registry =
             subscriptions::Registry::new(handle.clone(), deps.store.clone(), deps.clock.clone());

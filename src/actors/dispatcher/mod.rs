@@ -92,14 +92,47 @@ impl Outbound {
     }
 }
 
+/// The runtime sends run on: two worker threads beside the actors' one, so one message's
+/// rendering or SMTP round trip does not hold up the others. Shut down (in-flight sends
+/// abandoned: their leases lapse and they are sent again) when the dispatcher goes.
+pub struct SendRuntime(Option<tokio::runtime::Runtime>);
+
+impl SendRuntime {
+    pub fn new() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("voucherd-send")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+}
+
+impl Drop for SendRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub struct DeliveryDispatcher {
     outbound: Arc<Outbound>,
     wake: Arc<Notify>,
+    sends: SendRuntime,
 }
 
 impl DeliveryDispatcher {
-    pub fn new(outbound: Arc<Outbound>, wake: Arc<Notify>) -> Self {
-        Self { outbound, wake }
+    pub fn new(outbound: Arc<Outbound>, wake: Arc<Notify>, sends: SendRuntime) -> Self {
+        Self {
+            outbound,
+            wake,
+            sends,
+        }
     }
 }
 
@@ -109,7 +142,12 @@ impl Actor for DeliveryDispatcher {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let outbound = self.outbound.clone();
         let wake = self.wake.clone();
-        ctx.spawn(send::run(outbound, wake).into_actor(self));
+        match self.sends.handle() {
+            Some(sends) => {
+                ctx.spawn(send::run(outbound, wake, sends).into_actor(self));
+            }
+            None => tracing::error!("the delivery runtime is gone; nothing is sent"),
+        }
     }
 }
 

@@ -1,4 +1,8 @@
 //! The dispatcher's loop and one send.
+//!
+//! The loop claims a batch, reads what every claimed message needs in one store hop, and hands
+//! each to the delivery runtime (its own worker threads, so rendering and SMTP round trips do not
+//! queue behind each other on the actors' one thread).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,11 +13,61 @@ use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
 use crate::delivery::render::{VoucherLine, digest_email};
 use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
+use crate::domain::digest::DigestRecord;
 use crate::domain::notification::{Notification, NotificationKind};
+use crate::domain::user::User;
+use crate::domain::voucher::Voucher;
 use crate::store::deliveries::Attempt;
+use crate::store::{Store, StoreError};
 
-/// Claims and sends until the actor stops (dropping this future).
-pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
+/// How far ahead of the rate cap's schedule a start may run before the loop sleeps.
+const RATE_SLACK: Duration = Duration::from_millis(1);
+
+/// What sending one delivery needs from the store.
+enum Loaded {
+    Digest {
+        user: User,
+        digest: DigestRecord,
+        vouchers: Vec<Voucher>,
+    },
+}
+
+/// Reads what `d` needs; a permanent failure when its user or digest is gone.
+fn load(s: &Store, d: &Delivery) -> Result<Result<Loaded, SendError>, StoreError> {
+    let gone = || {
+        Ok(Err(SendError::permanent(
+            "the user or the digest no longer exists",
+        )))
+    };
+    match &d.payload {
+        Payload::Digest {
+            user_id,
+            local_date,
+            ..
+        } => {
+            let Some(user) = s.users().get(*user_id)? else {
+                return gone();
+            };
+            let Some(digest) = s.digests().get(user.id, *local_date)? else {
+                return gone();
+            };
+            let mut vouchers = Vec::with_capacity(digest.voucher_ids.len());
+            for id in &digest.voucher_ids {
+                if let Some(v) = s.vouchers().get(*id)? {
+                    vouchers.push(v);
+                }
+            }
+            Ok(Ok(Loaded::Digest {
+                user,
+                digest,
+                vouchers,
+            }))
+        }
+    }
+}
+
+/// Claims and sends until the actor stops (dropping this future). Sends run on `sends`.
+pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::Handle) {
     let now = out.clock.now();
     match out.store.write(move |s| s.deliveries().resume(now)).await {
         Ok(0) => {}
@@ -43,21 +97,48 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
             }
         };
         let full = claimed.len() == limit;
-        for d in claimed {
+        // Everything the batch needs, in one store hop.
+        let loaded = if claimed.is_empty() {
+            Vec::new()
+        } else {
+            let read = out
+                .store
+                .run(move |s| {
+                    claimed
+                        .into_iter()
+                        .map(|d| {
+                            let l = load(s, &d)
+                                .unwrap_or_else(|e| Err(SendError::transient(e.to_string())));
+                            Ok((d, l))
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+                .await;
+            match read {
+                Ok(l) => l,
+                Err(e) => {
+                    // The claims lapse and are retried after their lease.
+                    tracing::error!(error = %e, "outbox: reading claimed deliveries failed");
+                    Vec::new()
+                }
+            }
+        };
+        for (d, l) in loaded {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;
             };
-            // The per-channel rate cap: one start per interval. Sleep only when ahead of it: a
-            // timer rounds up to the next millisecond, which alone would cap sends at ~1,000/s.
+            // The per-channel rate cap: one start per interval on average. Sleep only when more
+            // than a millisecond ahead of it: a timer rounds up to the next millisecond, so a
+            // sleep for less would cap sends at ~1,000/s whatever the configured rate.
             let now = Instant::now();
             let slot = next_slot.max(now);
             next_slot = slot + interval;
-            if slot > now {
+            if slot > now + RATE_SLACK {
                 tokio::time::sleep_until(slot.into()).await;
             }
             let out = out.clone();
-            actix::spawn(async move {
-                deliver(&out, d).await;
+            sends.spawn(async move {
+                deliver(&out, d, l).await;
                 drop(permit);
             });
         }
@@ -81,7 +162,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>) {
 /// Sends one claimed delivery and settles it. A claim whose lease is about to lapse (it waited
 /// for the rate cap) is not started: after the lease another attempt may claim it, and two sends
 /// of one message are worse than a later one.
-async fn deliver(out: &Outbound, d: Delivery) {
+async fn deliver(out: &Outbound, d: Delivery, loaded: Result<Loaded, SendError>) {
     let channel = d.channel.as_str();
     let margin = chrono::Duration::from_std(out.send_timeout + LEASE_MARGIN)
         .unwrap_or_else(|_| chrono::Duration::minutes(1));
@@ -91,7 +172,10 @@ async fn deliver(out: &Outbound, d: Delivery) {
             .increment(1);
         return;
     }
-    let sent = send(out, &d).await;
+    let sent = match loaded {
+        Ok(l) => send(out, &d, l).await,
+        Err(e) => Err(e),
+    };
     let now = out.clock.now();
     let attempt = match &sent {
         Ok(()) => Attempt::Sent,
@@ -167,38 +251,13 @@ async fn alert(out: &Outbound, d: &Delivery) {
 }
 
 /// Renders and sends one delivery.
-async fn send(out: &Outbound, d: &Delivery) -> Result<(), SendError> {
-    match &d.payload {
-        Payload::Digest {
-            user_id,
-            local_date,
-            ..
+async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendError> {
+    match loaded {
+        Loaded::Digest {
+            user,
+            digest,
+            vouchers,
         } => {
-            let (user, local_date) = (*user_id, *local_date);
-            let loaded = out
-                .store
-                .run(move |s| {
-                    let Some(user) = s.users().get(user)? else {
-                        return Ok(None);
-                    };
-                    let Some(digest) = s.digests().get(user.id, local_date)? else {
-                        return Ok(None);
-                    };
-                    let mut vouchers = Vec::with_capacity(digest.voucher_ids.len());
-                    for id in &digest.voucher_ids {
-                        if let Some(v) = s.vouchers().get(*id)? {
-                            vouchers.push(v);
-                        }
-                    }
-                    Ok(Some((user, digest, vouchers)))
-                })
-                .await
-                .map_err(|e| SendError::transient(e.to_string()))?;
-            let Some((user, digest, vouchers)) = loaded else {
-                return Err(SendError::permanent(
-                    "the user or the digest no longer exists",
-                ));
-            };
             let lines: Vec<VoucherLine> =
                 vouchers.iter().map(|v| VoucherLine::of(v, &user)).collect();
             let unsubscribe = format!(
