@@ -1,5 +1,5 @@
 //! Digest throughput: `cargo bench --bench digest` (sizes: `BENCH_USERS`, default 100000;
-//! `BENCH_POOL`, SMTP connections, default 8).
+//! `BENCH_POOL`, SMTP connections, default 16).
 //!
 //! Setup (not timed): 10,000 vouchers (1,000 retailers, 100 categories), users over 50
 //! timezones, each daily at 08:00 local and subscribed to 3 retailers and 1 category; schedules
@@ -16,6 +16,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+
+/// The allocator the binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::peak_rss_mb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,7 +199,7 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
 
 fn main() {
     let users = env("BENCH_USERS", 100_000);
-    let pool = env("BENCH_POOL", 8);
+    let pool = env("BENCH_POOL", 16);
     let dir = tempfile::tempdir().unwrap();
     let store_settings = StoreSettings {
         path: dir.path().join("data"),

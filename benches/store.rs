@@ -10,6 +10,10 @@
 //!
 //! Run: `cargo bench --bench store` (add `-- --quick` for a fast look).
 
+/// The allocator the binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

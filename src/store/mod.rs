@@ -13,6 +13,7 @@
 //! - `feed_staging` network ‖ 0xff ‖ seq(8) → Offer (JSON): pages of a pull in progress
 //! - `notifications` NotificationId(16) → Notification (JSON): admin alerts
 //! - `subscriptions`, `target_subscriber`: see [`subscriptions`]
+//! - `pull_journal`: how to undo the pages of a pull in progress, see [`vouchers`]
 //! - `digest_schedule`, `digest_due`, `digests`: see [`digests`]
 //! - `deliveries`, `outbox`: the durable outbox, see [`deliveries`]
 //!
@@ -131,6 +132,7 @@ pub(crate) struct Trees {
     pub notifications: sled::Tree,
     pub subscriptions: sled::Tree,
     pub digests: sled::Tree,
+    pub pull_journal: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -173,6 +175,7 @@ pub const TREE_NAMES: &[&str] = &[
     "notifications",
     "subscriptions",
     "digests",
+    "pull_journal",
 ];
 
 impl Trees {
@@ -186,6 +189,7 @@ impl Trees {
             notifications: db.open_tree("notifications")?,
             subscriptions: db.open_tree("subscriptions")?,
             digests: db.open_tree("digests")?,
+            pull_journal: db.open_tree("pull_journal")?,
         })
     }
 }

@@ -16,9 +16,15 @@
 //!
 //! So a new or changed voucher is one key written, an unchanged one none. The memory this costs is
 //! bounded by the catalogue itself (a few hundred bytes a voucher), which retention bounds.
-//! A batch of offers (a whole pull) is written with one `apply_batch` on the one tree: atomic, so
-//! a crash never leaves half a pull applied. Listings run newest first over one index and read at
-//! most [`SCAN_BUDGET`] entries per request; a page that ran out of budget still returns a cursor.
+//!
+//! A pull is applied page by page ([`Vouchers::upsert_page`]), so memory holds one page whatever
+//! the feed's length, and stays all or nothing through the pull journal (tree `pull_journal`:
+//! network ‖ 0xff ‖ seq(8) → the ids a page inserted and the records it replaced). Each page
+//! writes its journal entry before its vouchers (sled recovers a prefix of its log, so a page on
+//! disk has its entry on disk); [`Vouchers::finish_pull`] drops the journal, and a pull that
+//! fails, or that a crash interrupted (found when the store opens), is rolled back from it.
+//! Listings run newest first over one index and read at most [`SCAN_BUDGET`] entries per
+//! request; a page that ran out of budget still returns a cursor.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -27,7 +33,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::keys::{KeyBuf, uuid_floor};
+use super::keys::{KeyBuf, KeyReader, uuid_floor};
 use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::voucher::{Offer, Phase, Voucher, Window, name_key};
 
@@ -225,13 +231,55 @@ impl Catalogue {
     }
 }
 
+/// What one applied page of a pull changed, so the pull can be undone (tree `pull_journal`).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    inserted: Vec<Uuid>,
+    replaced: Vec<Voucher>,
+}
+
+fn journal_key(network: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::new().str(network).u64(seq).build()
+}
+
+/// Undoes journal entries (newest first) on the trees themselves: the pulls a crash interrupted
+/// (at open, before the index is built). Returns the networks rolled back.
+fn roll_back_journal(trees: &Trees) -> Result<Vec<String>, StoreError> {
+    let mut networks = Vec::new();
+    let entries: Vec<(sled::IVec, sled::IVec)> =
+        trees.pull_journal.iter().rev().collect::<Result<_, _>>()?;
+    for (k, v) in entries {
+        let entry: JournalEntry = decode(&v)?;
+        let mut batch = sled::Batch::default();
+        for id in &entry.inserted {
+            batch.remove(id.as_bytes());
+        }
+        for old in &entry.replaced {
+            batch.insert(old.id.as_bytes(), encode(old)?);
+        }
+        trees.vouchers.apply_batch(batch)?;
+        trees.pull_journal.remove(&k)?;
+        if let Some(n) = KeyReader::new(&k).str().map(str::to_owned)
+            && !networks.contains(&n)
+        {
+            networks.push(n);
+        }
+    }
+    Ok(networks)
+}
+
 /// The catalogue's in-memory indexes (see the module comment).
 #[derive(Default)]
 pub(crate) struct CatalogueIndex(RwLock<Catalogue>);
 
 impl CatalogueIndex {
-    /// Reads every voucher once, in id (first-seen) order (at open).
+    /// Rolls back pulls a crash interrupted, then reads every voucher once, in id (first-seen)
+    /// order (at open).
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let undone = roll_back_journal(trees)?;
+        if !undone.is_empty() {
+            tracing::warn!(networks = ?undone, "pulls interrupted by a stop were rolled back");
+        }
         let mut cat = Catalogue::default();
         for kv in trees.vouchers.iter() {
             let (_, raw) = kv?;
@@ -262,9 +310,37 @@ impl<'a> Vouchers<'a> {
     }
 
     /// Writes `changes` and `removed` with one atomic batch on `vouchers`, then moves the indexes.
-    fn apply(&self, changes: Vec<Change>, removed: Vec<Voucher>) -> Result<(), StoreError> {
+    /// With `journal`, first records in the pull journal of that network how to undo the batch.
+    fn apply(
+        &self,
+        changes: Vec<Change>,
+        removed: Vec<Voucher>,
+        journal: Option<&str>,
+    ) -> Result<(), StoreError> {
         if changes.is_empty() && removed.is_empty() {
             return Ok(());
+        }
+        if let Some(network) = journal {
+            let entry = JournalEntry {
+                inserted: changes
+                    .iter()
+                    .filter(|c| c.old.is_none())
+                    .map(|c| c.new.id)
+                    .collect(),
+                replaced: changes.iter().filter_map(|c| c.old.clone()).collect(),
+            };
+            let tree = &self.store.trees().pull_journal;
+            let prefix = KeyBuf::new().str(network).build();
+            let seq = match tree.scan_prefix(&prefix).keys().next_back() {
+                Some(k) => {
+                    let k = k?;
+                    let mut r = KeyReader::new(&k);
+                    r.str();
+                    r.u64().map_or(0, |n| n + 1)
+                }
+                None => 0,
+            };
+            tree.insert(journal_key(network, seq), encode(&entry)?)?;
         }
         let mut batch = sled::Batch::default();
         for c in &changes {
@@ -289,6 +365,61 @@ impl<'a> Vouchers<'a> {
         Ok(())
     }
 
+    /// Applies one page of a pull of `network` (see [`Vouchers::upsert`] for what changes), with
+    /// its journal entry: the pull ends with [`Vouchers::finish_pull`] or
+    /// [`Vouchers::abort_pull`]. Writer only.
+    pub fn upsert_page(
+        &self,
+        network: &str,
+        offers: &[Offer],
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<Upserted, StoreError> {
+        self.upsert_with(network, offers, now, retention, Some(network))
+    }
+
+    /// The pull of `network` is complete: its journal goes (one batch). Writer only; durable
+    /// through `Store::write`, which makes every page before it durable too.
+    pub fn finish_pull(&self, network: &str) -> Result<(), StoreError> {
+        let tree = &self.store.trees().pull_journal;
+        let mut batch = sled::Batch::default();
+        for k in tree.scan_prefix(KeyBuf::new().str(network).build()).keys() {
+            batch.remove(k?);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Undoes every page applied by the current pull of `network`, newest first: the ids it
+    /// inserted go, the records it replaced come back. Returns how many pages it undid. Writer
+    /// only.
+    pub fn abort_pull(&self, network: &str) -> Result<usize, StoreError> {
+        let tree = &self.store.trees().pull_journal;
+        let entries: Vec<(sled::IVec, sled::IVec)> = tree
+            .scan_prefix(KeyBuf::new().str(network).build())
+            .rev()
+            .collect::<Result<_, _>>()?;
+        for (k, v) in &entries {
+            let entry: JournalEntry = decode(v)?;
+            let mut removed = Vec::with_capacity(entry.inserted.len());
+            for id in &entry.inserted {
+                if let Some(v) = self.get(*id)? {
+                    removed.push(v);
+                }
+            }
+            let mut changes = Vec::with_capacity(entry.replaced.len());
+            for old in entry.replaced {
+                changes.push(Change {
+                    old: self.get(old.id)?,
+                    new: old,
+                });
+            }
+            self.apply(changes, removed, None)?;
+            tree.remove(k)?;
+        }
+        Ok(entries.len())
+    }
+
     /// Inserts new offers of `network`, updates changed ones, leaves equal ones alone (no write),
     /// all in one atomic batch. `first_seen_at` of a known voucher is kept. An offer listed twice
     /// counts once, as its last listing says. Writer only.
@@ -298,6 +429,17 @@ impl<'a> Vouchers<'a> {
         offers: &[Offer],
         now: DateTime<Utc>,
         retention: chrono::Duration,
+    ) -> Result<Upserted, StoreError> {
+        self.upsert_with(network, offers, now, retention, None)
+    }
+
+    fn upsert_with(
+        &self,
+        network: &str,
+        offers: &[Offer],
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+        journal: Option<&str>,
     ) -> Result<Upserted, StoreError> {
         let mut done = Upserted::default();
         let mut changes: Vec<Change> = Vec::new();
@@ -326,7 +468,7 @@ impl<'a> Vouchers<'a> {
                     None => {
                         // The first listing was unchanged; this one may not be.
                         if known.is_some_and(|(_, h)| h != hash) {
-                            return self.upsert_slow(network, offers, now, retention);
+                            return self.upsert_slow(network, offers, now, retention, journal);
                         }
                     }
                 }
@@ -375,7 +517,7 @@ impl<'a> Vouchers<'a> {
                 }
             }
         }
-        self.apply(changes, Vec::new())?;
+        self.apply(changes, Vec::new(), journal)?;
         Ok(done)
     }
 
@@ -387,10 +529,17 @@ impl<'a> Vouchers<'a> {
         offers: &[Offer],
         now: DateTime<Utc>,
         retention: chrono::Duration,
+        journal: Option<&str>,
     ) -> Result<Upserted, StoreError> {
         let mut done = Upserted::default();
         for offer in offers {
-            done += self.upsert(network, std::slice::from_ref(offer), now, retention)?;
+            done += self.upsert_with(
+                network,
+                std::slice::from_ref(offer),
+                now,
+                retention,
+                journal,
+            )?;
         }
         Ok(done)
     }
@@ -432,7 +581,7 @@ impl<'a> Vouchers<'a> {
                 new,
             });
         }
-        self.apply(changes, removed)?;
+        self.apply(changes, removed, None)?;
         Ok(due.len())
     }
 

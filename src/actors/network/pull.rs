@@ -1,10 +1,11 @@
 //! One pull of one network: fetch every page, parse it off the async threads, and upsert.
 //!
-//! Every page's offers are held in memory until the last page has arrived, then applied as one
-//! writer command (one atomic batch on the store): a pull that fails half-way (HTTP error,
-//! timeout, malformed page, a fault, more pages or bytes than `catalogue.max_pages` /
-//! `max_pull_mb` allow) has ingested nothing and deleted nothing, and a crash never leaves half a
-//! pull applied. Offers already stored unchanged cost no write.
+//! Each page is applied as soon as it is parsed (one writer command, with its entry in the pull
+//! journal), so memory holds one page whatever the feed's length. A pull that fails half-way
+//! (HTTP error, timeout, malformed page, a fault, more pages or bytes than `catalogue.max_pages`
+//! / `max_pull_mb` allow) is rolled back from the journal: it has ingested nothing and deleted
+//! nothing; a crash in the middle is rolled back when the store opens. The pull is acknowledged
+//! by one durable write that drops its journal. Offers already stored unchanged cost no write.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,9 +59,24 @@ impl Puller {
             ..PullSummary::default()
         };
         let name = network.name.clone();
-        let result = self.pull_pages(network, &mut summary).await;
-        if let Err(e) = &result {
-            tracing::debug!(network = %name, error = %e, "pull failed; nothing ingested");
+        let mut result = self.pull_pages(network, &mut summary).await;
+        let n = name.clone();
+        let ended = match &result {
+            Ok(()) => {
+                self.store
+                    .write(move |s| s.vouchers().finish_pull(&n))
+                    .await
+            }
+            Err(_) => {
+                self.store
+                    .write(move |s| s.vouchers().abort_pull(&n).map(|_| ()))
+                    .await
+            }
+        };
+        if let Err(e) = ended {
+            // The journal stays: the next pull (or the next start) rolls this one back.
+            tracing::error!(network = %name, error = %e, "ending a pull failed");
+            result = Err(format!("storing vouchers: {e}"));
         }
         summary.finished_at = Some(self.clock.now());
         match result {
@@ -88,12 +104,19 @@ impl Puller {
         let is_file = network.file_path().is_some();
         let timeout = Duration::from_secs(network.timeout_s);
         let name = network.name.clone();
+        {
+            // A journal left by a pull whose ending failed: undo it before anything else.
+            let n = name.clone();
+            self.store
+                .write_unflushed(move |s| s.vouchers().abort_pull(&n))
+                .await
+                .map_err(|e| format!("storing vouchers: {e}"))?;
+        }
         let mut page_ref = PageRef::Number(1);
         let mut ctx = PageCtx {
             number: 1,
             rows_before: 0,
         };
-        let mut offers: Vec<Offer> = Vec::new();
         let mut bytes_read = 0usize;
         loop {
             let request = feeds::request(&source, &page_ref);
@@ -118,9 +141,9 @@ impl Puller {
                 summary.reject(e);
             }
             let next = if is_file { None } else { page.next.clone() };
-            let count = page.offers.len() as u64;
-            ctx.rows_before += page.rejected.len() as u64 + count;
-            offers.extend(page.offers);
+            ctx.rows_before += page.rejected.len() as u64 + page.offers.len() as u64;
+            let done = self.upsert_page(&name, page.offers).await?;
+            add(summary, done);
             match next {
                 None => break,
                 Some(next) => {
@@ -138,17 +161,16 @@ impl Puller {
                 }
             }
         }
-        // Every page arrived: apply the whole pull at once.
-        let done = self.upsert(&name, offers).await?;
-        add(summary, done);
         Ok(())
     }
 
-    async fn upsert(&self, network: &str, offers: Vec<Offer>) -> Result<Upserted, String> {
+    /// One page through the writer, not waiting for the disk: the pull's ending is the
+    /// durable write that acknowledges it.
+    async fn upsert_page(&self, network: &str, offers: Vec<Offer>) -> Result<Upserted, String> {
         let network = network.to_owned();
         let (now, retention) = (self.clock.now(), self.retention);
         self.store
-            .write(move |s| s.vouchers().upsert(&network, &offers, now, retention))
+            .write_unflushed(move |s| s.vouchers().upsert_page(&network, &offers, now, retention))
             .await
             .map_err(|e| format!("storing vouchers: {e}"))
     }
