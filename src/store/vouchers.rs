@@ -924,4 +924,73 @@ mod tests {
             .collect();
         assert_eq!(counts, [("Other", 1), ("Shop", 0)]);
     }
+
+    #[test]
+    fn a_pull_cut_short_by_a_crash_is_rolled_back_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings {
+            path: dir.path().join("db"),
+            cache_capacity_mb: 8,
+            fsync: false,
+            writer_queue: 65_536,
+        };
+        let retention = chrono::Duration::days(7);
+        let now = t("2026-11-01T00:00:00Z");
+        let kept = offer(
+            "kept",
+            "Shop",
+            "2026-10-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        );
+        {
+            let store = Store::open(&settings).unwrap();
+            store
+                .vouchers()
+                .upsert("n", std::slice::from_ref(&kept), now, retention)
+                .unwrap();
+            // A pull: page 1 changes the stored voucher, page 2 adds one; then the process dies
+            // before the pull's end (the pages are flushed, as sled may do at any moment).
+            let mut changed = kept.clone();
+            changed.title = "changed".into();
+            let added = offer(
+                "added",
+                "Other",
+                "2026-10-01T00:00:00Z",
+                "2026-12-01T00:00:00Z",
+            );
+            let v = store.vouchers();
+            assert_eq!(
+                v.upsert_page("n", &[changed], now, retention)
+                    .unwrap()
+                    .updated,
+                1
+            );
+            assert_eq!(
+                v.upsert_page("n", &[added], now, retention)
+                    .unwrap()
+                    .inserted,
+                1
+            );
+            assert_eq!(v.count().unwrap(), 2);
+            store.flush_now().unwrap();
+        }
+        let store = Store::open(&settings).unwrap();
+        let v = store.vouchers();
+        assert_eq!(v.count().unwrap(), 1, "the added voucher is gone");
+        assert_eq!(v.id_of("n", "added").unwrap(), None);
+        let id = v.id_of("n", "kept").unwrap().unwrap();
+        assert_eq!(
+            v.get(id).unwrap().unwrap().offer,
+            kept,
+            "the change is undone"
+        );
+        assert!(store.trees().pull_journal.is_empty());
+        let names: Vec<String> = v
+            .names(Named::Retailer, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["Shop"]);
+    }
 }

@@ -211,6 +211,102 @@ async fn a_rakuten_fault_on_a_later_page_ingests_nothing_and_deletes_nothing() {
     assert_eq!(state["vouchers_active"], 3, "all three are active today");
 }
 
+/// A paging feed of three awin pages (two vouchers each but the last), as a mock server.
+async fn three_awin_pages(title_prefix: &str) -> MockServer {
+    let server = MockServer::start().await;
+    for page in 1..=3u32 {
+        let rows: Vec<(u32, &str, Option<&str>)> = (page * 2 - 1..=(page * 2).min(5))
+            .map(|id| (id, "Northwind", None))
+            .collect();
+        let mut body = awin_page(page, 5, &rows);
+        for row in body["data"].as_array_mut().unwrap() {
+            row["title"] = json!(format!("{title_prefix} {}", row["promotionId"]));
+        }
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"pagination": {"page": page}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+#[actix_web::test]
+async fn a_pull_over_its_page_or_byte_bounds_is_refused_and_changes_nothing() {
+    let server = three_awin_pages("first").await;
+    let awin = network("awin", FeedKind::Awin, &format!("{}/p", server.uri()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.networks = vec![awin];
+    let app = spawn_with(settings, dir).await;
+    app.await_first_pulls().await;
+    let before = app.all_vouchers("network=awin&active=false", 50).await;
+    assert_eq!(before.len(), 5);
+
+    // Pages 1 and 2 change (and would be applied as they arrive) but the feed has a third page
+    // past the bound: the pull fails, and nothing it read stays.
+    let dir = app.stop().await;
+    server.reset().await;
+    let server = three_awin_pages("second").await;
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.catalogue.max_pages = 2;
+    settings.networks = vec![network(
+        "awin",
+        FeedKind::Awin,
+        &format!("{}/p", server.uri()),
+    )];
+    let app = spawn_with(settings, dir).await;
+    let answer = app.pull("awin").await;
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("catalogue.max_pages (2)"),
+        "{answer}"
+    );
+    assert_eq!(answer["inserted"], 0);
+    assert_eq!(answer["updated"], 0);
+    let after = app.all_vouchers("network=awin&active=false", 50).await;
+    assert_eq!(after, before, "a refused pull changes nothing");
+
+    // The byte bound: a 1 MiB pull limit and pages of ~0.6 MiB each.
+    let dir = app.stop().await;
+    let big = MockServer::start().await;
+    for page in 1..=2u32 {
+        let mut body = awin_page(
+            page,
+            4,
+            &[
+                (page * 10, "Contoso", None),
+                (page * 10 + 1, "Contoso", None),
+            ],
+        );
+        body["data"][0]["description"] = json!("x".repeat(600 * 1024));
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"pagination": {"page": page}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&big)
+            .await;
+    }
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.catalogue.max_pull_mb = 1;
+    settings.catalogue.max_response_mb = 1;
+    settings.networks = vec![network("awin", FeedKind::Awin, &format!("{}/p", big.uri()))];
+    let app = spawn_with(settings, dir).await;
+    let answer = app.pull("awin").await;
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("catalogue.max_pull_mb"),
+        "{answer}"
+    );
+    let after = app.all_vouchers("network=awin&active=false", 50).await;
+    assert_eq!(after, before, "nothing of the first page stays either");
+}
+
 #[actix_web::test]
 async fn impact_follows_the_relative_next_page_with_basic_auth_and_flags_patterns() {
     let server = MockServer::start().await;
