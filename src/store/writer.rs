@@ -202,3 +202,45 @@ impl Drop for Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+
+    #[actix_web::test]
+    async fn a_full_queue_answers_overloaded_and_a_panicking_command_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 8,
+            fsync: false,
+            writer_queue: 1,
+        })
+        .unwrap();
+        // The writer is busy for longer than a caller waits for room; one command fits the queue.
+        let busy = store.write(|_| {
+            std::thread::sleep(FULL_WAIT + Duration::from_secs(1));
+            Ok(1)
+        });
+        let queued = store.write(|_| Ok(2));
+        let refused = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            store.write(|_| Ok(3)).await
+        };
+        let (busy, queued, refused) = tokio::join!(busy, queued, refused);
+        assert_eq!(busy.unwrap(), 1);
+        assert_eq!(queued.unwrap(), 2);
+        assert!(
+            matches!(refused, Err(StoreError::Overloaded)),
+            "{refused:?}"
+        );
+
+        #[allow(clippy::panic)]
+        let panicked = store
+            .write(|_| -> Result<(), StoreError> { panic!("a bug") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Closed)));
+        assert_eq!(store.write(|_| Ok(4)).await.unwrap(), 4);
+    }
+}

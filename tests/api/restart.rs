@@ -94,6 +94,15 @@ async fn the_binary_stops_gracefully_on_sigterm_and_exports_and_imports() {
     let backup = dir.path().join("backup.jsonl");
     let (ok, stderr) = store_command(&store, "export", &backup);
     assert!(ok, "{stderr}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the backup is readable by its owner only"
+        );
+    }
     let restored = dir.path().join("restored");
     let (ok, stderr) = store_command(&restored, "import", &backup);
     assert!(ok, "{stderr}");
@@ -111,6 +120,14 @@ async fn the_binary_stops_gracefully_on_sigterm_and_exports_and_imports() {
     let empty = dir.path().join("empty");
     let (ok, stderr) = store_command(&empty, "import", &truncated);
     assert!(!ok && stderr.contains("truncated"), "{stderr}");
+    // Nothing half-written is left: no store, no staging directory beside it.
+    assert!(!empty.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".import-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let (child, base) = serve(&restored);
     assert_eq!(login_status(&base, "kept@x.io").await, StatusCode::CREATED);
