@@ -210,6 +210,72 @@ pub struct EmailSettings {
     pub templates_dir: String,
 }
 
+/// How an SMTP connection is secured, from the URL's scheme and `tls` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    Plain,
+    /// `?tls=opportunistic`: STARTTLS when offered.
+    StartTlsOpportunistic,
+    /// `?tls=required`: STARTTLS or fail.
+    StartTlsRequired,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+/// `delivery.email.smtp_url` read: `smtp://host[:port]`, `smtp://…?tls=required|opportunistic`,
+/// `smtps://…`, optional `user:pass@` (percent-encoded) and an EHLO name as the path. Default
+/// ports: 25, 587 with `tls`, 465 for `smtps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// (user, password)
+    pub credentials: Option<(String, String)>,
+    pub hello_name: Option<String>,
+}
+
+impl SmtpEndpoint {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let (security, default_port) = match (url.scheme(), tls.as_deref()) {
+            ("smtp", None) => (SmtpSecurity::Plain, 25),
+            ("smtp", Some("required")) => (SmtpSecurity::StartTlsRequired, 587),
+            ("smtp", Some("opportunistic")) => (SmtpSecurity::StartTlsOpportunistic, 587),
+            ("smtps", _) => (SmtpSecurity::Implicit, 465),
+            (scheme, tls) => {
+                return Err(format!(
+                    "unknown scheme `{scheme}` or tls parameter `{tls:?}`"
+                ));
+            }
+        };
+        let host = url
+            .host_str()
+            .ok_or("no host")?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(Self {
+            port: url.port().unwrap_or(default_port),
+            host,
+            security,
+            credentials: url.password().map(|p| (decode(url.username()), decode(p))),
+            hello_name: Some(url.path().trim_matches('/'))
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySettings {
@@ -507,14 +573,7 @@ impl Settings {
                 ),
             ));
         }
-        if e.transport == EmailTransportKind::Smtp
-            && crate::delivery::smtp::SmtpSender::from_url(
-                &e.smtp_url,
-                std::time::Duration::from_secs(1),
-                1,
-            )
-            .is_err()
-        {
+        if e.transport == EmailTransportKind::Smtp && SmtpEndpoint::parse(&e.smtp_url).is_err() {
             return Err(invalid(
                 "delivery.email.smtp_url",
                 "is not an smtp:// or smtps:// URL",

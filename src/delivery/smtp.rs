@@ -17,18 +17,7 @@ use lettre::transport::smtp::extension::ClientId;
 use parking_lot::Mutex;
 
 use super::SendError;
-
-/// How the connection is secured, from the URL's scheme and `tls` parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Security {
-    Plain,
-    /// `?tls=opportunistic`: STARTTLS when offered.
-    StartTlsOpportunistic,
-    /// `?tls=required`: STARTTLS or fail.
-    StartTlsRequired,
-    /// `smtps://`: TLS from the first byte.
-    Implicit,
-}
+use crate::config::{SmtpEndpoint, SmtpSecurity as Security};
 
 /// An idle connection is not reused after this long (servers close idle sessions).
 const IDLE_MAX: Duration = Duration::from_secs(50);
@@ -45,53 +34,30 @@ pub struct SmtpSender {
 }
 
 impl SmtpSender {
-    /// From `smtp://host[:port]`, `smtp://…?tls=required|opportunistic`, `smtps://…`, with
-    /// optional `user:pass@` (percent-encoded) and an EHLO name as the path. Default ports: 25,
-    /// 587 with `tls`, 465 for `smtps`.
-    pub fn from_url(url: &str, timeout: Duration, pool_size: usize) -> anyhow::Result<Self> {
-        let url = url::Url::parse(url)?;
-        let tls = url
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned());
-        let (security, default_port) = match (url.scheme(), tls.as_deref()) {
-            ("smtp", None) => (Security::Plain, 25),
-            ("smtp", Some("required")) => (Security::StartTlsRequired, 587),
-            ("smtp", Some("opportunistic")) => (Security::StartTlsOpportunistic, 587),
-            ("smtps", _) => (Security::Implicit, 465),
-            (scheme, tls) => {
-                anyhow::bail!("unknown scheme `{scheme}` or tls parameter `{tls:?}`")
-            }
-        };
-        let host = url
-            .host_str()
-            .ok_or_else(|| anyhow::anyhow!("no host"))?
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let decode = |s: &str| -> anyhow::Result<String> {
-            Ok(url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default())
-        };
-        let credentials = match url.password() {
-            Some(p) => Some(Credentials::new(decode(url.username())?, decode(p)?)),
-            None => None,
-        };
-        let hello = match url.path().trim_matches('/') {
-            "" => ClientId::default(),
-            name => ClientId::Domain(name.to_owned()),
-        };
-        Ok(Self {
-            port: url.port().unwrap_or(default_port),
-            host,
-            security,
-            credentials,
-            hello,
+    /// Connections to `endpoint`, at most `pool_size` kept idle.
+    pub fn new(endpoint: &SmtpEndpoint, timeout: Duration, pool_size: usize) -> Self {
+        Self {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            security: endpoint.security,
+            credentials: endpoint
+                .credentials
+                .as_ref()
+                .map(|(u, p)| Credentials::new(u.clone(), p.clone())),
+            hello: endpoint
+                .hello_name
+                .clone()
+                .map_or_else(ClientId::default, ClientId::Domain),
             timeout,
             max_idle: pool_size.max(1),
             idle: Mutex::new(Vec::new()),
-        })
+        }
+    }
+
+    /// [`SmtpSender::new`] from `delivery.email.smtp_url`'s text.
+    pub fn from_url(url: &str, timeout: Duration, pool_size: usize) -> anyhow::Result<Self> {
+        let endpoint = SmtpEndpoint::parse(url).map_err(anyhow::Error::msg)?;
+        Ok(Self::new(&endpoint, timeout, pool_size))
     }
 
     /// Sends one message on an idle connection or a new one.

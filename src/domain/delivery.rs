@@ -110,26 +110,4 @@ pub struct Delivery {
 
 impl Delivery {
     pub const VERSION: u32 = 1;
-
-    /// The email of a digest record.
-    pub fn of_digest(d: &super::digest::DigestRecord) -> Self {
-        let s = &d.delivery;
-        Self {
-            v: Self::VERSION,
-            id: d.id,
-            channel: Channel::Email,
-            payload: Payload::Digest {
-                user_id: d.user_id,
-                digest_id: d.id,
-                local_date: d.local_date,
-            },
-            status: s.status,
-            attempts: s.attempts,
-            next_attempt_at: s.next_attempt_at,
-            last_error: s.last_error.clone(),
-            created_at: d.created_at,
-            updated_at: s.updated_at,
-            sent_at: s.sent_at,
-        }
-    }
 }

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ValidationError;
+use super::delivery::{Channel, Delivery, DeliveryState, Payload};
 use super::voucher::name_key;
 
 /// What a subscription follows: one retailer or one category (by name, matched case-folded).
@@ -106,7 +107,7 @@ pub struct DigestRecord {
     pub created_at: DateTime<Utc>,
     pub voucher_ids: Vec<Uuid>,
     pub more: u64,
-    pub delivery: super::delivery::DeliveryState,
+    pub delivery: DeliveryState,
 }
 
 impl DigestRecord {
@@ -114,6 +115,28 @@ impl DigestRecord {
 
     /// The `Message-ID` of its email: the same for every attempt, so a resend after a crash in
     /// the middle of an SMTP exchange is recognisably the same mail.
+    /// Its email as the outbox shows it.
+    pub fn as_delivery(&self) -> Delivery {
+        let s = &self.delivery;
+        Delivery {
+            v: Delivery::VERSION,
+            id: self.id,
+            channel: Channel::Email,
+            payload: Payload::Digest {
+                user_id: self.user_id,
+                digest_id: self.id,
+                local_date: self.local_date,
+            },
+            status: s.status,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at,
+            last_error: s.last_error.clone(),
+            created_at: self.created_at,
+            updated_at: s.updated_at,
+            sent_at: s.sent_at,
+        }
+    }
+
     pub fn message_id(&self, host: &str) -> String {
         format!("<digest-{}@{host}>", self.id)
     }

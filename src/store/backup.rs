@@ -159,9 +159,7 @@ fn write_records(dir: &Path, input: impl BufRead) -> Result<u64, StoreError> {
         }
         match serde_json::from_str::<Line>(&line)? {
             Line::Record(rec) => {
-                if !TREE_NAMES.contains(&rec.tree.as_str())
-                    && !schema::RETIRED_TREES.contains(&rec.tree.as_str())
-                {
+                if !TREE_NAMES.contains(&rec.tree.as_str()) && !schema::is_retired(&rec.tree) {
                     return Err(bad(format!("unknown tree {}", rec.tree)));
                 }
                 let key = hex::decode(&rec.key).map_err(|e| bad(e.to_string()))?;

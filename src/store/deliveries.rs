@@ -191,7 +191,7 @@ impl<'a> Deliveries<'a> {
             s.updated_at = now;
             self.put(&r, false)?;
             self.index().0.lock().insert((lease_until, user, period));
-            claimed.push(Delivery::of_digest(&r));
+            claimed.push(r.as_delivery());
         }
         Ok(claimed)
     }
@@ -244,7 +244,7 @@ impl<'a> Deliveries<'a> {
             index.insert((next, user, period));
         }
         drop(index);
-        Ok(Delivery::of_digest(&r))
+        Ok(r.as_delivery())
     }
 
     /// At start: deliveries a previous run claimed and never settled are due again now. Writer
@@ -307,7 +307,7 @@ impl<'a> Deliveries<'a> {
                 }
             };
             if status.is_none_or(|s| s == r.delivery.status) {
-                items.push(Delivery::of_digest(&r));
+                items.push(r.as_delivery());
             }
         }
         Ok(Page { items, next: None })

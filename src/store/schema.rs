@@ -55,12 +55,10 @@ fn count_users(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Trees that older versions kept and a migration dropped: a backup from such a version may still
-/// carry them, and restoring it keeps them until the migration runs on the next open.
-pub(crate) const RETIRED_TREES: &[&str] = &[
-    "email_user",
-    "user_token",
-    "token_expiry",
+/// Trees version 2 dropped (their indexes live in memory).
+const RETIRED_BY_V2: &[&str] = &["email_user", "user_token", "token_expiry"];
+/// Trees version 3 dropped (catalogue indexes and counters in memory, no staging).
+const RETIRED_BY_V3: &[&str] = &[
     "counters",
     "external_voucher",
     "retailer_voucher",
@@ -70,6 +68,9 @@ pub(crate) const RETIRED_TREES: &[&str] = &[
     "retailers",
     "categories",
     "feed_staging",
+];
+/// Trees version 4 dropped (deliveries inside digest records; schedules, followers in memory).
+const RETIRED_BY_V4: &[&str] = &[
     "deliveries",
     "outbox",
     "digest_schedule",
@@ -77,10 +78,18 @@ pub(crate) const RETIRED_TREES: &[&str] = &[
     "target_subscriber",
 ];
 
+/// Whether older versions kept a tree that a migration dropped: a backup from such a version may
+/// still carry it, and restoring it keeps it until the migration runs on the next open.
+pub(crate) fn is_retired(tree: &str) -> bool {
+    [RETIRED_BY_V2, RETIRED_BY_V3, RETIRED_BY_V4]
+        .iter()
+        .any(|names| names.contains(&tree))
+}
+
 /// Version 2: the email, user → token and token expiry indexes and the users counter are kept in
 /// memory, rebuilt from `users` and `tokens` at open (one key per user or token written).
 fn drop_user_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), StoreError> {
-    for name in ["email_user", "user_token", "token_expiry"] {
+    for name in RETIRED_BY_V2 {
         db.drop_tree(name)?;
     }
     db.open_tree("counters")?.remove(USERS_COUNTER)?;
@@ -89,19 +98,9 @@ fn drop_user_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), StoreError
 
 /// Version 3: identity, listing, due-time and name indexes of the catalogue and every counter are
 /// kept in memory, rebuilt from `vouchers` at open (one key per voucher written); multi-page
-/// pulls are held in memory until applied, so the staging tree goes too.
+/// pulls are journalled instead of staged, so the staging tree goes too.
 fn drop_catalogue_index_trees(db: &sled::Db, _trees: &Trees) -> Result<(), StoreError> {
-    for name in [
-        "counters",
-        "external_voucher",
-        "retailer_voucher",
-        "category_voucher",
-        "network_voucher",
-        "voucher_due",
-        "retailers",
-        "categories",
-        "feed_staging",
-    ] {
+    for name in RETIRED_BY_V3 {
         db.drop_tree(name)?;
     }
     Ok(())
@@ -170,13 +169,7 @@ fn digests_carry_their_delivery(db: &sled::Db, trees: &Trees) -> Result<(), Stor
         batch.remove(k);
     }
     trees.digests.apply_batch(batch)?;
-    for name in [
-        "deliveries",
-        "outbox",
-        "digest_schedule",
-        "digest_due",
-        "target_subscriber",
-    ] {
+    for name in RETIRED_BY_V4 {
         db.drop_tree(name)?;
     }
     Ok(())
