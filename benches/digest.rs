@@ -189,28 +189,64 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
                 .unwrap();
         }
     }
-    store.digests().load(chrono::Weekday::Mon, t0).unwrap();
     store.flush_now().unwrap();
     println!(
-        "setup: {VOUCHERS} vouchers, {users} users over {TIMEZONES} timezones, 4 subscriptions each: {:.1} s",
-        started.elapsed().as_secs_f64()
+        "setup: {VOUCHERS} vouchers, {users} users over {TIMEZONES} timezones, 4 subscriptions each: {:.1} s; peak RSS {:.0} MB",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mb()
     );
 }
 
+/// When the setup's users registered; the measured run is a day and an hour later.
+const T0: &str = "2026-06-01T00:00:00Z";
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
     let users = env("BENCH_USERS", 100_000);
-    let pool = env("BENCH_POOL", 16);
+    if let Some(i) = args.iter().position(|a| a == "--setup") {
+        // The store is written by its own process, as registrations over time would: the
+        // measured process below only opens it.
+        let store = Store::open(&store_settings(std::path::Path::new(&args[i + 1]))).unwrap();
+        setup(&store, users, t(T0));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--run") {
+        run(std::path::Path::new(&args[i + 1]), users);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let store_settings = StoreSettings {
-        path: dir.path().join("data"),
-        cache_capacity_mb: 256,
+    let path = dir.path().join("data");
+    for step in ["--setup", "--run"] {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg(step)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{step} failed");
+    }
+}
+
+fn store_settings(path: &std::path::Path) -> StoreSettings {
+    StoreSettings {
+        path: path.to_owned(),
+        cache_capacity_mb: env("CACHE_MB", 256) as u64,
         fsync: true,
         writer_queue: 65_536,
-    };
+    }
+}
+
+fn run(path: &std::path::Path, users: usize) {
+    let pool = env("BENCH_POOL", 16);
+    let store_settings = store_settings(path);
+    let started = Instant::now();
     let store = Store::open(&store_settings).unwrap();
-    let t0 = t("2026-06-01T00:00:00Z");
-    setup(&store, users, t0);
-    let now = t0 + chrono::Duration::days(1) + chrono::Duration::hours(1);
+    let now = t(T0) + chrono::Duration::days(1) + chrono::Duration::hours(1);
+    store.digests().load(chrono::Weekday::Mon, t(T0)).unwrap();
+    println!(
+        "open: store and indexes loaded, schedules built in {:.2} s; peak RSS {:.0} MB",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mb()
+    );
     let clock = ManualClock::new(now);
 
     let system = actix::System::new();
