@@ -28,7 +28,7 @@ use crate::store::digests::Committed;
 pub use crate::actors::messages::Wake;
 
 /// Users handled per writer command.
-pub const BATCH: usize = 2048;
+pub const BATCH: usize = 512;
 /// The timer never sleeps longer than this, so a wall-clock jump is noticed.
 pub const MAX_TIMER: Duration = Duration::from_secs(60);
 

@@ -4,10 +4,12 @@
 //! each to the delivery runtime (its own worker threads, so rendering and SMTP round trips do not
 //! queue behind each other on the actors' one thread).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
@@ -28,12 +30,19 @@ enum Loaded {
     Digest {
         user: User,
         digest: DigestRecord,
-        vouchers: Vec<Voucher>,
+        vouchers: Vec<Arc<Voucher>>,
     },
 }
 
+/// Vouchers read for a claimed batch: digests of one batch list many of the same vouchers.
+type VoucherCache = HashMap<Uuid, Option<Arc<Voucher>>>;
+
 /// Reads what `d` needs; a permanent failure when its user or digest is gone.
-fn load(s: &Store, d: &Delivery) -> Result<Result<Loaded, SendError>, StoreError> {
+fn load(
+    s: &Store,
+    d: &Delivery,
+    cache: &mut VoucherCache,
+) -> Result<Result<Loaded, SendError>, StoreError> {
     let gone = || {
         Ok(Err(SendError::permanent(
             "the user or the digest no longer exists",
@@ -53,9 +62,15 @@ fn load(s: &Store, d: &Delivery) -> Result<Result<Loaded, SendError>, StoreError
             };
             let mut vouchers = Vec::with_capacity(digest.voucher_ids.len());
             for id in &digest.voucher_ids {
-                if let Some(v) = s.vouchers().get(*id)? {
-                    vouchers.push(v);
-                }
+                let v = match cache.get(id) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = s.vouchers().get(*id)?.map(Arc::new);
+                        cache.insert(*id, v.clone());
+                        v
+                    }
+                };
+                vouchers.extend(v);
             }
             Ok(Ok(Loaded::Digest {
                 user,
@@ -104,10 +119,11 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
             let read = out
                 .store
                 .run(move |s| {
+                    let mut cache = VoucherCache::new();
                     claimed
                         .into_iter()
                         .map(|d| {
-                            let l = load(s, &d)
+                            let l = load(s, &d, &mut cache)
                                 .unwrap_or_else(|e| Err(SendError::transient(e.to_string())));
                             Ok((d, l))
                         })
