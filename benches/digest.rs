@@ -229,7 +229,7 @@ fn main() {
 fn store_settings(path: &std::path::Path) -> StoreSettings {
     StoreSettings {
         path: path.to_owned(),
-        cache_capacity_mb: env("CACHE_MB", 256) as u64,
+        cache_capacity_mb: env("CACHE_MB", 64) as u64,
         fsync: true,
         writer_queue: 65_536,
     }

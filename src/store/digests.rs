@@ -21,10 +21,10 @@ use chrono_tz::Tz;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::vouchers::Named;
+use super::subscriptions::Followed;
 use super::{Store, StoreError, decode, encode};
 use crate::domain::delivery::DeliveryState;
-use crate::domain::digest::{DigestRecord, Draft, Selection, Subscription, Target};
+use crate::domain::digest::{DigestRecord, Draft, Selection};
 use crate::domain::schedule::{Cadence, Due, local_instant};
 use crate::domain::user::User;
 
@@ -317,9 +317,9 @@ impl<'a> Digests<'a> {
         now: DateTime<Utc>,
         max: usize,
     ) -> Result<Draft, StoreError> {
-        let subscriptions = self.store.subscriptions().of_user(user)?;
+        let followed = self.store.subscriptions().followed(user);
         let since = self.since(user, now)?;
-        let selection = self.select(&subscriptions, since, now, max)?;
+        let selection = self.select(&followed, since, now, max)?;
         Ok(Draft {
             user_id: user,
             period,
@@ -419,23 +419,19 @@ impl<'a> Digests<'a> {
         })
     }
 
-    /// What a digest built at `now` holds for these subscriptions: the active vouchers first seen
-    /// since `since`, newest first, at most `max`, and how many more matched.
+    /// What a digest built at `now` holds for what a user follows: the active vouchers first
+    /// seen since `since`, newest first, at most `max`, and how many more matched.
     pub fn select(
         &self,
-        subscriptions: &[Subscription],
+        followed: &[Followed],
         since: DateTime<Utc>,
         now: DateTime<Utc>,
         max: usize,
     ) -> Result<Selection, StoreError> {
         let vouchers = self.store.vouchers();
         let mut found = BTreeSet::new();
-        for s in subscriptions {
-            let which = match s.target {
-                Target::Retailer(_) => Named::Retailer,
-                Target::Category(_) => Named::Category,
-            };
-            vouchers.new_since(which, &s.target.key(), since, now, &mut found)?;
+        for f in followed {
+            vouchers.new_since(f.kind, &f.key, since, now, &mut found)?;
         }
         let total = found.len();
         let voucher_ids: Vec<Uuid> = found.into_iter().rev().take(max).collect();

@@ -2,9 +2,9 @@
 //! (`subscriptions` UserId(16) ‖ SubscriptionId(16) → Subscription).
 //!
 //! In memory ([`SubscriptionIndex`], rebuilt when the store opens, changed only by the writer):
-//! each user's subscriptions (what digests select from, without a store read) and who follows a
-//! retailer or category (by kind and case-folded key), which is also the uniqueness of
-//! (user, target).
+//! what each user follows (kind and case-folded key, shared between users: what digests select
+//! from, without a store read) and who follows a retailer or category, which is also the
+//! uniqueness of (user, target). Listing a user's subscriptions reads their records.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,44 +14,71 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use super::keys::KeyBuf;
+use super::vouchers::Named;
 use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::digest::{Subscription, Target};
 
-/// A target as the index knows it: its kind tag and case-folded key.
-type TargetKey = (u8, String);
+/// What one subscription follows, as digests need it: the kind and the case-folded key (one
+/// shared allocation per key, however many users follow it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followed {
+    pub id: Uuid,
+    pub kind: Named,
+    pub key: Arc<str>,
+}
 
-fn target_key(target: &Target) -> TargetKey {
-    (target.tag(), target.key())
+type TargetKey = (Named, Arc<str>);
+
+fn kind_of(target: &Target) -> Named {
+    match target {
+        Target::Retailer(_) => Named::Retailer,
+        Target::Category(_) => Named::Category,
+    }
 }
 
 /// The in-memory indexes of subscriptions.
 #[derive(Default)]
 pub(crate) struct SubscriptionIndex {
-    /// A user's subscriptions, oldest first (shared: a digest batch holds them without copying).
-    by_user: DashMap<Uuid, Arc<Vec<Subscription>>>,
+    /// What a user follows, oldest first (shared: a digest batch holds it without copying).
+    by_user: DashMap<Uuid, Arc<[Followed]>>,
     followers: RwLock<HashMap<TargetKey, BTreeSet<Uuid>>>,
 }
 
 impl SubscriptionIndex {
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
         let index = Self::default();
-        let mut by_user: HashMap<Uuid, Vec<Subscription>> = HashMap::new();
-        {
-            let mut followers = index.followers.write();
-            for kv in trees.subscriptions.iter() {
-                let (_, v) = kv?;
-                let sub: Subscription = decode(&v)?;
-                followers
-                    .entry(target_key(&sub.target))
-                    .or_default()
-                    .insert(sub.user_id);
-                by_user.entry(sub.user_id).or_default().push(sub);
-            }
+        let mut by_user: HashMap<Uuid, Vec<Followed>> = HashMap::new();
+        for kv in trees.subscriptions.iter() {
+            let (_, v) = kv?;
+            let sub: Subscription = decode(&v)?;
+            let followed = index.follow(&sub);
+            by_user.entry(sub.user_id).or_default().push(followed);
         }
-        for (user, subs) in by_user {
-            index.by_user.insert(user, Arc::new(subs));
+        for (user, list) in by_user {
+            index.by_user.insert(user, list.into());
         }
         Ok(index)
+    }
+
+    /// Adds `sub` to the followers of its target; returns it as the user's list holds it.
+    fn follow(&self, sub: &Subscription) -> Followed {
+        let kind = kind_of(&sub.target);
+        let key = sub.target.key();
+        let mut followers = self.followers.write();
+        // The key already in the map, when someone follows it: shared, not copied.
+        let shared = followers
+            .get_key_value(&(kind, Arc::from(key.as_str())))
+            .map(|((_, k), _)| k.clone())
+            .unwrap_or_else(|| Arc::from(key));
+        followers
+            .entry((kind, shared.clone()))
+            .or_default()
+            .insert(sub.user_id);
+        Followed {
+            id: sub.id,
+            kind,
+            key: shared,
+        }
     }
 }
 
@@ -74,7 +101,7 @@ impl<'a> Subscriptions<'a> {
 
     /// Adds a subscription; `Conflict` when the user already follows that target. Writer only.
     pub fn add(&self, sub: &Subscription) -> Result<(), StoreError> {
-        let key = target_key(&sub.target);
+        let key = (kind_of(&sub.target), Arc::from(sub.target.key()));
         let taken = self
             .index()
             .followers
@@ -88,16 +115,10 @@ impl<'a> Subscriptions<'a> {
             .trees()
             .subscriptions
             .insert(record_key(sub.user_id, sub.id), encode(sub)?)?;
-        self.index()
-            .followers
-            .write()
-            .entry(key)
-            .or_default()
-            .insert(sub.user_id);
+        let followed = self.index().follow(sub);
         let mut list = self.index().by_user.entry(sub.user_id).or_default();
-        let mut next = list.as_ref().clone();
-        next.push(sub.clone());
-        *list = Arc::new(next);
+        let next: Vec<Followed> = list.iter().cloned().chain([followed]).collect();
+        *list = next.into();
         Ok(())
     }
 
@@ -113,37 +134,50 @@ impl<'a> Subscriptions<'a> {
             return Err(StoreError::NotFound);
         };
         let sub: Subscription = decode(&raw)?;
-        self.unindex(&sub);
+        self.unindex(
+            user,
+            sub.id,
+            (kind_of(&sub.target), Arc::from(sub.target.key())),
+        );
         Ok(sub)
     }
 
-    fn unindex(&self, sub: &Subscription) {
-        let key = target_key(&sub.target);
+    fn unindex(&self, user: Uuid, id: Uuid, key: TargetKey) {
         let mut followers = self.index().followers.write();
         if let Some(users) = followers.get_mut(&key) {
-            users.remove(&sub.user_id);
+            users.remove(&user);
             if users.is_empty() {
                 followers.remove(&key);
             }
         }
         drop(followers);
-        if let Some(mut list) = self.index().by_user.get_mut(&sub.user_id) {
-            let next: Vec<Subscription> = list.iter().filter(|s| s.id != sub.id).cloned().collect();
-            *list = Arc::new(next);
+        if let Some(mut list) = self.index().by_user.get_mut(&user) {
+            let next: Vec<Followed> = list.iter().filter(|f| f.id != id).cloned().collect();
+            *list = next.into();
         }
         self.index()
             .by_user
-            .remove_if(&sub.user_id, |_, list| list.is_empty());
+            .remove_if(&user, |_, list| list.is_empty());
     }
 
-    /// A user's subscriptions, oldest first (from memory).
-    pub fn of_user(&self, user: Uuid) -> Result<Arc<Vec<Subscription>>, StoreError> {
-        Ok(self
-            .index()
+    /// A user's subscriptions, oldest first (their records).
+    pub fn of_user(&self, user: Uuid) -> Result<Vec<Subscription>, StoreError> {
+        self.store
+            .trees()
+            .subscriptions
+            .scan_prefix(user.as_bytes())
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// What a user follows, oldest first (from memory).
+    pub fn followed(&self, user: Uuid) -> Arc<[Followed]> {
+        self.index()
             .by_user
             .get(&user)
             .map(|l| l.value().clone())
-            .unwrap_or_default())
+            .unwrap_or_else(|| Arc::from([]))
     }
 
     /// The users following a retailer or category, after `after`, at most `limit`.
@@ -154,7 +188,7 @@ impl<'a> Subscriptions<'a> {
         limit: usize,
     ) -> Result<Vec<Uuid>, StoreError> {
         let followers = self.index().followers.read();
-        let Some(users) = followers.get(&target_key(target)) else {
+        let Some(users) = followers.get(&(kind_of(target), Arc::from(target.key()))) else {
             return Ok(Vec::new());
         };
         let range = match after {
@@ -166,16 +200,16 @@ impl<'a> Subscriptions<'a> {
 
     /// Removes every subscription of a user (erasure), one batch on the one tree. Writer only.
     pub fn erase_user(&self, user: Uuid) -> Result<usize, StoreError> {
-        let subs = self.of_user(user)?;
+        let followed = self.followed(user);
         let mut batch = sled::Batch::default();
-        for s in subs.iter() {
-            batch.remove(record_key(user, s.id));
+        for f in followed.iter() {
+            batch.remove(record_key(user, f.id));
         }
         self.store.trees().subscriptions.apply_batch(batch)?;
-        for s in subs.iter() {
-            self.unindex(s);
+        for f in followed.iter() {
+            self.unindex(user, f.id, (f.kind, f.key.clone()));
         }
-        Ok(subs.len())
+        Ok(followed.len())
     }
 }
 

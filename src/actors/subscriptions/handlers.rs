@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{ActorFutureExt, AtomicResponse, Handler, Message, WrapFuture};
+use actix::{ActorFutureExt, AtomicResponse, Handler, Message, ResponseFuture, WrapFuture};
 use uuid::Uuid;
 
 use super::SubscriptionManager;
@@ -44,11 +44,16 @@ impl SubscriptionManager {
 }
 
 impl Handler<ListSubscriptions> for SubscriptionManager {
-    type Result = Result<Arc<Vec<Subscription>>, ManagerError>;
+    type Result = ResponseFuture<Result<Arc<Vec<Subscription>>, ManagerError>>;
 
     fn handle(&mut self, _: ListSubscriptions, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        Ok(self.store.subscriptions().of_user(self.user)?)
+        let (store, user) = (self.store.clone(), self.user);
+        Box::pin(async move {
+            Ok(Arc::new(
+                store.run(move |s| s.subscriptions().of_user(user)).await?,
+            ))
+        })
     }
 }
 
