@@ -283,3 +283,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cj_reads_references_cdata_and_faults_and_refuses_cut_documents() {
+    let body = br#"<?xml version="1.0"?><cj-api><links total-matched="1" records-returned="1" page-number="1">
+<link><advertiser-name>Caf&#233; &amp; Co</advertiser-name><link-id>7</link-id>
+<link-name><![CDATA[Half <price> coffee]]></link-name><description>Beans <b>and</b> cups</description>
+<coupon-code>BEAN&#x32;</coupon-code><click-commission>0.0</click-commission>
+<promotion-start-date>2026-11-01 00:00:00.0</promotion-start-date><promotion-end-date/>
+<clickUrl>https://www.anrdoezrs.net/click-1-7?a=1&amp;b=2</clickUrl></link></links></cj-api>"#;
+    let page = parse(&source(FeedKind::Cj), first(), body).unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    let o = &page.offers[0];
+    assert_eq!(o.retailer, "Café & Co");
+    assert_eq!(o.title, "Half <price> coffee");
+    assert_eq!(o.description.as_deref(), Some("Beans and cups"));
+    assert_eq!(o.code.as_deref(), Some("BEAN2"));
+    assert_eq!(
+        o.url.as_deref(),
+        Some("https://www.anrdoezrs.net/click-1-7?a=1&b=2")
+    );
+    assert_eq!(o.ends_at, None);
+    assert_eq!(page.next, None);
+
+    let fault = b"<cj-api><error-message>Not authorized</error-message></cj-api>";
+    let got = parse(&source(FeedKind::Cj), first(), fault);
+    assert!(
+        matches!(&got, Err(FeedError::Fault(m)) if m == "Not authorized"),
+        "{got:?}"
+    );
+
+    let cut = &body[..body.len() - 40];
+    let got = parse(&source(FeedKind::Cj), first(), cut);
+    assert!(matches!(got, Err(FeedError::Malformed(_))), "{got:?}");
+}
