@@ -118,23 +118,10 @@ impl Puller {
             rows_before: 0,
         };
         let mut bytes_read = 0usize;
+        let mut page = self
+            .fetch_and_parse(&source, &page_ref, ctx, timeout, &mut bytes_read)
+            .await?;
         loop {
-            let request = feeds::request(&source, &page_ref);
-            let bytes = self
-                .fetcher
-                .fetch(&request, timeout)
-                .await
-                .map_err(|e| format!("page {}: {e}", ctx.number))?;
-            bytes_read = bytes_read.saturating_add(bytes.len());
-            if bytes_read > self.limits.max_bytes {
-                return Err(format!(
-                    "the feed is larger than catalogue.max_pull_mb ({} MiB) allows for one pull",
-                    self.limits.max_bytes / (1024 * 1024)
-                ));
-            }
-            let page = parse_off_thread(source.clone(), ctx, bytes)
-                .await
-                .map_err(|e| format!("page {}: {e}", ctx.number))?;
             summary.pages += 1;
             summary.fetched += page.rows() as u64;
             for e in &page.rejected {
@@ -142,26 +129,58 @@ impl Puller {
             }
             let next = if is_file { None } else { page.next.clone() };
             ctx.rows_before += page.rejected.len() as u64 + page.offers.len() as u64;
-            let done = self.upsert_page(&name, page.offers).await?;
-            add(summary, done);
-            match next {
-                None => break,
-                Some(next) => {
-                    if next == page_ref {
-                        return Err(format!("page {} names itself as the next page", ctx.number));
-                    }
-                    if summary.pages >= self.limits.max_pages {
-                        return Err(format!(
-                            "more than catalogue.max_pages ({}) pages",
-                            self.limits.max_pages
-                        ));
-                    }
-                    ctx.number += 1;
-                    page_ref = next;
+            if let Some(next) = &next {
+                if *next == page_ref {
+                    return Err(format!("page {} names itself as the next page", ctx.number));
+                }
+                if summary.pages >= self.limits.max_pages {
+                    return Err(format!(
+                        "more than catalogue.max_pages ({}) pages",
+                        self.limits.max_pages
+                    ));
                 }
             }
+            // This page goes to the writer while the next one is fetched and parsed: the writer
+            // and the parser work side by side.
+            let store_page = self.upsert_page(&name, page.offers);
+            let Some(next) = next else {
+                add(summary, store_page.await?);
+                return Ok(());
+            };
+            ctx.number += 1;
+            let following = self.fetch_and_parse(&source, &next, ctx, timeout, &mut bytes_read);
+            let (done, following) = futures_util::future::join(store_page, following).await;
+            add(summary, done?);
+            page = following?;
+            page_ref = next;
         }
-        Ok(())
+    }
+
+    /// Fetches and parses one page, counting its bytes against `catalogue.max_pull_mb`.
+    async fn fetch_and_parse(
+        &self,
+        source: &Arc<Source>,
+        page_ref: &PageRef,
+        ctx: PageCtx,
+        timeout: Duration,
+        bytes_read: &mut usize,
+    ) -> Result<feeds::Page, String> {
+        let request = feeds::request(source, page_ref);
+        let bytes = self
+            .fetcher
+            .fetch(&request, timeout)
+            .await
+            .map_err(|e| format!("page {}: {e}", ctx.number))?;
+        *bytes_read = bytes_read.saturating_add(bytes.len());
+        if *bytes_read > self.limits.max_bytes {
+            return Err(format!(
+                "the feed is larger than catalogue.max_pull_mb ({} MiB) allows for one pull",
+                self.limits.max_bytes / (1024 * 1024)
+            ));
+        }
+        parse_off_thread(source.clone(), ctx, bytes)
+            .await
+            .map_err(|e| format!("page {}: {e}", ctx.number))
     }
 
     /// One page through the writer, not waiting for the disk: the pull's ending is the
