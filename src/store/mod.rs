@@ -1,25 +1,31 @@
 //! The store: sled trees behind small typed modules. Callers never see a `Tree` or a key byte.
 //!
-//! Trees (one per entity, one per secondary index, named `{key}_{value}`):
-//! - `meta`        name → value (schema version, generated secrets, bootstrap flag)
-//! - `counters`    name → u64 BE (explicit counts: `Tree::len()` is a full scan)
-//! - `users`       UserId(16) → User (JSON); email → user and the count in memory, see [`users`]
-//! - `tokens`      sha256(token)(32) → TokenRecord (JSON); user → tokens and expiry order in
-//!   memory, see [`tokens`]
-//! - the voucher catalogue (`vouchers`, `external_voucher`, `retailer_voucher`,
-//!   `category_voucher`, `network_voucher`, `voucher_due`, `retailers`, `categories`): see
+//! One key per fact. Trees hold primary records (format byte + postcard, see [`codec`]):
+//! - `meta`          name → value (schema version, generated secrets, bootstrap flag)
+//! - `users`         UserId(16) → User, see [`users`]
+//! - `tokens`        sha256(token)(32) → TokenRecord, see [`tokens`]
+//! - `vouchers`      VoucherId(16) → Voucher, see [`vouchers`]
+//! - `networks`      network name → NetworkRecord: pull state, see [`networks`]
+//! - `notifications` NotificationId(16) → Notification: admin alerts
+//! - `subscriptions` UserId(16) ‖ SubscriptionId(16) → Subscription, see [`subscriptions`]
+//! - `digests`       `r` ‖ UserId(16) ‖ period(4) → DigestRecord with its email's delivery state,
+//!   and `o` ‖ UserId(16) ‖ period(4) → () while that email is owed, see [`digests`] and
+//!   [`deliveries`]
+//! - `pull_journal`  network ‖ 0xff ‖ seq(8) → how to undo one page of a pull in progress, see
 //!   [`vouchers`]
-//! - `networks`    network name → NetworkRecord (JSON): pull state, see [`networks`]
-//! - `feed_staging` network ‖ 0xff ‖ seq(8) → Offer (JSON): pages of a pull in progress
-//! - `notifications` NotificationId(16) → Notification (JSON): admin alerts
-//! - `subscriptions`, `target_subscriber`: see [`subscriptions`]
-//! - `pull_journal`: how to undo the pages of a pull in progress, see [`vouchers`]
-//! - `digest_schedule`, `digest_due`, `digests`: see [`digests`]
-//! - `deliveries`, `outbox`: the durable outbox, see [`deliveries`]
+//!
+//! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
+//! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
+//! owned by the module that maintains it, rebuilt from the records when the store opens (digest
+//! schedules when the app starts, since they need the configured weekly day). Two things stay in
+//! sled because memory or start-up would otherwise grow with history: the `o` markers (the
+//! outbox is found without reading every digest ever sent) and the pull journal (a pull cut
+//! short by a crash is undone at open).
 //!
 //! sled calls block (and may fsync): async code reads through [`Store::run`], on the store's own
-//! small thread [`pool`], and writes through [`Store::write`], which hands the command to the one
-//! [`writer`] thread and returns only once the write is durable.
+//! small thread [`pool`], and every mutation goes through [`Store::write`], which hands the
+//! command to the one [`writer`] thread and returns only once the write is durable. The writer is
+//! the serialisation point: uniqueness checks and index updates need no transaction.
 
 pub mod backup;
 pub mod codec;
