@@ -1,5 +1,5 @@
 //! voucherd: a self-hosted voucher server. One process, one embedded sled store, actors for the
-//! moving parts, an actix-web front. See `README.md` (Layout, Durability).
+//! moving parts, an actix-web front. See `README.md` and `docs/ARCHITECTURE.md`.
 
 pub mod actors;
 pub mod app;
