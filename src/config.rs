@@ -68,7 +68,7 @@ admin_emails = []
 [[networks]]
 name = "demo"
 kind = "csv"
-url = "file://examples/feeds/demo.csv"
+url = "builtin:demo"
 schedule = "0 */15 * * * *"
 token = ""
 account = ""
@@ -324,6 +324,11 @@ impl NetworkSettings {
     /// The local path of a `file://` URL.
     pub fn file_path(&self) -> Option<PathBuf> {
         self.url.strip_prefix("file://").map(PathBuf::from)
+    }
+
+    /// Whether the feed is one document read here (a file or a built-in feed): one page.
+    pub fn is_local(&self) -> bool {
+        self.file_path().is_some() || self.url.starts_with("builtin:")
     }
 
     pub fn source(&self) -> crate::feeds::Source {
@@ -653,6 +658,16 @@ impl Settings {
                     ),
                 ));
             }
+            if let Some(feed) = n.url.strip_prefix("builtin:") {
+                if crate::feeds::builtin(feed).is_none() {
+                    return Err(invalid(
+                        "networks.url",
+                        name,
+                        format!("there is no built-in feed `{feed}` (there is `demo`)"),
+                    ));
+                }
+                continue;
+            }
             match n.file_path() {
                 Some(path) => {
                     if n.enabled && !path.is_file() {
@@ -671,7 +686,7 @@ impl Settings {
                         return Err(invalid(
                             "networks.url",
                             name,
-                            format!("`{}` is not an http(s) or file:// URL", n.url),
+                            format!("`{}` is not an http(s), file:// or builtin: URL", n.url),
                         ));
                     }
                 }

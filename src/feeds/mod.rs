@@ -213,6 +213,15 @@ pub fn request(source: &Source, page: &PageRef) -> Request {
 }
 
 /// Reads one page of `kind`. Never panics, whatever the bytes.
+/// Feeds compiled into the binary, reachable as `builtin:NAME`: the default configuration's demo
+/// network, so an installed binary serves vouchers from any directory with no file of its own.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "demo" => Some(include_bytes!("../../examples/feeds/demo.csv")),
+        _ => None,
+    }
+}
+
 pub fn parse(source: &Source, ctx: PageCtx, bytes: &[u8]) -> Result<Page, FeedError> {
     let (raws, next) = match source.kind {
         FeedKind::Awin => awin::parse(bytes, ctx)?,

@@ -426,14 +426,12 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     body
 }
 
-/// The real binary, with the test admin password, run from the repository.
+/// The real binary, with the test admin password.
 pub fn voucherd() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_voucherd"));
     cmd.env_remove("VOUCHERD_CONFIG")
         .env("VOUCHERD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "info")
-        // The default config's demo network reads examples/feeds/ relative to the working directory.
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        .env("RUST_LOG", "info");
     cmd
 }
 
@@ -448,7 +446,11 @@ pub fn serve_with_env(
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
+    // Run from the store's own (temporary) directory: no config file there, as for an installed
+    // binary started anywhere.
+    let dir = store.parent().unwrap_or(store);
     let mut child = voucherd()
+        .current_dir(dir)
         .envs(env.iter().copied())
         .args(["--log-json", "--bind", "127.0.0.1:0", "--store-path"])
         .arg(store)

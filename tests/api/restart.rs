@@ -179,3 +179,36 @@ fn check_config_prints_settings_and_names_bad_keys() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http.workers"));
 }
+
+#[actix_web::test]
+async fn the_binary_serves_the_bundled_demo_feed_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let (child, base) = serve(&store);
+    // The embedded default config's demo network is compiled in and pulled at start.
+    let mut listed = 0;
+    for _ in 0..100 {
+        let page: serde_json::Value = reqwest::get(format!("{base}/api/v1/vouchers?limit=50"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed = page["items"].as_array().map_or(0, Vec::len);
+        if listed > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(listed, 12, "the demo feed's vouchers are served");
+    let entries: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        entries,
+        ["data"],
+        "nothing but the store was needed or written"
+    );
+    assert!(sigterm_and_wait(child).success());
+}

@@ -1,4 +1,5 @@
-//! Fetching one page: an HTTP request described by `feeds::request`, or a local `file://` path.
+//! Fetching one page: an HTTP request described by `feeds::request`, a local `file://` path, or
+//! a feed built into the binary (`builtin:NAME`).
 //! Bounded in time (the network's `timeout_s`) and size (`catalogue.max_response_mb`): a larger
 //! answer fails the pull instead of filling memory.
 
@@ -41,6 +42,11 @@ impl Fetcher {
     pub async fn fetch(&self, req: &Request, timeout: Duration) -> Result<Vec<u8>, FetchError> {
         if let Some(path) = req.url.strip_prefix("file://") {
             return self.read_file(path).await;
+        }
+        if let Some(name) = req.url.strip_prefix("builtin:") {
+            return crate::feeds::builtin(name)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| FetchError::Transport(format!("no built-in feed `{name}`")));
         }
         let secs = timeout.as_secs();
         let work = self.fetch_http(req, timeout);

@@ -101,7 +101,7 @@ impl Puller {
         summary: &mut PullSummary,
     ) -> Result<(), String> {
         let source = Arc::new(network.source());
-        let is_file = network.file_path().is_some();
+        let is_file = network.is_local();
         let timeout = Duration::from_secs(network.timeout_s);
         let name = network.name.clone();
         {
