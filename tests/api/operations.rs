@@ -213,3 +213,29 @@ async fn requests_over_the_rate_limit_get_429_with_retry_after() {
         );
     }
 }
+
+/// `docs/openapi.json` is the API reference in the repository: it must be what the server
+/// serves. After changing a route, regenerate it with
+/// `UPDATE_OPENAPI=1 cargo test --test api the_checked_in_openapi_document`.
+#[actix_web::test]
+async fn the_checked_in_openapi_document_is_the_one_served() {
+    let app = spawn_app().await;
+    let served: Value = app
+        .call(Method::GET, "/api-docs/openapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        let mut text = serde_json::to_string_pretty(&served).unwrap();
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+    }
+    let checked_in: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        checked_in == served,
+        "docs/openapi.json differs from what the server serves; regenerate it with \
+         UPDATE_OPENAPI=1 cargo test --test api the_checked_in_openapi_document"
+    );
+}
