@@ -467,6 +467,14 @@ impl Settings {
                 "must be between 1 and 65536",
             ));
         }
+        if let Some(p) = &self.auth.bootstrap_admin_password
+            && crate::domain::user::Password::parse(p).is_err()
+        {
+            return Err(invalid(
+                ADMIN_PASSWORD_ENV,
+                "must be 8 to 128 characters, like any password",
+            ));
+        }
         if !(1..=16_777_216).contains(&self.store.writer_queue) {
             return Err(invalid(
                 "store.writer_queue",

@@ -169,6 +169,21 @@ fn check_config_prints_settings_and_names_bad_keys() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("per_secnd"));
 
+    // The bootstrap admin's password from the environment follows the rules of any password.
+    let out = voucherd()
+        .env("VOUCHERD_ADMIN_PASSWORD", "short")
+        .arg("--config")
+        .arg(&good)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VOUCHERD_ADMIN_PASSWORD") && err.contains("8 to 128"),
+        "{err}"
+    );
+
     let out = voucherd()
         .env("VOUCHERD__HTTP__WORKERS", "0")
         .arg("--config")
