@@ -552,6 +552,30 @@ async fn subscriptions_crud_admin_run_file_transport_and_erasure() {
         .await;
     assert_problem(res, 403, "forbidden").await;
 
+    // A malformed body runs nothing (only an absent one means everyone).
+    let raw = |content_type: &'static str, body: &'static str| {
+        app.client
+            .post(app.url("/api/v1/admin/digests/run"))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (content_type, body, status) in [
+        ("application/json", "{not json", 400),
+        ("application/x-www-form-urlencoded", "user_id=1", 415),
+        ("application/json", r#"{"user":"x"}"#, 422),
+        ("application/json", r#"{"user_id":"not-an-id"}"#, 422),
+    ] {
+        let res = raw(content_type, body).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{content_type} {body}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{body}"
+        );
+    }
+
     // The admin sends today's digest now, ignoring the hour; a second run finds it done.
     let run = |body: Value| {
         app.call(
