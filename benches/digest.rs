@@ -179,13 +179,16 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
         for target in targets {
             store
                 .subscriptions()
-                .add(&Subscription {
-                    v: Subscription::VERSION,
-                    id: uuid::Uuid::now_v7(),
-                    user_id: user.id,
-                    target,
-                    created_at: t0,
-                })
+                .add(
+                    &Subscription {
+                        v: Subscription::VERSION,
+                        id: uuid::Uuid::now_v7(),
+                        user_id: user.id,
+                        target,
+                        created_at: t0,
+                    },
+                    10,
+                )
                 .unwrap();
         }
     }

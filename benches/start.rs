@@ -100,13 +100,16 @@ fn setup(path: &std::path::Path, vouchers: usize, users: usize) {
         ] {
             store
                 .subscriptions()
-                .add(&Subscription {
-                    v: Subscription::VERSION,
-                    id: uuid::Uuid::now_v7(),
-                    user_id: user.id,
-                    target,
-                    created_at: now,
-                })
+                .add(
+                    &Subscription {
+                        v: Subscription::VERSION,
+                        id: uuid::Uuid::now_v7(),
+                        user_id: user.id,
+                        target,
+                        created_at: now,
+                    },
+                    10,
+                )
                 .unwrap();
         }
     }

@@ -62,6 +62,9 @@ per_second = 50
 timeout_s = 30
 templates_dir = ""
 
+[subscriptions]
+max_per_user = 200
+
 [notify]
 admin_emails = []
 
@@ -89,6 +92,7 @@ pub struct Settings {
     pub catalogue: CatalogueSettings,
     pub digest: DigestSettings,
     pub delivery: DeliverySettings,
+    pub subscriptions: SubscriptionSettings,
     pub notify: NotifySettings,
     /// One `NetworkActor` each.
     #[serde(default)]
@@ -274,6 +278,13 @@ impl SmtpEndpoint {
                 .map(str::to_owned),
         })
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSettings {
+    /// Retailers and categories one user may follow at most.
+    pub max_per_user: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -473,6 +484,12 @@ impl Settings {
             return Err(invalid(
                 ADMIN_PASSWORD_ENV,
                 "must be 8 to 128 characters, like any password",
+            ));
+        }
+        if !(1..=10_000).contains(&self.subscriptions.max_per_user) {
+            return Err(invalid(
+                "subscriptions.max_per_user",
+                "must be between 1 and 10000",
             ));
         }
         if !(1..=16_777_216).contains(&self.store.writer_queue) {

@@ -75,8 +75,12 @@ impl Actors {
         let dispatcher = supervise::start(&handle, move |_| {
             dispatcher::DeliveryDispatcher::new(outbound, wake, sends)
         });
-        let registry =
-            subscriptions::Registry::new(handle.clone(), deps.store.clone(), deps.clock.clone());
+        let registry = subscriptions::Registry::new(
+            handle.clone(),
+            deps.store.clone(),
+            deps.clock.clone(),
+            deps.settings.subscriptions.max_per_user as usize,
+        );
         let shards = deps.settings.digest.shards;
         let max_vouchers = usize::from(deps.settings.digest.max_vouchers);
         let shard_addrs = (0..shards)

@@ -147,6 +147,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m.to_owned()),
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Overloaded => ApiError::Overloaded,
+            e @ StoreError::LimitReached { .. } => ApiError::Conflict(e.to_string()),
             other => ApiError::internal(other),
         }
     }

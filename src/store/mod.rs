@@ -74,6 +74,9 @@ pub enum StoreError {
     Overloaded,
     #[error("store: closed")]
     Closed,
+    /// A per-owner limit would be exceeded (`what` names the things counted).
+    #[error("at most {max} {what}")]
+    LimitReached { what: &'static str, max: usize },
     /// A settle for a claim whose lease lapsed (another attempt owns the record now).
     #[error("store: the lease of this claim has lapsed")]
     StaleLease,

@@ -99,8 +99,15 @@ impl<'a> Subscriptions<'a> {
         &self.store.indexes().subscriptions
     }
 
-    /// Adds a subscription; `Conflict` when the user already follows that target. Writer only.
-    pub fn add(&self, sub: &Subscription) -> Result<(), StoreError> {
+    /// Adds a subscription; `Conflict` when the user already follows that target,
+    /// `LimitReached` when they follow `max` already. Writer only.
+    pub fn add(&self, sub: &Subscription, max: usize) -> Result<(), StoreError> {
+        if self.followed(sub.user_id).len() >= max {
+            return Err(StoreError::LimitReached {
+                what: "subscriptions per user",
+                max,
+            });
+        }
         let key = (kind_of(&sub.target), Arc::from(sub.target.key()));
         let taken = self
             .index()
@@ -241,14 +248,16 @@ mod tests {
         let subs = store.subscriptions();
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let acme_a = sub(a, Target::Retailer("Acme".into()));
-        subs.add(&acme_a).unwrap();
-        subs.add(&sub(b, Target::Retailer("ACME ".into()))).unwrap();
+        subs.add(&acme_a, 10).unwrap();
+        subs.add(&sub(b, Target::Retailer("ACME ".into())), 10)
+            .unwrap();
         // Same name, other kind; and a retailer whose key merely starts with "acme".
-        subs.add(&sub(c, Target::Category("Acme".into()))).unwrap();
-        subs.add(&sub(c, Target::Retailer("Acme Outlet".into())))
+        subs.add(&sub(c, Target::Category("Acme".into())), 10)
+            .unwrap();
+        subs.add(&sub(c, Target::Retailer("Acme Outlet".into())), 10)
             .unwrap();
         assert!(matches!(
-            subs.add(&sub(a, Target::Retailer("acme".into()))),
+            subs.add(&sub(a, Target::Retailer("acme".into())), 10),
             Err(StoreError::Conflict(_))
         ));
 

@@ -219,16 +219,22 @@ mod tests {
         })
         .unwrap();
         // The writer is busy for longer than a caller waits for room; one command fits the queue.
-        let busy = store.write(|_| {
+        let (started, running) = tokio::sync::oneshot::channel();
+        let busy = store.write(move |_| {
+            let _ = started.send(());
             std::thread::sleep(FULL_WAIT + Duration::from_secs(1));
             Ok(1)
         });
-        let queued = store.write(|_| Ok(2));
-        let refused = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            store.write(|_| Ok(3)).await
+        let rest = async {
+            running.await.unwrap();
+            let queued = store.write(|_| Ok(2));
+            let refused = async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                store.write(|_| Ok(3)).await
+            };
+            tokio::join!(queued, refused)
         };
-        let (busy, queued, refused) = tokio::join!(busy, queued, refused);
+        let (busy, (queued, refused)) = tokio::join!(busy, rest);
         assert_eq!(busy.unwrap(), 1);
         assert_eq!(queued.unwrap(), 2);
         assert!(

@@ -636,3 +636,47 @@ async fn subscriptions_crud_admin_run_file_transport_and_erasure() {
         .await;
     assert_problem(res, 404, "not_found").await;
 }
+
+#[actix_web::test]
+async fn a_user_follows_at_most_the_configured_number_of_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.subscriptions.max_per_user = 2;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    let (user, token) = app.customer("many@x.io").await;
+    for target in [json!({"retailer": "A"}), json!({"category": "B"})] {
+        let res = app.subscribe(&user, &token, target).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let res = app.subscribe(&user, &token, json!({"retailer": "C"})).await;
+    let problem = assert_problem(res, 409, "conflict").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("at most 2"),
+        "{problem}"
+    );
+    // Unfollowing one makes room again.
+    let subs: Value = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{user}/subscriptions"),
+            Some(&token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subs["items"].as_array().unwrap().len(), 2);
+    let first = subs["items"][0]["id"].as_str().unwrap();
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{user}/subscriptions/{first}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert!(res.status().is_success());
+    let res = app.subscribe(&user, &token, json!({"retailer": "C"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}

@@ -72,13 +72,18 @@ impl Handler<Subscribe> for SubscriptionManager {
         };
         let store = self.store.clone();
         let stored = sub.clone();
+        let max = self.max_per_user;
         AtomicResponse::new(Box::pin(
-            async move { store.write(move |s| s.subscriptions().add(&stored)).await }
-                .into_actor(self)
-                .map(move |written, _, _| {
-                    written?;
-                    Ok(sub)
-                }),
+            async move {
+                store
+                    .write(move |s| s.subscriptions().add(&stored, max))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |written, _, _| {
+                written?;
+                Ok(sub)
+            }),
         ))
     }
 }

@@ -30,17 +30,24 @@ pub struct Registry {
     arbiter: ArbiterHandle,
     store: Store,
     clock: SharedClock,
+    max_per_user: usize,
     me: Weak<Registry>,
 }
 
 impl Registry {
-    pub fn new(arbiter: ArbiterHandle, store: Store, clock: SharedClock) -> Arc<Self> {
+    pub fn new(
+        arbiter: ArbiterHandle,
+        store: Store,
+        clock: SharedClock,
+        max_per_user: usize,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             managers: DashMap::new(),
             generation: AtomicU64::new(0),
             arbiter,
             store,
             clock,
+            max_per_user,
             me: me.clone(),
         })
     }
@@ -86,6 +93,7 @@ impl Registry {
             generation,
             store: self.store.clone(),
             clock: self.clock.clone(),
+            max_per_user: self.max_per_user,
             registry: self.me.clone(),
             last_used: Instant::now(),
         };
@@ -107,6 +115,8 @@ pub struct SubscriptionManager {
     generation: u64,
     store: Store,
     clock: SharedClock,
+    /// `[subscriptions] max_per_user`.
+    max_per_user: usize,
     registry: Weak<Registry>,
     last_used: Instant,
 }
