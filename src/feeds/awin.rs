@@ -101,7 +101,9 @@ pub fn parse(bytes: &[u8], ctx: PageCtx) -> Result<(Vec<RawRow>, Option<PageRef>
         let page = p.page.unwrap_or(ctx.number);
         let size = u64::from(p.page_size.unwrap_or(PAGE_SIZE));
         let total = p.total?;
-        (returned > 0 && u64::from(page) * size < total).then_some(PageRef::Number(page + 1))
+        let more = returned > 0 && u64::from(page).saturating_mul(size) < total;
+        more.then(|| page.checked_add(1).map(PageRef::Number))
+            .flatten()
     });
     Ok((out, next))
 }

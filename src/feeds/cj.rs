@@ -213,8 +213,8 @@ pub fn parse(bytes: &[u8], ctx: PageCtx) -> Result<(Vec<RawRow>, Option<PageRef>
     let returned = number(&links.records_returned).unwrap_or(rows.len() as u64);
     let page = number(&links.page_number).map_or(ctx.number, |p| p as u32);
     let next = match number(&links.total_matched) {
-        Some(total) if returned > 0 && ctx.rows_before + returned < total => {
-            Some(PageRef::Number(page.saturating_add(1)))
+        Some(total) if returned > 0 && ctx.rows_before.saturating_add(returned) < total => {
+            page.checked_add(1).map(PageRef::Number)
         }
         _ => None,
     };

@@ -27,13 +27,11 @@ pub fn request(base: &str, account: &str, token: &str, page: &PageRef) -> Reques
     }
 }
 
-/// `next` relative to the host of `base` (an absolute URL is taken as is, when on the same host).
+/// `next` relative to `base` (an absolute URL is taken as it is: the pull refuses one on another
+/// host or in clear).
 fn resolve(base: &str, next: &str) -> String {
-    match url::Url::parse(base) {
-        Ok(b) => match b.join(next) {
-            Ok(u) if u.host() == b.host() => u.to_string(),
-            _ => base.to_owned(),
-        },
+    match url::Url::parse(base).and_then(|b| b.join(next)) {
+        Ok(u) => u.to_string(),
         Err(_) => base.to_owned(),
     }
 }

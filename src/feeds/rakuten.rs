@@ -164,7 +164,9 @@ pub fn parse(bytes: &[u8], ctx: PageCtx) -> Result<(Vec<RawRow>, Option<PageRef>
         .as_deref()
         .and_then(|p| p.trim().parse::<u32>().ok())
         .unwrap_or(1);
-    let next = (!feed.links.is_empty() && page < total).then_some(PageRef::Number(page + 1));
+    let next = (!feed.links.is_empty() && page < total)
+        .then(|| page.checked_add(1).map(PageRef::Number))
+        .flatten();
     let rows = feed
         .links
         .into_iter()

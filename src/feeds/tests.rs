@@ -317,3 +317,29 @@ fn cj_reads_references_cdata_and_faults_and_refuses_cut_documents() {
     let got = parse(&source(FeedKind::Cj), first(), cut);
     assert!(matches!(got, Err(FeedError::Malformed(_))), "{got:?}");
 }
+
+proptest! {
+    /// Paging numbers at their extremes neither overflow nor point back: a next page is always
+    /// the one after the current.
+    #[test]
+    fn page_arithmetic_cannot_overflow(page in any::<u32>(), total in any::<u64>(), size in any::<u32>(), before in any::<u64>()) {
+        let awin = format!(
+            r#"{{"data":[{{"promotionId":1,"advertiser":{{"name":"A"}},"title":"x"}}],"pagination":{{"page":{page},"pageSize":{size},"total":{total}}}}}"#
+        );
+        let cj = format!(
+            r#"<cj-api><links total-matched="{total}" records-returned="{total}" page-number="{page}"><link><link-id>1</link-id></link></links></cj-api>"#
+        );
+        let rakuten = format!(
+            r#"<couponfeed><TotalMatches>{total}</TotalMatches><TotalPages>{}</TotalPages><PageNumberRequested>{page}</PageNumberRequested><link><offerdescription>x</offerdescription><advertiserid>1</advertiserid><advertisername>A</advertisername></link></couponfeed>"#,
+            total as u32
+        );
+        let ctx = PageCtx { number: 1, rows_before: before };
+        for (kind, body) in [(FeedKind::Awin, awin), (FeedKind::Cj, cj), (FeedKind::Rakuten, rakuten)] {
+            if let Ok(p) = parse(&source(kind), ctx, body.as_bytes())
+                && let Some(PageRef::Number(next)) = p.next
+            {
+                prop_assert_eq!(u64::from(next), u64::from(page) + 1, "{:?}", kind);
+            }
+        }
+    }
+}

@@ -308,6 +308,50 @@ async fn a_pull_over_its_page_or_byte_bounds_is_refused_and_changes_nothing() {
 }
 
 #[actix_web::test]
+async fn a_next_page_on_another_host_or_read_before_ends_the_pull() {
+    let uri = "/Mediapartners/IRabc123/PromoCodes";
+    for (next, error) in [
+        // Credentials never go to another host.
+        ("http://collector.example/steal", "another host"),
+        // A page naming the first one again would loop.
+        (uri, "already read"),
+    ] {
+        let server = MockServer::start().await;
+        let page1 = fixture("impact-promocodes-page1.json")
+            .replace("/Mediapartners/IRabc123/PromoCodes?PageSize=1&Page=2", next);
+        Mock::given(method("GET"))
+            .and(path(uri))
+            .respond_with(ResponseTemplate::new(200).set_body_string(page1))
+            .mount(&server)
+            .await;
+        let mut impact = network(
+            "impact",
+            FeedKind::Impact,
+            &format!("{}{uri}", server.uri()),
+        );
+        impact.account = "IRabc123".into();
+        impact.token = "impact-token".into();
+        let app = spawn_with_networks(vec![impact]).await;
+        let answer = app.pull("impact").await;
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(error),
+            "{next}: {answer}"
+        );
+        assert!(
+            app.all_vouchers("network=impact&active=false", 50)
+                .await
+                .is_empty()
+        );
+        let requests = server.received_requests().await.unwrap();
+        assert!(
+            requests.iter().all(|r| r.url.path() == uri),
+            "nothing was asked of another host"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn impact_follows_the_relative_next_page_with_basic_auth_and_flags_patterns() {
     let server = MockServer::start().await;
     let uri = "/Mediapartners/IRabc123/PromoCodes";

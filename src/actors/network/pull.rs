@@ -112,12 +112,15 @@ impl Puller {
                 .await
                 .map_err(|e| format!("storing vouchers: {e}"))?;
         }
-        let mut page_ref = PageRef::Number(1);
+        let page_ref = PageRef::Number(1);
         let mut ctx = PageCtx {
             number: 1,
             rows_before: 0,
         };
         let mut bytes_read = 0usize;
+        let first_url = feeds::request(&source, &page_ref).url;
+        let mut seen =
+            std::collections::HashSet::from([request_key(&feeds::request(&source, &page_ref))]);
         let mut page = self
             .fetch_and_parse(&source, &page_ref, ctx, timeout, &mut bytes_read)
             .await?;
@@ -130,9 +133,16 @@ impl Puller {
             let next = if is_file { None } else { page.next.clone() };
             ctx.rows_before += page.rejected.len() as u64 + page.offers.len() as u64;
             if let Some(next) = &next {
-                if *next == page_ref {
-                    return Err(format!("page {} names itself as the next page", ctx.number));
+                let request = feeds::request(&source, next);
+                let key = request_key(&request);
+                if !seen.insert(key) {
+                    return Err(format!(
+                        "page {} names a page already read as the next one",
+                        ctx.number
+                    ));
                 }
+                same_origin(&first_url, &request.url)
+                    .map_err(|e| format!("page {}: {e}", ctx.number))?;
                 if summary.pages >= self.limits.max_pages {
                     return Err(format!(
                         "more than catalogue.max_pages ({}) pages",
@@ -152,7 +162,6 @@ impl Puller {
             let (done, following) = futures_util::future::join(store_page, following).await;
             add(summary, done?);
             page = following?;
-            page_ref = next;
         }
     }
 
@@ -195,6 +204,36 @@ impl Puller {
     }
 }
 
+/// What makes two page requests the same: where they go and what they send.
+fn request_key(r: &feeds::Request) -> String {
+    format!(
+        "{} {}",
+        r.url,
+        r.json_body
+            .as_ref()
+            .map(|b| b.to_string())
+            .unwrap_or_default()
+    )
+}
+
+/// A next page may not take the pull, and its credentials, to another host, nor from https to
+/// http.
+fn same_origin(first: &str, next: &str) -> Result<(), String> {
+    let (Ok(a), Ok(b)) = (url::Url::parse(first), url::Url::parse(next)) else {
+        return Err(format!("`{next}` is not a URL"));
+    };
+    if a.scheme() == "https" && b.scheme() != "https" {
+        return Err("the next page downgrades https to http, not followed".into());
+    }
+    if a.host_str() != b.host_str() || a.port_or_known_default() != b.port_or_known_default() {
+        return Err(format!(
+            "the next page is on another host ({}), not followed",
+            b.host_str().unwrap_or("none")
+        ));
+    }
+    Ok(())
+}
+
 fn add(summary: &mut PullSummary, done: Upserted) {
     summary.inserted += done.inserted;
     summary.updated += done.updated;
@@ -210,4 +249,24 @@ async fn parse_off_thread(
         .await
         .map_err(|e| format!("parser crashed: {e}"))?
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_pages_stay_on_the_feed_host_and_never_leave_https() {
+        let first = "https://api.example.com/feed?page=1";
+        assert!(same_origin(first, "https://api.example.com/feed?page=2").is_ok());
+        assert!(same_origin(first, "https://api.example.com:443/other").is_ok());
+        let err = same_origin(first, "http://api.example.com/feed?page=2").unwrap_err();
+        assert!(err.contains("downgrades"), "{err}");
+        let err = same_origin(first, "https://evil.example/feed").unwrap_err();
+        assert!(err.contains("another host"), "{err}");
+        assert!(same_origin(first, "https://api.example.com:8443/feed").is_err());
+        assert!(same_origin(first, "not a url").is_err());
+        // Plain http feeds may page over plain http.
+        assert!(same_origin("http://127.0.0.1:9000/f", "http://127.0.0.1:9000/f?p=2").is_ok());
+    }
 }
