@@ -222,7 +222,45 @@ pub fn builtin(name: &str) -> Option<&'static [u8]> {
     }
 }
 
+/// The document as UTF-8 without a byte-order mark: an XML document in another encoding its
+/// prolog declares (ISO-8859-1, windows-1252, …) is decoded; anything else is left for the adapter
+/// to accept or refuse. (An HTTP `Content-Type` charset is decoded by the fetcher.)
+pub fn normalise_text(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if std::str::from_utf8(bytes).is_ok() {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let declared = xml_declared_encoding(bytes)
+        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
+        .filter(|e| *e != encoding_rs::UTF_8);
+    match declared {
+        Some(encoding) => {
+            let (text, _, _) = encoding.decode(bytes);
+            std::borrow::Cow::Owned(text.into_owned().into_bytes())
+        }
+        None => std::borrow::Cow::Borrowed(bytes),
+    }
+}
+
+/// The `encoding` of an XML prolog (`<?xml version="1.0" encoding="ISO-8859-1"?>`), if any.
+fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = bytes.get(..bytes.len().min(200))?;
+    let head = String::from_utf8_lossy(head);
+    let prolog = head.trim_start().strip_prefix("<?xml")?;
+    let prolog = &prolog[..prolog.find("?>")?];
+    let at = prolog.find("encoding")?;
+    let rest = prolog[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_owned())
+}
+
 pub fn parse(source: &Source, ctx: PageCtx, bytes: &[u8]) -> Result<Page, FeedError> {
+    let text = normalise_text(bytes);
+    let bytes = text.as_ref();
     let (raws, next) = match source.kind {
         FeedKind::Awin => awin::parse(bytes, ctx)?,
         FeedKind::Cj => cj::parse(bytes, ctx)?,

@@ -343,3 +343,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn feeds_in_the_encodings_real_exports_use_read_like_clean_ones() {
+    // A UTF-8 byte-order mark and CRLF line ends.
+    let clean = fixture!("generic.csv");
+    let mut dirty = b"\xEF\xBB\xBF".to_vec();
+    dirty.extend_from_slice(
+        &String::from_utf8_lossy(clean)
+            .replace('\n', "\r\n")
+            .into_bytes(),
+    );
+    let a = parse(&source(FeedKind::Csv), first(), clean).unwrap();
+    let b = parse(&source(FeedKind::Csv), first(), &dirty).unwrap();
+    assert_eq!(a.offers, b.offers);
+    assert_eq!(a.rejected.len(), b.rejected.len());
+    let json = fixture!("tradedoubler-vouchers.json");
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(json);
+    assert_eq!(
+        parse(&source(FeedKind::Tradedoubler), first(), json)
+            .unwrap()
+            .offers,
+        parse(&source(FeedKind::Tradedoubler), first(), &bom)
+            .unwrap()
+            .offers
+    );
+
+    // Latin-1 declared in the XML prolog.
+    let utf8 = String::from_utf8_lossy(fixture!("rakuten-coupons.xml"))
+        .replace("Litware Electronics", "Litware Électronique");
+    let latin1: Vec<u8> = utf8
+        .replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1)
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    assert!(std::str::from_utf8(&latin1).is_err(), "really not UTF-8");
+    let a = parse(&source(FeedKind::Rakuten), first(), utf8.as_bytes()).unwrap();
+    let b = parse(&source(FeedKind::Rakuten), first(), &latin1).unwrap();
+    assert_eq!(a.offers, b.offers);
+    assert!(
+        b.offers
+            .iter()
+            .any(|o| o.retailer == "Litware Électronique")
+    );
+}

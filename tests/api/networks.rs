@@ -352,6 +352,30 @@ async fn a_next_page_on_another_host_or_read_before_ends_the_pull() {
 }
 
 #[actix_web::test]
+async fn a_feed_in_the_charset_its_content_type_names_ingests_like_utf8() {
+    let server = MockServer::start().await;
+    let body = awin_page(1, 1, &[(1, "Café Crème", Some("LATTE"))]).to_string();
+    let latin1: Vec<u8> = body
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    assert!(std::str::from_utf8(&latin1).is_err(), "really not UTF-8");
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(latin1, "application/json; charset=ISO-8859-1"),
+        )
+        .mount(&server)
+        .await;
+    let awin = network("awin", FeedKind::Awin, &format!("{}/p", server.uri()));
+    let app = spawn_with_networks(vec![awin]).await;
+    let state = app.network_state("awin").await;
+    assert_eq!(state["state"], "ok", "{state}");
+    let items = app.all_vouchers("network=awin", 50).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["retailer"], "Café Crème");
+}
+
+#[actix_web::test]
 async fn impact_follows_the_relative_next_page_with_basic_auth_and_flags_patterns() {
     let server = MockServer::start().await;
     let uri = "/Mediapartners/IRabc123/PromoCodes";

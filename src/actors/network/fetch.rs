@@ -83,6 +83,16 @@ impl Fetcher {
         };
         let mut res = builder.send().await.map_err(transport)?;
         let status = res.status();
+        let charset = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| {
+                ct.split(';')
+                    .filter_map(|p| p.trim().split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+                    .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+            });
         if res
             .content_length()
             .is_some_and(|n| n > self.max_bytes as u64)
@@ -95,6 +105,15 @@ impl Fetcher {
                 return Err(FetchError::TooLarge(self.max_bytes));
             }
             body.extend_from_slice(&chunk);
+        }
+        // A body the server says is in another charset goes on as UTF-8.
+        if let Some(encoding) = charset
+            .as_deref()
+            .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+            .filter(|e| *e != encoding_rs::UTF_8)
+        {
+            let (text, _, _) = encoding.decode(&body);
+            body = text.into_owned().into_bytes();
         }
         if !status.is_success() {
             let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
