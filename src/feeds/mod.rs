@@ -320,11 +320,9 @@ pub(crate) fn with_query(url: &str, params: &[(&str, String)]) -> String {
     }
 }
 
-/// Text of the bytes, or a malformed-feed error.
+/// Text of the bytes (already through [`normalise_text`]), or a malformed-feed error.
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, FeedError> {
-    let s =
-        std::str::from_utf8(bytes).map_err(|e| FeedError::Malformed(format!("not UTF-8: {e}")))?;
-    Ok(s.strip_prefix('\u{feff}').unwrap_or(s))
+    std::str::from_utf8(bytes).map_err(|e| FeedError::Malformed(format!("not UTF-8: {e}")))
 }
 
 #[cfg(test)]

@@ -323,6 +323,15 @@ mod tests {
     use crate::domain::digest::{Draft, Selection};
     use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
 
+    fn settings(dir: &std::path::Path) -> StoreSettings {
+        StoreSettings {
+            path: dir.join("data"),
+            cache_capacity_mb: 8,
+            fsync: false,
+            writer_queue: 1024,
+        }
+    }
+
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
@@ -333,13 +342,7 @@ mod tests {
         users: usize,
         at: DateTime<Utc>,
     ) -> (Store, Vec<Uuid>) {
-        let store = Store::open(&StoreSettings {
-            path: dir.join("data"),
-            cache_capacity_mb: 8,
-            fsync: false,
-            writer_queue: 1024,
-        })
-        .unwrap();
+        let store = Store::open(&settings(dir)).unwrap();
         let mut ids = Vec::new();
         for i in 0..users {
             let user = User {
@@ -450,13 +453,7 @@ mod tests {
         assert_eq!(claimed_users, users[1..].to_vec());
         // And it stays out of line after a restart too (reported, left for inspection).
         drop(store);
-        let store = Store::open(&StoreSettings {
-            path: dir.path().join("data"),
-            cache_capacity_mb: 8,
-            fsync: false,
-            writer_queue: 1024,
-        })
-        .unwrap();
+        let store = Store::open(&settings(dir.path())).unwrap();
         let claimed = store
             .write(move |s| s.deliveries().claim_due(lease, lease, 10))
             .await

@@ -514,6 +514,15 @@ mod tests {
     use crate::config::StoreSettings;
     use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone};
 
+    fn settings(dir: &std::path::Path) -> StoreSettings {
+        StoreSettings {
+            path: dir.join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+            writer_queue: 65_536,
+        }
+    }
+
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -521,13 +530,7 @@ mod tests {
     #[actix_web::test]
     async fn racing_commits_for_one_period_write_one_digest_and_one_outbox_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreSettings {
-            path: dir.path().join("data"),
-            cache_capacity_mb: 16,
-            fsync: false,
-            writer_queue: 65_536,
-        })
-        .unwrap();
+        let store = Store::open(&settings(dir.path())).unwrap();
         let now = t("2026-03-08T05:00:00Z");
         let user = User {
             v: User::VERSION,
@@ -602,13 +605,7 @@ mod tests {
         );
         // After a restart the period is known as done: the schedule is rebuilt for the next day.
         drop(store);
-        let store = Store::open(&StoreSettings {
-            path: dir.path().join("data"),
-            cache_capacity_mb: 16,
-            fsync: false,
-            writer_queue: 65_536,
-        })
-        .unwrap();
+        let store = Store::open(&settings(dir.path())).unwrap();
         store
             .write(move |s| s.digests().load(Weekday::Mon, at))
             .await

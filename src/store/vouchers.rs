@@ -290,6 +290,13 @@ impl CatalogueIndex {
     }
 }
 
+/// A listing candidate: inactive by its index entry, to be read, or already read.
+enum Candidate {
+    Skip,
+    Read,
+    Have(Box<Voucher>),
+}
+
 /// One voucher a batch writes: what it was (to unindex) and what it becomes.
 struct Change {
     old: Option<Voucher>,
@@ -618,7 +625,10 @@ impl<'a> Vouchers<'a> {
         let category = filter.category.as_deref().map(name_key);
         // Candidates, newest first, at most the scan budget: from the most selective index the
         // filter names, else the records themselves.
-        let candidates: Vec<(Uuid, bool)> = {
+        // Candidates, newest first, at most the scan budget: from the most selective index the
+        // filter names (read under the index lock, records read after it), else the records
+        // themselves, decoded as they are scanned.
+        let indexed: Option<Vec<(Uuid, Candidate)>> = {
             let cat = self.index().0.read();
             let index = if let Some(r) = &filter.retailer {
                 Some(cat.by_retailer.get(&name_key(r)))
@@ -627,48 +637,58 @@ impl<'a> Vouchers<'a> {
             } else {
                 filter.network.as_ref().map(|n| cat.by_network.get(n))
             };
-            match index {
-                Some(index) => {
-                    let Some(index) = index else {
-                        return Ok(Listing {
-                            items: Vec::new(),
-                            next: None,
-                        });
-                    };
-                    let range = match after {
-                        Some(id) => index.range(..id),
-                        None => index.range(..),
-                    };
-                    range
-                        .rev()
-                        .take(SCAN_BUDGET + 1)
-                        .map(|(id, span)| (*id, !filter.active || span.active(now)))
-                        .collect()
+            index.map(|index| {
+                let Some(index) = index else {
+                    return Vec::new();
+                };
+                let range = match after {
+                    Some(id) => index.range(..id),
+                    None => index.range(..),
+                };
+                range
+                    .rev()
+                    .take(SCAN_BUDGET + 1)
+                    .map(|(id, span)| {
+                        let look = if !filter.active || span.active(now) {
+                            Candidate::Read
+                        } else {
+                            Candidate::Skip
+                        };
+                        (*id, look)
+                    })
+                    .collect()
+            })
+        };
+        let candidates = match indexed {
+            Some(c) => c,
+            None => {
+                let tree = &self.store.trees().vouchers;
+                let range = match after {
+                    Some(id) => tree.range(..KeyBuf::new().uuid(id).build()),
+                    None => tree.iter(),
+                };
+                let mut out = Vec::new();
+                for kv in range.rev().take(SCAN_BUDGET + 1) {
+                    let (k, v) = kv?;
+                    if let Some(id) = super::keys::uuid_from(&k) {
+                        out.push((id, Candidate::Have(Box::new(decode(&v)?))));
+                    }
                 }
-                None => {
-                    let tree = &self.store.trees().vouchers;
-                    let range = match after {
-                        Some(id) => tree.range(..KeyBuf::new().uuid(id).build()),
-                        None => tree.iter(),
-                    };
-                    range
-                        .keys()
-                        .rev()
-                        .take(SCAN_BUDGET + 1)
-                        .filter_map(|k| k.ok().and_then(|k| super::keys::uuid_from(&k)))
-                        .map(|id| (id, true))
-                        .collect()
-                }
+                out
             }
         };
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last = None;
-        for (scanned, (id, maybe)) in candidates.into_iter().enumerate() {
+        for (scanned, (id, look)) in candidates.into_iter().enumerate() {
             if scanned >= SCAN_BUDGET {
                 // Out of budget: hand back what was found and where to go on from.
                 return Ok(Listing { items, next: last });
             }
-            let voucher = if maybe { self.get(id)? } else { None };
+            let voucher = match look {
+                Candidate::Skip => None,
+                Candidate::Read => self.get(id)?,
+                Candidate::Have(v) => Some(*v),
+            };
             let Some(voucher) =
                 voucher.filter(|v| matches(v, filter, category.as_deref(), q.as_deref(), now))
             else {

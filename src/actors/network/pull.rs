@@ -112,17 +112,15 @@ impl Puller {
                 .await
                 .map_err(|e| format!("storing vouchers: {e}"))?;
         }
-        let page_ref = PageRef::Number(1);
         let mut ctx = PageCtx {
             number: 1,
             rows_before: 0,
         };
         let mut bytes_read = 0usize;
-        let first_url = feeds::request(&source, &page_ref).url;
-        let mut seen =
-            std::collections::HashSet::from([request_key(&feeds::request(&source, &page_ref))]);
+        let first = feeds::request(&source, &PageRef::Number(1));
+        let mut seen = std::collections::HashSet::from([request_key(&first)]);
         let mut page = self
-            .fetch_and_parse(&source, &page_ref, ctx, timeout, &mut bytes_read)
+            .fetch_and_parse(&source, &first, ctx, timeout, &mut bytes_read)
             .await?;
         loop {
             summary.pages += 1;
@@ -130,18 +128,19 @@ impl Puller {
             for e in &page.rejected {
                 summary.reject(e);
             }
-            let next = if is_file { None } else { page.next.clone() };
+            let next = match &page.next {
+                Some(next) if !is_file => Some(feeds::request(&source, next)),
+                _ => None,
+            };
             ctx.rows_before += page.rejected.len() as u64 + page.offers.len() as u64;
-            if let Some(next) = &next {
-                let request = feeds::request(&source, next);
-                let key = request_key(&request);
-                if !seen.insert(key) {
+            if let Some(request) = &next {
+                if !seen.insert(request_key(request)) {
                     return Err(format!(
                         "page {} names a page already read as the next one",
                         ctx.number
                     ));
                 }
-                same_origin(&first_url, &request.url)
+                same_origin(&first.url, &request.url)
                     .map_err(|e| format!("page {}: {e}", ctx.number))?;
                 if summary.pages >= self.limits.max_pages {
                     return Err(format!(
@@ -169,15 +168,14 @@ impl Puller {
     async fn fetch_and_parse(
         &self,
         source: &Arc<Source>,
-        page_ref: &PageRef,
+        request: &feeds::Request,
         ctx: PageCtx,
         timeout: Duration,
         bytes_read: &mut usize,
     ) -> Result<feeds::Page, String> {
-        let request = feeds::request(source, page_ref);
         let bytes = self
             .fetcher
-            .fetch(&request, timeout)
+            .fetch(request, timeout)
             .await
             .map_err(|e| format!("page {}: {e}", ctx.number))?;
         *bytes_read = bytes_read.saturating_add(bytes.len());
