@@ -31,6 +31,9 @@ secret = ""
 [rate_limit]
 per_second = 50
 burst = 100
+trusted_proxies = []
+login_per_minute = 10
+max_clients = 100000
 
 [catalogue]
 retention_days = 30
@@ -137,10 +140,48 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
-    /// Sustained requests per second per token (per IP when anonymous).
+    /// Sustained requests per second per verified token (per client address otherwise).
     pub per_second: u32,
     /// Requests allowed at once before the sustained rate applies.
     pub burst: u32,
+    /// Addresses or CIDR blocks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-For` is
+    /// believed; from anyone else it is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Failed logins per account per minute (a burst of as many) before 429.
+    pub login_per_minute: u32,
+    /// Clients (tokens, addresses, accounts) tracked at once; past it new ones share one bucket.
+    pub max_clients: usize,
+}
+
+impl RateLimitSettings {
+    /// The trusted proxies as (network address, prefix length).
+    pub fn proxies(&self) -> Result<Vec<(std::net::IpAddr, u8)>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let (addr, prefix) = match entry.split_once('/') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (entry.as_str(), None),
+                };
+                let addr: std::net::IpAddr = addr
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{entry}` is not an address or CIDR block"))?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let prefix = match prefix {
+                    None => max,
+                    Some(p) => p
+                        .trim()
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= max)
+                        .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?,
+                };
+                Ok((addr, prefix))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -521,6 +562,15 @@ impl Settings {
         }
         if self.rate_limit.burst == 0 {
             return Err(invalid("rate_limit.burst", "must be at least 1"));
+        }
+        if self.rate_limit.login_per_minute == 0 {
+            return Err(invalid("rate_limit.login_per_minute", "must be at least 1"));
+        }
+        if self.rate_limit.max_clients < 100 {
+            return Err(invalid("rate_limit.max_clients", "must be at least 100"));
+        }
+        if let Err(e) = self.rate_limit.proxies() {
+            return Err(invalid("rate_limit.trusted_proxies", e));
         }
         let c = &self.catalogue;
         if !(1..=3650).contains(&c.retention_days) {

@@ -27,7 +27,8 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 pub enum TokenKind {
     /// From `POST /auth/tokens`: acts as its user with the user's current role; expires.
     Session,
-    /// Made by an admin: acts with its own role, has no user, does not expire.
+    /// Made by an admin: acts with its own role (never above its creator's), has no user,
+    /// expires only when made with `expires_at`.
     ApiKey,
 }
 
@@ -49,6 +50,10 @@ pub struct TokenRecord {
     #[serde(default)]
     #[serde(with = "crate::domain::times::micros_opt")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who made an API key: the creating user, or the creating API key's id (`None` for keys
+    /// made before this was recorded, and for sessions).
+    #[serde(default)]
+    pub created_by: Option<Uuid>,
 }
 
 impl TokenRecord {
@@ -66,6 +71,8 @@ pub struct Principal {
     pub user_id: Option<Uuid>,
     pub role: Role,
     pub token_hash: [u8; 32],
+    /// The token's id (the API key's id for an API key).
+    pub token_id: Uuid,
 }
 
 /// What a failed authorisation looks like to the caller.
@@ -105,6 +112,7 @@ mod tests {
             user_id: user,
             role,
             token_hash: [0; 32],
+            token_id: Uuid::nil(),
         }
     }
 

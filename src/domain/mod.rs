@@ -39,7 +39,8 @@ impl ValidationError {
     }
 }
 
-/// Rejects strings longer than `max` characters or holding control characters.
+/// Rejects blank strings, strings longer than `max` characters (as sent) or holding control
+/// characters; returns the text trimmed.
 pub fn bounded_text(
     field: &'static str,
     value: &str,
@@ -49,7 +50,7 @@ pub fn bounded_text(
     if trimmed.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    if trimmed.chars().count() > max {
+    if value.chars().count() > max {
         return Err(ValidationError::new(
             field,
             format!("must be at most {max} characters"),

@@ -13,7 +13,8 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::auth::{Principal, TokenKind, token_hash};
 
-fn bearer(req: &HttpRequest) -> Option<String> {
+/// The bearer token a request presents, if it has a plausible one.
+pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
@@ -43,21 +44,27 @@ impl FromRequest for Principal {
                         return Ok(None);
                     }
                     match record.kind {
-                        TokenKind::ApiKey => Ok(record.role.map(|role| (None, role))),
+                        TokenKind::ApiKey => {
+                            s.tokens().touch(record.id, &hash, now);
+                            Ok(record.role.map(|role| (None, role, record.id)))
+                        }
                         TokenKind::Session => {
                             let Some(user_id) = record.user_id else {
                                 return Ok(None);
                             };
-                            Ok(s.users().get(user_id)?.map(|u| (Some(u.id), u.role)))
+                            Ok(s.users()
+                                .get(user_id)?
+                                .map(|u| (Some(u.id), u.role, record.id)))
                         }
                     }
                 })
                 .await?;
-            let (user_id, role) = found.ok_or(ApiError::Unauthorized)?;
+            let (user_id, role, token_id) = found.ok_or(ApiError::Unauthorized)?;
             Ok(Principal {
                 user_id,
                 role,
                 token_hash: hash,
+                token_id,
             })
         })
     }

@@ -22,8 +22,10 @@ pub struct DeliveryQuery {
     /// Only deliveries in this state.
     pub status: Option<DeliveryStatus>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub async fn update_and_reschedule(
     state: &AppState,
     id: Uuid,
     changes: UserChanges,
+    tokens: TokensAfter,
 ) -> Result<User, ApiError> {
     let now = state.clock.now();
     let weekday = state.settings.digest.weekly_day;
@@ -34,11 +35,22 @@ pub async fn update_and_reschedule(
         .write(move |s| {
             let user = s.users().update(id, &changes, now)?;
             s.digests().schedule(&user, weekday, now)?;
+            if let TokensAfter::RevokeAllBut(keep) = tokens {
+                s.tokens().revoke_user_except(id, keep.as_ref())?;
+            }
             Ok(user)
         })
         .await?;
     state.actors.schedule_changed(user.timezone.0);
     Ok(user)
+}
+
+/// What a user update does to the user's tokens (in the same write).
+#[derive(Debug, Clone, Copy)]
+pub enum TokensAfter {
+    Keep,
+    /// A password change: every token of the user but this one (the session that changed it).
+    RevokeAllBut(Option<[u8; 32]>),
 }
 
 /// Creates a user with their digest schedule, in one durable write.
@@ -84,9 +96,10 @@ pub struct DigestPage {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page (a local date).
-    pub cursor: Option<String>,
+    pub cursor: Option<NaiveDate>,
 }
 
 /// A user's digests, newest first (self or admin).
@@ -99,14 +112,7 @@ async fn history(
     query: web::Query<HistoryQuery>,
 ) -> Result<web::Json<DigestPage>, ApiError> {
     let limit = limit(query.limit)?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            NaiveDate::parse_from_str(c, "%Y-%m-%d")
-                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))
-        })
-        .transpose()?;
+    let before = query.cursor;
     let user = existing_user(&state, &who, id.into_inner()).await?;
     let items = state
         .store
@@ -230,7 +236,7 @@ pub struct RunOutcome {
 
 /// Sends now every digest not yet sent for each user's current local period, ignoring the hour
 /// (admin). The emails leave through the outbox right after.
-#[utoipa::path(tag = "digests", security(("bearer" = [])), request_body(content = RunBody, description = "optional"), responses((status = 200, body = RunOutcome), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(tag = "digests", security(("bearer" = [])), request_body(content = RunBody, description = "Optional: absent runs every user; present must be a valid body"), responses((status = 200, body = RunOutcome), (status = 403, body = Problem), (status = 404, body = Problem)))]
 #[post("/admin/digests/run")]
 async fn run(
     state: web::Data<AppState>,

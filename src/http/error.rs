@@ -22,7 +22,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine word: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
+    /// `conflict`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
     /// `internal_error`.
     pub code: String,
 }
@@ -41,6 +41,8 @@ pub enum ApiError {
     Forbidden,
     #[error("no such resource")]
     NotFound,
+    #[error("this path does not answer this method (see Allow)")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("the body is larger than the limit of {limit} bytes")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -95,6 +98,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -211,13 +215,58 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
+/// A path that does not parse is a 400, unless it is a route of its own that does not answer this
+/// method (`PATCH /users/me` reaches `/users/{id}`): then 405 with `Allow`.
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|err: PathError, _| {
-        ApiError::BadRequest(format!("invalid path: {err}")).into()
+    web::PathConfig::default().error_handler(|err: PathError, req: &HttpRequest| {
+        let literal = req
+            .app_data::<web::Data<super::openapi::MethodTable>>()
+            .and_then(|t| t.literal(req.path()).map(<[_]>::to_vec));
+        match literal {
+            Some(methods) if !methods.contains(req.method()) => {
+                MethodNotAllowed { allow: methods }.into()
+            }
+            _ => ApiError::BadRequest(format!("invalid path: {err}")).into(),
+        }
     })
 }
 
-/// The answer for routes that do not exist.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+/// 405 with the `Allow` header naming what the path answers.
+#[derive(Debug)]
+struct MethodNotAllowed {
+    allow: Vec<actix_web::http::Method>,
+}
+
+impl std::fmt::Display for MethodNotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        ApiError::MethodNotAllowed.fmt(f)
+    }
+}
+
+impl ResponseError for MethodNotAllowed {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::METHOD_NOT_ALLOWED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = ApiError::MethodNotAllowed.error_response();
+        let allow: Vec<&str> = self.allow.iter().map(|m| m.as_str()).collect();
+        if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        res
+    }
+}
+
+/// The answer for requests no route took: 405 with `Allow` when the path exists with other
+/// methods, else 404.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let allowed = req
+        .app_data::<web::Data<super::openapi::MethodTable>>()
+        .map(|t| t.allowed(req.path()))
+        .unwrap_or_default();
+    if allowed.is_empty() {
+        return ApiError::NotFound.error_response();
+    }
+    MethodNotAllowed { allow: allowed }.error_response()
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod middleware;
 pub mod networks;
 pub mod notifications;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod rate_limit;
@@ -23,8 +24,7 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -47,37 +47,6 @@ pub struct AppState {
     pub listing_cache: vouchers::ListingCache,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "voucherd",
-        description = "Self-hosted voucher server: affiliate vouchers, digests, campaigns and code requests."
-    ),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "users", description = "Registration and user management"),
-        (name = "auth", description = "Tokens and API keys"),
-        (name = "networks", description = "Affiliate networks and their pulls"),
-        (name = "vouchers", description = "The catalogue of collected vouchers"),
-        (name = "notifications", description = "Admin alerts"),
-        (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),
-        (name = "operations", description = "Health, readiness, metrics"),
-    )
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
 /// Every documented route.
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(ops::routes)
@@ -98,12 +67,16 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// The OpenAPI document of [`routes`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new()
+    let mut doc = App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(openapi::ApiDoc::openapi())
         .configure(routes)
         .split_for_parts()
-        .1
+        .1;
+    openapi::name_operations(&mut doc);
+    openapi::optional_bodies(&mut doc);
+    openapi::declare_errors(&mut doc);
+    doc
 }
 
 /// The whole application for one worker: state, extractor configs, middleware, routes, docs.
@@ -120,8 +93,10 @@ pub fn build_app(
     >,
 > {
     let limit = state.settings.http.body_limit_bytes;
+    let methods = web::Data::new(openapi::MethodTable::from_document(&openapi));
     App::new()
         .app_data(state)
+        .app_data(methods)
         .app_data(error::json_config(limit))
         .app_data(error::payload_config(limit))
         .app_data(error::query_config())

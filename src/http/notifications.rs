@@ -32,7 +32,7 @@ async fn list(
 ) -> Result<web::Json<NotificationPage>, ApiError> {
     who.require(Role::Manager)?;
     let limit = page.limit()?;
-    let after = page.after_id()?;
+    let after = page.after_id();
     let items = state
         .store
         .run(move |s| s.notifications().list(after, limit))

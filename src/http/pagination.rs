@@ -9,13 +9,15 @@ use super::error::ApiError;
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
+/// `?limit=&cursor=` for lists ordered by id: the cursor is the last id of the previous page.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub cursor: Option<Uuid>,
 }
 
 /// A `?limit=` value checked against the bounds every list shares.
@@ -35,11 +37,8 @@ impl PageQuery {
     }
 
     /// Cursors over id-ordered trees are the last id seen.
-    pub fn after_id(&self) -> Result<Option<Uuid>, ApiError> {
+    pub fn after_id(&self) -> Option<Uuid> {
         self.cursor
-            .as_deref()
-            .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
-            .transpose()
     }
 }
 

@@ -1,15 +1,16 @@
-//! Rate limiting per token (per IP when anonymous): a GCRA limiter keyed in a `DashMap`, shared by
-//! all workers. Allowed answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
+//! Rate limiting per verified token (per client address otherwise), and failed logins per
+//! account: GCRA limiters keyed in bounded `DashMap`s, shared by all workers. Allowed answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset`; refused ones are 429 `rate_limited` with `Retry-After`.
 //! Health, readiness and metrics are exempt: monitoring must not be throttled.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
 use dashmap::DashMap;
@@ -18,7 +19,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::config::RateLimitSettings;
 
-const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
+use super::openapi::UNLIMITED as EXEMPT;
 /// How often idle keys are dropped from the map.
 const PRUNE_EVERY_NANOS: u64 = 60_000_000_000;
 
@@ -34,41 +35,58 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
-pub struct RateLimiter {
+/// One GCRA limiter: per key, the theoretical arrival time of the next request. Holds at most
+/// `max_keys` keys; past that (after dropping idle ones) new keys share one overflow bucket, so an
+/// attacker minting keys gets one shared allowance, not unbounded memory.
+struct Gcra {
     /// Nanoseconds between two requests at the sustained rate.
     interval: u64,
     burst: u32,
     /// Per key: the theoretical arrival time (ns since `epoch`) of the next request.
     tat: DashMap<String, u64>,
-    epoch: Instant,
+    max_keys: usize,
     last_prune: AtomicU64,
 }
 
-impl RateLimiter {
-    pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
-        Arc::new(Self {
-            interval: 1_000_000_000 / u64::from(settings.per_second.max(1)),
-            burst: settings.burst.max(1),
+const OVERFLOW_KEY: &str = "~overflow";
+
+impl Gcra {
+    fn new(interval: u64, burst: u32, max_keys: usize) -> Self {
+        Self {
+            interval: interval.max(1),
+            burst: burst.max(1),
             tat: DashMap::new(),
-            epoch: Instant::now(),
+            max_keys: max_keys.max(1),
             last_prune: AtomicU64::new(0),
-        })
+        }
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    fn tolerance(&self) -> u64 {
+        u64::from(self.burst - 1) * self.interval
     }
 
-    pub fn check(&self, key: &str) -> Decision {
-        self.check_at(key, self.now())
+    /// The key to count `key` under: itself when tracked or when there is room, else the overflow
+    /// bucket.
+    fn slot<'k>(&self, key: &'k str, now: u64) -> &'k str {
+        if self.tat.contains_key(key) {
+            return key;
+        }
+        if self.tat.len() >= self.max_keys {
+            self.prune(now, true);
+            if self.tat.len() >= self.max_keys {
+                return OVERFLOW_KEY;
+            }
+        }
+        key
     }
 
     /// GCRA: a request is allowed when the key's theoretical arrival time is at most
-    /// `(burst - 1) × interval` ahead of now.
-    pub fn check_at(&self, key: &str, now: u64) -> Decision {
-        self.maybe_prune(now);
-        let tolerance = u64::from(self.burst - 1) * self.interval;
+    /// `(burst - 1) × interval` ahead of now; an allowed request moves it one interval on.
+    fn check_at(&self, key: &str, now: u64) -> Decision {
+        self.prune(now, false);
+        let tolerance = self.tolerance();
         let secs = |ns: u64| ns.div_ceil(1_000_000_000);
+        let key = self.slot(key, now);
         let mut entry = self.tat.entry(key.to_owned()).or_insert(now);
         let tat = (*entry).max(now);
         if tat > now + tolerance {
@@ -93,33 +111,180 @@ impl RateLimiter {
         }
     }
 
-    /// Drops keys whose allowance is back to a full burst (they behave as if never seen).
-    fn maybe_prune(&self, now: u64) {
+    /// Seconds until `key` may go on, without counting anything (0: it may now).
+    fn wait_at(&self, key: &str, now: u64) -> u64 {
+        let key = if self.tat.contains_key(key) || self.tat.len() < self.max_keys {
+            key
+        } else {
+            OVERFLOW_KEY
+        };
+        match self.tat.get(key) {
+            Some(tat) if *tat > now + self.tolerance() => (*tat - now - self.tolerance())
+                .div_ceil(1_000_000_000)
+                .max(1),
+            _ => 0,
+        }
+    }
+
+    /// Drops keys whose allowance is back to a full burst (they behave as if never seen): once a
+    /// minute, or at once when `force` (the map is full).
+    fn prune(&self, now: u64, force: bool) {
         let last = self.last_prune.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < PRUNE_EVERY_NANOS
-            || self
-                .last_prune
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
+        if !force
+            && (now.saturating_sub(last) < PRUNE_EVERY_NANOS
+                || self
+                    .last_prune
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err())
         {
             return;
         }
         self.tat.retain(|_, tat| *tat > now);
     }
+}
+
+/// The limits of `[rate_limit]`: requests per client, and failed logins per account.
+pub struct RateLimiter {
+    requests: Gcra,
+    logins: Gcra,
+    proxies: Vec<(IpAddr, u8)>,
+    epoch: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
+        let per_minute = u64::from(settings.login_per_minute.max(1));
+        Arc::new(Self {
+            requests: Gcra::new(
+                1_000_000_000 / u64::from(settings.per_second.max(1)),
+                settings.burst,
+                settings.max_clients,
+            ),
+            logins: Gcra::new(
+                60_000_000_000 / per_minute,
+                settings.login_per_minute,
+                settings.max_clients,
+            ),
+            // Validated with the settings; an entry that does not parse trusts nobody.
+            proxies: settings.proxies().unwrap_or_default(),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts one request of `key` (see [`client_key`]).
+    pub fn check(&self, key: &str) -> Decision {
+        self.requests.check_at(key, self.now())
+    }
+
+    pub fn check_at(&self, key: &str, now: u64) -> Decision {
+        self.requests.check_at(key, now)
+    }
+
+    /// Refuses a login (or a password check) for an account that used up its failures.
+    pub fn check_login(&self, account: &str) -> Result<(), ApiError> {
+        match self.logins.wait_at(account, self.now()) {
+            0 => Ok(()),
+            retry_after => {
+                metrics::counter!("voucherd_login_throttled_total").increment(1);
+                Err(ApiError::RateLimited { retry_after })
+            }
+        }
+    }
+
+    /// Counts one failed login of an account.
+    pub fn login_failed(&self, account: &str) {
+        self.logins.check_at(account, self.now());
+    }
 
     pub fn tracked_keys(&self) -> usize {
-        self.tat.len()
+        self.requests.tat.len()
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.proxies
+            .iter()
+            .any(|(net, prefix)| in_block(ip, *net, *prefix))
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address
+    /// in `X-Forwarded-For` that is not one (read from the right: entries further left are
+    /// whatever the client chose to send).
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded: &[&str]) -> Option<IpAddr> {
+        let mut client = peer?;
+        if !self.trusted(client) {
+            return Some(client);
+        }
+        for entry in forwarded.iter().rev().flat_map(|v| v.rsplit(',')) {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
     }
 }
 
-/// The limiter's key: a hash of the bearer token when one is presented, else the peer IP.
-fn key_for(req: &ServiceRequest) -> String {
-    if let Some(auth) = req.headers().get(AUTHORIZATION) {
-        let digest = crate::domain::auth::token_hash(&String::from_utf8_lossy(auth.as_bytes()));
-        return format!("t:{}", hex::encode(&digest[..16]));
+/// Whether `ip` is in the block `net/prefix` (an IPv4-mapped IPv6 address counts as IPv4).
+fn in_block(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let mask = |bits: u32, width: u32| -> u128 {
+        if bits == 0 {
+            0
+        } else {
+            (!0u128 << (width - bits)) & (!0u128 >> (128 - width))
+        }
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let m = mask(u32::from(prefix), 32);
+            u128::from(u32::from(a)) & m == u128::from(u32::from(b)) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let m = mask(u32::from(prefix), 128);
+            u128::from(a) & m == u128::from(b) & m
+        }
+        _ => false,
     }
-    match req.peer_addr() {
-        Some(addr) => format!("ip:{}", addr.ip()),
+}
+
+/// The limiter's key: a verified token's hash, else the client address (an IPv6 client by its
+/// /64, which one subscriber usually holds whole). An unknown token gets no bucket of its own, so
+/// a fresh fake token per request buys nothing.
+fn client_key(req: &ServiceRequest, limiter: &RateLimiter) -> String {
+    let state = req.app_data::<web::Data<AppState>>();
+    if let (Some(token), Some(state)) = (super::auth::bearer(req.request()), state) {
+        let hash = crate::domain::auth::token_hash(&token);
+        if state.store.tokens().is_known(&hash) {
+            return format!("t:{}", hex::encode(&hash[..16]));
+        }
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all(HeaderName::from_static("x-forwarded-for"))
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    match limiter.client_ip(req.peer_addr().map(|a| a.ip()), &forwarded) {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let net = u128::from(v6) & (!0u128 << 64);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(net))
+        }
+        Some(IpAddr::V6(v6)) => format!(
+            "ip:{}",
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        ),
+        Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_owned(),
     }
 }
@@ -141,7 +306,7 @@ pub async fn limit(
     let Some(limiter) = limiter.filter(|_| !EXEMPT.contains(&req.path())) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let decision = limiter.check(&key_for(&req));
+    let decision = limiter.check(&client_key(&req, &limiter));
     if !decision.allowed {
         let mut res = ApiError::RateLimited {
             retry_after: decision.retry_after_secs,
@@ -169,7 +334,13 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn limiter(per_second: u32, burst: u32) -> Arc<RateLimiter> {
-        RateLimiter::new(&RateLimitSettings { per_second, burst })
+        RateLimiter::new(&RateLimitSettings {
+            per_second,
+            burst,
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            login_per_minute: 3,
+            max_clients: 100,
+        })
     }
 
     #[test]
@@ -199,5 +370,61 @@ mod tests {
         assert_eq!(l.tracked_keys(), 2);
         l.check_at("c", 200 * SEC);
         assert_eq!(l.tracked_keys(), 1);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_new_keys_past_it_share_one_bucket() {
+        let l = limiter(1, 2);
+        for i in 0..100 {
+            assert!(l.check_at(&format!("k{i}"), SEC).allowed);
+        }
+        // Full of busy keys: a flood of fresh keys lands in one bucket of two.
+        let fresh: Vec<bool> = (0..10)
+            .map(|i| l.check_at(&format!("new{i}"), SEC).allowed)
+            .collect();
+        assert_eq!(fresh.iter().filter(|a| **a).count(), 2, "{fresh:?}");
+        assert!(l.tracked_keys() <= 101);
+        // Once the old keys are idle they are dropped and new keys get their own bucket again.
+        assert!(l.check_at("later", 100 * SEC).allowed);
+        assert!(l.tracked_keys() <= 2);
+    }
+
+    #[test]
+    fn failed_logins_are_throttled_per_account() {
+        let l = limiter(10, 5);
+        for _ in 0..3 {
+            assert!(l.check_login("a@x.org").is_ok());
+            l.login_failed("a@x.org");
+        }
+        assert!(matches!(
+            l.check_login("a@x.org"),
+            Err(ApiError::RateLimited { retry_after }) if (1..=20).contains(&retry_after)
+        ));
+        assert!(l.check_login("b@x.org").is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let l = limiter(10, 5);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let outsider = Some(ip("203.0.113.9"));
+        // A client that is not a proxy cannot choose its own key.
+        assert_eq!(l.client_ip(outsider, &["1.2.3.4"]), outsider);
+        // Behind a trusted proxy: the nearest untrusted address, not what the client prepended.
+        assert_eq!(
+            l.client_ip(Some(ip("10.1.2.3")), &["6.6.6.6, 198.51.100.7, 10.9.9.9"]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            l.client_ip(Some(ip("::1")), &["198.51.100.7"]),
+            Some(ip("198.51.100.7"))
+        );
+        // A proxy with nothing forwarded is the client itself.
+        assert_eq!(l.client_ip(Some(ip("10.1.2.3")), &[]), Some(ip("10.1.2.3")));
+        assert!(in_block(ip("10.200.0.1"), ip("10.0.0.0"), 8));
+        assert!(!in_block(ip("11.0.0.1"), ip("10.0.0.0"), 8));
+        assert!(in_block(ip("::ffff:10.0.0.1"), ip("10.0.0.0"), 8));
+        assert!(in_block(ip("2001:db8::1"), ip("2001:db8::"), 32));
+        assert!(in_block(ip("1.2.3.4"), ip("0.0.0.0"), 0));
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::pagination::{PageQuery, next_cursor};
 use crate::actors::subscriptions::{ListSubscriptions, Subscribe, Unsubscribe};
 use crate::domain::auth::Principal;
 use crate::domain::digest::{Subscription, Target};
@@ -17,7 +18,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(create).service(remove);
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Exactly one of `retailer` or `category` (the other absent or `null`).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     /// Follow this retailer (give this or `category`).
@@ -25,6 +27,41 @@ pub struct NewSubscription {
     /// Follow this category (give this or `retailer`).
     pub category: Option<String>,
 }
+
+/// A name to follow: 1 to 200 characters, not blank, no control characters.
+const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// `{"retailer": name}` or `{"category": name}`, as a `oneOf` (a derived schema could not say
+/// "exactly one").
+impl utoipa::PartialSchema for NewSubscription {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let name = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(Target::MAX_LEN))
+                .pattern(Some(NAME_PATTERN))
+        };
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one = |given: &str, other: &str, what: &str| {
+            ObjectBuilder::new()
+                .property(given, name().description(Some(what)))
+                .property(other, null())
+                .required(given)
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
+        };
+        OneOfBuilder::new()
+            .item(one("retailer", "category", "Follow this retailer"))
+            .item(one("category", "retailer", "Follow this category"))
+            .description(Some("Exactly one of `retailer` or `category`."))
+            .into()
+    }
+}
+
+impl ToSchema for NewSubscription {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
@@ -72,14 +109,17 @@ pub(super) async fn existing_user(
         .ok_or(ApiError::NotFound)
 }
 
-/// A user's subscriptions, oldest first (self or admin).
-#[utoipa::path(tag = "digests", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), responses((status = 200, body = SubscriptionList), (status = 404, body = Problem)))]
+/// A user's subscriptions, oldest first, a page at a time (self or admin).
+#[utoipa::path(tag = "digests", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id"), PageQuery), responses((status = 200, body = SubscriptionList), (status = 404, body = Problem)))]
 #[get("/users/{id}/subscriptions")]
 async fn list(
     state: web::Data<AppState>,
     who: Principal,
     id: web::Path<Uuid>,
+    page: web::Query<PageQuery>,
 ) -> Result<web::Json<SubscriptionList>, ApiError> {
+    let limit = page.limit()?;
+    let after = page.after_id();
     let user = existing_user(&state, &who, id.into_inner()).await?;
     let subs = state
         .actors
@@ -87,9 +127,16 @@ async fn list(
         .get(user.id)
         .send(ListSubscriptions)
         .await??;
+    // Ids are v7, so id order is creation order.
+    let items: Vec<SubscriptionView> = subs
+        .iter()
+        .filter(|s| after.is_none_or(|a| s.id > a))
+        .take(limit)
+        .map(SubscriptionView::from)
+        .collect();
     Ok(web::Json(SubscriptionList {
-        items: subs.iter().map(SubscriptionView::from).collect(),
-        next_cursor: None,
+        next_cursor: next_cursor(&items, limit, |s| s.id),
+        items,
     }))
 }
 

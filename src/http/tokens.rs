@@ -29,8 +29,9 @@ pub struct TokenView {
 }
 
 /// Exchange email and password for a bearer token. Wrong password and unknown email get the
-/// same 401, in the same time.
-#[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem)))]
+/// same 401, in the same time. An account (known or not) that failed `login_per_minute` times
+/// in the last minute gets 429 until its allowance comes back, right password or not.
+#[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem), (status = 429, body = Problem)))]
 #[post("/auth/tokens")]
 async fn login(
     state: web::Data<AppState>,
@@ -40,12 +41,17 @@ async fn login(
     if email.len() > 254 || password.len() > 512 {
         return Err(ApiError::Unauthorized);
     }
+    let account = email.trim().to_ascii_lowercase();
+    state.rate_limiter.check_login(&account)?;
     let user = state.store.run(move |s| s.users().by_email(&email)).await?;
     let ok = state
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
-    let user = user.filter(|_| ok).ok_or(ApiError::Unauthorized)?;
+    let Some(user) = user.filter(|_| ok) else {
+        state.rate_limiter.login_failed(&account);
+        return Err(ApiError::Unauthorized);
+    };
     let now = state.clock.now();
     let expires_at = now + Duration::hours(i64::from(state.settings.auth.token_ttl_hours));
     let token = new_token();
@@ -58,6 +64,7 @@ async fn login(
         name: None,
         created_at: now,
         expires_at: Some(expires_at),
+        created_by: None,
     };
     let hash = token_hash(&token);
     state

@@ -87,7 +87,13 @@ async fn one_click(
         digest_frequency: Some(DigestFrequency::Off),
         ..Default::default()
     };
-    let user = super::digests::update_and_reschedule(&state, user.id, changes).await?;
+    let user = super::digests::update_and_reschedule(
+        &state,
+        user.id,
+        changes,
+        super::digests::TokensAfter::Keep,
+    )
+    .await?;
     tracing::info!(user = %user.id, "unsubscribed from digests by link");
     Ok(html(
         &state,

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
+use super::digests::{TokensAfter, update_and_reschedule};
 use super::error::{ApiError, Problem};
 use super::pagination::{PageQuery, next_cursor};
 use crate::domain::auth::Principal;
@@ -64,16 +65,70 @@ pub struct UserPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// E.164: `+`, then 2 to 15 digits, the first not 0.
     #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub phone: Option<String>,
+    /// An IANA timezone name.
+    #[schema(schema_with = timezone_schema)]
     pub timezone: String,
     /// Local hour 0-23 for the digest (default 8).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     #[serde(default)]
     pub digest_frequency: Option<DigestFrequency>,
+}
+
+/// Every IANA timezone name this build knows, as the schema's `enum`.
+fn timezone_names() -> Vec<serde_json::Value> {
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| serde_json::Value::from(tz.name()))
+        .collect()
+}
+
+fn timezone_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("An IANA timezone name (`Europe/Paris`)."))
+        .enum_values(Some(timezone_names()))
+        .build()
+}
+
+fn optional_timezone_schema() -> utoipa::openapi::Object {
+    let mut names = timezone_names();
+    names.push(serde_json::Value::Null);
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .description(Some(
+            "An IANA timezone name (`Europe/Paris`); `null` keeps the current one.",
+        ))
+        .enum_values(Some(names))
+        .build()
+}
+
+/// An integer that may be written `9.0`: JSON Schema's `integer` is any whole number.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}")))
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -86,15 +141,26 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    /// Needs `current_password`.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// `null` removes the phone number.
+    /// E.164; `null` removes the phone number.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub phone: Option<Option<String>>,
+    #[schema(schema_with = optional_timezone_schema)]
     pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     pub digest_frequency: Option<DigestFrequency>,
+    /// The new password (8 to 128 characters); needs `current_password`. Every other token of
+    /// the user is revoked.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    /// The password now in use: required to change `email` or `password` (except by an admin
+    /// changing another user).
+    pub current_password: Option<String>,
     /// Applied only when an admin sends it; ignored otherwise.
     pub role: Option<Role>,
 }
@@ -173,7 +239,7 @@ async fn list(
 ) -> Result<web::Json<UserPage>, ApiError> {
     who.require(Role::Admin)?;
     let limit = page.limit()?;
-    let after = page.after_id()?;
+    let after = page.after_id();
     let users = state
         .store
         .run(move |s| s.users().list(after, limit))
@@ -228,10 +294,18 @@ async fn update(
             "an admin cannot demote themselves".into(),
         ));
     }
-    if let Some(p) = body.password.as_deref() {
-        changes.password_hash = Some(state.passwords.hash(Password::parse(p)?).await?);
+    let new_password = body.password.as_deref().map(Password::parse).transpose()?;
+    let admin_for_other = who.role.includes(Role::Admin) && who.user_id != Some(id);
+    if (changes.email.is_some() || new_password.is_some()) && !admin_for_other {
+        check_current_password(&state, id, body.current_password).await?;
     }
-    let user = super::digests::update_and_reschedule(&state, id, changes).await?;
+    let mut tokens = TokensAfter::Keep;
+    if let Some(p) = new_password {
+        changes.password_hash = Some(state.passwords.hash(p).await?);
+        let keep = (who.user_id == Some(id)).then_some(who.token_hash);
+        tokens = TokensAfter::RevokeAllBut(keep);
+    }
+    let user = update_and_reschedule(&state, id, changes, tokens).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
@@ -288,8 +362,37 @@ async fn set_role(
         role: Some(body.role),
         ..UserChanges::default()
     };
-    let user = super::digests::update_and_reschedule(&state, id, changes).await?;
+    let user = update_and_reschedule(&state, id, changes, TokensAfter::Keep).await?;
     Ok(web::Json(UserView::from(&user)))
+}
+
+/// Changing the email or password needs the password in use: a stolen session alone cannot take
+/// the account over. Wrong and missing answer the same 422; wrong tries count against the
+/// account's login throttle.
+async fn check_current_password(
+    state: &AppState,
+    id: Uuid,
+    given: Option<String>,
+) -> Result<(), ApiError> {
+    let missing = || {
+        ApiError::Invalid(
+            "current_password: the password in use is needed to change email or password".into(),
+        )
+    };
+    let given = given.ok_or_else(missing)?;
+    let user = load(state, id).await?;
+    let account = user.email.folded();
+    state.rate_limiter.check_login(&account)?;
+    if given.chars().count() > 512
+        || !state
+            .passwords
+            .verify(given, Some(user.password_hash))
+            .await?
+    {
+        state.rate_limiter.login_failed(&account);
+        return Err(missing());
+    }
+    Ok(())
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<User, ApiError> {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::pagination::{PageQuery, limit};
+use super::pagination::limit;
 use crate::domain::voucher::{MAX_NAME, Voucher};
 use crate::store::vouchers::{Filter, Named};
 
@@ -129,20 +129,25 @@ pub struct VoucherPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct VoucherQuery {
-    /// Retailer name (any case).
+    /// Retailer name (any case; blank means any).
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub retailer: Option<String>,
-    /// Category name (any case).
+    /// Category name (any case; blank means any).
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub category: Option<String>,
-    /// Text in the title, description, retailer or code (any case).
+    /// Text in the title, description, retailer or code (any case; blank means any).
+    #[param(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
-    /// Network name.
+    /// Network name (blank means any).
+    #[param(max_length = 64, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub network: Option<String>,
     /// Only vouchers valid now (default true); `false` lists upcoming and expired ones too.
     pub active: Option<bool>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub cursor: Option<Uuid>,
 }
 
 fn text(
@@ -172,11 +177,7 @@ async fn list(
 ) -> Result<web::Json<Arc<VoucherPage>>, ApiError> {
     let query = query.into_inner();
     let limit = limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
-        .transpose()?;
+    let after = query.cursor;
     let filter = Filter {
         retailer: text("retailer", query.retailer, MAX_NAME)?,
         category: text("category", query.category, MAX_NAME)?,
@@ -239,31 +240,43 @@ pub struct NamePage {
 }
 
 /// Retailers in name order, with their active voucher counts (anyone).
-#[utoipa::path(tag = "vouchers", params(PageQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+/// `?limit=&cursor=` for name lists: the cursor is the last name key of the previous page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (names after it, in order; blank means the start).
+    #[param(max_length = 800, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
 #[get("/retailers")]
 async fn retailers(
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: web::Query<NameQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
     names(&state, &query, Named::Retailer).await
 }
 
 /// Categories in name order, with their active voucher counts (anyone).
-#[utoipa::path(tag = "vouchers", params(PageQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
+#[utoipa::path(tag = "vouchers", params(NameQuery), responses((status = 200, body = NamePage), (status = 400, body = Problem)))]
 #[get("/categories")]
 async fn categories(
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: web::Query<NameQuery>,
 ) -> Result<web::Json<NamePage>, ApiError> {
     names(&state, &query, Named::Category).await
 }
 
 async fn names(
     state: &AppState,
-    query: &PageQuery,
+    query: &NameQuery,
     which: Named,
 ) -> Result<web::Json<NamePage>, ApiError> {
-    let limit = query.limit()?;
+    let limit = limit(query.limit)?;
     let after = text("cursor", query.cursor.clone(), 4 * MAX_NAME)?;
     let items = state
         .store

@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "records from JSON to postcard",
         run: records_to_postcard,
     },
+    Migration {
+        version: 6,
+        name: "tokens record who made an API key",
+        run: tokens_record_their_creator,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -273,6 +278,50 @@ fn records_to_postcard(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> 
             created_at: old.created_at,
         })
     })?;
+    Ok(())
+}
+
+/// A token as version 5 stored it (postcard, before `created_by`).
+#[derive(serde::Deserialize)]
+struct TokenRecordV5 {
+    v: u16,
+    id: uuid::Uuid,
+    kind: crate::domain::auth::TokenKind,
+    user_id: Option<uuid::Uuid>,
+    role: Option<crate::domain::user::Role>,
+    name: Option<String>,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros_opt")]
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Version 6: a token record ends with `created_by` (unknown, `None`, for existing keys). A
+/// record that already reads as the new shape (written by version 5's rewrite of a JSON store,
+/// or by a crash-resumed run) is left alone: a version-5 record is one field short of it.
+fn tokens_record_their_creator(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::auth::TokenRecord;
+    let mut batch = sled::Batch::default();
+    for kv in trees.tokens.iter() {
+        let (k, v) = kv?;
+        if super::decode::<TokenRecord>(&v).is_ok() {
+            continue;
+        }
+        let old: TokenRecordV5 = super::decode(&v)?;
+        let new = TokenRecord {
+            v: old.v,
+            id: old.id,
+            kind: old.kind,
+            user_id: old.user_id,
+            role: old.role,
+            name: old.name,
+            created_at: old.created_at,
+            expires_at: old.expires_at,
+            created_by: None,
+        };
+        batch.insert(k, super::encode(&new)?);
+    }
+    trees.tokens.apply_batch(batch)?;
     Ok(())
 }
 

@@ -2,6 +2,9 @@
 //! to a user and expire; API keys have their own role. Which tokens a user holds and when tokens
 //! expire are in-memory indexes ([`TokenIndex`]), rebuilt when the store opens; a session whose
 //! user is gone (a crash during erasure) is removed then. Issuing a token writes one key.
+//! API keys are also indexed by id (list and revoke by id), and when each was last used is kept
+//! in memory only: a write per authenticated request would cost more than the figure is worth,
+//! so `last_used_at` counts from the server's start.
 
 use std::collections::BTreeSet;
 
@@ -11,7 +14,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{Store, StoreError, Trees, decode, encode};
-use crate::domain::auth::TokenRecord;
+use crate::domain::auth::{TokenKind, TokenRecord};
 
 type Hash = [u8; 32];
 
@@ -19,6 +22,12 @@ type Hash = [u8; 32];
 #[derive(Default)]
 pub(crate) struct TokenIndex {
     by_user: DashMap<Uuid, Vec<Hash>>,
+    /// API key id → its hash.
+    api_keys: DashMap<Uuid, Hash>,
+    /// API key hash → when it last authenticated a request (since start).
+    last_used: DashMap<Hash, DateTime<Utc>>,
+    /// Every stored token: the rate limiter keys a request by its token only if it is one.
+    known: dashmap::DashSet<Hash>,
     /// (expires_at in µs, hash), in expiry order.
     expiry: Mutex<BTreeSet<(i64, Hash)>>,
 }
@@ -56,8 +65,12 @@ impl TokenIndex {
     }
 
     fn add(&self, hash: &Hash, record: &TokenRecord) {
+        self.known.insert(*hash);
         if let Some(user) = record.user_id {
             self.by_user.entry(user).or_default().push(*hash);
+        }
+        if record.kind == TokenKind::ApiKey {
+            self.api_keys.insert(record.id, *hash);
         }
         if let Some(at) = record.expires_at {
             self.expiry.lock().insert((at.timestamp_micros(), *hash));
@@ -65,6 +78,11 @@ impl TokenIndex {
     }
 
     fn remove(&self, hash: &Hash, record: &TokenRecord) {
+        self.known.remove(hash);
+        if record.kind == TokenKind::ApiKey {
+            self.api_keys.remove(&record.id);
+            self.last_used.remove(hash);
+        }
         if let Some(user) = record.user_id {
             let empty = match self.by_user.get_mut(&user) {
                 Some(mut held) => {
@@ -82,6 +100,9 @@ impl TokenIndex {
         }
     }
 }
+
+/// An API key's record and when it last authenticated a request (since start).
+pub type ApiKeyEntry = (TokenRecord, Option<DateTime<Utc>>);
 
 pub struct Tokens<'a> {
     store: &'a Store,
@@ -133,8 +154,15 @@ impl<'a> Tokens<'a> {
 
     /// Removes every token of a user (one batch on the one tree); returns how many. Writer only.
     pub fn revoke_user(&self, user: Uuid) -> Result<usize, StoreError> {
-        let Some((_, hashes)) = self.index().by_user.remove(&user) else {
-            return Ok(0);
+        self.revoke_user_except(user, None)
+    }
+
+    /// Removes every token of a user but `keep` (the session that changed the password), in one
+    /// batch; returns how many. Writer only.
+    pub fn revoke_user_except(&self, user: Uuid, keep: Option<&Hash>) -> Result<usize, StoreError> {
+        let hashes: Vec<Hash> = match self.index().by_user.get(&user) {
+            Some(held) => held.iter().filter(|h| Some(*h) != keep).copied().collect(),
+            None => return Ok(0),
         };
         let mut batch = sled::Batch::default();
         let mut records = Vec::with_capacity(hashes.len());
@@ -149,6 +177,46 @@ impl<'a> Tokens<'a> {
             self.index().remove(hash, record);
         }
         Ok(hashes.len())
+    }
+
+    /// Whether `hash` is a stored token (memory only; expired ones count until purged).
+    pub fn is_known(&self, hash: &Hash) -> bool {
+        self.index().known.contains(hash)
+    }
+
+    /// Every API key with when it was last used (since start), in id (creation) order.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyEntry>, StoreError> {
+        let mut hashes: Vec<(Uuid, Hash)> = self
+            .index()
+            .api_keys
+            .iter()
+            .map(|e| (*e.key(), *e.value()))
+            .collect();
+        hashes.sort_unstable_by_key(|(id, _)| *id);
+        let mut keys = Vec::with_capacity(hashes.len());
+        for (_, hash) in hashes {
+            if let Some(record) = self.get(&hash)? {
+                let used = self.index().last_used.get(&hash).map(|t| *t);
+                keys.push((record, used));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Revokes the API key with this id; returns whether it existed. Writer only.
+    pub fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        let Some(hash) = self.index().api_keys.get(&id).map(|h| *h) else {
+            return Ok(false);
+        };
+        self.revoke(&hash)
+    }
+
+    /// Notes that the API key `id` authenticated a request at `now` (memory only; nothing for a
+    /// key revoked meanwhile).
+    pub fn touch(&self, id: Uuid, hash: &Hash, now: DateTime<Utc>) {
+        if self.index().api_keys.get(&id).is_some_and(|h| *h == *hash) {
+            self.index().last_used.insert(*hash, now);
+        }
     }
 
     /// Deletes tokens that expired before `now`, walking the in-memory expiry index (no scan).

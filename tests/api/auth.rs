@@ -114,3 +114,124 @@ async fn api_keys_act_with_their_role_and_are_shown_once() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn api_keys_are_listed_and_revoked_by_id_and_may_expire() {
+    let app = spawn_app().await;
+    let me: Value = app.me(&app.admin_token).await.json().await.unwrap();
+    let shop: Value = app
+        .create_api_key(&app.admin_token, "shop", "manager")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let shop_key = shop["key"].as_str().unwrap().to_owned();
+    assert_eq!(shop["created_by"], me["id"], "the creator is recorded");
+    // Used once, so it has a last use.
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/networks", Some(&shop_key), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            Some(serde_json::json!({"name": "campaign", "role": "manager", "expires_at": soon})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let temporary: Value = res.json().await.unwrap();
+    let temporary_key = temporary["key"].as_str().unwrap().to_owned();
+    assert_eq!(app.me(&temporary_key).await.status(), StatusCode::NOT_FOUND);
+
+    let list: Value = app
+        .call(
+            Method::GET,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], shop["id"]);
+    assert_eq!(items[0]["name"], "shop");
+    assert_eq!(items[0]["role"], "manager");
+    assert_eq!(items[0]["created_by"], me["id"]);
+    assert!(items[0]["last_used_at"].is_string(), "{list}");
+    assert!(items[0]["expires_at"].is_null());
+    assert!(items[1]["expires_at"].is_string());
+    assert!(
+        items.iter().all(|k| k.get("key").is_none()),
+        "keys are shown only once: {list}"
+    );
+    // Only admins see them.
+    assert_problem(
+        app.call(Method::GET, "/api/v1/api-keys", Some(&shop_key), None)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    // Revoked by id: at once.
+    let path = format!("/api/v1/api-keys/{}", shop["id"].as_str().unwrap());
+    let res = app
+        .call(Method::DELETE, &path, Some(&app.admin_token), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        app.call(Method::GET, "/api/v1/networks", Some(&shop_key), None)
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        app.call(Method::DELETE, &path, Some(&app.admin_token), None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The other one expires on its own.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_problem(app.me(&temporary_key).await, 401, "unauthorized").await;
+}
+
+#[actix_web::test]
+async fn failed_logins_are_throttled_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.rate_limit.login_per_minute = 3;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    app.customer("ivy@x.io").await;
+    for _ in 0..3 {
+        assert_problem(
+            app.try_login("ivy@x.io", "guess-guess").await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    // Out of tries: even the right password waits, and says for how long.
+    let res = app.try_login("IVY@x.io", "customer-password").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    assert_problem(res, 429, "rate_limited").await;
+    // Another account from the same client is not affected.
+    app.customer("jon@x.io").await;
+}

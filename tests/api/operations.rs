@@ -104,6 +104,8 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/retailers",
         "GET /api/v1/categories",
         "GET /api/v1/notifications",
+        "GET /api/v1/api-keys",
+        "DELETE /api/v1/api-keys/{id}",
         "GET /api/v1/users/{id}/subscriptions",
         "POST /api/v1/users/{id}/subscriptions",
         "DELETE /api/v1/users/{id}/subscriptions/{sub_id}",
@@ -133,9 +135,17 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(sub.status(), StatusCode::CREATED);
     let sub: Value = sub.json().await.unwrap();
     let token = crate::helpers::unsubscribe_token(admin_id);
+    let key: Value = app
+        .create_api_key(&app.admin_token, "route check", "customer")
+        .await
+        .json()
+        .await
+        .unwrap();
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
+        } else if route.contains("/api-keys/") {
+            route.replace("{id}", key["id"].as_str().unwrap())
         } else {
             route
                 .replace("{name}", "fixture")
@@ -174,6 +184,62 @@ async fn the_docs_page_is_served_without_fetching_anything() {
 }
 
 #[actix_web::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 2;
+    settings.rate_limit.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let app = spawn_with(settings, dir).await;
+    let from = |client: &'static str| {
+        app.client
+            .get(app.url("/api/v1/vouchers"))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(from("198.51.100.1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    // Another client behind the same proxy; a client cannot pick its key by prepending.
+    assert_eq!(from("198.51.100.2").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        from("198.51.100.2, 198.51.100.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[actix_web::test]
+async fn unsupported_methods_get_405_with_allow() {
+    let app = spawn_app().await;
+    for (method, path, allow) in [
+        (Method::DELETE, "/healthz", "GET"),
+        (Method::PUT, "/api/v1/users", "GET, POST"),
+        (Method::PATCH, "/api/v1/users/me", "GET"),
+        (
+            Method::POST,
+            "/api/v1/users/0190b3f2-0000-7000-8000-000000000000",
+            "GET, DELETE, PATCH",
+        ),
+    ] {
+        let res = app
+            .call(method.clone(), path, Some(&app.admin_token), None)
+            .await;
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        assert_problem(res, 405, "method_not_allowed").await;
+    }
+    // An unknown path is still 404.
+    assert_problem(
+        app.call(Method::DELETE, "/api/v1/nothing", None, None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn requests_over_the_rate_limit_get_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path().join("data"));
@@ -205,6 +271,38 @@ async fn requests_over_the_rate_limit_get_429_with_retry_after() {
         .await;
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(anon.headers()["ratelimit-limit"], "3");
+    // A fresh made-up token per request buys no fresh allowance: unverified tokens count
+    // against the client's address (a burst of 3), so most of ten are refused.
+    let fakes: Vec<String> = (0..10).map(|i| format!("vd_fake{i}")).collect();
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        fakes
+            .iter()
+            .map(|fake| app.call(Method::GET, "/api/v1/users/me", Some(fake), None)),
+    )
+    .await
+    .iter()
+    .map(|r| r.status().as_u16())
+    .collect();
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 6,
+        "{statuses:?}"
+    );
+    // X-Forwarded-For from a client that is not a trusted proxy is ignored: new addresses in
+    // it buy nothing either.
+    let statuses: Vec<u16> = futures_util::future::join_all((0..10).map(|i| {
+        app.client
+            .get(app.url("/api/v1/vouchers"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .send()
+    }))
+    .await
+    .into_iter()
+    .map(|r| r.unwrap().status().as_u16())
+    .collect();
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 6,
+        "{statuses:?}"
+    );
     // Health checks are never limited.
     for _ in 0..5 {
         assert_eq!(

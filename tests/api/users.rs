@@ -130,7 +130,8 @@ async fn patch_changes_fields_and_ignores_role_unless_admin() {
         .patch_user(
             &id,
             &token,
-            json!({"phone": null, "password": "brand-new-pass"}),
+            json!({"phone": null, "password": "brand-new-pass",
+                   "current_password": "customer-password"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -158,14 +159,22 @@ async fn email_change_keeps_addresses_unique() {
     let (id, token) = app.customer("dave@x.io").await;
     app.customer("erin@x.io").await;
     assert_problem(
-        app.patch_user(&id, &token, json!({"email": "ERIN@x.io"}))
-            .await,
+        app.patch_user(
+            &id,
+            &token,
+            json!({"email": "ERIN@x.io", "current_password": "customer-password"}),
+        )
+        .await,
         409,
         "conflict",
     )
     .await;
     let res = app
-        .patch_user(&id, &token, json!({"email": "dave2@x.io"}))
+        .patch_user(
+            &id,
+            &token,
+            json!({"email": "dave2@x.io", "current_password": "customer-password"}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     // The old address is free again, the new one logs in.
@@ -281,4 +290,69 @@ async fn the_user_list_pages_with_cursors() {
         "validation_failed",
     )
     .await;
+}
+
+#[actix_web::test]
+async fn email_and_password_changes_need_the_current_password() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("fay@x.io").await;
+    // A stolen session alone cannot take the account over: missing or wrong, nothing changes.
+    for body in [
+        json!({"email": "mallory@x.io"}),
+        json!({"password": "mallory-owns-it"}),
+        json!({"email": "mallory@x.io", "current_password": "not-the-password"}),
+        json!({"password": "mallory-owns-it", "current_password": "not-the-password"}),
+    ] {
+        let problem = assert_problem(
+            app.patch_user(&id, &token, body.clone()).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("current_password"),
+            "{body}: {problem}"
+        );
+    }
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["email"], "fay@x.io");
+    app.login("fay@x.io", "customer-password").await;
+    // Other fields need no password.
+    let res = app.patch_user(&id, &token, json!({"digest_hour": 7})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_password_change_revokes_every_other_token_of_the_user() {
+    let app = spawn_app().await;
+    let (id, token) = app.customer("gus@x.io").await;
+    let phone = app.login("gus@x.io", "customer-password").await;
+    let laptop = app.login("gus@x.io", "customer-password").await;
+    let (_, other_user) = app.customer("hal@x.io").await;
+    let res = app
+        .patch_user(
+            &id,
+            &token,
+            json!({"password": "gus-new-password", "current_password": "customer-password"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The session that changed it stays; the others are gone; other users are untouched.
+    assert_eq!(app.me(&token).await.status(), StatusCode::OK);
+    assert_problem(app.me(&phone).await, 401, "unauthorized").await;
+    assert_problem(app.me(&laptop).await, 401, "unauthorized").await;
+    assert_eq!(app.me(&other_user).await.status(), StatusCode::OK);
+
+    // An admin resetting someone's password needs no current password, and every session of
+    // that user ends.
+    let res = app
+        .patch_user(&id, &app.admin_token, json!({"password": "reset-by-admin"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_problem(app.me(&token).await, 401, "unauthorized").await;
+    assert_eq!(app.me(&app.admin_token).await.status(), StatusCode::OK);
+    app.login("gus@x.io", "reset-by-admin").await;
 }

@@ -1,0 +1,325 @@
+//! The served OpenAPI document, made to tell the whole truth: the errors every route can answer
+//! (declared once here from what the middleware and extractors do, not repeated on every
+//! handler), and the method table that turns a request for an existing path with another
+//! method into 405 with `Allow`.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::Method;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::Ref;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, RefOr, Response};
+use utoipa::{Modify, OpenApi};
+
+/// Routes the rate limiter does not count (monitoring must not be throttled).
+pub const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "voucherd",
+        description = "Self-hosted voucher server: affiliate vouchers, digests, campaigns and code requests. \
+            Every error is `application/problem+json` with a stable `code`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "users", description = "Registration and user management"),
+        (name = "auth", description = "Tokens and API keys"),
+        (name = "networks", description = "Affiliate networks and their pulls"),
+        (name = "vouchers", description = "The catalogue of collected vouchers"),
+        (name = "notifications", description = "Admin alerts"),
+        (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The methods a path answers, in `Allow` order.
+fn methods(item: &PathItem) -> Vec<Method> {
+    [
+        (item.get.is_some(), Method::GET),
+        (item.put.is_some(), Method::PUT),
+        (item.post.is_some(), Method::POST),
+        (item.delete.is_some(), Method::DELETE),
+        (item.patch.is_some(), Method::PATCH),
+    ]
+    .into_iter()
+    .filter_map(|(present, m)| present.then_some(m))
+    .collect()
+}
+
+fn problem_response(description: &str) -> Response {
+    let mut response = Response::new(description);
+    response.content.insert(
+        PROBLEM.to_owned(),
+        RefOr::T(Content::new(Some(Ref::from_schema_name("Problem")))),
+    );
+    response
+}
+
+/// Names every operation after its method and path (`get_users_id_subscriptions`): the derive
+/// names them after the handler function, and several modules have a `list`, so the document had
+/// duplicate operation ids, which tools resolving links by id get wrong.
+pub fn name_operations(doc: &mut Document) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let words: Vec<String> = path
+            .trim_start_matches("/api/v1")
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.trim_matches(['{', '}']).replace('-', "_"))
+            .collect();
+        let suffix = words.join("_");
+        let ops = [
+            ("get", item.get.as_mut()),
+            ("put", item.put.as_mut()),
+            ("post", item.post.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                op.operation_id = Some(format!("{method}_{suffix}"));
+            }
+        }
+    }
+}
+
+/// Operations whose body may be absent (the derive can only say so by making it nullable, which
+/// would declare a `null` body valid).
+const OPTIONAL_BODIES: &[&str] = &["/api/v1/admin/digests/run"];
+
+/// Marks the bodies of [`OPTIONAL_BODIES`] as not required.
+pub fn optional_bodies(doc: &mut Document) {
+    for path in OPTIONAL_BODIES {
+        if let Some(item) = doc.paths.paths.get_mut(*path) {
+            for op in operations_mut(item) {
+                if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+                    body.required = Some(utoipa::openapi::Required::False);
+                }
+            }
+        }
+    }
+}
+
+/// Declares the errors each operation can answer, from what it takes:
+/// - every error body is `application/problem+json` (handlers may declare `body = Problem`);
+/// - parameters or a body: 400 (unreadable) and 422 (breaks a rule);
+/// - a body: 413 (over `http.body_limit_bytes`) and 415 (not JSON);
+/// - a bearer token: 401 (missing, unknown, expired) and 403 (role too low);
+/// - a path parameter: 404 (no such resource, or not yours);
+/// - everything but monitoring: 429 (rate limit) and 503 (writer queue or a mailbox full).
+pub fn declare_errors(doc: &mut Document) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let limited = !UNLIMITED.contains(&path.as_str());
+        for op in operations_mut(item) {
+            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let has_path_param = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path))
+            });
+            let has_body = op.request_body.is_some();
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |status: u16, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| RefOr::T(problem_response(description)));
+            };
+            if has_params || has_body {
+                add(400, "The request cannot be read (bad JSON, query or path)");
+                add(
+                    422,
+                    "The request breaks a rule (the detail names the field)",
+                );
+            }
+            if has_body {
+                add(413, "The body is larger than the limit");
+                add(415, "The body is not application/json");
+            }
+            if secured {
+                add(401, "No valid bearer token");
+                add(403, "The token's role does not allow this");
+            }
+            if has_path_param {
+                add(404, "No such resource (or not yours)");
+            }
+            if limited {
+                add(429, "Rate limited; retry after `Retry-After` seconds");
+                add(503, "Overloaded; retry after `Retry-After` seconds");
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                let is_error = status.starts_with('4') || status.starts_with('5');
+                if let (true, RefOr::T(response)) = (is_error, response)
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response.content.insert(PROBLEM.to_owned(), content);
+                }
+            }
+        }
+    }
+}
+
+/// Path templates with the methods each answers: a request for a known path with another method
+/// gets 405 and `Allow` instead of 404.
+#[derive(Debug, Default)]
+pub struct MethodTable {
+    routes: Vec<(Vec<Segment>, Vec<Method>)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
+
+impl MethodTable {
+    pub fn from_document(doc: &Document) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let segments = path
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') && s.ends_with('}') {
+                            Segment::Param
+                        } else {
+                            Segment::Literal(s.to_owned())
+                        }
+                    })
+                    .collect();
+                (segments, methods(item))
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The methods `path` answers (none for an unknown path). A path that is a template without
+    /// parameters (`/users/me`) answers only its own methods, though `/users/{id}` matches it too.
+    pub fn allowed(&self, path: &str) -> Vec<Method> {
+        if let Some(methods) = self.literal(path) {
+            return methods.to_vec();
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut found = BTreeSet::new();
+        let mut ordered = Vec::new();
+        for (segments, methods) in &self.routes {
+            let matches = segments.len() == parts.len()
+                && segments.iter().zip(&parts).all(|(s, p)| match s {
+                    Segment::Literal(l) => l == p,
+                    Segment::Param => !p.is_empty(),
+                });
+            if matches {
+                for m in methods {
+                    if found.insert(m.as_str().to_owned()) {
+                        ordered.push(m.clone());
+                    }
+                }
+            }
+        }
+        ordered
+    }
+
+    /// The methods of the template that is exactly `path` (no parameters), if there is one.
+    pub fn literal(&self, path: &str) -> Option<&[Method]> {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.routes.iter().find_map(|(segments, methods)| {
+            let exact = segments.len() == parts.len()
+                && segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| matches!(s, Segment::Literal(l) if l == p));
+            exact.then_some(methods.as_slice())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_list_their_methods_and_unknown_ones_none() {
+        let doc = super::super::openapi();
+        let table = MethodTable::from_document(&doc);
+        assert_eq!(table.allowed("/healthz"), vec![Method::GET]);
+        let user = table.allowed("/api/v1/users/0190b3f2-0000-7000-8000-000000000000");
+        assert!(user.contains(&Method::GET) && user.contains(&Method::PATCH));
+        assert!(user.contains(&Method::DELETE) && !user.contains(&Method::POST));
+        assert!(table.allowed("/api/v1/nothing").is_empty());
+        assert_eq!(table.allowed("/api/v1/users/me"), vec![Method::GET]);
+        assert!(table.allowed("/api/v1/users//subscriptions").is_empty());
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = super::super::openapi();
+        let mut seen = BTreeSet::new();
+        for item in doc.paths.paths.values() {
+            let mut item = item.clone();
+            for op in operations_mut(&mut item) {
+                let id = op.operation_id.clone().unwrap_or_default();
+                assert!(seen.insert(id.clone()), "duplicate operation id {id}");
+            }
+        }
+        assert!(seen.contains("get_users_id_subscriptions"), "{seen:?}");
+    }
+
+    #[test]
+    fn every_error_is_declared_as_a_problem() {
+        let doc = super::super::openapi();
+        for (path, item) in &doc.paths.paths {
+            let mut item = item.clone();
+            for op in operations_mut(&mut item) {
+                for (status, response) in &op.responses.responses {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            // HTML pages (the unsubscribe page) answer their errors in HTML.
+                            response.content.is_empty()
+                                || response
+                                    .content
+                                    .keys()
+                                    .all(|k| k == PROBLEM || k == "text/html"),
+                            "{path} {status}: {:?}",
+                            response.content.keys()
+                        );
+                    }
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    assert!(op.responses.responses.contains_key("401"), "{path}");
+                }
+            }
+        }
+    }
+}
