@@ -86,6 +86,30 @@ fn body(text: &str) -> Body {
     Body::dangerous_pre_encoded(text.replace('\n', "\r\n").into_bytes(), encoding)
 }
 
+/// The file transport's directory: `mail/` in the store's directory.
+pub fn mail_dir(store_path: &std::path::Path) -> PathBuf {
+    store_path.join("mail")
+}
+
+/// Removes the file transport's copies of messages (`<name>.eml`) that must not outlive their
+/// recipient; returns how many were there. Nothing to do for SMTP: the relay has them.
+pub fn erase_files(store_path: &std::path::Path, names: &[String]) -> usize {
+    let dir = mail_dir(store_path);
+    names
+        .iter()
+        .filter(
+            |name| match std::fs::remove_file(dir.join(format!("{name}.eml"))) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    tracing::error!(file = %name, error = %e, "erasing a mail file failed");
+                    false
+                }
+            },
+        )
+        .count()
+}
+
 /// Where email goes.
 #[derive(Clone)]
 pub enum Mailer {
@@ -102,7 +126,7 @@ impl Mailer {
     ) -> anyhow::Result<Self> {
         Ok(match settings.transport {
             EmailTransportKind::File => {
-                let dir = store_path.join("mail");
+                let dir = mail_dir(store_path);
                 std::fs::create_dir_all(&dir)?;
                 Mailer::File { dir }
             }
@@ -128,6 +152,14 @@ impl Mailer {
                     .map_err(|e| SendError::transient(format!("writing {}: {e}", path.display())))
             }
             Mailer::Smtp(sender) => sender.send(&message).await,
+        }
+    }
+
+    /// Takes back a message sent to a recipient erased while it was in flight: the file
+    /// transport's copy is removed (an SMTP relay's is beyond reach).
+    pub fn discard(&self, name: &str) {
+        if let Mailer::File { dir } = self {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.eml")));
         }
     }
 }

@@ -50,6 +50,18 @@ impl Email {
         &self.0
     }
 
+    /// The address as shown to whoever holds a link (the unsubscribe page): enough for its owner
+    /// to recognise it, too little to harvest: `j***@e***.com`.
+    pub fn masked(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+        let tld = domain
+            .rsplit_once('.')
+            .map(|(_, t)| format!(".{t}"))
+            .unwrap_or_default();
+        format!("{}***@{}***{tld}", first(local), first(domain))
+    }
+
     /// The form used for uniqueness and lookup.
     pub fn folded(&self) -> String {
         self.0.to_ascii_lowercase()
@@ -277,6 +289,14 @@ impl UserChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_addresses_show_too_little_to_harvest() {
+        let masked = |s: &str| Email::parse(s).unwrap().masked();
+        assert_eq!(masked("jane.doe@example.co.uk"), "j***@e***.uk");
+        assert_eq!(masked("Admin@localhost"), "A***@l***");
+        assert!(!masked("bob@mail.example.org").contains("bob"));
+    }
 
     #[test]
     fn emails() {

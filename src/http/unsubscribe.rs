@@ -63,7 +63,7 @@ async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespo
             &state,
             actix_web::http::StatusCode::OK,
             "confirm",
-            user.email.as_str(),
+            &user.email.masked(),
         ),
         Err(ApiError::NotFound) => html(
             &state,
@@ -99,6 +99,6 @@ async fn one_click(
         &state,
         actix_web::http::StatusCode::OK,
         "done",
-        user.email.as_str(),
+        &user.email.masked(),
     ))
 }

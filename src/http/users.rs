@@ -324,21 +324,33 @@ async fn erase(
             "an admin cannot erase themselves".into(),
         ));
     }
-    // Subscriptions and digests (with their deliveries) first: a crash half-way leaves a user who
-    // can be erased again, never orphaned personal data.
-    let erased = state
+    // Subscriptions, digests (with their deliveries) and the alerts about those first: a crash
+    // half-way leaves a user who can be erased again, never orphaned personal data. One writer
+    // command, so a subscription or settings change queued behind it finds no user (404).
+    let (erased, deliveries) = state
         .store
         .write(move |s| {
             if s.users().get(id)?.is_none() {
                 return Err(crate::store::StoreError::NotFound);
             }
             s.subscriptions().erase_user(id)?;
-            s.digests().erase_user(id)?;
-            s.users().erase(id)
+            let deliveries: Vec<String> = s
+                .digests()
+                .erase_user(id)?
+                .iter()
+                .map(Uuid::to_string)
+                .collect();
+            s.notifications().erase_about(&deliveries)?;
+            Ok((s.users().erase(id)?, deliveries))
         })
         .await?;
     state.actors.registry.forget(id);
-    tracing::info!(user = %id, tokens = erased.tokens, "user erased");
+    // The file transport's copies of what was sent to them (none with SMTP).
+    let store_path = state.settings.store.path.clone();
+    let files = web::block(move || crate::delivery::email::erase_files(&store_path, &deliveries))
+        .await
+        .unwrap_or(0);
+    tracing::info!(user = %id, tokens = erased.tokens, mail_files = files, "user erased");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -420,7 +420,9 @@ impl<'a> Digests<'a> {
     }
 
     /// What a digest built at `now` holds for what a user follows: the active vouchers first
-    /// seen since `since`, newest first, at most `max`, and how many more matched.
+    /// seen since `since`, newest first, at most `max`, and how many more matched. The work is
+    /// bounded: at most `MORE_PER_NAME × max` vouchers are read per followed name, so `more`
+    /// counts exactly up to that and is a lower bound past it.
     pub fn select(
         &self,
         followed: &[Followed],
@@ -428,10 +430,12 @@ impl<'a> Digests<'a> {
         now: DateTime<Utc>,
         max: usize,
     ) -> Result<Selection, StoreError> {
+        const MORE_PER_NAME: usize = 4;
         let vouchers = self.store.vouchers();
         let mut found = BTreeSet::new();
+        let per_name = max.saturating_mul(MORE_PER_NAME).max(1);
         for f in followed {
-            vouchers.new_since(f.kind, &f.key, since, now, &mut found)?;
+            vouchers.new_since(f.kind, &f.key, since, now, per_name, &mut found)?;
         }
         let total = found.len();
         let voucher_ids: Vec<Uuid> = found.into_iter().rev().take(max).collect();
@@ -484,27 +488,32 @@ impl<'a> Digests<'a> {
     }
 
     /// Removes a user's schedule and digests with their deliveries (erasure), one batch on the
-    /// one tree. Writer only.
-    pub fn erase_user(&self, user: Uuid) -> Result<usize, StoreError> {
+    /// one tree; returns the erased digests' ids (their deliveries' ids, which name what was
+    /// sent about them: `.eml` files, `delivery_failing` notifications). Writer only.
+    pub fn erase_user(&self, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let tree = &self.store.trees().digests;
         let mut batch = sled::Batch::default();
-        let mut records = 0;
+        let mut ids = Vec::new();
         let mut periods = Vec::new();
-        for open in [false, true] {
-            for k in tree.scan_prefix(family_prefix(open, Some(user))).keys() {
-                let k = k?;
-                if !open {
-                    records += 1;
-                } else if let Some((_, p)) = parse_key(&k) {
-                    periods.push(p);
-                }
-                batch.remove(k);
+        for kv in tree.scan_prefix(family_prefix(false, Some(user))) {
+            let (k, v) = kv?;
+            // An unreadable record is erased all the same; only its id is unknown.
+            if let Ok(record) = decode::<DigestRecord>(&v) {
+                ids.push(record.id);
             }
+            batch.remove(k);
+        }
+        for k in tree.scan_prefix(family_prefix(true, Some(user))).keys() {
+            let k = k?;
+            if let Some((_, p)) = parse_key(&k) {
+                periods.push(p);
+            }
+            batch.remove(k);
         }
         tree.apply_batch(batch)?;
         self.index().0.write().forget(user);
         self.store.deliveries().closed(user, &periods);
-        Ok(records)
+        Ok(ids)
     }
 }
 
@@ -619,7 +628,8 @@ mod tests {
             store
                 .write(move |s| s.digests().erase_user(id))
                 .await
-                .unwrap(),
+                .unwrap()
+                .len(),
             1
         );
         assert!(store.trees().digests.is_empty());

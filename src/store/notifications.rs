@@ -1,8 +1,8 @@
-//! Admin alerts (tree `notifications`: NotificationId(16) → Notification JSON), newest last.
+//! Admin alerts (tree `notifications`: NotificationId(16) → Notification), newest last.
 
 use uuid::Uuid;
 
-use super::{Store, StoreError, encode, values_after};
+use super::{Store, StoreError, decode, encode, values_after};
 use crate::domain::notification::Notification;
 
 pub struct Notifications<'a> {
@@ -22,8 +22,71 @@ impl<'a> Notifications<'a> {
         Ok(())
     }
 
+    /// Removes the notifications about any of `subjects` (a user's deliveries at erasure: their
+    /// errors may quote the address); returns how many. Notifications are few (at most one per
+    /// kind and subject an hour), so this reads them all. Writer only.
+    pub fn erase_about(&self, subjects: &[String]) -> Result<usize, StoreError> {
+        if subjects.is_empty() {
+            return Ok(0);
+        }
+        let tree = &self.store.trees().notifications;
+        let mut batch = sled::Batch::default();
+        let mut erased = 0;
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let about = decode::<Notification>(&v).map(|n| subjects.contains(&n.subject));
+            if about.unwrap_or(false) {
+                batch.remove(k);
+                erased += 1;
+            }
+        }
+        tree.apply_batch(batch)?;
+        Ok(erased)
+    }
+
     /// Oldest first, after `after`, at most `limit`.
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Notification>, StoreError> {
         values_after(&self.store.trees().notifications, after, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+    use crate::domain::notification::NotificationKind;
+
+    #[test]
+    fn notifications_about_erased_deliveries_go_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+            writer_queue: 1024,
+        })
+        .unwrap();
+        let now = chrono::Utc::now();
+        let theirs = Uuid::now_v7().to_string();
+        let n = |kind, subject: &str, message: &str| {
+            Notification::new(kind, subject, message.to_owned(), now)
+        };
+        let about_them = n(
+            NotificationKind::DeliveryFailing,
+            &theirs,
+            "550 <bye@example.org>: no such mailbox",
+        );
+        let network = n(NotificationKind::NetworkFailing, "awin", "timeout");
+        store.notifications().add(&about_them).unwrap();
+        store.notifications().add(&network).unwrap();
+        assert_eq!(store.notifications().erase_about(&[theirs]).unwrap(), 1);
+        let left: Vec<Uuid> = store
+            .notifications()
+            .list(None, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(left, vec![network.id]);
     }
 }

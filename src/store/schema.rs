@@ -415,6 +415,78 @@ mod tests {
         Ok(())
     }
 
+    /// The layout version 5 wrote, to write one here.
+    #[derive(serde::Serialize)]
+    struct WrittenByV5 {
+        v: u16,
+        id: uuid::Uuid,
+        kind: crate::domain::auth::TokenKind,
+        user_id: Option<uuid::Uuid>,
+        role: Option<crate::domain::user::Role>,
+        name: Option<String>,
+        #[serde(with = "crate::domain::times::micros")]
+        created_at: chrono::DateTime<chrono::Utc>,
+        #[serde(with = "crate::domain::times::micros_opt")]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn version_6_gives_existing_tokens_an_unknown_creator_and_leaves_new_ones() {
+        use crate::domain::auth::{TokenKind, TokenRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&settings(dir.path())).unwrap();
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-01T10:00:00Z".parse().unwrap();
+        let old = WrittenByV5 {
+            v: 1,
+            id: uuid::Uuid::now_v7(),
+            kind: TokenKind::ApiKey,
+            user_id: None,
+            role: Some(crate::domain::user::Role::Manager),
+            name: Some("shop".into()),
+            created_at: at,
+            expires_at: None,
+        };
+        let creator = uuid::Uuid::now_v7();
+        let new = TokenRecord {
+            v: 1,
+            id: uuid::Uuid::now_v7(),
+            kind: TokenKind::ApiKey,
+            user_id: None,
+            role: Some(crate::domain::user::Role::Customer),
+            name: Some("app".into()),
+            created_at: at,
+            expires_at: Some(at),
+            created_by: Some(creator),
+        };
+        let tokens = &store.trees().tokens;
+        tokens
+            .insert([1u8; 32], crate::store::encode(&old).unwrap())
+            .unwrap();
+        tokens
+            .insert([2u8; 32], crate::store::encode(&new).unwrap())
+            .unwrap();
+        assert!(
+            crate::store::decode::<TokenRecord>(&tokens.get([1u8; 32]).unwrap().unwrap()).is_err()
+        );
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        tokens_record_their_creator(&db, store.trees()).unwrap();
+        let read = |k: [u8; 32]| -> TokenRecord {
+            crate::store::decode(&tokens.get(k).unwrap().unwrap()).unwrap()
+        };
+        let migrated = read([1u8; 32]);
+        assert_eq!(
+            (
+                migrated.id,
+                migrated.name.as_deref(),
+                migrated.created_at,
+                migrated.created_by
+            ),
+            (old.id, Some("shop"), at, None)
+        );
+        assert_eq!(migrated.role, Some(crate::domain::user::Role::Manager));
+        assert_eq!(read([2u8; 32]), new);
+    }
+
     #[test]
     fn migrations_run_in_order_once_and_newer_stores_are_refused() {
         let dir = tempfile::tempdir().unwrap();

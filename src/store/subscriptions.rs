@@ -102,6 +102,11 @@ impl<'a> Subscriptions<'a> {
     /// Adds a subscription; `Conflict` when the user already follows that target,
     /// `LimitReached` when they follow `max` already. Writer only.
     pub fn add(&self, sub: &Subscription, max: usize) -> Result<(), StoreError> {
+        // The user may have been erased while this waited for the writer: nothing may outlive
+        // them.
+        if !self.store.users().exists(sub.user_id)? {
+            return Err(StoreError::NotFound);
+        }
         if self.followed(sub.user_id).len() >= max {
             return Err(StoreError::LimitReached {
                 what: "subscriptions per user",
@@ -225,6 +230,55 @@ mod tests {
     use super::*;
     use crate::config::StoreSettings;
 
+    /// A stored user (subscriptions need one).
+    fn user(store: &Store, email: &str) -> Uuid {
+        use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
+        let now = chrono::Utc::now();
+        let user = User {
+            v: User::VERSION,
+            id: Uuid::now_v7(),
+            email: Email::parse(email).unwrap(),
+            password_hash: String::new(),
+            phone: None,
+            timezone: Timezone::parse("UTC").unwrap(),
+            digest_hour: DigestHour::parse(8).unwrap(),
+            digest_frequency: DigestFrequency::Daily,
+            role: Role::Customer,
+            created_at: now,
+            updated_at: now,
+        };
+        store.users().create(&user).unwrap();
+        user.id
+    }
+
+    fn open(dir: &std::path::Path) -> Store {
+        Store::open(&StoreSettings {
+            path: dir.join("data"),
+            cache_capacity_mb: 16,
+            fsync: false,
+            writer_queue: 65_536,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn nothing_is_subscribed_for_a_user_erased_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let a = user(&store, "a@x.io");
+        store.subscriptions().erase_user(a).unwrap();
+        store.users().erase(a).unwrap();
+        // A subscribe queued behind the erasure finds no user and writes nothing.
+        assert!(matches!(
+            store
+                .subscriptions()
+                .add(&sub(a, Target::Retailer("Acme".into())), 10),
+            Err(StoreError::NotFound)
+        ));
+        assert!(store.trees().subscriptions.is_empty());
+        assert!(store.subscriptions().followed(a).is_empty());
+    }
+
     fn sub(user: Uuid, target: Target) -> Subscription {
         Subscription {
             v: Subscription::VERSION,
@@ -238,15 +292,13 @@ mod tests {
     #[test]
     fn subscribers_of_a_target_come_from_the_index_and_follow_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreSettings {
-            path: dir.path().join("data"),
-            cache_capacity_mb: 16,
-            fsync: false,
-            writer_queue: 65_536,
-        })
-        .unwrap();
+        let store = open(dir.path());
         let subs = store.subscriptions();
-        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (a, b, c) = (
+            user(&store, "a@x.io"),
+            user(&store, "b@x.io"),
+            user(&store, "c@x.io"),
+        );
         let acme_a = sub(a, Target::Retailer("Acme".into()));
         subs.add(&acme_a, 10).unwrap();
         subs.add(&sub(b, Target::Retailer("ACME ".into())), 10)

@@ -738,25 +738,30 @@ impl<'a> Vouchers<'a> {
     /// Adds to `out` the vouchers of a retailer or category (by key) first seen at or after
     /// `since` and active at `now`: a range of the id-ordered index (ids carry their first-seen
     /// instant), deciding `active` on the index entry alone.
+    /// Adds to `out` the newest `limit` vouchers of a retailer or category first seen since
+    /// `since` and active at `now`; returns whether there were more (left uncounted, so the work
+    /// per followed name is bounded however busy the name is).
     pub fn new_since(
         &self,
         which: Named,
         key: &str,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
+        limit: usize,
         out: &mut BTreeSet<Uuid>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let cat = self.index().0.read();
-        if let Some(index) = cat.index(which).get(key) {
-            let floor = Uuid::from_bytes(uuid_floor(since));
-            out.extend(
-                index
-                    .range(floor..)
-                    .filter(|(_, span)| span.active(now))
-                    .map(|(id, _)| *id),
-            );
-        }
-        Ok(())
+        let Some(index) = cat.index(which).get(key) else {
+            return Ok(false);
+        };
+        let floor = Uuid::from_bytes(uuid_floor(since));
+        let mut newest = index
+            .range(floor..)
+            .rev()
+            .filter(|(_, span)| span.active(now))
+            .map(|(id, _)| *id);
+        out.extend(newest.by_ref().take(limit));
+        Ok(newest.next().is_some())
     }
 
     pub fn active_in_network(&self, network: &str) -> Result<u64, StoreError> {
@@ -845,6 +850,52 @@ mod tests {
             retailer.iter().map(|r| r.active).sum(),
             category.iter().map(|c| c.active).sum(),
         )
+    }
+
+    #[test]
+    fn a_digest_reads_a_bounded_number_of_a_busy_names_vouchers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSettings {
+            path: dir.path().join("db"),
+            cache_capacity_mb: 8,
+            fsync: false,
+            writer_queue: 1024,
+        })
+        .unwrap();
+        let now = t("2026-11-01T00:00:00Z");
+        let offers: Vec<Offer> = (0..300)
+            .map(|i| {
+                offer(
+                    &format!("o{i}"),
+                    "Busy",
+                    "2026-10-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                )
+            })
+            .collect();
+        store
+            .vouchers()
+            .upsert("n", &offers, now, chrono::Duration::days(7))
+            .unwrap();
+        let key = crate::domain::voucher::name_key("Busy");
+        let since = now - chrono::Duration::hours(1);
+        let mut all = BTreeSet::new();
+        let more = store
+            .vouchers()
+            .new_since(Named::Retailer, &key, since, now, 1000, &mut all)
+            .unwrap();
+        assert_eq!((all.len(), more), (300, false));
+        let mut bounded = BTreeSet::new();
+        let more = store
+            .vouchers()
+            .new_since(Named::Retailer, &key, since, now, 10, &mut bounded)
+            .unwrap();
+        assert!(more, "the rest are known to exist");
+        let newest: BTreeSet<Uuid> = all.iter().rev().take(10).copied().collect();
+        assert_eq!(
+            bounded, newest,
+            "the newest ten, no others read into the set"
+        );
     }
 
     #[test]

@@ -461,7 +461,10 @@ async fn unsubscribe_stops_the_next_digest_and_altered_links_are_refused() {
     // The page asks; it does not unsubscribe by itself (link scanners).
     let res = app.call(Method::GET, path, None, None).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("bye@example.org"));
+    // Whoever holds the link sees a masked address, not the address.
+    let page = res.text().await.unwrap();
+    assert!(page.contains("b***@e***.org"), "{page}");
+    assert!(!page.contains("bye@example.org"), "{page}");
     let me: Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["digest_frequency"], "daily");
     // One-click, as a mail client sends it.
@@ -626,6 +629,17 @@ async fn subscriptions_crud_admin_run_file_transport_and_erasure() {
         StatusCode::NO_CONTENT
     );
     assert!(app.deliveries("").await.is_empty());
+    // The file transport's copy went with them.
+    let eml_path = app
+        .store_dir
+        .path()
+        .join("data/mail")
+        .join(format!("{}.eml", digest["delivery_id"].as_str().unwrap()));
+    assert!(
+        !eml_path.exists(),
+        "{} outlived its recipient",
+        eml_path.display()
+    );
     let res = app
         .call(
             Method::GET,

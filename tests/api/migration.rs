@@ -51,6 +51,21 @@ async fn a_store_of_the_first_release_opens_migrated_with_everything_it_held() {
         "the manager API key works"
     );
     assert_eq!(app.all_users().await.len(), 2);
+    // Listed by id, its creator unknown (the first release did not record it).
+    let keys: Value = app
+        .call(
+            Method::GET,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["items"].as_array().unwrap().len(), 1, "{keys}");
+    assert_eq!(keys["items"][0]["role"], "manager");
+    assert!(keys["items"][0]["created_by"].is_null());
 
     // The catalogue with its names and counts.
     let all = app.all_vouchers("active=false", 5).await;

@@ -227,8 +227,12 @@ async fn deliver(out: &Outbound, d: Delivery, loaded: Result<Loaded, SendError>)
                 tracing::info!(delivery = %d.id, attempt = d.attempts, error = %e, "delivery failed; will retry");
             }
         }
-        // Erased with its user while in flight: nothing to record.
-        Err(crate::store::StoreError::NotFound) => {}
+        // Erased with its user while in flight: nothing to record, and nothing kept.
+        Err(crate::store::StoreError::NotFound) => {
+            if sent.is_ok() && d.channel == crate::domain::delivery::Channel::Email {
+                out.mailer.discard(&d.id.to_string());
+            }
+        }
         Err(crate::store::StoreError::StaleLease) => {
             tracing::warn!(delivery = %d.id, "the lease lapsed during the send; the newer claim decides");
         }
