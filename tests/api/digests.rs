@@ -694,3 +694,50 @@ async fn a_user_follows_at_most_the_configured_number_of_targets() {
     let res = app.subscribe(&user, &token, json!({"retailer": "C"})).await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+#[actix_web::test]
+async fn a_users_subscriptions_are_listed_a_page_at_a_time() {
+    let app = crate::helpers::spawn_app().await;
+    let (user, token) = app.customer("pages@x.io").await;
+    for name in ["A", "B", "C"] {
+        let res = app
+            .subscribe(&user, &token, json!({"retailer": name}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let page = |query: String| {
+        let app = &app;
+        let path = format!("/api/v1/users/{user}/subscriptions{query}");
+        let token = token.clone();
+        async move {
+            let res = app.call(Method::GET, &path, Some(&token), None).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let first = page("?limit=2".into()).await;
+    let names: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["retailer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["A", "B"], "oldest first");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = page(format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["retailer"], "C");
+    assert!(second["next_cursor"].is_null());
+    let bad = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{user}/subscriptions?limit=0"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(bad, 400, "validation_failed").await;
+}
