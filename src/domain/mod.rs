@@ -12,14 +12,43 @@ pub mod user;
 pub mod voucher;
 
 /// A UUIDv7 carrying the instant `t` (from the injectable clock), so ids order like the times
-/// they record.
+/// they record — within one millisecond too: an id made in the same millisecond as the last one
+/// follows it (its random part is the last one's plus one), so two subscriptions made in a row
+/// list in the order they were made. A clock that moves back is not clamped: the id carries the
+/// time it was given.
 pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
+    static LAST: parking_lot::Mutex<u128> = parking_lot::const_mutex(0);
     let secs = u64::try_from(t.timestamp()).unwrap_or(0);
-    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+    let fresh = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
         uuid::NoContext,
         secs,
         t.timestamp_subsec_nanos(),
     ))
+    .as_u128();
+    let mut last = LAST.lock();
+    // The top 48 bits are the millisecond.
+    let id = if fresh >> 80 == *last >> 80 && fresh <= *last {
+        *last + 1
+    } else {
+        fresh
+    };
+    *last = id;
+    uuid::Uuid::from_u128(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_made_in_one_millisecond_follow_each_other_and_carry_the_time_given() {
+        let t: chrono::DateTime<chrono::Utc> = "2026-06-01T05:00:00.123Z".parse().unwrap();
+        let ids: Vec<uuid::Uuid> = (0..1000).map(|_| super::v7_at(t)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        // An earlier time is not clamped to the later one.
+        let earlier = super::v7_at(t - chrono::Duration::days(1));
+        assert!(earlier < ids[0]);
+        let ms = |id: uuid::Uuid| id.as_u128() >> 80;
+        assert_eq!(ms(ids[999]), t.timestamp_millis() as u128);
+    }
 }
 
 /// A rule broken by input: which field, and why. Shown to clients as 422 `validation_failed`.
