@@ -159,7 +159,7 @@ pub struct UserPatch {
     #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     /// The password now in use: required to change `email` or `password` (except by an admin
-    /// changing another user).
+    /// changing another user); missing or wrong is 403.
     pub current_password: Option<String>,
     /// Applied only when an admin sends it; ignored otherwise.
     pub role: Option<Role>,
@@ -355,7 +355,7 @@ async fn erase(
 }
 
 /// Set a user's role (admin).
-#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "an admin cannot demote themselves", body = Problem)))]
 #[put("/users/{id}/role")]
 async fn set_role(
     state: web::Data<AppState>,
@@ -379,7 +379,7 @@ async fn set_role(
 }
 
 /// Changing the email or password needs the password in use: a stolen session alone cannot take
-/// the account over. Wrong and missing answer the same 422; wrong tries count against the
+/// the account over. Wrong and missing answer the same 403; wrong tries count against the
 /// account's login throttle.
 async fn check_current_password(
     state: &AppState,
@@ -387,7 +387,7 @@ async fn check_current_password(
     given: Option<String>,
 ) -> Result<(), ApiError> {
     let missing = || {
-        ApiError::Invalid(
+        ApiError::NotAllowed(
             "current_password: the password in use is needed to change email or password".into(),
         )
     };

@@ -305,8 +305,8 @@ async fn email_and_password_changes_need_the_current_password() {
     ] {
         let problem = assert_problem(
             app.patch_user(&id, &token, body.clone()).await,
-            422,
-            "validation_failed",
+            403,
+            "forbidden",
         )
         .await;
         assert!(
