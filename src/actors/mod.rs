@@ -5,6 +5,7 @@
 //! HttpServer factory) and hands out their `Addr`s. [`Actors::shutdown`] stops that arbiter, which
 //! drops every actor and with it their store handles.
 
+pub mod campaign;
 pub mod digest;
 pub mod dispatcher;
 pub mod housekeeper;
@@ -81,6 +82,8 @@ impl Actors {
             deps.clock.clone(),
             deps.settings.subscriptions.max_per_user as usize,
         );
+        let campaigns =
+            campaign::CampaignRegistry::new(handle.clone(), deps.store.clone(), deps.clock.clone());
         let shards = deps.settings.digest.shards;
         let max_vouchers = usize::from(deps.settings.digest.max_vouchers);
         let shard_addrs = (0..shards)
@@ -100,6 +103,7 @@ impl Actors {
                 dispatcher,
                 outbox_wake,
                 registry,
+                campaigns,
                 shards: Arc::new(shard_addrs),
             },
         })
@@ -136,6 +140,8 @@ pub struct ActorAddrs {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The SubscriptionManagers.
     pub registry: Arc<subscriptions::Registry>,
+    /// The CampaignActors.
+    pub campaigns: Arc<campaign::CampaignRegistry>,
     /// DigestShards by index.
     pub shards: Arc<Vec<Addr<digest::DigestShard>>>,
 }

@@ -2,6 +2,7 @@
 //! Everything here is unit- and property-testable without a store or a server.
 
 pub mod auth;
+pub mod campaign;
 pub mod delivery;
 pub mod digest;
 pub mod network;

@@ -201,30 +201,6 @@ pub struct RunBody {
     pub user_id: Option<Uuid>,
 }
 
-/// The optional body of a run: absent means everyone; anything else must be a valid `RunBody`
-/// (a malformed one runs nothing: 400, 415 or 422).
-fn run_body(req: &actix_web::HttpRequest, body: &[u8]) -> Result<RunBody, ApiError> {
-    if body.is_empty() {
-        return Ok(RunBody::default());
-    }
-    let json = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::Invalid(format!("invalid body: {e}"))
-        } else {
-            ApiError::BadRequest(format!("malformed JSON: {e}"))
-        }
-    })
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunOutcome {
     /// Digests written to the outbox now.
@@ -245,7 +221,8 @@ async fn run(
     body: web::Bytes,
 ) -> Result<web::Json<RunOutcome>, ApiError> {
     who.require(Role::Admin)?;
-    let user = run_body(&req, &body)?.user_id;
+    // Absent means everyone; anything else must be a valid body (a malformed one runs nothing).
+    let user = super::json::optional_json::<RunBody>(&req, &body)?.user_id;
     if let Some(u) = user
         && state.store.run(move |s| s.users().get(u)).await?.is_none()
     {

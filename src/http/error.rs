@@ -22,7 +22,8 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine word: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
+    /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `method_not_allowed`,
+    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
     /// `internal_error`.
     pub code: String,
 }
@@ -48,6 +49,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    #[error("every code of this campaign is taken")]
+    SoldOut,
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("{0}")]
+    CampaignNotActive(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be application/json")]
@@ -69,6 +76,9 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::SoldOut => "sold_out",
+            ApiError::LimitReached(_) => "limit_reached",
+            ApiError::CampaignNotActive(_) => "campaign_not_active",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -102,7 +112,10 @@ impl ResponseError for ApiError {
             ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SoldOut | ApiError::LimitReached(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::CampaignNotActive(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -165,6 +178,20 @@ impl From<crate::actors::subscriptions::ManagerError> for ApiError {
         match e {
             crate::actors::subscriptions::ManagerError::Store(e) => e.into(),
             crate::actors::subscriptions::ManagerError::Mailbox(_) => ApiError::Overloaded,
+        }
+    }
+}
+
+impl From<crate::actors::campaign::ClaimError> for ApiError {
+    fn from(e: crate::actors::campaign::ClaimError) -> Self {
+        use crate::actors::campaign::ClaimError;
+        match e {
+            ClaimError::NotFound => ApiError::NotFound,
+            ClaimError::NotActive(why) => ApiError::CampaignNotActive(why.to_owned()),
+            ClaimError::SoldOut => ApiError::SoldOut,
+            e @ ClaimError::LimitReached(_) => ApiError::LimitReached(e.to_string()),
+            e @ ClaimError::Taken(_) => ApiError::Conflict(e.to_string()),
+            ClaimError::Store(e) => e.into(),
         }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod campaigns;
 pub mod deliveries;
 pub mod digests;
 pub mod error;
+pub mod json;
 pub mod middleware;
 pub mod networks;
 pub mod notifications;
@@ -18,6 +20,7 @@ pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
 pub mod vouchers;
+pub mod wallet;
 
 use std::sync::Arc;
 
@@ -61,7 +64,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(notifications::routes)
                 .configure(subscriptions::routes)
                 .configure(digests::routes)
-                .configure(deliveries::routes),
+                .configure(deliveries::routes)
+                .configure(campaigns::routes)
+                .configure(wallet::routes),
         );
 }
 

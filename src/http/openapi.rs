@@ -29,6 +29,8 @@ pub const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
         (name = "networks", description = "Affiliate networks and their pulls"),
         (name = "vouchers", description = "The catalogue of collected vouchers"),
         (name = "notifications", description = "Admin alerts"),
+        (name = "campaigns", description = "Campaigns, their codes and claims"),
+        (name = "wallet", description = "The codes a customer holds"),
         (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -113,7 +115,7 @@ pub fn name_operations(doc: &mut Document) {
 
 /// Operations whose body may be absent (the derive can only say so by making it nullable, which
 /// would declare a `null` body valid).
-const OPTIONAL_BODIES: &[&str] = &["/api/v1/admin/digests/run"];
+const OPTIONAL_BODIES: &[&str] = &["/api/v1/admin/digests/run", "/api/v1/campaigns/{id}/claims"];
 
 /// Marks the bodies of [`OPTIONAL_BODIES`] as not required.
 pub fn optional_bodies(doc: &mut Document) {

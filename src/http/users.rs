@@ -78,7 +78,7 @@ pub struct NewUserBody {
     #[schema(schema_with = timezone_schema)]
     pub timezone: String,
     /// Local hour 0-23 for the digest (default 8).
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
     #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     #[serde(default)]
@@ -116,21 +116,6 @@ fn optional_timezone_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-/// An integer that may be written `9.0`: JSON Schema's `integer` is any whole number.
-fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    n.as_i64()
-        .or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-                .map(|f| f as i64)
-        })
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}")))
-}
-
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -150,7 +135,7 @@ pub struct UserPatch {
     pub phone: Option<Option<String>>,
     #[schema(schema_with = optional_timezone_schema)]
     pub timezone: Option<String>,
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
     #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     pub digest_frequency: Option<DigestFrequency>,

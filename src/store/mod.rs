@@ -13,6 +13,8 @@
 //!   [`deliveries`]
 //! - `pull_journal`  network ‖ 0xff ‖ seq(8) → how to undo one page of a pull in progress, see
 //!   [`vouchers`]
+//! - `campaigns`     CampaignId(16) → Campaign, see [`campaigns`]
+//! - `codes`         the code's text → CodeRecord (unique across the store), see [`codes`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -28,7 +30,9 @@
 //! the serialisation point: uniqueness checks and index updates need no transaction.
 
 pub mod backup;
+pub mod campaigns;
 pub mod codec;
+pub mod codes;
 pub mod deliveries;
 pub mod digests;
 pub mod keys;
@@ -142,6 +146,8 @@ pub(crate) struct Trees {
     pub subscriptions: sled::Tree,
     pub digests: sled::Tree,
     pub pull_journal: sled::Tree,
+    pub campaigns: sled::Tree,
+    pub codes: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -153,6 +159,7 @@ pub(crate) struct Indexes {
     pub subscriptions: subscriptions::SubscriptionIndex,
     pub digests: digests::DigestIndex,
     pub outbox: deliveries::OutboxIndex,
+    pub codes: codes::CodeIndex,
 }
 
 impl Indexes {
@@ -162,7 +169,9 @@ impl Indexes {
         let catalogue = vouchers::CatalogueIndex::load(trees)?;
         let subscriptions = subscriptions::SubscriptionIndex::load(trees)?;
         let outbox = deliveries::OutboxIndex::load(trees)?;
+        let codes = codes::CodeIndex::load(trees)?;
         Ok(Self {
+            codes,
             users,
             tokens,
             catalogue,
@@ -185,6 +194,8 @@ pub const TREE_NAMES: &[&str] = &[
     "subscriptions",
     "digests",
     "pull_journal",
+    "campaigns",
+    "codes",
 ];
 
 impl Trees {
@@ -199,6 +210,8 @@ impl Trees {
             subscriptions: db.open_tree("subscriptions")?,
             digests: db.open_tree("digests")?,
             pull_journal: db.open_tree("pull_journal")?,
+            campaigns: db.open_tree("campaigns")?,
+            codes: db.open_tree("codes")?,
         })
     }
 }
@@ -343,6 +356,14 @@ impl Store {
 
     pub fn notifications(&self) -> notifications::Notifications<'_> {
         notifications::Notifications::new(self)
+    }
+
+    pub fn campaigns(&self) -> campaigns::Campaigns<'_> {
+        campaigns::Campaigns::new(self)
+    }
+
+    pub fn codes(&self) -> codes::Codes<'_> {
+        codes::Codes::new(self)
     }
 
     pub fn subscriptions(&self) -> subscriptions::Subscriptions<'_> {

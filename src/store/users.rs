@@ -15,6 +15,8 @@ use crate::domain::user::{User, UserChanges};
 #[derive(Default)]
 pub(crate) struct UserIndex {
     by_email: DashMap<String, Uuid>,
+    /// Phone number → the users giving it, oldest first (a wallet is found by phone).
+    by_phone: DashMap<String, Vec<Uuid>>,
     count: AtomicU64,
 }
 
@@ -27,8 +29,31 @@ impl UserIndex {
             let user: User = decode(&v)?;
             index.by_email.insert(user.email.folded(), user.id);
             index.count.fetch_add(1, Ordering::Relaxed);
+            index.add_phone(&user);
+        }
+        for mut users in index.by_phone.iter_mut() {
+            users.sort_unstable();
         }
         Ok(index)
+    }
+
+    fn add_phone(&self, user: &User) {
+        if let Some(phone) = &user.phone {
+            self.by_phone
+                .entry(phone.as_str().to_owned())
+                .or_default()
+                .push(user.id);
+        }
+    }
+
+    fn remove_phone(&self, user: &User) {
+        if let Some(phone) = &user.phone {
+            if let Some(mut users) = self.by_phone.get_mut(phone.as_str()) {
+                users.retain(|u| *u != user.id);
+            }
+            self.by_phone
+                .remove_if(phone.as_str(), |_, users| users.is_empty());
+        }
     }
 }
 
@@ -63,6 +88,7 @@ impl<'a> Users<'a> {
             .insert(user.id.as_bytes(), encode(user)?)?;
         self.index().by_email.insert(email, user.id);
         self.index().count.fetch_add(1, Ordering::Relaxed);
+        self.index().add_phone(user);
         Ok(())
     }
 
@@ -88,6 +114,15 @@ impl<'a> Users<'a> {
         }
     }
 
+    /// The oldest user giving this phone number.
+    pub fn by_phone(&self, phone: &crate::domain::user::Phone) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .index()
+            .by_phone
+            .get(phone.as_str())
+            .and_then(|users| users.first().copied()))
+    }
+
     /// Applies changes; `NotFound` when the user is gone, `Conflict` when the new email belongs to
     /// someone else. Returns the user as stored after the change. Writer only.
     pub fn update(
@@ -97,6 +132,7 @@ impl<'a> Users<'a> {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<User, StoreError> {
         let mut user = self.get(id)?.ok_or(StoreError::NotFound)?;
+        let before = user.clone();
         let old_email = user.email.folded();
         if !changes.apply(&mut user, now) {
             return Ok(user);
@@ -113,6 +149,15 @@ impl<'a> Users<'a> {
         if email_changed {
             self.index().by_email.remove(&old_email);
             self.index().by_email.insert(new_email, id);
+        }
+        if before.phone != user.phone {
+            self.index().remove_phone(&before);
+            self.index().add_phone(&user);
+            if let Some(phone) = &user.phone
+                && let Some(mut users) = self.index().by_phone.get_mut(phone.as_str())
+            {
+                users.sort_unstable();
+            }
         }
         Ok(user)
     }
@@ -132,6 +177,7 @@ impl<'a> Users<'a> {
         };
         let user: User = decode(&raw)?;
         self.index().by_email.remove(&user.email.folded());
+        self.index().remove_phone(&user);
         self.index().count.fetch_sub(1, Ordering::Relaxed);
         let tokens = self.store.tokens().revoke_user(id)?;
         Ok(Erased { tokens })

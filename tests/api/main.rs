@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod campaigns;
 mod crash;
 mod digests;
 mod helpers;

@@ -104,6 +104,16 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/retailers",
         "GET /api/v1/categories",
         "GET /api/v1/notifications",
+        "POST /api/v1/campaigns",
+        "GET /api/v1/campaigns",
+        "GET /api/v1/campaigns/{id}",
+        "PATCH /api/v1/campaigns/{id}",
+        "POST /api/v1/campaigns/{id}/end",
+        "POST /api/v1/campaigns/{id}/codes",
+        "GET /api/v1/campaigns/{id}/codes",
+        "POST /api/v1/campaigns/{id}/claims",
+        "GET /api/v1/wallet",
+        "GET /api/v1/codes/{code}",
         "GET /api/v1/api-keys",
         "DELETE /api/v1/api-keys/{id}",
         "GET /api/v1/users/{id}/subscriptions",
@@ -141,9 +151,36 @@ async fn the_openapi_document_describes_every_route() {
         .json()
         .await
         .unwrap();
+    let now = chrono::Utc::now();
+    let campaign: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(&app.admin_token),
+            Some(json!({"name": "route check", "kind": "flash_sale", "pool_size": 2,
+                "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::days(1)).to_rfc3339()})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let campaign_id = campaign["id"].as_str().unwrap().to_owned();
+    let added = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/codes"),
+            Some(&app.admin_token),
+            Some(json!({"codes": ["ROUTE-CHECK-1", "ROUTE-CHECK-2"]})),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
+        } else if route.contains("/campaigns/") {
+            route.replace("{id}", &campaign_id)
+        } else if route.contains("/codes/{code}") {
+            route.replace("{code}", "ROUTE-CHECK-1")
         } else if route.contains("/api-keys/") {
             route.replace("{id}", key["id"].as_str().unwrap())
         } else {

@@ -1,0 +1,168 @@
+//! CampaignActor: one per campaign in use, started lazily from the [`CampaignRegistry`] and
+//! stopped after [`IDLE`] without messages. It holds the campaign's unclaimed codes and how many
+//! each customer holds, so it answers sold-out, limit-reached and not-active from memory, and it
+//! hands each code out once: a claim reserves a code here, then writes it (one key) through the
+//! store's writer and is answered only once that write is durable — claims do not wait for each
+//! other's writes, so many share one flush. A failed write puts the code back.
+//!
+//! After a restart or a panic nothing is lost: the store is the truth, and a new actor starts from
+//! its index (`Codes::claim_state`). Claims in flight per campaign are bounded
+//! ([`MAX_IN_FLIGHT`]); past that the API answers 503 `overloaded`.
+
+mod handlers;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, WrapFuture};
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::domain::campaign::Campaign;
+use crate::store::Store;
+
+pub use handlers::{AddCodes, Claim, ClaimError, EndCampaign, UpdateCampaign};
+
+/// An actor with no message for this long stops (its state is in the store).
+pub const IDLE: Duration = Duration::from_secs(300);
+/// Claims waiting for one campaign at once; more are refused (503) rather than queued.
+pub const MAX_IN_FLIGHT: usize = 8192;
+
+/// The running campaign actors.
+pub struct CampaignRegistry {
+    actors: DashMap<Uuid, Entry>,
+    arbiter: ArbiterHandle,
+    store: Store,
+    clock: SharedClock,
+}
+
+#[derive(Clone)]
+struct Entry {
+    addr: Addr<CampaignActor>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A slot among a campaign's claims in flight; freed when dropped.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl CampaignRegistry {
+    pub fn new(arbiter: ArbiterHandle, store: Store, clock: SharedClock) -> Arc<Self> {
+        Arc::new(Self {
+            actors: DashMap::new(),
+            arbiter,
+            store,
+            clock,
+        })
+    }
+
+    fn entry(&self, campaign: Uuid) -> Entry {
+        let mut e = self
+            .actors
+            .entry(campaign)
+            .or_insert_with(|| self.start(campaign));
+        if !e.addr.connected() {
+            *e = self.start(campaign);
+        }
+        e.clone()
+    }
+
+    /// The campaign's actor, started if none runs.
+    pub fn get(&self, campaign: Uuid) -> Addr<CampaignActor> {
+        self.entry(campaign).addr
+    }
+
+    /// The campaign's actor and a slot for one claim, or `None` when [`MAX_IN_FLIGHT`] claims
+    /// are already waiting.
+    pub fn for_claim(&self, campaign: Uuid) -> Option<(Addr<CampaignActor>, Slot)> {
+        let e = self.entry(campaign);
+        if e.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            e.in_flight.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("voucherd_campaign_mailbox_rejections_total").increment(1);
+            return None;
+        }
+        Some((e.addr, Slot(e.in_flight)))
+    }
+
+    fn start(&self, campaign: Uuid) -> Entry {
+        let actor = CampaignActor {
+            id: campaign,
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            state: None,
+            last_used: Instant::now(),
+        };
+        metrics::counter!("voucherd_campaign_actors_started_total").increment(1);
+        Entry {
+            addr: CampaignActor::start_in_arbiter(&self.arbiter, move |_| actor),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// What the actor knows once loaded.
+struct Loaded {
+    campaign: Campaign,
+    /// Unclaimed codes, oldest first.
+    pool: VecDeque<Arc<str>>,
+    /// Codes each customer holds (claimed or reserved).
+    held: HashMap<Uuid, u32>,
+}
+
+pub struct CampaignActor {
+    id: Uuid,
+    store: Store,
+    clock: SharedClock,
+    /// `None` until loaded from the store (or when the campaign does not exist).
+    state: Option<Loaded>,
+    last_used: Instant,
+}
+
+impl Actor for CampaignActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Claims are bounded by the registry's slots; the mailbox only needs room for them.
+        ctx.set_mailbox_capacity(MAX_IN_FLIGHT + 64);
+        ctx.run_interval(IDLE / 4, |act, ctx| {
+            if act.last_used.elapsed() >= IDLE {
+                actix::ActorContext::stop(ctx);
+            }
+        });
+        let (store, id) = (self.store.clone(), self.id);
+        // Load before the first message is handled.
+        ctx.wait(
+            async move {
+                store
+                    .run(move |s| {
+                        let campaign = s.campaigns().get(id)?;
+                        Ok(campaign.map(|c| (c, s.codes().claim_state(id))))
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(|loaded, act, ctx| match loaded {
+                Ok(Some((campaign, claims))) => {
+                    act.state = Some(Loaded {
+                        campaign,
+                        pool: claims.available.into(),
+                        held: claims.held,
+                    });
+                }
+                Ok(None) => act.state = None,
+                Err(e) => {
+                    tracing::error!(campaign = %act.id, error = %e, "loading a campaign failed");
+                    actix::ActorContext::stop(ctx);
+                }
+            }),
+        );
+    }
+}

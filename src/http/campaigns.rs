@@ -1,0 +1,830 @@
+//! `/api/v1/campaigns`: campaigns (manager), their codes (generated or imported, listed, exported
+//! as CSV) and claims (a customer for themselves, a manager for a customer). Claims, code
+//! additions and changes go through the campaign's actor, which hands each code out once.
+
+use std::collections::HashSet;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::pagination::limit;
+use crate::actors::campaign::{AddCodes, Claim, EndCampaign, UpdateCampaign};
+use crate::domain::auth::Principal;
+use crate::domain::bounded_text;
+use crate::domain::campaign::{
+    Campaign, CampaignKind, CampaignStatus, Charset, CodeRecord, CodeSpec, CodeStatus, Discount,
+    check_code,
+};
+use crate::domain::user::{Role, Timezone};
+use crate::store::codes::Listed;
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get_campaign)
+        .service(update)
+        .service(end)
+        .service(add_codes)
+        .service(list_codes)
+        .service(claim);
+}
+
+/// Codes one request may generate or import.
+pub const MAX_CODES_PER_REQUEST: u32 = 300_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscountBody {
+    /// 1 to 100: a share of the order.
+    #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub percent: Option<u8>,
+    /// A fixed amount in minor units (with `currency`).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub amount_cents: Option<i64>,
+    /// ISO 4217 (three capital letters).
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSpecBody {
+    /// `#` for each random character, anything else as is (default: `length` random characters).
+    #[schema(min_length = 1, max_length = 64)]
+    pub pattern: Option<String>,
+    /// alphanumeric (default), alphabetic, numbers, upper or lower.
+    pub charset: Option<String>,
+    /// Draw from these characters instead of a named charset.
+    #[schema(min_length = 2, max_length = 256)]
+    pub custom_charset: Option<String>,
+    #[schema(max_length = 32)]
+    pub prefix: Option<String>,
+    #[schema(max_length = 32)]
+    pub postfix: Option<String>,
+    /// Random characters when there is no pattern (1 to 32, default 8).
+    #[schema(minimum = 1, maximum = 32)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub length: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    pub kind: CampaignKind,
+    /// `{percent}` or `{amount_cents, currency}` (discount and flash_sale campaigns).
+    pub discount: Option<DiscountBody>,
+    /// What each gift card holds (gift_card campaigns).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub gift_balance_cents: Option<i64>,
+    /// What one code costs in an order.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub price_cents: Option<i64>,
+    pub code: Option<CodeSpecBody>,
+    /// How many codes the campaign may hold (1 to 1,000,000).
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "super::json::whole")]
+    pub pool_size: u32,
+    pub starts_at: DateTime<Utc>,
+    /// After `starts_at`.
+    pub ends_at: DateTime<Utc>,
+    /// IANA name (default UTC): the campaign's days in reports.
+    pub timezone: Option<String>,
+    /// Codes one customer may hold (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub per_customer_limit: Option<u32>,
+    #[schema(max_length = 200)]
+    pub retailer: Option<String>,
+    #[schema(max_length = 200)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignPatch {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub per_customer_limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscountView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub amount_cents: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: CampaignKind,
+    pub status: CampaignStatus,
+    pub discount: Option<DiscountView>,
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub gift_balance_cents: Option<i64>,
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub price_cents: Option<i64>,
+    /// The generation pattern, `#` for each random character.
+    pub code_pattern: String,
+    #[serde(deserialize_with = "super::json::whole")]
+    pub pool_size: u32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub timezone: String,
+    pub per_customer_limit: u32,
+    pub retailer: Option<String>,
+    pub category: Option<String>,
+    pub codes_total: u64,
+    pub claimed: u64,
+    pub redeemed: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignPage {
+    pub items: Vec<CampaignView>,
+    pub next_cursor: Option<String>,
+}
+
+fn view(state: &AppState, c: &Campaign) -> CampaignView {
+    let counts = state.store.codes().counts(c.id);
+    CampaignView {
+        id: c.id,
+        name: c.name.clone(),
+        kind: c.kind,
+        status: c.status(counts.total, state.clock.now()),
+        discount: c.discount.as_ref().map(|d| match d {
+            Discount::Percent(p) => DiscountView {
+                percent: Some(*p),
+                amount_cents: None,
+                currency: None,
+            },
+            Discount::Amount { cents, currency } => DiscountView {
+                percent: None,
+                amount_cents: Some(*cents),
+                currency: Some(currency.clone()),
+            },
+        }),
+        gift_balance_cents: c.gift_balance_cents,
+        price_cents: c.price_cents,
+        code_pattern: format!("{}{}{}", c.code.prefix, c.code.pattern, c.code.postfix),
+        pool_size: c.pool_size,
+        starts_at: c.starts_at,
+        ends_at: c.ends_at,
+        ended_at: c.ended_at,
+        timezone: c.timezone.to_string(),
+        per_customer_limit: c.per_customer_limit,
+        retailer: c.retailer.clone(),
+        category: c.category.clone(),
+        codes_total: counts.total,
+        claimed: counts.claimed,
+        redeemed: counts.redeemed,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::Invalid(format!("{field}: {message}"))
+}
+
+fn discount(kind: CampaignKind, body: Option<DiscountBody>) -> Result<Option<Discount>, ApiError> {
+    let Some(d) = body else {
+        return match kind {
+            CampaignKind::Discount => Err(invalid(
+                "discount",
+                "a discount campaign needs {percent} or {amount_cents, currency}",
+            )),
+            _ => Ok(None),
+        };
+    };
+    if kind == CampaignKind::GiftCard {
+        return Err(invalid(
+            "discount",
+            "a gift card carries a balance, not a discount",
+        ));
+    }
+    match (d.percent, d.amount_cents, d.currency) {
+        (Some(p), None, None) if (1..=100).contains(&p) => Ok(Some(Discount::Percent(p))),
+        (Some(_), None, None) => Err(invalid("discount.percent", "must be 1 to 100")),
+        (None, Some(cents), Some(currency)) => {
+            if cents < 1 {
+                return Err(invalid("discount.amount_cents", "must be at least 1"));
+            }
+            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+                return Err(invalid(
+                    "discount.currency",
+                    "must be an ISO 4217 code such as EUR",
+                ));
+            }
+            Ok(Some(Discount::Amount { cents, currency }))
+        }
+        _ => Err(invalid(
+            "discount",
+            "give {percent} or {amount_cents, currency}",
+        )),
+    }
+}
+
+fn code_spec(body: Option<CodeSpecBody>) -> Result<CodeSpec, ApiError> {
+    let body = body.unwrap_or(CodeSpecBody {
+        pattern: None,
+        charset: None,
+        custom_charset: None,
+        prefix: None,
+        postfix: None,
+        length: None,
+    });
+    let charset = match (body.charset.as_deref(), body.custom_charset) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("code", "give charset or custom_charset, not both"));
+        }
+        (_, Some(custom)) => Charset::Custom(custom),
+        (Some(name), None) => Charset::parse(name)?,
+        (None, None) => Charset::Alphanumeric,
+    };
+    Ok(CodeSpec::new(
+        body.pattern.as_deref(),
+        body.length,
+        charset,
+        body.prefix.as_deref().unwrap_or(""),
+        body.postfix.as_deref().unwrap_or(""),
+    )?)
+}
+
+fn optional_name(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|v| bounded_text(field, &v, 200))
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+/// Create a campaign (manager). It is a draft until it has codes.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewCampaign, responses((status = 201, body = CampaignView), (status = 422, body = Problem)))]
+#[post("/campaigns")]
+async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewCampaign>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Manager)?;
+    let b = body.into_inner();
+    let name = bounded_text("name", &b.name, 200)?;
+    let discount = discount(b.kind, b.discount)?;
+    let gift_balance_cents = match (b.kind, b.gift_balance_cents) {
+        (CampaignKind::GiftCard, Some(cents)) if cents >= 1 => Some(cents),
+        (CampaignKind::GiftCard, _) => {
+            return Err(invalid(
+                "gift_balance_cents",
+                "a gift card campaign needs a balance of at least 1",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                "gift_balance_cents",
+                "only gift card campaigns carry a balance",
+            ));
+        }
+        (_, None) => None,
+    };
+    if b.price_cents.is_some_and(|p| p < 0) {
+        return Err(invalid("price_cents", "must not be negative"));
+    }
+    let code = code_spec(b.code)?;
+    if !(1..=Campaign::MAX_POOL).contains(&b.pool_size) {
+        return Err(invalid("pool_size", "must be 1 to 1000000"));
+    }
+    if u128::from(b.pool_size) > code.space() {
+        return Err(invalid(
+            "pool_size",
+            &format!(
+                "the code pattern can make only {} distinct codes; widen the pattern or the charset",
+                code.space()
+            ),
+        ));
+    }
+    if b.ends_at <= b.starts_at {
+        return Err(invalid("ends_at", "must be after starts_at"));
+    }
+    let timezone = match b.timezone.as_deref() {
+        Some(tz) => Timezone::parse(tz)?,
+        None => Timezone(chrono_tz::UTC),
+    };
+    let per_customer_limit = b.per_customer_limit.unwrap_or(1);
+    if !(1..=1000).contains(&per_customer_limit) {
+        return Err(invalid("per_customer_limit", "must be 1 to 1000"));
+    }
+    let now = state.clock.now();
+    let campaign = Campaign {
+        v: Campaign::VERSION,
+        id: crate::domain::v7_at(now),
+        name,
+        kind: b.kind,
+        discount,
+        gift_balance_cents,
+        price_cents: b.price_cents,
+        code,
+        pool_size: b.pool_size,
+        starts_at: b.starts_at,
+        ends_at: b.ends_at,
+        timezone,
+        per_customer_limit,
+        retailer: optional_name("retailer", b.retailer)?,
+        category: optional_name("category", b.category)?,
+        ended_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let stored = campaign.clone();
+    state
+        .store
+        .write(move |s| s.campaigns().put(&stored))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/campaigns/{}", campaign.id)))
+        .json(view(&state, &campaign)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+/// Campaigns, oldest first (manager).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(CampaignQuery), responses((status = 200, body = CampaignPage)))]
+#[get("/campaigns")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<CampaignQuery>,
+) -> Result<web::Json<CampaignPage>, ApiError> {
+    who.require(Role::Manager)?;
+    let limit = limit(query.limit)?;
+    let after = query.cursor;
+    let campaigns = state
+        .store
+        .run(move |s| s.campaigns().list(after, limit))
+        .await?;
+    let next_cursor = (campaigns.len() == limit)
+        .then(|| campaigns.last().map(|c| c.id.to_string()))
+        .flatten();
+    Ok(web::Json(CampaignPage {
+        items: campaigns.iter().map(|c| view(&state, c)).collect(),
+        next_cursor,
+    }))
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<Campaign, ApiError> {
+    state
+        .store
+        .run(move |s| s.campaigns().get(id))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// One campaign with its counters (manager).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), responses((status = 200, body = CampaignView)))]
+#[get("/campaigns/{id}")]
+async fn get_campaign(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = load(&state, id.into_inner()).await?;
+    Ok(web::Json(view(&state, &campaign)))
+}
+
+/// Change a campaign's name, window or per-customer limit (manager). Claims after the answer
+/// follow the change.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body = CampaignPatch, responses((status = 200, body = CampaignView)))]
+#[patch("/campaigns/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<CampaignPatch>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    who.require(Role::Manager)?;
+    let mut campaign = load(&state, id.into_inner()).await?;
+    let b = body.into_inner();
+    if let Some(name) = b.name {
+        campaign.name = bounded_text("name", &name, 200)?;
+    }
+    if let Some(at) = b.starts_at {
+        campaign.starts_at = at;
+    }
+    if let Some(at) = b.ends_at {
+        campaign.ends_at = at;
+    }
+    if campaign.ends_at <= campaign.starts_at {
+        return Err(invalid("ends_at", "must be after starts_at"));
+    }
+    if let Some(n) = b.per_customer_limit {
+        if !(1..=1000).contains(&n) {
+            return Err(invalid("per_customer_limit", "must be 1 to 1000"));
+        }
+        campaign.per_customer_limit = n;
+    }
+    campaign.updated_at = state.clock.now();
+    let campaign = state
+        .actors
+        .campaigns
+        .get(campaign.id)
+        .send(UpdateCampaign(campaign))
+        .await??;
+    Ok(web::Json(view(&state, &campaign)))
+}
+
+/// End a campaign now: its remaining codes can no longer be claimed (manager).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), responses((status = 200, body = CampaignView)))]
+#[post("/campaigns/{id}/end")]
+async fn end(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = load(&state, id.into_inner()).await?;
+    let campaign = state
+        .actors
+        .campaigns
+        .get(campaign.id)
+        .send(EndCampaign)
+        .await??;
+    Ok(web::Json(view(&state, &campaign)))
+}
+
+/// `{count}` to generate, or `{codes}` to import: exactly one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
+pub struct NewCodes {
+    /// Codes to generate from the campaign's pattern.
+    #[serde(default, deserialize_with = "super::json::some_whole")]
+    #[schema(minimum = 1, maximum = 300_000, nullable = false)]
+    pub count: Option<u32>,
+    /// Codes to import as given (1 to 64 characters, no spaces or control characters).
+    #[schema(min_items = 1, max_items = 300_000, nullable = false, value_type = Option<Vec<CodeText>>)]
+    #[serde(default, deserialize_with = "super::json::some")]
+    pub codes: Option<Vec<String>>,
+}
+
+/// One code as imported: 1 to 64 characters, no spaces or control characters.
+pub struct CodeText;
+
+impl utoipa::PartialSchema for CodeText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[^\\s\\u0000-\\u001F\\u007F-\\u009F]{1,64}$"))
+            .into()
+    }
+}
+
+impl ToSchema for CodeText {}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodesAdded {
+    pub added: usize,
+    pub codes_total: u64,
+}
+
+/// Generate or import codes (manager): unique across the whole store, never more than the
+/// campaign's `pool_size`. An import naming a taken code (or one twice) adds nothing and lists
+/// them (409).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body = NewCodes, responses((status = 201, body = CodesAdded), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[post("/campaigns/{id}/codes")]
+async fn add_codes(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<NewCodes>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = load(&state, id.into_inner()).await?;
+    let b = body.into_inner();
+    let existing = state.store.codes().counts(campaign.id).total;
+    let room = u64::from(campaign.pool_size).saturating_sub(existing);
+    let codes = match (b.count, b.codes) {
+        (Some(count), None) => {
+            if !(1..=MAX_CODES_PER_REQUEST).contains(&count) {
+                return Err(invalid("count", "must be 1 to 300000"));
+            }
+            if u64::from(count) > room {
+                return Err(full(&campaign, room));
+            }
+            generate(&state, &campaign, count as usize).await?
+        }
+        (None, Some(codes)) => {
+            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
+                return Err(invalid("codes", "give 1 to 300000 codes"));
+            }
+            if codes.len() as u64 > room {
+                return Err(full(&campaign, room));
+            }
+            for c in &codes {
+                check_code(c)?;
+            }
+            codes
+        }
+        _ => return Err(invalid("count", "give count (generate) or codes (import)")),
+    };
+    let added = state
+        .actors
+        .campaigns
+        .get(campaign.id)
+        .send(AddCodes { codes })
+        .await??;
+    Ok(HttpResponse::Created().json(CodesAdded {
+        added,
+        codes_total: state.store.codes().counts(campaign.id).total,
+    }))
+}
+
+/// The pool has less room than asked for: a state of the campaign, so 409.
+fn full(campaign: &Campaign, room: u64) -> ApiError {
+    ApiError::Conflict(format!(
+        "the pool holds {} codes and has room for {room} more",
+        campaign.pool_size
+    ))
+}
+
+/// `count` new codes from the campaign's pattern, distinct from each other and from every code
+/// stored now (a code made meanwhile is caught by the writer's check, and the request is 409).
+async fn generate(
+    state: &AppState,
+    campaign: &Campaign,
+    count: usize,
+) -> Result<Vec<String>, ApiError> {
+    let spec = campaign.code.clone();
+    let store = state.store.clone();
+    web::block(move || {
+        let mut rng = rand::rng();
+        let mut made: HashSet<String> = HashSet::with_capacity(count);
+        // A pattern nearly full of codes makes many draws collide; past this many, give up.
+        let max_draws = count.saturating_mul(20).max(1000);
+        let mut draws = 0;
+        while made.len() < count && draws < max_draws {
+            let batch: Vec<String> = (0..(count - made.len()).min(10_000))
+                .map(|_| spec.generate(&mut rng))
+                .collect();
+            draws += batch.len();
+            let taken: HashSet<String> = store.codes().taken(&batch).into_iter().collect();
+            made.extend(batch.into_iter().filter(|c| !taken.contains(c)));
+        }
+        if made.len() < count {
+            return Err(ApiError::Conflict(
+                "the code pattern has too few free codes left; widen the pattern or the charset"
+                    .into(),
+            ));
+        }
+        Ok(made.into_iter().collect())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeFilter {
+    Available,
+    Claimed,
+    Redeemed,
+    Expired,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CodeQuery {
+    /// Only codes in this state (`expired`: not redeemed, and the campaign is over).
+    #[param(inline)]
+    pub status: Option<CodeFilter>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,9}$")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeView {
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub status: CodeStatus,
+    pub holder: Option<Uuid>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub balance_cents: Option<i64>,
+}
+
+impl From<&CodeRecord> for CodeView {
+    fn from(r: &CodeRecord) -> Self {
+        Self {
+            code: r.code.clone(),
+            campaign_id: r.campaign_id,
+            status: r.status,
+            holder: r.holder,
+            claimed_at: r.claimed_at,
+            balance_cents: r.balance_cents,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodePage {
+    pub items: Vec<CodeView>,
+    pub next_cursor: Option<String>,
+}
+
+/// A campaign's codes in the order they were made, by state (manager). With `Accept: text/csv`
+/// every matching code is streamed as CSV (`code,status,holder,claimed_at`).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id"), CodeQuery), responses((status = 200, description = "a page of codes, or with `Accept: text/csv` every matching code as CSV", content((CodePage = "application/json"), (String = "text/csv")))))]
+#[get("/campaigns/{id}/codes")]
+async fn list_codes(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    query: web::Query<CodeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = load(&state, id.into_inner()).await?;
+    let limit = limit(query.limit)?;
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?,
+    };
+    let which = match query.status {
+        None => Listed::All,
+        Some(CodeFilter::Available) => Listed::Status(CodeStatus::Available),
+        Some(CodeFilter::Claimed) => Listed::Status(CodeStatus::Claimed),
+        Some(CodeFilter::Redeemed) => Listed::Status(CodeStatus::Redeemed),
+        Some(CodeFilter::Expired) => Listed::Expired,
+    };
+    let closed = !campaign.is_open(state.clock.now()) && state.clock.now() >= campaign.starts_at;
+    let wants_csv = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if wants_csv {
+        return Ok(csv_export(state.store.clone(), campaign.id, which, closed));
+    }
+    let id = campaign.id;
+    let (records, next) = state
+        .store
+        .run(move |s| s.codes().list(id, which, closed, after, limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(CodePage {
+        items: records.iter().map(CodeView::from).collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+/// Streams every matching code as CSV, a page of 5,000 at a time (memory stays flat however
+/// large the pool).
+fn csv_export(
+    store: crate::store::Store,
+    campaign: Uuid,
+    which: Listed,
+    closed: bool,
+) -> HttpResponse {
+    const PAGE: usize = 5_000;
+    let stream = futures_util::stream::unfold(Some(0usize), move |next| {
+        let store = store.clone();
+        async move {
+            let after = next?;
+            let page = store
+                .run(move |s| s.codes().list(campaign, which, closed, after, PAGE))
+                .await;
+            match page {
+                Ok((records, next)) => {
+                    let mut out = String::new();
+                    if after == 0 {
+                        out.push_str("code,status,holder,claimed_at\n");
+                    }
+                    for r in &records {
+                        let status = match r.status {
+                            CodeStatus::Available => "available",
+                            CodeStatus::Claimed => "claimed",
+                            CodeStatus::Redeemed => "redeemed",
+                        };
+                        out.push_str(&format!(
+                            "{},{},{},{}\n",
+                            r.code,
+                            status,
+                            r.holder.map(|h| h.to_string()).unwrap_or_default(),
+                            r.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                        ));
+                    }
+                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(out)), next))
+                }
+                Err(e) => Some((Err(ApiError::from(e).into()), None)),
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"codes-{campaign}.csv\""),
+        ))
+        .streaming(stream)
+}
+
+/// Who a claim is for: absent for the caller; a manager names a customer.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    pub customer: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimView {
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub customer: Uuid,
+    pub claimed_at: DateTime<Utc>,
+    /// When the code stops being redeemable (the campaign's end).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Claim a code (a customer for themselves; a manager with `{customer}`): 201 with the code once
+/// it is durable; 409 `sold_out` or `limit_reached`; 422 `campaign_not_active`; 503 when the
+/// campaign's queue is full.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body(content = ClaimBody, description = "Optional: absent claims for the caller"), responses((status = 201, body = ClaimView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[post("/campaigns/{id}/claims")]
+async fn claim(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: ClaimBody = super::json::optional_json(&req, &body)?;
+    // Known before an actor is started for it (and its end, for the answer).
+    let campaign = load(&state, id.into_inner()).await?;
+    let id = campaign.id;
+    let customer = match body.customer {
+        Some(c) if who.role.includes(Role::Manager) => {
+            let exists = state.store.run(move |s| s.users().exists(c)).await?;
+            if !exists {
+                return Err(ApiError::NotFound);
+            }
+            c
+        }
+        Some(c) if who.user_id == Some(c) => c,
+        Some(_) => return Err(ApiError::Forbidden),
+        None => who.user_id.ok_or_else(|| {
+            invalid(
+                "customer",
+                "an API key claims for a customer: give {customer}",
+            )
+        })?,
+    };
+    let (addr, _slot) = state
+        .actors
+        .campaigns
+        .for_claim(id)
+        .ok_or(ApiError::Overloaded)?;
+    let record = addr.send(Claim { customer }).await??;
+    Ok(HttpResponse::Created().json(ClaimView {
+        code: record.code,
+        campaign_id: record.campaign_id,
+        customer,
+        claimed_at: record.claimed_at.unwrap_or_else(|| state.clock.now()),
+        expires_at: campaign.closes_at(),
+    }))
+}

@@ -1,0 +1,96 @@
+//! JSON bodies read as the OpenAPI document describes them: a body that may be absent, and
+//! integers as JSON Schema reads them (`9.0` is the integer 9).
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use super::error::ApiError;
+
+/// A JSON body that may be absent (then `T::default()`): present, it must be JSON with a JSON
+/// content type and a valid `T` — 415, 400 or 422 otherwise, exactly as `web::Json` answers.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::Invalid(format!("invalid body: {e}"))
+        } else {
+            ApiError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })
+}
+
+fn to_whole<T: TryFrom<i64>, E: serde::de::Error>(n: serde_json::Number) -> Result<T, E> {
+    let value = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    });
+    value
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| E::custom(format!("expected a whole number in range, got {n}")))
+}
+
+/// `#[serde(deserialize_with = "whole")]`: an integer field that takes `9.0` too.
+pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    to_whole(serde_json::Number::deserialize(d)?)
+}
+
+/// `#[serde(default, deserialize_with = "whole_opt")]`: the same for an optional field.
+pub fn whole_opt<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(to_whole)
+        .transpose()
+}
+
+/// `#[serde(default, deserialize_with = "some_whole")]`: an optional integer that, when given,
+/// may not be `null` (the document declares it non-nullable).
+pub fn some_whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+    whole(d).map(Some)
+}
+
+/// `#[serde(default, deserialize_with = "some")]`: an optional field that, when given, may not be
+/// `null`.
+pub fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[serde(deserialize_with = "whole")]
+        n: u32,
+        #[serde(default, deserialize_with = "whole_opt")]
+        m: Option<u8>,
+    }
+
+    #[test]
+    fn whole_numbers_read_as_json_schema_reads_them() {
+        let read = |s: &str| serde_json::from_str::<Body>(s);
+        let b = read(r#"{"n": 236.0, "m": 7}"#).unwrap();
+        assert_eq!((b.n, b.m), (236, Some(7)));
+        assert_eq!(read(r#"{"n": 1}"#).unwrap().m, None);
+        assert!(read(r#"{"n": 1.5}"#).is_err());
+        assert!(read(r#"{"n": -1}"#).is_err());
+        assert!(read(r#"{"n": 1, "m": 300}"#).is_err());
+        assert!(read(r#"{"n": 1e300}"#).is_err());
+    }
+}

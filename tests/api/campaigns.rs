@@ -1,0 +1,484 @@
+//! Campaigns, their codes, claims under concurrency, and the wallet.
+
+use std::collections::HashSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_with, test_settings};
+
+fn window() -> (String, String) {
+    let now = chrono::Utc::now();
+    (
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::days(7)).to_rfc3339(),
+    )
+}
+
+impl TestApp {
+    async fn campaign(&self, body: Value) -> Value {
+        let res = self
+            .call(
+                Method::POST,
+                "/api/v1/campaigns",
+                Some(&self.admin_token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.unwrap()
+    }
+
+    /// An active discount campaign with `pool` generated codes.
+    async fn active_campaign(&self, pool: u32, per_customer: u32) -> String {
+        let (starts, ends) = window();
+        let c = self
+            .campaign(
+                json!({"name": "drop", "kind": "flash_sale", "discount": {"percent": 50},
+                "pool_size": pool, "starts_at": starts, "ends_at": ends,
+                "per_customer_limit": per_customer}),
+            )
+            .await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let res = self.add_codes(&id, json!({"count": pool})).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        id
+    }
+
+    async fn add_codes(&self, campaign: &str, body: Value) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/codes"),
+            Some(&self.admin_token),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn claim(&self, campaign: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/claims"),
+            Some(token),
+            body,
+        )
+        .await
+    }
+
+    async fn get_json(&self, path: &str, token: &str) -> Value {
+        let res = self.call(Method::GET, path, Some(token), None).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        res.json().await.unwrap()
+    }
+}
+
+#[actix_web::test]
+async fn campaigns_are_validated_and_report_their_counters() {
+    let app = spawn_app().await;
+    let (starts, ends) = window();
+    for (body, field) in [
+        (
+            json!({"name": "x", "kind": "discount", "pool_size": 10, "starts_at": starts, "ends_at": ends}),
+            "discount",
+        ),
+        (
+            json!({"name": "x", "kind": "discount", "discount": {"percent": 101}, "pool_size": 10,
+                   "starts_at": starts, "ends_at": ends}),
+            "percent",
+        ),
+        (
+            json!({"name": "x", "kind": "gift_card", "pool_size": 10, "starts_at": starts, "ends_at": ends}),
+            "gift_balance_cents",
+        ),
+        (
+            json!({"name": "x", "kind": "flash_sale", "pool_size": 10, "starts_at": ends, "ends_at": starts}),
+            "ends_at",
+        ),
+        // Four digits make 10,000 codes: a pool of 20,000 cannot be filled.
+        (
+            json!({"name": "x", "kind": "flash_sale", "pool_size": 20000, "starts_at": starts,
+                   "ends_at": ends, "code": {"pattern": "SALE-####", "charset": "numbers"}}),
+            "pool_size",
+        ),
+    ] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/campaigns",
+                Some(&app.admin_token),
+                Some(body),
+            )
+            .await;
+        let problem = assert_problem(res, 422, "validation_failed").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{field}: {problem}"
+        );
+    }
+    // Customers cannot make campaigns.
+    let (_, customer) = app.customer("c@x.io").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(&customer),
+            Some(json!({"name": "x", "kind": "flash_sale", "pool_size": 1, "starts_at": starts, "ends_at": ends})),
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+
+    let c = app
+        .campaign(json!({"name": "Spring", "kind": "discount", "discount": {"amount_cents": 500, "currency": "EUR"},
+            "pool_size": 50, "starts_at": starts, "ends_at": ends,
+            "code": {"pattern": "SPR-####-##", "charset": "upper", "prefix": "X"}}))
+        .await;
+    assert_eq!(c["status"], "draft");
+    assert_eq!(c["codes_total"], 0);
+    assert_eq!(
+        c["discount"],
+        json!({"amount_cents": 500, "currency": "EUR"})
+    );
+    let id = c["id"].as_str().unwrap();
+    let res = app.add_codes(id, json!({"count": 40})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // The pool holds 50: 11 more do not fit.
+    assert_problem(
+        app.add_codes(id, json!({"count": 11})).await,
+        409,
+        "conflict",
+    )
+    .await;
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        (c["status"].as_str(), c["codes_total"].as_u64()),
+        (Some("active"), Some(40))
+    );
+    let page = app
+        .get_json(
+            &format!("/api/v1/campaigns/{id}/codes?limit=500"),
+            &app.admin_token,
+        )
+        .await;
+    let codes: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 40);
+    for code in &codes {
+        let b = code.as_bytes();
+        assert!(code.starts_with("XSPR-") && code.len() == 12, "{code}");
+        assert!(
+            b[5..9].iter().chain(&b[10..12]).all(u8::is_ascii_uppercase),
+            "{code}"
+        );
+        assert_eq!(b[9], b'-');
+    }
+    assert_eq!(codes.iter().collect::<HashSet<_>>().len(), 40);
+}
+
+#[actix_web::test]
+async fn imported_codes_are_unique_across_the_store_or_refused_all_together() {
+    let app = spawn_app().await;
+    let a = app.active_campaign(1, 1).await;
+    let (starts, ends) = window();
+    let b = app
+        .campaign(json!({"name": "b", "kind": "flash_sale", "pool_size": 10, "starts_at": starts, "ends_at": ends}))
+        .await;
+    let b = b["id"].as_str().unwrap();
+    let taken = app
+        .get_json(&format!("/api/v1/campaigns/{a}/codes"), &app.admin_token)
+        .await["items"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .add_codes(b, json!({"codes": ["NEW-1", taken, "NEW-2", "NEW-2"]}))
+        .await;
+    let problem = assert_problem(res, 409, "conflict").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&taken) && detail.contains("NEW-2"),
+        "{detail}"
+    );
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{b}"), &app.admin_token)
+        .await;
+    assert_eq!(c["codes_total"], 0, "nothing was imported");
+    let res = app.add_codes(b, json!({"codes": ["NEW-1", "NEW-2"]})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_problem(
+        app.add_codes(b, json!({"codes": ["has space"]})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn two_hundred_concurrent_claims_on_a_pool_of_a_hundred_hand_out_each_code_once() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(100, 100).await;
+    let mut customers = Vec::new();
+    for i in 0..4 {
+        customers.push(app.customer(&format!("buyer{i}@x.io")).await);
+    }
+    let claims = (0..200).map(|i| {
+        let (_, token) = &customers[i % 4];
+        app.claim(&id, token, None)
+    });
+    let answers = futures_util::future::join_all(claims).await;
+    let mut codes = HashSet::new();
+    let mut sold_out = 0;
+    for res in answers {
+        match res.status() {
+            StatusCode::CREATED => {
+                let body: Value = res.json().await.unwrap();
+                assert!(
+                    codes.insert(body["code"].as_str().unwrap().to_owned()),
+                    "a code twice"
+                );
+            }
+            StatusCode::CONFLICT => {
+                assert_problem(res, 409, "sold_out").await;
+                sold_out += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((codes.len(), sold_out), (100, 100));
+    // The wallets hold exactly those codes, and the counters agree.
+    let mut held = HashSet::new();
+    for (_, token) in &customers {
+        let wallet = app.get_json("/api/v1/wallet", token).await;
+        for item in wallet["items"].as_array().unwrap() {
+            assert!(held.insert(item["code"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(held, codes);
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["claimed"], 100);
+    let available = app
+        .get_json(
+            &format!("/api/v1/campaigns/{id}/codes?status=available"),
+            &app.admin_token,
+        )
+        .await;
+    assert!(available["items"].as_array().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn the_per_customer_limit_holds_under_concurrency() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(100, 3).await;
+    let (_, token) = app.customer("greedy@x.io").await;
+    let answers =
+        futures_util::future::join_all((0..40).map(|_| app.claim(&id, &token, None))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    let refused = answers
+        .into_iter()
+        .find(|r| r.status() == StatusCode::CONFLICT)
+        .unwrap();
+    assert_problem(refused, 409, "limit_reached").await;
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(wallet["items"].as_array().unwrap().len(), 3);
+}
+
+#[actix_web::test]
+async fn claims_follow_the_campaign_window_and_its_end() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let later = app
+        .campaign(
+            json!({"name": "later", "kind": "flash_sale", "pool_size": 5,
+            "starts_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::days(2)).to_rfc3339()}),
+        )
+        .await;
+    let later = later["id"].as_str().unwrap();
+    app.add_codes(later, json!({"count": 5})).await;
+    let (user, token) = app.customer("early@x.io").await;
+    let problem = assert_problem(
+        app.claim(later, &token, None).await,
+        422,
+        "campaign_not_active",
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("not started"));
+
+    let id = app.active_campaign(5, 1).await;
+    let res = app.claim(&id, &token, None).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let claimed: Value = res.json().await.unwrap();
+    assert_eq!(claimed["customer"], user.as_str());
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/end"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let ended: Value = res.json().await.unwrap();
+    assert_eq!(ended["status"], "ended");
+    let (_, other) = app.customer("late@x.io").await;
+    assert_problem(
+        app.claim(&id, &other, None).await,
+        422,
+        "campaign_not_active",
+    )
+    .await;
+    // A claimed code of an ended campaign shows as expired.
+    let code = claimed["code"].as_str().unwrap();
+    let check = app.get_json(&format!("/api/v1/codes/{code}"), &token).await;
+    assert_eq!(check["status"], "expired");
+    // An unknown campaign is 404.
+    let res = app
+        .claim("0190b3f2-0000-7000-8000-000000000000", &token, None)
+        .await;
+    assert_problem(res, 404, "not_found").await;
+}
+
+#[actix_web::test]
+async fn managers_claim_for_customers_and_find_wallets_by_phone() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(10, 2).await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(
+                json!({"email": "phone@x.io", "password": "customer-password",
+                        "timezone": "UTC", "phone": "+4915112345678"}),
+            ),
+        )
+        .await;
+    let user: Value = res.json().await.unwrap();
+    let user_id = user["id"].as_str().unwrap();
+    let token = app.login("phone@x.io", "customer-password").await;
+    let res = app
+        .claim(&id, &app.admin_token, Some(json!({"customer": user_id})))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let code = res.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A customer cannot claim for someone else, nor read another's wallet.
+    let (other_id, other) = app.customer("other@x.io").await;
+    assert_problem(
+        app.claim(&id, &other, Some(json!({"customer": user_id})))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let res = app
+        .call(
+            Method::GET,
+            "/api/v1/wallet?phone=%2B4915112345678",
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+    let wallet = app
+        .get_json("/api/v1/wallet?phone=%2B4915112345678", &app.admin_token)
+        .await;
+    assert_eq!(wallet["customer"], user_id);
+    assert_eq!(wallet["items"][0]["code"], code.as_str());
+    assert_eq!(wallet["items"][0]["status"], "claimed");
+    let own = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(own["items"].as_array().unwrap().len(), 1);
+    // The holder and managers may check the code; anyone else gets 404.
+    assert_eq!(
+        app.get_json(&format!("/api/v1/codes/{code}"), &token).await["status"],
+        "claimed"
+    );
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/codes/{code}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_problem(res, 404, "not_found").await;
+    let empty = app
+        .get_json(
+            &format!("/api/v1/wallet?customer={other_id}"),
+            &app.admin_token,
+        )
+        .await;
+    assert!(empty["items"].as_array().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn codes_are_exported_as_csv_and_claims_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    let id = app.active_campaign(30, 5).await;
+    let (_, token) = app.customer("keeps@x.io").await;
+    let mut mine = Vec::new();
+    for _ in 0..5 {
+        let res = app.claim(&id, &token, None).await;
+        mine.push(
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/campaigns/{id}/codes")))
+        .bearer_auth(&app.admin_token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = res.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "code,status,holder,claimed_at");
+    assert_eq!(lines.len(), 31);
+    assert_eq!(lines.iter().filter(|l| l.contains(",claimed,")).count(), 5);
+
+    let dir = app.stop().await;
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    let held: Vec<&str> = wallet["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, mine);
+    // The pool after the restart: 25 left, none of them held, and the limit still counted.
+    assert_problem(app.claim(&id, &token, None).await, 409, "limit_reached").await;
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        (c["codes_total"].as_u64(), c["claimed"].as_u64()),
+        (Some(30), Some(5))
+    );
+}
