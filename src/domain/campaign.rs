@@ -262,16 +262,298 @@ pub struct CodeRecord {
     pub balance_cents: Option<i64>,
     #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
+    /// The order that bought it, if it was bought.
+    pub order_id: Option<Uuid>,
+    /// When it was (last) redeemed.
+    #[serde(with = "crate::domain::times::micros_opt")]
+    pub redeemed_at: Option<DateTime<Utc>>,
 }
 
 impl CodeRecord {
     pub const VERSION: u16 = 1;
 }
 
+/// A purchase of codes (`orders` tree, by id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub v: u16,
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub customer: Uuid,
+    pub codes: Vec<String>,
+    pub amount_cents: i64,
+    /// Where the codes may be sent by SMS.
+    pub phone: Option<String>,
+    #[serde(with = "crate::domain::times::micros")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A redemption of a code against an order (`redemptions` tree, by id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redemption {
+    pub v: u16,
+    pub id: Uuid,
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub customer: Option<Uuid>,
+    pub order_amount_cents: Option<i64>,
+    /// What the code took off the order (for a gift card: what it drew from the balance).
+    pub discount_cents: i64,
+    /// A gift card's balance after it.
+    pub balance_cents: Option<i64>,
+    #[serde(with = "crate::domain::times::micros")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::domain::times::micros_opt")]
+    pub rolled_back_at: Option<DateTime<Utc>>,
+}
+
+impl Redemption {
+    pub const VERSION: u16 = 1;
+}
+
+/// What redeeming a code takes off an order of `order_amount` (minor units): a percentage
+/// (rounded down) or a fixed amount, never more than the order; without an order amount, a fixed
+/// amount in full and a percentage of nothing.
+pub fn discount_for(discount: &Discount, order_amount: Option<i64>) -> i64 {
+    match (discount, order_amount) {
+        (Discount::Percent(p), Some(total)) => total.max(0).saturating_mul(i64::from(*p)) / 100,
+        (Discount::Percent(_), None) => 0,
+        (Discount::Amount { cents, .. }, Some(total)) => (*cents).min(total.max(0)),
+        (Discount::Amount { cents, .. }, None) => *cents,
+    }
+}
+
+/// Why a code cannot be redeemed (409 `code_not_redeemable`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotRedeemable {
+    #[error("the code is not held by anyone")]
+    NotHeld,
+    #[error("the code is already redeemed")]
+    Redeemed,
+    #[error("the code has expired")]
+    Expired,
+    #[error("the campaign has ended")]
+    Ended,
+    #[error("the campaign has not started")]
+    NotStarted,
+    #[error("the code is held by another customer")]
+    OtherHolder,
+    #[error("the gift card's balance is spent")]
+    Spent,
+}
+
+/// Redeems `code` of `campaign` at `now` against an order: the code as it is after, and the
+/// redemption. A discount code is used up; a gift card is drawn down by the order amount (all of
+/// what is left when no amount is given) and used up when nothing is left. Never below zero.
+pub fn redeem(
+    mut code: CodeRecord,
+    campaign: &Campaign,
+    customer: Option<Uuid>,
+    order_amount_cents: Option<i64>,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(CodeRecord, Redemption), NotRedeemable> {
+    match code.status {
+        CodeStatus::Available => return Err(NotRedeemable::NotHeld),
+        CodeStatus::Redeemed => return Err(NotRedeemable::Redeemed),
+        CodeStatus::Claimed => {}
+    }
+    if campaign.ended_at.is_some_and(|e| e <= now) {
+        return Err(NotRedeemable::Ended);
+    }
+    if now >= campaign.ends_at {
+        return Err(NotRedeemable::Expired);
+    }
+    if now < campaign.starts_at {
+        return Err(NotRedeemable::NotStarted);
+    }
+    if customer.is_some() && customer != code.holder {
+        return Err(NotRedeemable::OtherHolder);
+    }
+    let (discount_cents, balance_cents) = match (code.balance_cents, &campaign.discount) {
+        (Some(balance), _) => {
+            if balance <= 0 {
+                return Err(NotRedeemable::Spent);
+            }
+            let drawn = order_amount_cents.map_or(balance, |a| a.max(0).min(balance));
+            (drawn, Some(balance - drawn))
+        }
+        (None, Some(d)) => (discount_for(d, order_amount_cents), None),
+        (None, None) => (0, None),
+    };
+    code.balance_cents = balance_cents.or(code.balance_cents);
+    if balance_cents.is_none_or(|b| b == 0) {
+        code.status = CodeStatus::Redeemed;
+    }
+    code.redeemed_at = Some(now);
+    let redemption = Redemption {
+        v: Redemption::VERSION,
+        id,
+        code: code.code.clone(),
+        campaign_id: campaign.id,
+        customer: code.holder,
+        order_amount_cents,
+        discount_cents,
+        balance_cents,
+        created_at: now,
+        rolled_back_at: None,
+    };
+    Ok((code, redemption))
+}
+
+/// Undoes a redemption: the code is held again, a gift card gets back exactly what was drawn.
+pub fn roll_back(mut code: CodeRecord, redemption: &Redemption) -> CodeRecord {
+    code.status = CodeStatus::Claimed;
+    if let Some(balance) = code.balance_cents.as_mut()
+        && redemption.balance_cents.is_some()
+    {
+        *balance += redemption.discount_cents;
+    }
+    code
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn campaign(discount: Option<Discount>) -> Campaign {
+        let now = Utc::now();
+        Campaign {
+            v: 1,
+            id: Uuid::now_v7(),
+            name: "c".into(),
+            kind: CampaignKind::Discount,
+            discount,
+            gift_balance_cents: None,
+            price_cents: None,
+            code: CodeSpec::new(None, Some(8), Charset::Upper, "", "").unwrap(),
+            pool_size: 10,
+            starts_at: now - chrono::Duration::days(1),
+            ends_at: now + chrono::Duration::days(1),
+            timezone: Timezone(chrono_tz::UTC),
+            per_customer_limit: 1,
+            retailer: None,
+            category: None,
+            ended_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn held(holder: Uuid, balance: Option<i64>) -> CodeRecord {
+        CodeRecord {
+            v: 1,
+            code: "ABC".into(),
+            campaign_id: Uuid::nil(),
+            status: CodeStatus::Claimed,
+            holder: Some(holder),
+            claimed_at: Some(Utc::now()),
+            balance_cents: balance,
+            created_at: Utc::now(),
+            order_id: None,
+            redeemed_at: None,
+        }
+    }
+
+    #[test]
+    fn discounts_never_exceed_the_order_and_codes_are_used_once() {
+        let (me, other, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
+        let pct = campaign(Some(Discount::Percent(15)));
+        let (code, r) = redeem(
+            held(me, None),
+            &pct,
+            Some(me),
+            Some(1999),
+            Uuid::now_v7(),
+            now,
+        )
+        .unwrap();
+        assert_eq!((r.discount_cents, code.status), (299, CodeStatus::Redeemed));
+        assert_eq!(
+            redeem(code, &pct, None, Some(100), Uuid::now_v7(), now).unwrap_err(),
+            NotRedeemable::Redeemed
+        );
+        let fixed = campaign(Some(Discount::Amount {
+            cents: 500,
+            currency: "EUR".into(),
+        }));
+        let (_, r) = redeem(held(me, None), &fixed, None, Some(300), Uuid::now_v7(), now).unwrap();
+        assert_eq!(r.discount_cents, 300, "never above the order");
+        assert_eq!(
+            redeem(
+                held(me, None),
+                &fixed,
+                Some(other),
+                None,
+                Uuid::now_v7(),
+                now
+            )
+            .unwrap_err(),
+            NotRedeemable::OtherHolder
+        );
+        let mut ended = fixed.clone();
+        ended.ended_at = Some(now - chrono::Duration::seconds(1));
+        assert_eq!(
+            redeem(held(me, None), &ended, None, None, Uuid::now_v7(), now).unwrap_err(),
+            NotRedeemable::Ended
+        );
+    }
+
+    #[test]
+    fn gift_cards_draw_down_to_zero_and_roll_back_exactly() {
+        let (me, now) = (Uuid::now_v7(), Utc::now());
+        let card = campaign(None);
+        let (code, first) = redeem(
+            held(me, Some(5000)),
+            &card,
+            None,
+            Some(3000),
+            Uuid::now_v7(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (first.discount_cents, code.balance_cents),
+            (3000, Some(2000))
+        );
+        assert_eq!(code.status, CodeStatus::Claimed, "money left: still usable");
+        let (code, second) = redeem(code, &card, None, Some(9000), Uuid::now_v7(), now).unwrap();
+        assert_eq!((second.discount_cents, code.balance_cents), (2000, Some(0)));
+        assert_eq!(code.status, CodeStatus::Redeemed);
+        let code = roll_back(code, &second);
+        assert_eq!(
+            (code.balance_cents, code.status),
+            (Some(2000), CodeStatus::Claimed)
+        );
+        let code = roll_back(code, &first);
+        assert_eq!(code.balance_cents, Some(5000));
+    }
+
+    proptest! {
+        #[test]
+        fn a_gift_balance_never_goes_below_zero(
+            start in 1i64..1_000_000,
+            orders in proptest::collection::vec(proptest::option::of(-10i64..2_000_000), 1..20),
+        ) {
+            let (me, now) = (Uuid::now_v7(), Utc::now());
+            let card = campaign(None);
+            let mut code = held(me, Some(start));
+            let mut drawn = 0;
+            for amount in orders {
+                match redeem(code.clone(), &card, None, amount, Uuid::now_v7(), now) {
+                    Ok((next, r)) => {
+                        prop_assert!(r.discount_cents >= 0);
+                        drawn += r.discount_cents;
+                        code = next;
+                    }
+                    Err(e) => prop_assert!(matches!(e, NotRedeemable::Redeemed | NotRedeemable::Spent)),
+                }
+                prop_assert!(code.balance_cents.unwrap() >= 0);
+                prop_assert_eq!(code.balance_cents.unwrap() + drawn, start);
+            }
+        }
+    }
 
     #[test]
     fn the_space_of_a_pattern_counts_its_random_slots() {

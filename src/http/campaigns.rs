@@ -764,6 +764,31 @@ fn csv_export(
         .streaming(stream)
 }
 
+/// Who a claim or an order is for: the caller, or (a manager only) the customer named.
+pub(super) async fn customer_of(
+    state: &AppState,
+    who: &Principal,
+    named: Option<Uuid>,
+) -> Result<Uuid, ApiError> {
+    match named {
+        Some(c) if who.role.includes(Role::Manager) => {
+            let exists = state.store.run(move |s| s.users().exists(c)).await?;
+            if !exists {
+                return Err(ApiError::NotFound);
+            }
+            Ok(c)
+        }
+        Some(c) if who.user_id == Some(c) => Ok(c),
+        Some(_) => Err(ApiError::Forbidden),
+        None => who.user_id.ok_or_else(|| {
+            invalid(
+                "customer",
+                "an API key acts for a customer: give {customer}",
+            )
+        }),
+    }
+}
+
 /// Who a claim is for: absent for the caller; a manager names a customer.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -797,23 +822,7 @@ async fn claim(
     // Known before an actor is started for it (and its end, for the answer).
     let campaign = load(&state, id.into_inner()).await?;
     let id = campaign.id;
-    let customer = match body.customer {
-        Some(c) if who.role.includes(Role::Manager) => {
-            let exists = state.store.run(move |s| s.users().exists(c)).await?;
-            if !exists {
-                return Err(ApiError::NotFound);
-            }
-            c
-        }
-        Some(c) if who.user_id == Some(c) => c,
-        Some(_) => return Err(ApiError::Forbidden),
-        None => who.user_id.ok_or_else(|| {
-            invalid(
-                "customer",
-                "an API key claims for a customer: give {customer}",
-            )
-        })?,
-    };
+    let customer = customer_of(&state, &who, body.customer).await?;
     let (addr, _slot) = state
         .actors
         .campaigns

@@ -22,7 +22,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine word: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `method_not_allowed`,
+    /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `code_not_redeemable`, `method_not_allowed`,
     /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
     /// `internal_error`.
     pub code: String,
@@ -55,6 +55,8 @@ pub enum ApiError {
     LimitReached(String),
     #[error("{0}")]
     CampaignNotActive(String),
+    #[error("{0}")]
+    CodeNotRedeemable(String),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be application/json")]
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::SoldOut => "sold_out",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::CampaignNotActive(_) => "campaign_not_active",
+            ApiError::CodeNotRedeemable(_) => "code_not_redeemable",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -112,9 +115,10 @@ impl ResponseError for ApiError {
             ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) | ApiError::SoldOut | ApiError::LimitReached(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::SoldOut
+            | ApiError::LimitReached(_)
+            | ApiError::CodeNotRedeemable(_) => StatusCode::CONFLICT,
             ApiError::CampaignNotActive(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -13,6 +13,7 @@ pub mod networks;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod orders;
 pub mod pagination;
 pub mod rate_limit;
 pub mod subscriptions;
@@ -66,7 +67,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(digests::routes)
                 .configure(deliveries::routes)
                 .configure(campaigns::routes)
-                .configure(wallet::routes),
+                .configure(wallet::routes)
+                .configure(orders::routes),
         );
 }
 

@@ -36,6 +36,37 @@ struct CodeState {
 }
 
 impl CodeState {
+    /// A code went from `before` to `record.status` (and maybe got a holder).
+    fn changed(&mut self, before: CodeStatus, record: &CodeRecord) {
+        let code: Arc<str> = match self.by_code.get_key_value(record.code.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(record.code.as_str()),
+        };
+        let old_holder = self.by_code.get(&code).and_then(|m| m.holder);
+        self.by_code.insert(
+            code.clone(),
+            CodeMeta {
+                status: record.status,
+                holder: record.holder,
+            },
+        );
+        if let Some(c) = self.campaigns.get_mut(&record.campaign_id) {
+            let rank = |s: CodeStatus| match s {
+                CodeStatus::Available => (0, 0),
+                CodeStatus::Claimed => (1, 0),
+                CodeStatus::Redeemed => (1, 1),
+            };
+            let (was, now) = (rank(before), rank(record.status));
+            c.claimed = (c.claimed + now.0).saturating_sub(was.0);
+            c.redeemed = (c.redeemed + now.1).saturating_sub(was.1);
+        }
+        if let Some(holder) = record.holder
+            && old_holder != Some(holder)
+        {
+            self.holders.entry(holder).or_default().push(code);
+        }
+    }
+
     fn add(&mut self, record: &CodeRecord) {
         let code: Arc<str> = Arc::from(record.code.as_str());
         let campaign = self.campaigns.entry(record.campaign_id).or_default();
@@ -170,6 +201,8 @@ impl<'a> Codes<'a> {
                 claimed_at: None,
                 balance_cents,
                 created_at: now,
+                order_id: None,
+                redeemed_at: None,
             })
             .collect();
         for r in &records {
@@ -187,44 +220,51 @@ impl<'a> Codes<'a> {
         Ok(())
     }
 
-    /// Hands an available code to `customer` (rewrites one key). `Conflict` when it is not
-    /// available (the caller's reservation was wrong). Writer only.
+    /// Hands available codes to `customer` (rewrites one key each, one batch), for a claim or an
+    /// order. `Conflict` when one is not available (the caller's reservation was wrong): then none
+    /// is handed out. Writer only.
     pub fn claim(
         &self,
-        code: &str,
+        codes: &[Arc<str>],
         customer: Uuid,
+        order: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<CodeRecord, StoreError> {
-        let Some(mut record) = self.get(code)? else {
-            return Err(StoreError::NotFound);
-        };
-        if record.status != CodeStatus::Available {
-            return Err(StoreError::Conflict("the code is no longer available"));
+    ) -> Result<Vec<CodeRecord>, StoreError> {
+        let mut records = Vec::with_capacity(codes.len());
+        for code in codes {
+            let Some(mut record) = self.get(code)? else {
+                return Err(StoreError::NotFound);
+            };
+            if record.status != CodeStatus::Available {
+                return Err(StoreError::Conflict("the code is no longer available"));
+            }
+            record.status = CodeStatus::Claimed;
+            record.holder = Some(customer);
+            record.claimed_at = Some(now);
+            record.order_id = order;
+            records.push(record);
         }
-        record.status = CodeStatus::Claimed;
-        record.holder = Some(customer);
-        record.claimed_at = Some(now);
+        let mut batch = sled::Batch::default();
+        for r in &records {
+            batch.insert(r.code.as_bytes(), encode(r)?);
+        }
+        self.store.trees().codes.apply_batch(batch)?;
+        let mut state = self.index().0.write();
+        for r in &records {
+            state.changed(CodeStatus::Available, r);
+        }
+        Ok(records)
+    }
+
+    /// Stores a code whose status was `before` as `record` now (a redemption or its rollback);
+    /// one key. Writer only.
+    pub fn put(&self, before: CodeStatus, record: &CodeRecord) -> Result<(), StoreError> {
         self.store
             .trees()
             .codes
-            .insert(code.as_bytes(), encode(&record)?)?;
-        let mut state = self.index().0.write();
-        let key: Arc<str> = match state.by_code.get_key_value(code) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(code),
-        };
-        state.by_code.insert(
-            key.clone(),
-            CodeMeta {
-                status: CodeStatus::Claimed,
-                holder: Some(customer),
-            },
-        );
-        if let Some(c) = state.campaigns.get_mut(&record.campaign_id) {
-            c.claimed += 1;
-        }
-        state.holders.entry(customer).or_default().push(key);
-        Ok(record)
+            .insert(record.code.as_bytes(), encode(record)?)?;
+        self.index().0.write().changed(before, record);
+        Ok(())
     }
 
     pub fn get(&self, code: &str) -> Result<Option<CodeRecord>, StoreError> {

@@ -15,6 +15,7 @@
 //!   [`vouchers`]
 //! - `campaigns`     CampaignId(16) → Campaign, see [`campaigns`]
 //! - `codes`         the code's text → CodeRecord (unique across the store), see [`codes`]
+//! - `orders`, `redemptions`  by id → Order / Redemption, see [`orders`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -39,6 +40,7 @@ pub mod keys;
 pub mod meta;
 pub mod networks;
 pub mod notifications;
+pub mod orders;
 pub mod pool;
 pub mod schema;
 pub mod subscriptions;
@@ -148,6 +150,8 @@ pub(crate) struct Trees {
     pub pull_journal: sled::Tree,
     pub campaigns: sled::Tree,
     pub codes: sled::Tree,
+    pub orders: sled::Tree,
+    pub redemptions: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -196,6 +200,8 @@ pub const TREE_NAMES: &[&str] = &[
     "pull_journal",
     "campaigns",
     "codes",
+    "orders",
+    "redemptions",
 ];
 
 impl Trees {
@@ -212,6 +218,8 @@ impl Trees {
             pull_journal: db.open_tree("pull_journal")?,
             campaigns: db.open_tree("campaigns")?,
             codes: db.open_tree("codes")?,
+            orders: db.open_tree("orders")?,
+            redemptions: db.open_tree("redemptions")?,
         })
     }
 }
@@ -364,6 +372,10 @@ impl Store {
 
     pub fn codes(&self) -> codes::Codes<'_> {
         codes::Codes::new(self)
+    }
+
+    pub fn orders(&self) -> orders::Orders<'_> {
+        orders::Orders::new(self)
     }
 
     pub fn subscriptions(&self) -> subscriptions::Subscriptions<'_> {

@@ -482,3 +482,203 @@ async fn codes_are_exported_as_csv_and_claims_survive_a_restart() {
         (Some(30), Some(5))
     );
 }
+
+#[actix_web::test]
+async fn orders_are_all_or_nothing_and_priced() {
+    let app = spawn_app().await;
+    let (starts, ends) = window();
+    let c = app
+        .campaign(
+            json!({"name": "coupons", "kind": "flash_sale", "discount": {"percent": 10},
+            "price_cents": 250, "pool_size": 5, "per_customer_limit": 10,
+            "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    app.add_codes(id, json!({"count": 5})).await;
+    let (_, token) = app.customer("buyer@x.io").await;
+    let order = |quantity: u32| {
+        app.call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"campaign_id": id, "quantity": quantity, "phone": "+4915112345678"})),
+        )
+    };
+    let res = order(3).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["amount_cents"], 750);
+    assert_eq!(first["codes"].as_array().unwrap().len(), 3);
+    // Two left: three more is refused whole, nothing changes.
+    assert_problem(order(3).await, 409, "sold_out").await;
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(wallet["items"].as_array().unwrap().len(), 3);
+    let res = order(2).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_problem(order(1).await, 409, "sold_out").await;
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["claimed"], 5);
+
+    // The per-customer limit counts every code of an order.
+    let limited = app.active_campaign(10, 2).await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"campaign_id": limited, "quantity": 3})),
+        )
+        .await;
+    assert_problem(res, 409, "limit_reached").await;
+}
+
+impl TestApp {
+    async fn redeem(&self, body: Value) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            "/api/v1/redemptions",
+            Some(&self.admin_token),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn rollback(&self, id: &str) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/redemptions/{id}/rollback"),
+            Some(&self.admin_token),
+            None,
+        )
+        .await
+    }
+
+    /// A code of a new active campaign (`body` adds to it), claimed by a new customer.
+    async fn held_code(&self, email: &str, body: Value) -> (String, String) {
+        let (starts, ends) = window();
+        let mut spec = json!({"name": "r", "pool_size": 3, "starts_at": starts, "ends_at": ends});
+        for (k, v) in body.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let c = self.campaign(spec).await;
+        let id = c["id"].as_str().unwrap();
+        self.add_codes(id, json!({"count": 3})).await;
+        let (user, token) = self.customer(email).await;
+        let res = self.claim(id, &token, None).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let code = res.json::<Value>().await.unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (code, user)
+    }
+}
+
+#[actix_web::test]
+async fn a_code_is_redeemed_once_and_rolled_back_once() {
+    let app = spawn_app().await;
+    let (code, holder) = app
+        .held_code(
+            "r1@x.io",
+            json!({"kind": "discount", "discount": {"percent": 15}}),
+        )
+        .await;
+    let other: Value = app.me(&app.admin_token).await.json().await.unwrap();
+    assert_problem(
+        app.redeem(json!({"code": code, "customer": other["id"], "order_amount_cents": 1999}))
+            .await,
+        409,
+        "code_not_redeemable",
+    )
+    .await;
+    // Twenty tills at once: one redemption.
+    let tries = futures_util::future::join_all((0..20).map(|_| {
+        app.redeem(json!({"code": code, "customer": holder, "order_amount_cents": 1999}))
+    }))
+    .await;
+    let mut done = Vec::new();
+    for res in tries {
+        match res.status() {
+            StatusCode::CREATED => done.push(res.json::<Value>().await.unwrap()),
+            _ => {
+                assert_problem(res, 409, "code_not_redeemable").await;
+            }
+        }
+    }
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        done[0]["discount_cents"], 299,
+        "15 % of 19.99, rounded down"
+    );
+    let id = done[0]["id"].as_str().unwrap();
+    let res = app.rollback(id).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_problem(app.rollback(id).await, 409, "conflict").await;
+    // Held again: it can be redeemed again.
+    let res = app.redeem(json!({"code": code})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_problem(
+        app.redeem(json!({"code": "NO-SUCH-CODE"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.rollback("0190b3f2-0000-7000-8000-000000000000").await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_gift_card_is_drawn_down_never_below_zero_and_rolled_back_exactly() {
+    let app = spawn_app().await;
+    let (code, _) = app
+        .held_code(
+            "gift@x.io",
+            json!({"kind": "gift_card", "gift_balance_cents": 5000}),
+        )
+        .await;
+    let res = app
+        .redeem(json!({"code": code, "order_amount_cents": 3000}))
+        .await;
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            first["discount_cents"].as_i64(),
+            first["balance_cents"].as_i64()
+        ),
+        (Some(3000), Some(2000))
+    );
+    let res = app
+        .redeem(json!({"code": code, "order_amount_cents": 9000}))
+        .await;
+    let second: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            second["discount_cents"].as_i64(),
+            second["balance_cents"].as_i64()
+        ),
+        (Some(2000), Some(0))
+    );
+    assert_problem(
+        app.redeem(json!({"code": code, "order_amount_cents": 1}))
+            .await,
+        409,
+        "code_not_redeemable",
+    )
+    .await;
+    let res = app.rollback(second["id"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let check = app
+        .get_json(&format!("/api/v1/codes/{code}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        (check["balance_cents"].as_i64(), check["status"].as_str()),
+        (Some(2000), Some("claimed"))
+    );
+}

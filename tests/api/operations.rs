@@ -112,6 +112,9 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/campaigns/{id}/codes",
         "GET /api/v1/campaigns/{id}/codes",
         "POST /api/v1/campaigns/{id}/claims",
+        "POST /api/v1/orders",
+        "POST /api/v1/redemptions",
+        "POST /api/v1/redemptions/{id}/rollback",
         "GET /api/v1/wallet",
         "GET /api/v1/codes/{code}",
         "GET /api/v1/api-keys",
@@ -174,9 +177,34 @@ async fn the_openapi_document_describes_every_route() {
         )
         .await;
     assert_eq!(added.status(), StatusCode::CREATED);
+    let claimed: Value = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/claims"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let redemption: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/redemptions",
+            Some(&app.admin_token),
+            Some(json!({"code": claimed["code"]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let redemption_id = redemption["id"].as_str().unwrap().to_owned();
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
+        } else if route.contains("/redemptions/") {
+            route.replace("{id}", &redemption_id)
         } else if route.contains("/campaigns/") {
             route.replace("{id}", &campaign_id)
         } else if route.contains("/codes/{code}") {

@@ -7,7 +7,7 @@ use actix::{ActorFutureExt, AtomicResponse, Handler, Message, ResponseActFuture,
 use uuid::Uuid;
 
 use super::CampaignActor;
-use crate::domain::campaign::{Campaign, CodeRecord};
+use crate::domain::campaign::{Campaign, CodeRecord, Order};
 use crate::store::StoreError;
 use crate::store::codes::CodesError;
 
@@ -44,6 +44,16 @@ pub struct Claim {
     pub customer: Uuid,
 }
 
+/// Buy `quantity` codes for `customer`, all or nothing: answered with the durable order and its
+/// codes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Order, Vec<CodeRecord>), ClaimError>")]
+pub struct PlaceOrder {
+    pub customer: Uuid,
+    pub quantity: u32,
+    pub phone: Option<String>,
+}
+
 /// Store new codes (all or none) and add them to the pool; answered with how many.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, ClaimError>")]
@@ -68,54 +78,117 @@ impl CampaignActor {
     }
 }
 
+impl CampaignActor {
+    /// Takes `n` codes from the pool for `customer`, or says why not (from memory alone).
+    fn reserve(&mut self, customer: Uuid, n: u32) -> Result<Vec<Arc<str>>, ClaimError> {
+        let now = self.clock.now();
+        let state = self.state.as_mut().ok_or(ClaimError::NotFound)?;
+        let c = &state.campaign;
+        if c.ended_at.is_some() || now >= c.ends_at {
+            return Err(ClaimError::NotActive("the campaign has ended"));
+        }
+        if now < c.starts_at {
+            return Err(ClaimError::NotActive("the campaign has not started"));
+        }
+        let held = state.held.get(&customer).copied().unwrap_or(0);
+        if held.saturating_add(n) > c.per_customer_limit {
+            metrics::counter!("voucherd_claims_total", "result" => "limit").increment(1);
+            return Err(ClaimError::LimitReached(c.per_customer_limit));
+        }
+        if state.pool.len() < n as usize {
+            metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
+            return Err(ClaimError::SoldOut);
+        }
+        *state.held.entry(customer).or_default() += n;
+        Ok(state.pool.drain(..n as usize).collect())
+    }
+
+    /// Puts back codes whose write failed: first in line again, the customer's count down.
+    fn release(&mut self, customer: Uuid, codes: Vec<Arc<str>>) {
+        if let Some(state) = self.state.as_mut() {
+            let n = codes.len() as u32;
+            for code in codes.into_iter().rev() {
+                state.pool.push_front(code);
+            }
+            if let Some(held) = state.held.get_mut(&customer) {
+                *held = held.saturating_sub(n);
+            }
+        }
+    }
+}
+
 impl Handler<Claim> for CampaignActor {
     type Result = ResponseActFuture<Self, Result<CodeRecord, ClaimError>>;
 
     fn handle(&mut self, msg: Claim, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        let now = self.clock.now();
-        let Some(state) = self.state.as_mut() else {
-            return Box::pin(actix::fut::ready(Err(ClaimError::NotFound)));
+        let customer = msg.customer;
+        let codes = match self.reserve(customer, 1) {
+            Ok(codes) => codes,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
         };
-        let c = &state.campaign;
-        let refused = if c.ended_at.is_some() || now >= c.ends_at {
-            Some(ClaimError::NotActive("the campaign has ended"))
-        } else if now < c.starts_at {
-            Some(ClaimError::NotActive("the campaign has not started"))
-        } else {
-            let held = state.held.get(&msg.customer).copied().unwrap_or(0);
-            (held >= c.per_customer_limit).then_some(ClaimError::LimitReached(c.per_customer_limit))
-        };
-        if let Some(e) = refused {
-            return Box::pin(actix::fut::ready(Err(e)));
-        }
-        let Some(code) = state.pool.pop_front() else {
-            metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
-            return Box::pin(actix::fut::ready(Err(ClaimError::SoldOut)));
-        };
-        *state.held.entry(msg.customer).or_default() += 1;
-        let (store, customer) = (self.store.clone(), msg.customer);
-        let taken = code.clone();
+        let (store, now) = (self.store.clone(), self.clock.now());
+        let taken = codes.clone();
         Box::pin(
             async move {
                 store
-                    .write(move |s| s.codes().claim(&taken, customer, now))
+                    .write(move |s| s.codes().claim(&taken, customer, None, now))
                     .await
             }
             .into_actor(self)
             .map(move |written, act, _| match written {
-                Ok(record) => {
+                Ok(mut records) => {
                     metrics::counter!("voucherd_claims_total", "result" => "ok").increment(1);
-                    Ok(record)
+                    records.pop().ok_or(ClaimError::NotFound)
                 }
                 Err(e) => {
-                    // Not handed out: the code goes back first in line, the count comes down.
-                    if let Some(state) = act.state.as_mut() {
-                        state.pool.push_front(code);
-                        if let Some(n) = state.held.get_mut(&customer) {
-                            *n = n.saturating_sub(1);
-                        }
-                    }
+                    act.release(customer, codes);
+                    Err(e.into())
+                }
+            }),
+        )
+    }
+}
+
+impl Handler<PlaceOrder> for CampaignActor {
+    type Result = ResponseActFuture<Self, Result<(Order, Vec<CodeRecord>), ClaimError>>;
+
+    fn handle(&mut self, msg: PlaceOrder, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let customer = msg.customer;
+        let price = self
+            .state
+            .as_ref()
+            .and_then(|s| s.campaign.price_cents)
+            .unwrap_or(0);
+        let codes = match self.reserve(customer, msg.quantity) {
+            Ok(codes) => codes,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+        };
+        let now = self.clock.now();
+        let order = Order {
+            v: 1,
+            id: crate::domain::v7_at(now),
+            campaign_id: self.id,
+            customer,
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            amount_cents: price.saturating_mul(i64::from(msg.quantity)),
+            phone: msg.phone,
+            created_at: now,
+        };
+        let store = self.store.clone();
+        let (placed, taken) = (order.clone(), codes.clone());
+        Box::pin(
+            async move {
+                store
+                    .write(move |s| s.orders().place(&placed, &taken))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |written, act, _| match written {
+                Ok(records) => Ok((order, records)),
+                Err(e) => {
+                    act.release(customer, codes);
                     Err(e.into())
                 }
             }),

@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::domain::campaign::Campaign;
 use crate::store::Store;
 
-pub use handlers::{AddCodes, Claim, ClaimError, EndCampaign, UpdateCampaign};
+pub use handlers::{AddCodes, Claim, ClaimError, EndCampaign, PlaceOrder, UpdateCampaign};
 
 /// An actor with no message for this long stops (its state is in the store).
 pub const IDLE: Duration = Duration::from_secs(300);

@@ -1,0 +1,201 @@
+//! `/api/v1/orders` (buy codes, all or nothing) and `/api/v1/redemptions` (redeem a code against
+//! an order, and roll a redemption back once).
+
+use actix_web::{HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use crate::actors::campaign::PlaceOrder;
+use crate::domain::auth::Principal;
+use crate::domain::user::{Phone, Role};
+use crate::store::orders::RedeemError;
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(order).service(redeem).service(roll_back);
+}
+
+/// Codes one order may buy.
+pub const MAX_QUANTITY: u32 = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub campaign_id: Uuid,
+    /// 1 to 100 codes.
+    #[serde(deserialize_with = "super::json::whole")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub quantity: u32,
+    /// Where the codes may be sent by SMS (E.164).
+    #[schema(pattern = "^\\+[1-9][0-9]{1,14}$")]
+    pub phone: Option<String>,
+    /// Managers: the customer buying.
+    pub customer: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub customer: Uuid,
+    pub codes: Vec<String>,
+    /// The campaign's price times the quantity (0 when it has no price).
+    pub amount_cents: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Buy codes of a campaign, all or nothing (a customer for themselves; a manager with
+/// `{customer}`): 201 once durable; 409 `sold_out` when fewer are left, `limit_reached` past the
+/// per-customer limit; 422 `campaign_not_active`.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewOrder, responses((status = 201, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/orders")]
+async fn order(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    if !(1..=MAX_QUANTITY).contains(&b.quantity) {
+        return Err(ApiError::Invalid("quantity: must be 1 to 100".into()));
+    }
+    let phone = b
+        .phone
+        .as_deref()
+        .map(Phone::parse)
+        .transpose()?
+        .map(|p| p.as_str().to_owned());
+    let customer = super::campaigns::customer_of(&state, &who, b.customer).await?;
+    let id = b.campaign_id;
+    if state
+        .store
+        .run(move |s| s.campaigns().get(id))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    let (addr, _slot) = state
+        .actors
+        .campaigns
+        .for_claim(id)
+        .ok_or(ApiError::Overloaded)?;
+    let (order, _) = addr
+        .send(PlaceOrder {
+            customer,
+            quantity: b.quantity,
+            phone,
+        })
+        .await??;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
+        .json(OrderView {
+            id: order.id,
+            campaign_id: order.campaign_id,
+            customer: order.customer,
+            codes: order.codes,
+            amount_cents: order.amount_cents,
+            created_at: order.created_at,
+        }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRedemption {
+    #[schema(min_length = 1, max_length = 64)]
+    pub code: String,
+    /// When given, the code must be this customer's.
+    pub customer: Option<Uuid>,
+    /// The order's total: a percentage is taken of it, a fixed amount never exceeds it, a gift
+    /// card is drawn down by it (all that is left when absent).
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    #[schema(minimum = 0)]
+    pub order_amount_cents: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedemptionView {
+    pub id: Uuid,
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub customer: Option<Uuid>,
+    pub discount_cents: i64,
+    pub balance_cents: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub rolled_back_at: Option<DateTime<Utc>>,
+}
+
+impl From<crate::domain::campaign::Redemption> for RedemptionView {
+    fn from(r: crate::domain::campaign::Redemption) -> Self {
+        Self {
+            id: r.id,
+            code: r.code,
+            campaign_id: r.campaign_id,
+            customer: r.customer,
+            discount_cents: r.discount_cents,
+            balance_cents: r.balance_cents,
+            created_at: r.created_at,
+            rolled_back_at: r.rolled_back_at,
+        }
+    }
+}
+
+impl From<RedeemError> for ApiError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::UnknownCode | RedeemError::UnknownRedemption => ApiError::NotFound,
+            RedeemError::NotRedeemable(why) => ApiError::CodeNotRedeemable(why.to_string()),
+            e @ RedeemError::RolledBack => ApiError::Conflict(e.to_string()),
+            RedeemError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Redeem a code against an order (manager): 201 with what it took off; 409
+/// `code_not_redeemable` when it is redeemed, expired, ended, not held or someone else's.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewRedemption, responses((status = 201, body = RedemptionView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/redemptions")]
+async fn redeem(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewRedemption>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Manager)?;
+    let b = body.into_inner();
+    if b.order_amount_cents.is_some_and(|a| a < 0) {
+        return Err(ApiError::Invalid(
+            "order_amount_cents: must not be negative".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let redemption = state
+        .store
+        .write(move |s| {
+            Ok(s.orders()
+                .redeem(&b.code, b.customer, b.order_amount_cents, now))
+        })
+        .await??;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/redemptions/{}", redemption.id)))
+        .json(RedemptionView::from(redemption)))
+}
+
+/// Roll a redemption back, once (manager): the code is held again and a gift card gets back what
+/// it gave; a second rollback is 409.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "redemption id")), responses((status = 200, body = RedemptionView), (status = 409, body = Problem)))]
+#[post("/redemptions/{id}/rollback")]
+async fn roll_back(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<RedemptionView>, ApiError> {
+    who.require(Role::Manager)?;
+    let (id, now) = (id.into_inner(), state.clock.now());
+    let redemption = state
+        .store
+        .write(move |s| Ok(s.orders().roll_back(id, now)))
+        .await??;
+    Ok(web::Json(RedemptionView::from(redemption)))
+}

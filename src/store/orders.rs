@@ -1,0 +1,123 @@
+//! Orders and redemptions: one key each (`orders` OrderId(16) → Order, `redemptions`
+//! RedemptionId(16) → Redemption). An order writes its record and its codes in one command; a
+//! redemption (or its rollback) writes its record and its code. The rules are the domain's
+//! (`domain::campaign::redeem`); running them on the one writer is what makes a code redeemed
+//! once and a gift balance never go below zero, whatever runs at the same time.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError, decode, encode};
+use crate::domain::campaign::{self, CodeRecord, NotRedeemable, Order, Redemption};
+
+pub struct Orders<'a> {
+    store: &'a Store,
+}
+
+/// Why a redemption or a rollback did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("no such code")]
+    UnknownCode,
+    #[error("{0}")]
+    NotRedeemable(#[from] NotRedeemable),
+    #[error("no such redemption")]
+    UnknownRedemption,
+    #[error("the redemption was already rolled back")]
+    RolledBack,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::Error> for RedeemError {
+    fn from(e: sled::Error) -> Self {
+        RedeemError::Store(e.into())
+    }
+}
+
+impl<'a> Orders<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys). Writer
+    /// only.
+    pub fn place(&self, order: &Order, codes: &[Arc<str>]) -> Result<Vec<CodeRecord>, StoreError> {
+        let records =
+            self.store
+                .codes()
+                .claim(codes, order.customer, Some(order.id), order.created_at)?;
+        self.store
+            .trees()
+            .orders
+            .insert(order.id.as_bytes(), encode(order)?)?;
+        Ok(records)
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
+        self.store
+            .trees()
+            .orders
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Redeems a code (2 keys: the redemption, the code). Writer only.
+    pub fn redeem(
+        &self,
+        code: &str,
+        customer: Option<Uuid>,
+        order_amount_cents: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption, RedeemError> {
+        let codes = self.store.codes();
+        let record = codes.get(code)?.ok_or(RedeemError::UnknownCode)?;
+        let campaign = self
+            .store
+            .campaigns()
+            .get(record.campaign_id)?
+            .ok_or(RedeemError::UnknownCode)?;
+        let before = record.status;
+        let (after, redemption) = campaign::redeem(
+            record,
+            &campaign,
+            customer,
+            order_amount_cents,
+            crate::domain::v7_at(now),
+            now,
+        )?;
+        self.store
+            .trees()
+            .redemptions
+            .insert(redemption.id.as_bytes(), encode(&redemption)?)?;
+        codes.put(before, &after)?;
+        Ok(redemption)
+    }
+
+    /// Rolls a redemption back, once: the code is held again and a gift card gets back what was
+    /// drawn (2 keys). Writer only.
+    pub fn roll_back(&self, id: Uuid, now: DateTime<Utc>) -> Result<Redemption, RedeemError> {
+        let tree = &self.store.trees().redemptions;
+        let mut redemption: Redemption = tree
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()?
+            .ok_or(RedeemError::UnknownRedemption)?;
+        if redemption.rolled_back_at.is_some() {
+            return Err(RedeemError::RolledBack);
+        }
+        let codes = self.store.codes();
+        let record = codes
+            .get(&redemption.code)?
+            .ok_or(RedeemError::UnknownCode)?;
+        let before = record.status;
+        let restored = campaign::roll_back(record, &redemption);
+        redemption.rolled_back_at = Some(now);
+        tree.insert(id.as_bytes(), encode(&redemption)?)?;
+        codes.put(before, &restored)?;
+        Ok(redemption)
+    }
+}
