@@ -231,3 +231,217 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+const BUYERS: usize = 8;
+/// Per customer (the most a campaign allows; checked across kills), above what a buyer reaches
+/// in the test, so no cycle runs dry.
+const LIMIT: usize = 1000;
+/// Larger than all cycles' load, so every cycle is killed while claims are under way.
+const POOL: usize = 20_000;
+
+/// One buyer: claims and orders of two, alternately, recording every acknowledged code, until
+/// the server dies or the buyer reaches the limit.
+async fn buy(base: String, campaign: String, token: String, acked: Arc<Mutex<Vec<String>>>) {
+    let http = reqwest::Client::new();
+    for n in 0..MAX_REQUESTS {
+        let res = if n % 2 == 0 {
+            http.post(format!("{base}/api/v1/campaigns/{campaign}/claims"))
+                .bearer_auth(&token)
+                .send()
+                .await
+        } else {
+            http.post(format!("{base}/api/v1/orders"))
+                .bearer_auth(&token)
+                .json(&json!({"campaign_id": campaign, "quantity": 2}))
+                .send()
+                .await
+        };
+        let Ok(res) = res else { return };
+        if res.status() != StatusCode::CREATED {
+            return;
+        }
+        let Ok(body) = res.json::<Value>().await else {
+            return;
+        };
+        let mut acked = acked.lock().unwrap();
+        match body["codes"].as_array() {
+            Some(codes) => acked.extend(codes.iter().map(|c| c.as_str().unwrap().to_owned())),
+            None => acked.push(body["code"].as_str().unwrap().to_owned()),
+        }
+    }
+}
+
+/// Every acknowledged code is in its buyer's wallet; no code is held twice; no buyer holds more
+/// than the limit; the campaign's claimed count is what the wallets hold.
+async fn verify_codes(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    campaign: &str,
+    buyers: &[(String, Arc<Mutex<Vec<String>>>)],
+    cycle: usize,
+) {
+    let mut all = std::collections::HashSet::new();
+    for (token, acked) in buyers {
+        let (status, wallet) = get(http, base, token, "/wallet").await;
+        assert_eq!(status, StatusCode::OK);
+        let held: Vec<String> = wallet["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["code"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            held.len() <= LIMIT,
+            "cycle {cycle}: {} codes over the limit",
+            held.len()
+        );
+        for code in acked.lock().unwrap().iter() {
+            assert!(
+                held.contains(code),
+                "cycle {cycle}: acknowledged code {code} lost"
+            );
+        }
+        for code in held {
+            assert!(all.insert(code.clone()), "cycle {cycle}: {code} held twice");
+        }
+    }
+    let (_, c) = get(http, base, admin, &format!("/campaigns/{campaign}")).await;
+    assert_eq!(
+        c["claimed"].as_u64().unwrap() as usize,
+        all.len(),
+        "cycle {cycle}"
+    );
+}
+
+/// Kills the server when the test ends, passed or not (a server left running would hold the test
+/// runner's output open).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_web::test]
+async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let env = [
+        ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
+        ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+    ];
+    let http = reqwest::Client::new();
+    let (child, base) = serve_with_env(&store, &env);
+    let mut server = Server(child);
+    let admin = admin_token(&http, &base).await;
+    let now = chrono::Utc::now();
+    let res = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"name": "drop", "kind": "flash_sale", "pool_size": POOL,
+            "per_customer_limit": LIMIT, "starts_at": now.to_rfc3339(),
+            "ends_at": (now + chrono::Duration::days(1)).to_rfc3339()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let campaign = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("{base}/api/v1/campaigns/{campaign}/codes"))
+        .bearer_auth(&admin)
+        .json(&json!({"count": POOL}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut buyers = Vec::new();
+    for i in 0..BUYERS {
+        let email = format!("buyer{i}@crash.test");
+        let res = http
+            .post(format!("{base}/api/v1/users"))
+            .json(&json!({"email": email, "password": "password-1", "timezone": "UTC"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let res = http
+            .post(format!("{base}/api/v1/auth/tokens"))
+            .json(&json!({"email": email, "password": "password-1"}))
+            .send()
+            .await
+            .unwrap();
+        let token = res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        buyers.push((token, Arc::new(Mutex::new(Vec::new()))));
+    }
+    for cycle in 0..3 {
+        if cycle > 0 {
+            let (c, b) = serve_with_env(&store, &env);
+            server = Server(c);
+            verify_codes(
+                &http,
+                &b,
+                &admin_token(&http, &b).await,
+                &campaign,
+                &buyers,
+                cycle,
+            )
+            .await;
+            run_cycle(&mut server.0, &b, &campaign, &buyers).await;
+        } else {
+            run_cycle(&mut server.0, &base, &campaign, &buyers).await;
+        }
+    }
+    let (child, base) = serve_with_env(&store, &env);
+    let _server = Server(child);
+    let admin = admin_token(&http, &base).await;
+    verify_codes(&http, &base, &admin, &campaign, &buyers, 3).await;
+    let total: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
+    eprintln!("acknowledged before the kills: {total} codes");
+    assert!(
+        total > 0 && total < POOL,
+        "every cycle was killed under load"
+    );
+}
+
+async fn run_cycle(
+    child: &mut std::process::Child,
+    base: &str,
+    campaign: &str,
+    buyers: &[(String, Arc<Mutex<Vec<String>>>)],
+) {
+    let tasks: Vec<_> = buyers
+        .iter()
+        .map(|(token, acked)| {
+            tokio::spawn(buy(
+                base.to_owned(),
+                campaign.to_owned(),
+                token.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    // Let the load start, then kill at a random moment while it runs.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
+    tokio::time::sleep(Duration::from_millis(rand::random_range(50..400))).await;
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
+    assert!(
+        after > before,
+        "claims were acknowledged right up to the kill"
+    );
+}

@@ -1,0 +1,344 @@
+//! A flash-sale drop against the real server: durable claims per second with their latency,
+//! sold-out answers per second, and — in the same run, with the same client and connections —
+//! `/healthz` per second, the ceiling of this machine's HTTP path.
+//!
+//! The release binary is started from an empty directory with a fresh store (`fsync` on: a 201
+//! means the claim is on disk). Setup (not in the rates): `BENCH_CUSTOMERS` customers (default
+//! 320) log in; a campaign with a pool of `BENCH_POOL` codes (default 300,000) is filled by one
+//! generation request (timed and reported), and a second campaign of one code is sold out. Then
+//! `BENCH_CONNECTIONS` (default 64) concurrent connections each run three phases of
+//! `BENCH_SECONDS` (default 10): `/healthz`; claims on the big pool (each connection cycling over
+//! its customers, a per-customer limit of 1,000); claims on the sold-out campaign.
+//!
+//!     cargo bench --bench flash_sale
+//!
+//! Targets: durable claims ≥ 0.5 × the `/healthz` rate with p99 ≤ 25 ms; sold-out answers ≥
+//! 0.8 × the `/healthz` rate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PASSWORD: &str = "bench-admin-password";
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_voucherd"))
+        .current_dir(dir.path())
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)
+        .env("VOUCHERD__RATE_LIMIT__PER_SECOND", "1000000")
+        .env("VOUCHERD__RATE_LIMIT__BURST", "1000000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// Builds the request a connection sends (connection number, request number).
+type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// What one phase measured.
+struct Phase {
+    ok: usize,
+    other: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        self.latencies_us.sort_unstable();
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+/// Every connection sends requests back to back for `seconds`; `expect` is the status that counts.
+async fn phase(
+    clients: &[reqwest::Client],
+    seconds: u64,
+    expect: u16,
+    request: MakeRequest,
+) -> Phase {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(conn, client)| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut other, mut lat) = (0usize, 0usize, Vec::new());
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let res = request(&client, conn, i).send().await;
+                    i += 1;
+                    match res {
+                        Ok(r) if r.status().as_u16() == expect => {
+                            let _ = r.bytes().await;
+                            ok += 1;
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                        Ok(r) => {
+                            let _ = r.bytes().await;
+                            other += 1;
+                        }
+                        Err(_) => other += 1,
+                    }
+                }
+                (ok, other, lat)
+            })
+        })
+        .collect();
+    let mut out = Phase {
+        ok: 0,
+        other: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (ok, other, lat) = t.await.unwrap();
+        out.ok += ok;
+        out.other += other;
+        out.latencies_us.extend(lat);
+    }
+    out.elapsed = started.elapsed();
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let connections = env("BENCH_CONNECTIONS", 64);
+    let customers = env("BENCH_CUSTOMERS", 320).max(connections);
+    let pool = env("BENCH_POOL", 300_000);
+    let seconds = env("BENCH_SECONDS", 10) as u64;
+    let server = start();
+    let base = server.base.clone();
+    let setup = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = setup.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = post(
+        &setup,
+        &format!("{base}/api/v1/auth/tokens"),
+        None,
+        json!({"email": "admin@localhost", "password": PASSWORD}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    println!(
+        "flash sale: {connections} connections, {customers} customers, a pool of {pool} codes, {seconds} s per phase"
+    );
+    let mut tokens = Vec::with_capacity(customers);
+    for i in 0..customers {
+        let email = format!("buyer{i}@bench.example");
+        post(
+            &setup,
+            &format!("{base}/api/v1/users"),
+            None,
+            json!({"email": email, "password": "bench-password", "timezone": "UTC"}),
+        )
+        .await;
+        let t = post(
+            &setup,
+            &format!("{base}/api/v1/auth/tokens"),
+            None,
+            json!({"email": email, "password": "bench-password"}),
+        )
+        .await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tokens.push(t);
+    }
+    let now = chrono::Utc::now();
+    let window = |kind: &str, size: usize| {
+        json!({"name": kind, "kind": "flash_sale", "discount": {"percent": 50}, "pool_size": size,
+            "per_customer_limit": 1000, "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+            "code": {"length": 12, "charset": "upper"}})
+    };
+    let big = post(
+        &setup,
+        &format!("{base}/api/v1/campaigns"),
+        Some(&admin),
+        window("drop", pool),
+    )
+    .await;
+    let big = big["id"].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    post(
+        &setup,
+        &format!("{base}/api/v1/campaigns/{big}/codes"),
+        Some(&admin),
+        json!({"count": pool}),
+    )
+    .await;
+    println!(
+        "  generating {pool} codes (one request): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let gone = post(
+        &setup,
+        &format!("{base}/api/v1/campaigns"),
+        Some(&admin),
+        window("gone", 1),
+    )
+    .await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    post(
+        &setup,
+        &format!("{base}/api/v1/campaigns/{gone}/codes"),
+        Some(&admin),
+        json!({"count": 1}),
+    )
+    .await;
+    post(
+        &setup,
+        &format!("{base}/api/v1/campaigns/{gone}/claims"),
+        Some(&tokens[0]),
+        json!({}),
+    )
+    .await;
+
+    // One client (and so one kept-alive connection) per concurrent sender, for every phase.
+    let clients: Vec<reqwest::Client> = (0..connections)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let tokens = Arc::new(tokens);
+    let health_url = format!("{base}/healthz");
+    let mut health = phase(
+        &clients,
+        seconds,
+        200,
+        Arc::new(move |c, _, _| c.get(&health_url)),
+    )
+    .await;
+    let claim_url = format!("{base}/api/v1/campaigns/{big}/claims");
+    let per_conn = (tokens.len() / connections).max(1);
+    let t2 = tokens.clone();
+    let mut claims = phase(
+        &clients,
+        seconds,
+        201,
+        Arc::new(move |c, conn, i| {
+            let token = &t2[(conn * per_conn + i % per_conn) % t2.len()];
+            c.post(&claim_url).bearer_auth(token)
+        }),
+    )
+    .await;
+    let sold_url = format!("{base}/api/v1/campaigns/{gone}/claims");
+    let t3 = tokens.clone();
+    let mut sold_out = phase(
+        &clients,
+        seconds,
+        409,
+        Arc::new(move |c, conn, i| c.post(&sold_url).bearer_auth(&t3[(conn + i) % t3.len()])),
+    )
+    .await;
+    let h = health.rate();
+    println!(
+        "  /healthz:        {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms",
+        h,
+        health.percentile_ms(0.5),
+        health.percentile_ms(0.99)
+    );
+    println!(
+        "  durable claims:  {:>9.0} /s      p50 {:.2} ms  p99 {:.2} ms   ({:.2} × /healthz; {} claimed, {} other answers)",
+        claims.rate(),
+        claims.percentile_ms(0.5),
+        claims.percentile_ms(0.99),
+        claims.rate() / h,
+        claims.ok,
+        claims.other
+    );
+    println!(
+        "  sold-out:        {:>9.0} /s      p50 {:.2} ms  p99 {:.2} ms   ({:.2} × /healthz)",
+        sold_out.rate(),
+        sold_out.percentile_ms(0.5),
+        sold_out.percentile_ms(0.99),
+        sold_out.rate() / h
+    );
+    // Every acknowledged claim is a distinct held code.
+    let c: Value = setup
+        .get(format!("{base}/api/v1/campaigns/{big}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["claimed"].as_u64().unwrap() as usize, claims.ok);
+    drop(server);
+}
