@@ -81,6 +81,22 @@ async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Va
     body
 }
 
+/// CPU time (user + system) a process has used, in ms, from `/proc/<pid>/stat` (Linux).
+fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3; utime and stime
+    // are fields 14 and 15, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 /// Builds the request a connection sends (connection number, request number).
 type MakeRequest =
     Arc<dyn Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync>;
@@ -276,7 +292,17 @@ async fn main() {
         })
         .collect();
     let tokens = Arc::new(tokens);
+    let server_pid = server.child.id().to_string();
+    let cpu = |label: &str, before: (f64, f64), n: usize| {
+        let (server_ms, client_ms) = (cpu_ms(&server_pid) - before.0, cpu_ms("self") - before.1);
+        println!(
+            "  cpu per answer, {label}: server {:.1} µs, client {:.1} µs",
+            server_ms * 1000.0 / n.max(1) as f64,
+            client_ms * 1000.0 / n.max(1) as f64
+        );
+    };
     let health_url = format!("{base}/healthz");
+    let at = (cpu_ms(&server_pid), cpu_ms("self"));
     let mut health = phase(
         &clients,
         seconds,
@@ -284,7 +310,9 @@ async fn main() {
         Arc::new(move |c, _, _| c.get(&health_url)),
     )
     .await;
+    cpu("/healthz", at, health.ok + health.other);
     let claim_url = format!("{base}/api/v1/campaigns/{big}/claims");
+    let at = (cpu_ms(&server_pid), cpu_ms("self"));
     let per_conn = (tokens.len() / connections).max(1);
     let t2 = tokens.clone();
     let mut claims = phase(
@@ -297,7 +325,9 @@ async fn main() {
         }),
     )
     .await;
+    cpu("claims", at, claims.ok + claims.other);
     let sold_url = format!("{base}/api/v1/campaigns/{gone}/claims");
+    let at = (cpu_ms(&server_pid), cpu_ms("self"));
     let t3 = tokens.clone();
     let mut sold_out = phase(
         &clients,
@@ -306,6 +336,7 @@ async fn main() {
         Arc::new(move |c, conn, i| c.post(&sold_url).bearer_auth(&t3[(conn + i) % t3.len()])),
     )
     .await;
+    cpu("sold-out", at, sold_out.ok + sold_out.other);
     let h = health.rate();
     println!(
         "  /healthz:        {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms",
@@ -329,6 +360,25 @@ async fn main() {
         sold_out.percentile_ms(0.99),
         sold_out.rate() / h
     );
+    // Where a durable claim's time goes: the writer's batches and flushes over the whole run.
+    let metrics = setup
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in metrics.lines().filter(|l| {
+        (l.starts_with("voucherd_store_flush_seconds")
+            || l.starts_with("voucherd_store_writer_batch"))
+            && (l.contains("_sum")
+                || l.contains("_count")
+                || l.contains("quantile=\"0.5\"")
+                || l.contains("quantile=\"0.99\""))
+    }) {
+        println!("  {line}");
+    }
     // Every acknowledged claim is a distinct held code.
     let c: Value = setup
         .get(format!("{base}/api/v1/campaigns/{big}"))

@@ -1,9 +1,6 @@
-//! The `Principal` extractor: `Authorization: Bearer <token>` → who is asking, with which role.
-//! Sessions take their user's current role at every request, so a role change or an erased user
-//! takes effect at once.
-
-use std::future::Future;
-use std::pin::Pin;
+//! The `Principal` extractor: `Authorization: Bearer <token>` → who is asking, with which role,
+//! read from the store's in-memory token and user indexes. Sessions take their user's current
+//! role at every request, so a role change or an erased user takes effect at once.
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
@@ -24,48 +21,45 @@ pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
 
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
+    type Future = std::future::Ready<Result<Principal, ApiError>>;
 
+    /// From memory alone (the token and user indexes): no store read, no thread hop.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token = token.ok_or(ApiError::Unauthorized)?;
-            let hash = token_hash(&token);
-            let now = state.clock.now();
-            let found = state
-                .store
-                .run(move |s| {
-                    let Some(record) = s.tokens().get(&hash)? else {
-                        return Ok(None);
-                    };
-                    if record.is_expired(now) {
-                        return Ok(None);
-                    }
-                    match record.kind {
-                        TokenKind::ApiKey => {
-                            s.tokens().touch(record.id, &hash, now);
-                            Ok(record.role.map(|role| (None, role, record.id)))
-                        }
-                        TokenKind::Session => {
-                            let Some(user_id) = record.user_id else {
-                                return Ok(None);
-                            };
-                            Ok(s.users()
-                                .get(user_id)?
-                                .map(|u| (Some(u.id), u.role, record.id)))
-                        }
-                    }
-                })
-                .await?;
-            let (user_id, role, token_id) = found.ok_or(ApiError::Unauthorized)?;
-            Ok(Principal {
-                user_id,
-                role,
-                token_hash: hash,
-                token_id,
-            })
-        })
+        std::future::ready(authenticate(req))
     }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let hash = token_hash(&token);
+    let now = state.clock.now();
+    let tokens = state.store.tokens();
+    let meta = tokens
+        .lookup(&hash)
+        .filter(|m| !m.is_expired(now))
+        .ok_or(ApiError::Unauthorized)?;
+    let (user_id, role) = match meta.kind {
+        TokenKind::ApiKey => {
+            tokens.touch(meta.id, &hash, now);
+            (None, meta.role.ok_or(ApiError::Unauthorized)?)
+        }
+        TokenKind::Session => {
+            let user = meta.user_id.ok_or(ApiError::Unauthorized)?;
+            let role = state
+                .store
+                .users()
+                .role(user)
+                .ok_or(ApiError::Unauthorized)?;
+            (Some(user), role)
+        }
+    };
+    Ok(Principal {
+        user_id,
+        role,
+        token_hash: hash,
+        token_id: meta.id,
+    })
 }

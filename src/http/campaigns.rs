@@ -772,10 +772,8 @@ pub(super) async fn customer_of(
 ) -> Result<Uuid, ApiError> {
     match named {
         Some(c) if who.role.includes(Role::Manager) => {
-            let exists = state.store.run(move |s| s.users().exists(c)).await?;
-            if !exists {
-                return Err(ApiError::NotFound);
-            }
+            // The role index holds every user: a memory read.
+            state.store.users().role(c).ok_or(ApiError::NotFound)?;
             Ok(c)
         }
         Some(c) if who.user_id == Some(c) => Ok(c),
@@ -819,8 +817,12 @@ async fn claim(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: ClaimBody = super::json::optional_json(&req, &body)?;
-    // Known before an actor is started for it (and its end, for the answer).
-    let campaign = load(&state, id.into_inner()).await?;
+    // Known before an actor is started for it (and its end, for the answer): from memory.
+    let campaign = state
+        .store
+        .campaigns()
+        .shared(id.into_inner())
+        .ok_or(ApiError::NotFound)?;
     let id = campaign.id;
     let customer = customer_of(&state, &who, body.customer).await?;
     let (addr, _slot) = state

@@ -69,12 +69,7 @@ async fn order(
         .map(|p| p.as_str().to_owned());
     let customer = super::campaigns::customer_of(&state, &who, b.customer).await?;
     let id = b.campaign_id;
-    if state
-        .store
-        .run(move |s| s.campaigns().get(id))
-        .await?
-        .is_none()
-    {
+    if state.store.campaigns().shared(id).is_none() {
         return Err(ApiError::NotFound);
     }
     let (addr, _slot) = state

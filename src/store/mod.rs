@@ -164,6 +164,7 @@ pub(crate) struct Indexes {
     pub digests: digests::DigestIndex,
     pub outbox: deliveries::OutboxIndex,
     pub codes: codes::CodeIndex,
+    pub campaigns: campaigns::CampaignIndex,
 }
 
 impl Indexes {
@@ -174,8 +175,10 @@ impl Indexes {
         let subscriptions = subscriptions::SubscriptionIndex::load(trees)?;
         let outbox = deliveries::OutboxIndex::load(trees)?;
         let codes = codes::CodeIndex::load(trees)?;
+        let campaigns = campaigns::CampaignIndex::load(trees)?;
         Ok(Self {
             codes,
+            campaigns,
             users,
             tokens,
             catalogue,

@@ -26,8 +26,9 @@ pub(crate) struct TokenIndex {
     api_keys: DashMap<Uuid, Hash>,
     /// API key hash → when it last authenticated a request (since start).
     last_used: DashMap<Hash, DateTime<Utc>>,
-    /// Every stored token: the rate limiter keys a request by its token only if it is one.
-    known: dashmap::DashSet<Hash>,
+    /// Every stored token and what authenticating with it needs: requests are authenticated
+    /// from memory (and the rate limiter keys a request by its token only if it is one).
+    known: DashMap<Hash, TokenMeta>,
     /// (expires_at in µs, hash), in expiry order.
     expiry: Mutex<BTreeSet<(i64, Hash)>>,
 }
@@ -65,7 +66,16 @@ impl TokenIndex {
     }
 
     fn add(&self, hash: &Hash, record: &TokenRecord) {
-        self.known.insert(*hash);
+        self.known.insert(
+            *hash,
+            TokenMeta {
+                id: record.id,
+                kind: record.kind,
+                user_id: record.user_id,
+                role: record.role,
+                expires_at: record.expires_at,
+            },
+        );
         if let Some(user) = record.user_id {
             self.by_user.entry(user).or_default().push(*hash);
         }
@@ -98,6 +108,22 @@ impl TokenIndex {
         if let Some(at) = record.expires_at {
             self.expiry.lock().remove(&(at.timestamp_micros(), *hash));
         }
+    }
+}
+
+/// A stored token as authentication reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenMeta {
+    pub id: Uuid,
+    pub kind: TokenKind,
+    pub user_id: Option<Uuid>,
+    pub role: Option<crate::domain::user::Role>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenMeta {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -181,7 +207,12 @@ impl<'a> Tokens<'a> {
 
     /// Whether `hash` is a stored token (memory only; expired ones count until purged).
     pub fn is_known(&self, hash: &Hash) -> bool {
-        self.index().known.contains(hash)
+        self.index().known.contains_key(hash)
+    }
+
+    /// What authenticating with the token `hash` needs, from memory.
+    pub fn lookup(&self, hash: &Hash) -> Option<TokenMeta> {
+        self.index().known.get(hash).map(|m| *m)
     }
 
     /// Every API key with when it was last used (since start), in id (creation) order.

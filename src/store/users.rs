@@ -15,6 +15,8 @@ use crate::domain::user::{User, UserChanges};
 #[derive(Default)]
 pub(crate) struct UserIndex {
     by_email: DashMap<String, Uuid>,
+    /// Every user's role: sessions act with their user's current role, read from here.
+    roles: DashMap<Uuid, crate::domain::user::Role>,
     /// Phone number → the users giving it, oldest first (a wallet is found by phone).
     by_phone: DashMap<String, Vec<Uuid>>,
     count: AtomicU64,
@@ -30,6 +32,7 @@ impl UserIndex {
             index.by_email.insert(user.email.folded(), user.id);
             index.count.fetch_add(1, Ordering::Relaxed);
             index.add_phone(&user);
+            index.roles.insert(user.id, user.role);
         }
         for mut users in index.by_phone.iter_mut() {
             users.sort_unstable();
@@ -89,6 +92,7 @@ impl<'a> Users<'a> {
         self.index().by_email.insert(email, user.id);
         self.index().count.fetch_add(1, Ordering::Relaxed);
         self.index().add_phone(user);
+        self.index().roles.insert(user.id, user.role);
         Ok(())
     }
 
@@ -112,6 +116,11 @@ impl<'a> Users<'a> {
             None => Ok(None),
             Some(id) => self.get(id),
         }
+    }
+
+    /// A user's current role (memory only); `None` when there is no such user.
+    pub fn role(&self, id: Uuid) -> Option<crate::domain::user::Role> {
+        self.index().roles.get(&id).map(|r| *r)
     }
 
     /// The oldest user giving this phone number.
@@ -150,6 +159,7 @@ impl<'a> Users<'a> {
             self.index().by_email.remove(&old_email);
             self.index().by_email.insert(new_email, id);
         }
+        self.index().roles.insert(id, user.role);
         if before.phone != user.phone {
             self.index().remove_phone(&before);
             self.index().add_phone(&user);
@@ -178,6 +188,7 @@ impl<'a> Users<'a> {
         let user: User = decode(&raw)?;
         self.index().by_email.remove(&user.email.folded());
         self.index().remove_phone(&user);
+        self.index().roles.remove(&id);
         self.index().count.fetch_sub(1, Ordering::Relaxed);
         let tokens = self.store.tokens().revoke_user(id)?;
         Ok(Erased { tokens })
