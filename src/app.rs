@@ -74,6 +74,7 @@ impl Application {
             templates,
             actors: actors.addrs(),
             rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            in_flight: actix_web::web::Data::new(Default::default()),
             listing_cache: http::vouchers::ListingCache::new(Duration::from_secs(
                 settings.catalogue.cache_ttl_s,
             )),

@@ -16,41 +16,9 @@ pub mod rakuten;
 pub mod tradedoubler;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+pub use crate::domain::network::{FeedKind, RowError};
 use crate::domain::voucher::{Offer, RawOffer};
-
-/// The formats voucherd reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FeedKind {
-    Awin,
-    Cj,
-    Rakuten,
-    Impact,
-    Tradedoubler,
-    Csv,
-    Json,
-}
-
-impl FeedKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeedKind::Awin => "awin",
-            FeedKind::Cj => "cj",
-            FeedKind::Rakuten => "rakuten",
-            FeedKind::Impact => "impact",
-            FeedKind::Tradedoubler => "tradedoubler",
-            FeedKind::Csv => "csv",
-            FeedKind::Json => "json",
-        }
-    }
-
-    /// Whether the format has a field mapping (`map` in the network's config).
-    pub fn is_mapped(self) -> bool {
-        matches!(self, FeedKind::Csv | FeedKind::Json)
-    }
-}
 
 /// Column (csv) or field path (json, dots for nesting) of each voucher field, for `csv` and `json`
 /// feeds. The defaults read the columns of a plain export: `id, retailer, category, title,
@@ -149,26 +117,6 @@ pub struct Page {
 impl Page {
     pub fn rows(&self) -> usize {
         self.offers.len() + self.rejected.len()
-    }
-}
-
-/// A row that was not ingested, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct RowError {
-    /// 1-based position of the row on its page.
-    pub row: usize,
-    pub page: u32,
-    pub external_id: Option<String>,
-    pub reason: String,
-}
-
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "page {} row {}", self.page, self.row)?;
-        if let Some(id) = &self.external_id {
-            write!(f, " (id {id})")?;
-        }
-        write!(f, ": {}", self.reason)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod deliveries;
 pub mod digests;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod middleware;
 pub mod networks;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub actors: ActorAddrs,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
     pub listing_cache: vouchers::ListingCache,
+    /// Requests running under an `Idempotency-Key` now (shared by all workers).
+    pub in_flight: web::Data<idempotency::InFlight>,
 }
 
 /// Every documented route.
@@ -82,6 +85,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1;
     openapi::name_operations(&mut doc);
     openapi::optional_bodies(&mut doc);
+    openapi::declare_idempotency(&mut doc);
     openapi::declare_errors(&mut doc);
     doc
 }
@@ -101,13 +105,16 @@ pub fn build_app(
 > {
     let limit = state.settings.http.body_limit_bytes;
     let methods = web::Data::new(openapi::MethodTable::from_document(&openapi));
+    let in_flight = state.in_flight.clone();
     App::new()
         .app_data(state)
         .app_data(methods)
+        .app_data(in_flight)
         .app_data(error::json_config(limit))
         .app_data(error::payload_config(limit))
         .app_data(error::query_config())
         .app_data(error::path_config())
+        .wrap(actix_web::middleware::from_fn(idempotency::idempotent))
         .wrap(actix_web::middleware::from_fn(rate_limit::limit))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
         .wrap(tracing_actix_web::TracingLogger::default())

@@ -113,6 +113,34 @@ pub fn name_operations(doc: &mut Document) {
     }
 }
 
+/// Declares the optional `Idempotency-Key` header on the creating POSTs that honour it.
+pub fn declare_idempotency(doc: &mut Document) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for path in super::idempotency::ROUTES {
+        let Some(op) = doc.paths.paths.get_mut(*path).and_then(|i| i.post.as_mut()) else {
+            continue;
+        };
+        let header = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(utoipa::openapi::Required::False)
+            .description(Some(
+                "Retry safely: the first answer under this key is replayed for 24 hours \
+                 (`Idempotent-Replayed: true`); the same key with another request is 422.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[!-~]{1,255}$")),
+            ))
+            .build();
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(header.into());
+    }
+}
+
 /// Operations whose body may be absent (the derive can only say so by making it nullable, which
 /// would declare a `null` body valid).
 const OPTIONAL_BODIES: &[&str] = &["/api/v1/admin/digests/run", "/api/v1/campaigns/{id}/claims"];

@@ -16,6 +16,7 @@
 //! - `campaigns`     CampaignId(16) → Campaign, see [`campaigns`]
 //! - `codes`         the code's text → CodeRecord (unique across the store), see [`codes`]
 //! - `orders`, `redemptions`  by id → Order / Redemption, see [`orders`]
+//! - `idempotency`   sha256(scope ‖ key) → the first answer to a keyed request, see [`idempotency`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -36,6 +37,7 @@ pub mod codec;
 pub mod codes;
 pub mod deliveries;
 pub mod digests;
+pub mod idempotency;
 pub mod keys;
 pub mod meta;
 pub mod networks;
@@ -152,6 +154,7 @@ pub(crate) struct Trees {
     pub codes: sled::Tree,
     pub orders: sled::Tree,
     pub redemptions: sled::Tree,
+    pub idempotency: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -165,6 +168,7 @@ pub(crate) struct Indexes {
     pub outbox: deliveries::OutboxIndex,
     pub codes: codes::CodeIndex,
     pub campaigns: campaigns::CampaignIndex,
+    pub idempotency: idempotency::IdempotencyIndex,
 }
 
 impl Indexes {
@@ -176,7 +180,9 @@ impl Indexes {
         let outbox = deliveries::OutboxIndex::load(trees)?;
         let codes = codes::CodeIndex::load(trees)?;
         let campaigns = campaigns::CampaignIndex::load(trees)?;
+        let idempotency = idempotency::IdempotencyIndex::load(trees)?;
         Ok(Self {
+            idempotency,
             codes,
             campaigns,
             users,
@@ -205,6 +211,7 @@ pub const TREE_NAMES: &[&str] = &[
     "codes",
     "orders",
     "redemptions",
+    "idempotency",
 ];
 
 impl Trees {
@@ -223,6 +230,7 @@ impl Trees {
             codes: db.open_tree("codes")?,
             orders: db.open_tree("orders")?,
             redemptions: db.open_tree("redemptions")?,
+            idempotency: db.open_tree("idempotency")?,
         })
     }
 }
@@ -375,6 +383,10 @@ impl Store {
 
     pub fn codes(&self) -> codes::Codes<'_> {
         codes::Codes::new(self)
+    }
+
+    pub fn idempotency(&self) -> idempotency::Idempotency<'_> {
+        idempotency::Idempotency::new(self)
     }
 
     pub fn orders(&self) -> orders::Orders<'_> {

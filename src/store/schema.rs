@@ -283,6 +283,7 @@ fn records_to_postcard(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> 
 
 /// A token as version 5 stored it (postcard, before `created_by`).
 #[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct TokenRecordV5 {
     v: u16,
     id: uuid::Uuid,
@@ -415,28 +416,13 @@ mod tests {
         Ok(())
     }
 
-    /// The layout version 5 wrote, to write one here.
-    #[derive(serde::Serialize)]
-    struct WrittenByV5 {
-        v: u16,
-        id: uuid::Uuid,
-        kind: crate::domain::auth::TokenKind,
-        user_id: Option<uuid::Uuid>,
-        role: Option<crate::domain::user::Role>,
-        name: Option<String>,
-        #[serde(with = "crate::domain::times::micros")]
-        created_at: chrono::DateTime<chrono::Utc>,
-        #[serde(with = "crate::domain::times::micros_opt")]
-        expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    }
-
     #[test]
     fn version_6_gives_existing_tokens_an_unknown_creator_and_leaves_new_ones() {
         use crate::domain::auth::{TokenKind, TokenRecord};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&settings(dir.path())).unwrap();
         let at: chrono::DateTime<chrono::Utc> = "2026-11-01T10:00:00Z".parse().unwrap();
-        let old = WrittenByV5 {
+        let old = TokenRecordV5 {
             v: 1,
             id: uuid::Uuid::now_v7(),
             kind: TokenKind::ApiKey,

@@ -682,3 +682,88 @@ async fn a_gift_card_is_drawn_down_never_below_zero_and_rolled_back_exactly() {
         (Some(2000), Some("claimed"))
     );
 }
+
+impl TestApp {
+    async fn keyed_claim(
+        &self,
+        campaign: &str,
+        token: &str,
+        key: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/v1/campaigns/{campaign}/claims")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[actix_web::test]
+async fn a_retried_claim_with_its_idempotency_key_gets_the_first_answer() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(50, 10).await;
+    let (_, token) = app.customer("retry@x.io").await;
+    let first = app.keyed_claim(&id, &token, "claim-1", json!({})).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = app.keyed_claim(&id, &token, "claim-1", json!({})).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    // The same key for another request: 422, nothing runs.
+    let other: Value = app.me(&app.admin_token).await.json().await.unwrap();
+    let res = app
+        .keyed_claim(
+            &id,
+            &app.admin_token,
+            "claim-1",
+            json!({"customer": other["id"]}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "keys are the caller's own"
+    );
+    let res = app
+        .keyed_claim(&id, &token, "claim-1", json!({"customer": other["id"]}))
+        .await;
+    assert_problem(res, 422, "validation_failed").await;
+    // Ten at once under a new key: one claim, the same answer for all.
+    let answers = futures_util::future::join_all(
+        (0..10).map(|_| app.keyed_claim(&id, &token, "claim-2", json!({}))),
+    )
+    .await;
+    let mut codes = HashSet::new();
+    for res in answers {
+        assert_eq!(res.status(), StatusCode::CREATED);
+        codes.insert(
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(
+        wallet["items"].as_array().unwrap().len(),
+        2,
+        "two claims ran in all"
+    );
+    // A refusal is remembered too: the same key answers the same 4xx.
+    let (_, late) = app.customer("late2@x.io").await;
+    let ended = app.active_campaign(1, 1).await;
+    app.claim(&ended, &token, None).await;
+    let refused = app.keyed_claim(&ended, &late, "k", json!({})).await;
+    assert_problem(refused, 409, "sold_out").await;
+    let res = app
+        .keyed_claim(&ended, &late, "bad key with spaces", json!({}))
+        .await;
+    assert_problem(res, 400, "validation_failed").await;
+}

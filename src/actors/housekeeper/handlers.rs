@@ -27,6 +27,12 @@ impl Handler<Sweep> for Housekeeper {
             let retention = act.retention;
             let work = async move {
                 let tokens = store.write(move |s| s.tokens().purge_expired(now)).await;
+                if let Err(e) = store
+                    .write(move |s| s.idempotency().purge_expired(now))
+                    .await
+                {
+                    tracing::warn!(error = %e, "purging idempotency keys failed");
+                }
                 let vouchers = sweep_vouchers(&store, now, retention).await;
                 (tokens, vouchers)
             };
