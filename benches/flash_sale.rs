@@ -12,6 +12,9 @@
 //!
 //!     cargo bench --bench flash_sale
 //!
+//! `BENCH_FSYNC=false` runs the server without `fdatasync` of sled's log (claims are then
+//! flushed, not synced): how much of a claim's cost is the sync.
+//!
 //! Targets: durable claims ≥ 0.5 × the `/healthz` rate with p99 ≤ 25 ms; sold-out answers ≥
 //! 0.8 × the `/healthz` rate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -57,6 +60,12 @@ fn start() -> Server {
         .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)
         .env("VOUCHERD__RATE_LIMIT__PER_SECOND", "1000000")
         .env("VOUCHERD__RATE_LIMIT__BURST", "1000000")
+        // BENCH_FSYNC=false measures the same run without fdatasync (not durable against power
+        // loss): how much of a claim's cost is the disk's.
+        .env(
+            "VOUCHERD__STORE__FSYNC",
+            std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "true".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
