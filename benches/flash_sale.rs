@@ -115,12 +115,15 @@ struct Phase {
     ok: usize,
     other: usize,
     elapsed: Duration,
+    /// When the last counted answer came (claims: the pool may run out before the phase ends).
+    last_ok: Duration,
     latencies_us: Vec<u64>,
 }
 
 impl Phase {
+    /// Counted answers per second, over the time they took (up to the last one).
     fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64()
+        self.ok as f64 / self.last_ok.max(Duration::from_millis(1)).as_secs_f64()
     }
 
     fn percentile_ms(&mut self, p: f64) -> f64 {
@@ -138,6 +141,7 @@ async fn phase(
     clients: &[reqwest::Client],
     seconds: u64,
     expect: u16,
+    stop_on: Option<u16>,
     request: MakeRequest,
 ) -> Phase {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -150,6 +154,7 @@ async fn phase(
             let request = request.clone();
             tokio::spawn(async move {
                 let (mut ok, mut other, mut lat) = (0usize, 0usize, Vec::new());
+                let mut last_ok = Duration::ZERO;
                 let mut i = 0;
                 while Instant::now() < deadline {
                     let t = Instant::now();
@@ -160,15 +165,21 @@ async fn phase(
                             let _ = r.bytes().await;
                             ok += 1;
                             lat.push(t.elapsed().as_micros() as u64);
+                            last_ok = started.elapsed();
                         }
                         Ok(r) => {
+                            let status = r.status().as_u16();
                             let _ = r.bytes().await;
                             other += 1;
+                            // The pool ran out: this connection's part of the phase is over.
+                            if Some(status) == stop_on {
+                                break;
+                            }
                         }
                         Err(_) => other += 1,
                     }
                 }
-                (ok, other, lat)
+                (ok, other, lat, last_ok)
             })
         })
         .collect();
@@ -176,13 +187,15 @@ async fn phase(
         ok: 0,
         other: 0,
         elapsed: Duration::ZERO,
+        last_ok: Duration::ZERO,
         latencies_us: Vec::new(),
     };
     for t in tasks {
-        let (ok, other, lat) = t.await.unwrap();
+        let (ok, other, lat, last_ok) = t.await.unwrap();
         out.ok += ok;
         out.other += other;
         out.latencies_us.extend(lat);
+        out.last_ok = out.last_ok.max(last_ok);
     }
     out.elapsed = started.elapsed();
     out
@@ -316,6 +329,7 @@ async fn main() {
         &clients,
         seconds,
         200,
+        None,
         Arc::new(move |c, _, _| c.get(&health_url)),
     )
     .await;
@@ -328,6 +342,7 @@ async fn main() {
         &clients,
         seconds,
         201,
+        Some(409),
         Arc::new(move |c, conn, i| {
             let token = &t2[(conn * per_conn + i % per_conn) % t2.len()];
             c.post(&claim_url).bearer_auth(token)
@@ -342,6 +357,7 @@ async fn main() {
         &clients,
         seconds,
         409,
+        None,
         Arc::new(move |c, conn, i| c.post(&sold_url).bearer_auth(&t3[(conn + i) % t3.len()])),
     )
     .await;
@@ -354,12 +370,13 @@ async fn main() {
         health.percentile_ms(0.99)
     );
     println!(
-        "  durable claims:  {:>9.0} /s      p50 {:.2} ms  p99 {:.2} ms   ({:.2} × /healthz; {} claimed, {} other answers)",
+        "  durable claims:  {:>9.0} /s      p50 {:.2} ms  p99 {:.2} ms   ({:.2} × /healthz; {} claimed in {:.1} s, {} other answers)",
         claims.rate(),
         claims.percentile_ms(0.5),
         claims.percentile_ms(0.99),
         claims.rate() / h,
         claims.ok,
+        claims.last_ok.as_secs_f64(),
         claims.other
     );
     println!(

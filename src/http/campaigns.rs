@@ -825,6 +825,11 @@ async fn claim(
         .ok_or(ApiError::NotFound)?;
     let id = campaign.id;
     let customer = customer_of(&state, &who, body.customer).await?;
+    // Sold out is final until codes are added (which clears the mark): no trip to the actor.
+    if state.actors.campaigns.sold_out(id) && campaign.is_open(state.clock.now()) {
+        metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
+        return Err(ApiError::SoldOut);
+    }
     let (addr, _slot) = state
         .actors
         .campaigns

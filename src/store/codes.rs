@@ -256,6 +256,39 @@ impl<'a> Codes<'a> {
         Ok(records)
     }
 
+    /// Hands each `(code, customer)` its code, independently (one key each, one batch): a code no
+    /// longer available fails alone. Writer only.
+    pub fn claim_each(
+        &self,
+        claims: &[(Arc<str>, Uuid)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<CodeRecord, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(claims.len());
+        let mut batch = sled::Batch::default();
+        for (code, customer) in claims {
+            let record = match self.get(code)? {
+                None => Err(StoreError::NotFound),
+                Some(r) if r.status != CodeStatus::Available => {
+                    Err(StoreError::Conflict("the code is no longer available"))
+                }
+                Some(mut r) => {
+                    r.status = CodeStatus::Claimed;
+                    r.holder = Some(*customer);
+                    r.claimed_at = Some(now);
+                    batch.insert(r.code.as_bytes(), encode(&r)?);
+                    Ok(r)
+                }
+            };
+            out.push(record);
+        }
+        self.store.trees().codes.apply_batch(batch)?;
+        let mut state = self.index().0.write();
+        for r in out.iter().flatten() {
+            state.changed(CodeStatus::Available, r);
+        }
+        Ok(out)
+    }
+
     /// Stores a code whose status was `before` as `record` now (a redemption or its rollback);
     /// one key. Writer only.
     pub fn put(&self, before: CodeStatus, record: &CodeRecord) -> Result<(), StoreError> {

@@ -1,9 +1,13 @@
 //! CampaignActor messages.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actix::{ActorFutureExt, AtomicResponse, Handler, Message, ResponseActFuture, WrapFuture};
+use actix::{
+    ActorFutureExt, AsyncContext, AtomicResponse, Handler, Message, ResponseActFuture,
+    ResponseFuture, WrapFuture,
+};
 use uuid::Uuid;
 
 use super::CampaignActor;
@@ -97,6 +101,8 @@ impl CampaignActor {
         }
         if state.pool.len() < n as usize {
             metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
+            self.sold_out
+                .store(state.pool.is_empty(), Ordering::Release);
             return Err(ClaimError::SoldOut);
         }
         *state.held.entry(customer).or_default() += n;
@@ -105,6 +111,7 @@ impl CampaignActor {
 
     /// Puts back codes whose write failed: first in line again, the customer's count down.
     fn release(&mut self, customer: Uuid, codes: Vec<Arc<str>>) {
+        self.sold_out.store(false, Ordering::Release);
         if let Some(state) = self.state.as_mut() {
             let n = codes.len() as u32;
             for code in codes.into_iter().rev() {
@@ -117,36 +124,93 @@ impl CampaignActor {
     }
 }
 
-impl Handler<Claim> for CampaignActor {
-    type Result = ResponseActFuture<Self, Result<CodeRecord, ClaimError>>;
+/// The same failure for each claim of a group whose write failed as a whole.
+fn same(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Overloaded => StoreError::Overloaded,
+        StoreError::Closed => StoreError::Closed,
+        StoreError::Flush(m) => StoreError::Flush(m.clone()),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
 
-    fn handle(&mut self, msg: Claim, _: &mut Self::Context) -> Self::Result {
+/// A reserved claim waiting for its group's write.
+pub(super) struct Waiting {
+    code: Arc<str>,
+    customer: Uuid,
+    answer: tokio::sync::oneshot::Sender<Result<CodeRecord, ClaimError>>,
+}
+
+impl Handler<Claim> for CampaignActor {
+    type Result = ResponseFuture<Result<CodeRecord, ClaimError>>;
+
+    /// Reserves a code, then the claim joins the next group: one writer command (one key per
+    /// claim, one batch) per group, and a new group starts when the previous one is written. So
+    /// claims cost the writer one command per group, not per claim, and the actor is not woken
+    /// per claim by the writer.
+    fn handle(&mut self, msg: Claim, ctx: &mut Self::Context) -> Self::Result {
         self.touch();
         let customer = msg.customer;
-        let codes = match self.reserve(customer, 1) {
-            Ok(codes) => codes,
-            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+        let code = match self.reserve(customer, 1) {
+            Ok(mut codes) => codes.remove(0),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.waiting.push(Waiting {
+            code,
+            customer,
+            answer,
+        });
+        if !self.writing {
+            self.write_group(ctx);
+        }
+        Box::pin(async move {
+            answered
+                .await
+                .unwrap_or(Err(ClaimError::Store(StoreError::Closed)))
+        })
+    }
+}
+
+impl CampaignActor {
+    /// Sends the waiting claims to the writer as one command; answers each when it is durable
+    /// (a claim whose write failed gets its code back into the pool).
+    fn write_group(&mut self, ctx: &mut actix::Context<Self>) {
+        let group = std::mem::take(&mut self.waiting);
+        if group.is_empty() {
+            self.writing = false;
+            return;
+        }
+        self.writing = true;
         let (store, now) = (self.store.clone(), self.clock.now());
-        let taken = codes.clone();
-        Box::pin(
-            async move {
-                store
-                    .write(move |s| s.codes().claim(&taken, customer, None, now))
-                    .await
+        let claims: Vec<(Arc<str>, Uuid)> =
+            group.iter().map(|w| (w.code.clone(), w.customer)).collect();
+        let fut = async move {
+            store
+                .write(move |s| s.codes().claim_each(&claims, now))
+                .await
+        }
+        .into_actor(self)
+        .map(move |written, act, ctx| {
+            let results: Vec<Result<CodeRecord, StoreError>> = match written {
+                Ok(each) => each,
+                Err(e) => group.iter().map(|_| Err(same(&e))).collect(),
+            };
+            for (w, result) in group.into_iter().zip(results) {
+                match result {
+                    Ok(record) => {
+                        metrics::counter!("voucherd_claims_total", "result" => "ok").increment(1);
+                        let _ = w.answer.send(Ok(record));
+                    }
+                    Err(e) => {
+                        act.release(w.customer, vec![w.code]);
+                        let _ = w.answer.send(Err(e.into()));
+                    }
+                }
             }
-            .into_actor(self)
-            .map(move |written, act, _| match written {
-                Ok(mut records) => {
-                    metrics::counter!("voucherd_claims_total", "result" => "ok").increment(1);
-                    records.pop().ok_or(ClaimError::NotFound)
-                }
-                Err(e) => {
-                    act.release(customer, codes);
-                    Err(e.into())
-                }
-            }),
-        )
+            act.write_group(ctx);
+        });
+        ctx.spawn(fut);
     }
 }
 
@@ -222,6 +286,7 @@ impl Handler<AddCodes> for CampaignActor {
                         .pool
                         .extend(codes.iter().map(|c| Arc::from(c.as_str())));
                 }
+                act.sold_out.store(false, Ordering::Release);
                 Ok(codes.len())
             }),
         )

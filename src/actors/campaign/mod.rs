@@ -13,7 +13,7 @@ mod handlers;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, WrapFuture};
@@ -43,6 +43,9 @@ pub struct CampaignRegistry {
 struct Entry {
     addr: Addr<CampaignActor>,
     in_flight: Arc<AtomicUsize>,
+    /// Set by the actor when its pool is empty, cleared when codes are added: a claim on a
+    /// sold-out campaign is answered without a trip to the actor.
+    sold_out: Arc<AtomicBool>,
 }
 
 /// A slot among a campaign's claims in flight; freed when dropped.
@@ -80,6 +83,14 @@ impl CampaignRegistry {
         self.entry(campaign).addr
     }
 
+    /// Whether the campaign's actor last saw its pool empty (a claim may be answered `sold_out`
+    /// at once; an order or a claim racing an addition of codes still goes to the actor).
+    pub fn sold_out(&self, campaign: Uuid) -> bool {
+        self.actors
+            .get(&campaign)
+            .is_some_and(|e| e.sold_out.load(Ordering::Acquire) && e.addr.connected())
+    }
+
     /// The campaign's actor and a slot for one claim, or `None` when [`MAX_IN_FLIGHT`] claims
     /// are already waiting.
     pub fn for_claim(&self, campaign: Uuid) -> Option<(Addr<CampaignActor>, Slot)> {
@@ -93,17 +104,22 @@ impl CampaignRegistry {
     }
 
     fn start(&self, campaign: Uuid) -> Entry {
+        let sold_out = Arc::new(AtomicBool::new(false));
         let actor = CampaignActor {
+            sold_out: sold_out.clone(),
             id: campaign,
             store: self.store.clone(),
             clock: self.clock.clone(),
             state: None,
             last_used: Instant::now(),
+            waiting: Vec::new(),
+            writing: false,
         };
         metrics::counter!("voucherd_campaign_actors_started_total").increment(1);
         Entry {
             addr: CampaignActor::start_in_arbiter(&self.arbiter, move |_| actor),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            sold_out,
         }
     }
 }
@@ -124,6 +140,12 @@ pub struct CampaignActor {
     /// `None` until loaded from the store (or when the campaign does not exist).
     state: Option<Loaded>,
     last_used: Instant,
+    /// Claims reserved while the previous group was being written: the next group.
+    waiting: Vec<handlers::Waiting>,
+    /// Whether a group of claims is with the writer now.
+    writing: bool,
+    /// Shared with the registry: the pool is empty.
+    sold_out: Arc<AtomicBool>,
 }
 
 impl Actor for CampaignActor {
