@@ -1,9 +1,11 @@
 //! CampaignActor: one per campaign in use, started lazily from the [`CampaignRegistry`] and
 //! stopped after [`IDLE`] without messages. It holds the campaign's unclaimed codes and how many
 //! each customer holds, so it answers sold-out, limit-reached and not-active from memory, and it
-//! hands each code out once: a claim reserves a code here, then writes it (one key) through the
-//! store's writer and is answered only once that write is durable — claims do not wait for each
-//! other's writes, so many share one flush. A failed write puts the code back.
+//! hands each code out once: a claim reserves a code here and joins the next group of claims; the
+//! actor keeps one group with the store's writer at a time, as one command (one key per claim),
+//! and answers each claim only once its group is durable. A failed write puts the code back. When
+//! the pool is empty the actor marks the campaign sold out in the registry, so further claims are
+//! answered without coming here.
 //!
 //! After a restart or a panic nothing is lost: the store is the truth, and a new actor starts from
 //! its index (`Codes::claim_state`). Claims in flight per campaign are bounded
