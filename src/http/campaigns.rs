@@ -403,12 +403,9 @@ async fn list(
     }))
 }
 
-async fn load(state: &AppState, id: Uuid) -> Result<Campaign, ApiError> {
-    state
-        .store
-        .run(move |s| s.campaigns().get(id))
-        .await?
-        .ok_or(ApiError::NotFound)
+/// The campaign, from the store's in-memory index (no read, no thread hop).
+fn load(state: &AppState, id: Uuid) -> Result<Campaign, ApiError> {
+    state.store.campaigns().get(id)?.ok_or(ApiError::NotFound)
 }
 
 /// One campaign with its counters (manager).
@@ -420,7 +417,7 @@ async fn get_campaign(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner()).await?;
+    let campaign = load(&state, id.into_inner())?;
     Ok(web::Json(view(&state, &campaign)))
 }
 
@@ -435,7 +432,7 @@ async fn update(
     body: web::Json<CampaignPatch>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let mut campaign = load(&state, id.into_inner()).await?;
+    let mut campaign = load(&state, id.into_inner())?;
     let b = body.into_inner();
     if let Some(name) = b.name {
         campaign.name = bounded_text("name", &name, 200)?;
@@ -474,7 +471,7 @@ async fn end(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner()).await?;
+    let campaign = load(&state, id.into_inner())?;
     let campaign = state
         .actors
         .campaigns
@@ -531,7 +528,7 @@ async fn add_codes(
     body: web::Json<NewCodes>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner()).await?;
+    let campaign = load(&state, id.into_inner())?;
     let b = body.into_inner();
     let existing = state.store.codes().counts(campaign.id).total;
     let room = u64::from(campaign.pool_size).saturating_sub(existing);
@@ -678,7 +675,7 @@ async fn list_codes(
     query: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner()).await?;
+    let campaign = load(&state, id.into_inner())?;
     let limit = limit(query.limit)?;
     let after = match query.cursor.as_deref() {
         None => 0,
