@@ -762,7 +762,7 @@ fn csv_export(
 }
 
 /// Who a claim or an order is for: the caller, or (a manager only) the customer named.
-pub(super) async fn customer_of(
+pub(super) fn customer_of(
     state: &AppState,
     who: &Principal,
     named: Option<Uuid>,
@@ -821,7 +821,7 @@ async fn claim(
         .shared(id.into_inner())
         .ok_or(ApiError::NotFound)?;
     let id = campaign.id;
-    let customer = customer_of(&state, &who, body.customer).await?;
+    let customer = customer_of(&state, &who, body.customer)?;
     // Sold out is final until codes are added (which clears the mark): no trip to the actor.
     if state.actors.campaigns.sold_out(id) && campaign.is_open(state.clock.now()) {
         metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);

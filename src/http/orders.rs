@@ -67,7 +67,7 @@ async fn order(
         .map(Phone::parse)
         .transpose()?
         .map(|p| p.as_str().to_owned());
-    let customer = super::campaigns::customer_of(&state, &who, b.customer).await?;
+    let customer = super::campaigns::customer_of(&state, &who, b.customer)?;
     let id = b.campaign_id;
     if state.store.campaigns().shared(id).is_none() {
         return Err(ApiError::NotFound);

@@ -51,6 +51,9 @@ pub mod users;
 pub mod vouchers;
 pub mod writer;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

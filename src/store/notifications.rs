@@ -53,19 +53,12 @@ impl<'a> Notifications<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StoreSettings;
     use crate::domain::notification::NotificationKind;
 
     #[test]
     fn notifications_about_erased_deliveries_go_and_others_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreSettings {
-            path: dir.path().join("data"),
-            cache_capacity_mb: 16,
-            fsync: false,
-            writer_queue: 1024,
-        })
-        .unwrap();
+        let store = crate::store::test_support::store(dir.path());
         let now = chrono::Utc::now();
         let theirs = Uuid::now_v7().to_string();
         let n = |kind, subject: &str, message: &str| {

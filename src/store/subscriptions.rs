@@ -228,37 +228,17 @@ impl<'a> Subscriptions<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StoreSettings;
+    use crate::store::test_support;
 
     /// A stored user (subscriptions need one).
     fn user(store: &Store, email: &str) -> Uuid {
-        use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
-        let now = chrono::Utc::now();
-        let user = User {
-            v: User::VERSION,
-            id: Uuid::now_v7(),
-            email: Email::parse(email).unwrap(),
-            password_hash: String::new(),
-            phone: None,
-            timezone: Timezone::parse("UTC").unwrap(),
-            digest_hour: DigestHour::parse(8).unwrap(),
-            digest_frequency: DigestFrequency::Daily,
-            role: Role::Customer,
-            created_at: now,
-            updated_at: now,
-        };
+        let user = test_support::user(email);
         store.users().create(&user).unwrap();
         user.id
     }
 
     fn open(dir: &std::path::Path) -> Store {
-        Store::open(&StoreSettings {
-            path: dir.join("data"),
-            cache_capacity_mb: 16,
-            fsync: false,
-            writer_queue: 65_536,
-        })
-        .unwrap()
+        test_support::store(dir)
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! What the store's own tests share: a temporary store and a stored user.
+#![allow(clippy::unwrap_used)]
+
+use uuid::Uuid;
+
+use super::Store;
+use crate::config::StoreSettings;
+use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
+
+/// A store in `dir` (no fsync: tests need no power-loss safety).
+pub(crate) fn store(dir: &std::path::Path) -> Store {
+    Store::open(&StoreSettings {
+        path: dir.join("data"),
+        cache_capacity_mb: 16,
+        fsync: false,
+        writer_queue: 1024,
+    })
+    .unwrap()
+}
+
+/// A customer in UTC with daily digests at 8, not yet stored.
+pub(crate) fn user(email: &str) -> User {
+    let now = chrono::Utc::now();
+    User {
+        v: User::VERSION,
+        id: Uuid::now_v7(),
+        email: Email::parse(email).unwrap(),
+        password_hash: String::new(),
+        phone: None,
+        timezone: Timezone::parse("UTC").unwrap(),
+        digest_hour: DigestHour::parse(8).unwrap(),
+        digest_frequency: DigestFrequency::Daily,
+        role: Role::Customer,
+        created_at: now,
+        updated_at: now,
+    }
+}
