@@ -11,12 +11,14 @@ pub trait Clock: Send + Sync + 'static {
 
 pub type SharedClock = Arc<dyn Clock>;
 
-/// The real clock.
+/// The real clock, to the microsecond: the precision the store keeps, so an instant read back
+/// equals the one written (the outbox fences a settle by comparing its lease time).
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        let now = Utc::now();
+        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
     }
 }
 
@@ -50,5 +52,16 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.micros.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock as _;
+
+    #[test]
+    fn the_system_clock_reads_whole_microseconds() {
+        let now = super::SystemClock.now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000, 0);
     }
 }
