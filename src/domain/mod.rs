@@ -5,6 +5,7 @@ pub mod auth;
 pub mod campaign;
 pub mod delivery;
 pub mod digest;
+pub mod distribution;
 pub mod network;
 pub mod notification;
 pub mod schedule;
@@ -50,6 +51,14 @@ mod tests {
         let ms = |id: uuid::Uuid| id.as_u128() >> 80;
         assert_eq!(ms(ids[999]), t.timestamp_millis() as u128);
     }
+
+    #[test]
+    fn bounded_text_trims_spaces_but_refuses_control_characters_anywhere() {
+        assert_eq!(super::bounded_text("f", "  shop  ", 10).unwrap(), "shop");
+        for bad in ["shop\u{b}", "\nshop", "sh\u{0}op", "   "] {
+            assert!(super::bounded_text("f", bad, 10).is_err(), "{bad:?}");
+        }
+    }
 }
 
 /// A rule broken by input: which field, and why. Shown to clients as 422 `validation_failed`.
@@ -86,7 +95,8 @@ pub fn bounded_text(
             format!("must be at most {max} characters"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    // As sent: a control character at either end is refused too, not trimmed away.
+    if value.chars().any(char::is_control) {
         return Err(ValidationError::new(
             field,
             "must not contain control characters",
