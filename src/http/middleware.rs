@@ -1,5 +1,6 @@
-//! Cross-cutting request handling: the request id header, HTTP metrics, and turning a panicking
-//! handler into a 500 problem instead of a dropped connection and a dead worker.
+//! Cross-cutting request handling: the request id header, HTTP metrics, turning a panicking
+//! handler into a 500 problem instead of a dropped connection and a dead worker, and answering a
+//! body actix itself refused (over the size limit, cut short) as a problem too.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -24,8 +25,11 @@ pub async fn observe(
         .get::<tracing_actix_web::RequestId>()
         .map(|id| id.to_string());
     let method = req.method().to_string();
-    let mut res = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(res) => res?,
+    let limit = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .map_or(0, |s| s.settings.http.body_limit_bytes);
+    let res = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(res) => res.map_err(|e| as_problem(&e, limit).map_or(e, Error::from))?,
         Err(_) => {
             // The request went into the handler; the dispatcher turns this error into the 500
             // problem response (ApiError is a ResponseError).
@@ -33,6 +37,16 @@ pub async fn observe(
             metrics::counter!("voucherd_http_panics_total").increment(1);
             return Err(ApiError::Internal("handler panicked".into()).into());
         }
+    };
+    // A body refused by an extractor before any handler ran (`web::Bytes`): actix answers it
+    // in plain text; the API answers problems.
+    let mut res = match res.response().error().and_then(|e| as_problem(e, limit)) {
+        Some(problem) => {
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, actix_web::ResponseError::error_response(&problem))
+                .map_into_right_body()
+        }
+        None => res.map_into_left_body(),
     };
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         res.headers_mut()
@@ -48,4 +62,17 @@ pub async fn observe(
     metrics::histogram!("voucherd_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     Ok(res)
+}
+
+/// The problem for an error actix raised about the request body, if it is one (not already an
+/// [`ApiError`]).
+fn as_problem(e: &Error, limit: usize) -> Option<ApiError> {
+    if e.as_error::<ApiError>().is_some() {
+        return None;
+    }
+    match e.as_response_error().status_code().as_u16() {
+        413 => Some(ApiError::PayloadTooLarge { limit }),
+        400 => Some(ApiError::BadRequest(format!("unreadable request: {e}"))),
+        _ => None,
+    }
 }
