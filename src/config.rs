@@ -100,6 +100,9 @@ pub struct Settings {
     /// One `NetworkActor` each.
     #[serde(default)]
     pub networks: Vec<NetworkSettings>,
+    /// Named endpoints distributions may send codes to (never a URL from a request).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -331,8 +334,25 @@ pub struct SubscriptionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySettings {
-    /// Who gets admin alerts (network failing, delivery failing) by email.
+    /// Who gets admin alerts (pool low, campaign ended, network failing, delivery failing) by
+    /// email; none: alerts are only listed by `GET /api/v1/notifications`.
     pub admin_emails: Vec<String>,
+}
+
+/// One webhook endpoint (a `[[webhooks]]` entry): a JSON POST per message, signed
+/// `X-Signature: sha256=<hex HMAC-SHA256 of the body>` with `secret`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+    #[serde(default = "default_webhook_timeout_s")]
+    pub timeout_s: u64,
+}
+
+fn default_webhook_timeout_s() -> u64 {
+    10
 }
 
 /// One affiliate network (a `[[networks]]` entry).
@@ -607,7 +627,54 @@ impl Settings {
             ));
         }
         self.validate_digest_and_delivery()?;
+        self.validate_webhooks()?;
         self.validate_networks()
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, name: &str, message: &str| ConfigError::Invalid {
+            key,
+            message: format!("webhook `{name}`: {message}"),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for w in &self.webhooks {
+            let name = w.name.as_str();
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(invalid(
+                    "webhooks.name",
+                    name,
+                    "must be 1-64 characters of a-z, 0-9, - and _",
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(invalid("webhooks.name", name, "is used twice"));
+            }
+            let http = url::Url::parse(&w.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !http {
+                return Err(invalid("webhooks.url", name, "must be an http(s):// URL"));
+            }
+            if w.secret.len() < 16 {
+                return Err(invalid(
+                    "webhooks.secret",
+                    name,
+                    "must be at least 16 characters (the receiver checks the signature with it)",
+                ));
+            }
+            if !(1..=600).contains(&w.timeout_s) {
+                return Err(invalid(
+                    "webhooks.timeout_s",
+                    name,
+                    "must be between 1 and 600",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_digest_and_delivery(&self) -> Result<(), ConfigError> {
@@ -786,6 +853,9 @@ impl Settings {
             if !n.token.is_empty() {
                 n.token = "********".to_owned();
             }
+        }
+        for w in &mut shown.webhooks {
+            w.secret = "********".to_owned();
         }
         toml_lines(&shown)
     }

@@ -11,6 +11,7 @@ pub mod dispatcher;
 pub mod housekeeper;
 pub mod messages;
 pub mod network;
+pub mod notifier;
 pub mod subscriptions;
 pub mod supervise;
 
@@ -41,7 +42,8 @@ pub struct Actors {
 
 impl Actors {
     /// Starts the housekeeper, one network actor per configured network, the delivery
-    /// dispatcher, the subscription registry and one digest shard per `[digest] shards`.
+    /// dispatcher, the notifier, the subscription and campaign registries and one digest shard
+    /// per `[digest] shards`.
     pub fn start(deps: &Deps) -> anyhow::Result<Self> {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
@@ -58,6 +60,7 @@ impl Actors {
                 &deps.settings.catalogue,
                 deps.store.clone(),
                 deps.clock.clone(),
+                !deps.settings.notify.admin_emails.is_empty(),
             )
             .map_err(|e| anyhow::anyhow!("network {}: {e}", n.name))?;
             let addr = supervise::start(&handle, move |_| actor);
@@ -76,6 +79,11 @@ impl Actors {
         let dispatcher = supervise::start(&handle, move |_| {
             dispatcher::DeliveryDispatcher::new(outbound, wake, sends)
         });
+        let (store, clock, wake) = (deps.store.clone(), deps.clock.clone(), outbox_wake.clone());
+        let email_alerts = !deps.settings.notify.admin_emails.is_empty();
+        let notifier = supervise::start(&handle, move |_| {
+            notifier::Notifier::new(store, clock, email_alerts, wake)
+        });
         let registry = subscriptions::Registry::new(
             handle.clone(),
             deps.store.clone(),
@@ -84,6 +92,7 @@ impl Actors {
         );
         let campaigns =
             campaign::CampaignRegistry::new(handle.clone(), deps.store.clone(), deps.clock.clone());
+        campaigns.resume_distributions(outbox_wake.clone());
         let shards = deps.settings.digest.shards;
         let max_vouchers = usize::from(deps.settings.digest.max_vouchers);
         let shard_addrs = (0..shards)
@@ -101,6 +110,7 @@ impl Actors {
                 housekeeper,
                 networks: Arc::new(networks),
                 dispatcher,
+                notifier,
                 outbox_wake,
                 registry,
                 campaigns,
@@ -136,6 +146,8 @@ pub struct ActorAddrs {
     /// By network name.
     pub networks: Arc<HashMap<String, Addr<network::NetworkActor>>>,
     pub dispatcher: Addr<dispatcher::DeliveryDispatcher>,
+    /// Watches campaigns for admin alerts.
+    pub notifier: Addr<notifier::Notifier>,
     /// Wakes the dispatcher (new outbox entries).
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The SubscriptionManagers.
@@ -163,6 +175,9 @@ impl ActorAddrs {
                 return false;
             }
         }
+        if !answered(tokio::time::timeout(within, self.notifier.send(messages::Ping)).await) {
+            return false;
+        }
         answered(tokio::time::timeout(within, self.dispatcher.send(messages::Ping)).await)
     }
 
@@ -174,11 +189,13 @@ impl ActorAddrs {
         }
     }
 
-    /// Every shard and the dispatcher look at their schedules now (after the clock moved).
+    /// Every shard, the notifier and the dispatcher look at their schedules now (after the
+    /// clock moved).
     pub fn wake_all(&self) {
         for shard in self.shards.iter() {
             shard.do_send(messages::Wake);
         }
+        self.notifier.do_send(messages::Wake);
         self.outbox_wake.notify_one();
     }
 }

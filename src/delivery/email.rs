@@ -16,6 +16,7 @@ use crate::config::{EmailSettings, EmailTransportKind};
 /// A message ready to build.
 #[derive(Debug, Clone)]
 pub struct Email {
+    /// One address, or several separated by commas (admin alerts).
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -30,13 +31,14 @@ impl Email {
     /// The MIME message: multipart/alternative (text, then HTML), with `List-Unsubscribe` and
     /// `List-Unsubscribe-Post` when there is an unsubscribe URL.
     pub fn build(&self, from: &Mailbox) -> Result<Message, SendError> {
-        let to: Mailbox = self
-            .to
-            .parse()
-            .map_err(|e| SendError::permanent(format!("recipient `{}`: {e}", self.to)))?;
-        let mut builder = Message::builder()
-            .from(from.clone())
-            .to(to)
+        let mut builder = Message::builder().from(from.clone());
+        for to in self.to.split(',').map(str::trim) {
+            let to: Mailbox = to
+                .parse()
+                .map_err(|e| SendError::permanent(format!("recipient `{to}`: {e}")))?;
+            builder = builder.to(to);
+        }
+        let mut builder = builder
             .subject(self.subject.clone())
             .message_id(Some(self.message_id.clone()))
             .date_now();

@@ -1,12 +1,13 @@
 //! Channel transports and message templates. The `DeliveryDispatcher` actor decides *when* to
 //! send; this module knows *how*: email over SMTP (lettre on connections of our own, see
-//! [`smtp`]) or into `.eml` files, rendered from minijinja templates. SMS and webhook transports
-//! join here in later issues.
+//! [`smtp`]) or into `.eml` files, rendered from minijinja templates, and signed JSON POSTs to
+//! configured [`webhook`] endpoints. SMS and push join here in a later issue.
 
 pub mod email;
 pub mod render;
 pub mod smtp;
 pub mod templates;
+pub mod webhook;
 
 /// Why one attempt failed: `permanent` failures are not retried (a bad address), the rest are.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,11 +1,14 @@
-//! Turning a committed digest into the email a user gets.
+//! Turning what the outbox holds into the email a user (or an admin) gets: a digest, a code a
+//! distribution assigned, an admin alert.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::email::Email;
 use super::templates::{TemplateError, Templates};
+use crate::domain::campaign::{Campaign, Discount};
 use crate::domain::digest::DigestRecord;
+use crate::domain::notification::Notification;
 use crate::domain::user::{DigestFrequency, User};
 use crate::domain::voucher::Voucher;
 
@@ -87,5 +90,107 @@ pub fn digest_email(
         subject: ctx.subject,
         message_id: digest.message_id(host),
         unsubscribe_url: Some(unsubscribe_url.to_owned()),
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct CodeContext<'a> {
+    subject: String,
+    campaign: &'a str,
+    retailer: Option<&'a str>,
+    code: &'a str,
+    /// What it gives (`10% off`, `5.00 EUR off`, `a balance of 25.00`), if anything.
+    offer: Option<String>,
+    /// When it stops being valid, in the campaign's timezone (`2026-12-24 23:59`).
+    ends: String,
+    timezone: String,
+    public_url: &'a str,
+}
+
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+/// The email carrying a distributed code to its customer.
+pub fn code_email(
+    templates: &Templates,
+    campaign: &Campaign,
+    code: &str,
+    to: &str,
+    message_id: String,
+    public_url: &str,
+) -> Result<Email, TemplateError> {
+    let offer = match (&campaign.discount, campaign.gift_balance_cents) {
+        (Some(Discount::Percent(p)), _) => Some(format!("{p}% off")),
+        (Some(Discount::Amount { cents, currency }), _) => {
+            Some(format!("{} {currency} off", money(*cents)))
+        }
+        (None, Some(balance)) => Some(format!("a balance of {}", money(balance))),
+        (None, None) => None,
+    };
+    let mut ctx = CodeContext {
+        subject: String::new(),
+        campaign: &campaign.name,
+        retailer: campaign.retailer.as_deref(),
+        code,
+        offer,
+        ends: campaign
+            .ends_at
+            .with_timezone(&campaign.timezone.0)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        timezone: campaign.timezone.to_string(),
+        public_url,
+    };
+    ctx.subject = templates
+        .render("code_subject.txt", &ctx)?
+        .trim()
+        .to_owned();
+    Ok(Email {
+        to: to.to_owned(),
+        text: templates.render("code.txt", &ctx)?,
+        html: templates.render("code.html", &ctx)?,
+        subject: ctx.subject,
+        message_id,
+        unsubscribe_url: None,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct AlertContext<'a> {
+    kind: &'static str,
+    subject: &'a str,
+    message: &'a str,
+    created_at: String,
+    public_url: &'a str,
+}
+
+/// The email telling the admins (`to`, comma-separated) about a notification.
+pub fn alert_email(
+    templates: &Templates,
+    n: &Notification,
+    to: &str,
+    message_id: String,
+    public_url: &str,
+) -> Result<Email, TemplateError> {
+    let ctx = AlertContext {
+        kind: n.kind.as_str(),
+        subject: &n.subject,
+        message: &n.message,
+        created_at: n
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        public_url,
+    };
+    Ok(Email {
+        to: to.to_owned(),
+        subject: templates
+            .render("alert_subject.txt", &ctx)?
+            .trim()
+            .to_owned(),
+        text: templates.render("alert.txt", &ctx)?,
+        html: templates.render("alert.html", &ctx)?,
+        message_id,
+        unsubscribe_url: None,
     })
 }

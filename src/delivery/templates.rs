@@ -19,6 +19,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "unsubscribe.html",
         include_str!("templates/unsubscribe.html"),
     ),
+    ("code.html", include_str!("templates/code.html")),
+    ("code.txt", include_str!("templates/code.txt")),
+    (
+        "code_subject.txt",
+        include_str!("templates/code_subject.txt"),
+    ),
+    ("alert.html", include_str!("templates/alert.html")),
+    ("alert.txt", include_str!("templates/alert.txt")),
+    (
+        "alert_subject.txt",
+        include_str!("templates/alert_subject.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -5,17 +5,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// How a message leaves. SMS and webhook join in later issues.
+/// How a message leaves. SMS and push join in a later issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
+    /// A JSON POST to a named `[[webhooks]]` endpoint, signed with its secret.
+    Webhook,
 }
 
 impl Channel {
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
+            Channel::Webhook => "webhook",
         }
     }
 }
@@ -39,7 +42,8 @@ impl DeliveryStatus {
     }
 }
 
-/// What is being delivered; the dispatcher renders it at send time.
+/// What is being delivered; the dispatcher renders it at send time from what it names (so a
+/// message holds references, not copies: erasing what it names empties it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Payload {
@@ -48,12 +52,22 @@ pub enum Payload {
         digest_id: Uuid,
         local_date: chrono::NaiveDate,
     },
+    /// A code a distribution assigned to a customer.
+    Code {
+        user_id: Uuid,
+        campaign_id: Uuid,
+        code: String,
+        distribution_id: Uuid,
+    },
+    /// An admin notification, emailed to `[notify] admin_emails`.
+    Alert { notification_id: Uuid },
 }
 
 impl Payload {
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Payload::Digest { user_id, .. } => Some(*user_id),
+            Payload::Digest { user_id, .. } | Payload::Code { user_id, .. } => Some(*user_id),
+            Payload::Alert { .. } => None,
         }
     }
 }
@@ -96,6 +110,9 @@ pub struct Delivery {
     pub channel: Channel,
     #[serde(flatten)]
     pub payload: Payload,
+    /// The `[[webhooks]]` endpoint, for the webhook channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     pub status: DeliveryStatus,
     pub attempts: u32,
     /// When the next attempt may start (for `sending`: when the claim lapses).
@@ -110,4 +127,104 @@ pub struct Delivery {
 
 impl Delivery {
     pub const VERSION: u32 = 1;
+}
+
+/// A message other than a digest in the outbox (tree `messages`): what it delivers, by which
+/// channel, and where its delivery stands. One key, plus its open marker while it is owed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub v: u32,
+    pub id: Uuid,
+    pub channel: Channel,
+    pub payload: MessagePayload,
+    pub webhook: Option<String>,
+    pub delivery: DeliveryState,
+    #[serde(with = "crate::domain::times::micros")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a message record carries: [`Payload`] without digests, in the store's encoding (an
+/// externally tagged enum: postcard cannot read `Payload`'s internal tag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessagePayload {
+    Code {
+        user_id: Uuid,
+        campaign_id: Uuid,
+        code: String,
+        distribution_id: Uuid,
+    },
+    Alert {
+        notification_id: Uuid,
+    },
+}
+
+impl MessagePayload {
+    pub fn to_payload(&self) -> Payload {
+        match self.clone() {
+            Self::Code {
+                user_id,
+                campaign_id,
+                code,
+                distribution_id,
+            } => Payload::Code {
+                user_id,
+                campaign_id,
+                code,
+                distribution_id,
+            },
+            Self::Alert { notification_id } => Payload::Alert { notification_id },
+        }
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Code { user_id, .. } => Some(*user_id),
+            Self::Alert { .. } => None,
+        }
+    }
+}
+
+impl MessageRecord {
+    pub const VERSION: u32 = 1;
+
+    /// A message due at once.
+    pub fn new(
+        channel: Channel,
+        payload: MessagePayload,
+        webhook: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            v: Self::VERSION,
+            id: crate::domain::v7_at(now),
+            channel,
+            payload,
+            webhook,
+            delivery: DeliveryState::new(now),
+            created_at: now,
+        }
+    }
+
+    /// Whose message it is: the user it is about, or nobody (nil) for admin alerts.
+    pub fn owner(&self) -> Uuid {
+        self.payload.user_id().unwrap_or(Uuid::nil())
+    }
+
+    pub fn as_delivery(&self) -> Delivery {
+        let s = &self.delivery;
+        Delivery {
+            v: Delivery::VERSION,
+            id: self.id,
+            channel: self.channel,
+            payload: self.payload.to_payload(),
+            webhook: self.webhook.clone(),
+            status: s.status,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at,
+            last_error: s.last_error.clone(),
+            created_at: self.created_at,
+            updated_at: s.updated_at,
+            sent_at: s.sent_at,
+        }
+    }
 }

@@ -127,6 +127,7 @@ impl DigestRecord {
                 digest_id: self.id,
                 local_date: self.local_date,
             },
+            webhook: None,
             status: s.status,
             attempts: s.attempts,
             next_attempt_at: s.next_attempt_at,

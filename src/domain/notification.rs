@@ -1,12 +1,13 @@
 //! Admin alerts (`pool_low`, `campaign_ended`, `network_failing`, `delivery_failing`): stored when
-//! raised; the Notifier of a later issue sends them through the delivery dispatcher.
+//! raised (at most one per kind and subject an hour) and emailed to `[notify] admin_emails`
+//! through the delivery dispatcher.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     PoolLow,
@@ -31,8 +32,21 @@ pub struct Notification {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PoolLow => "pool_low",
+            Self::CampaignEnded => "campaign_ended",
+            Self::NetworkFailing => "network_failing",
+            Self::DeliveryFailing => "delivery_failing",
+        }
+    }
+}
+
 impl Notification {
     pub const VERSION: u32 = 1;
+    /// At most one notification per kind and subject within this long.
+    pub const QUIET: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
     pub fn new(kind: NotificationKind, subject: &str, message: String, now: DateTime<Utc>) -> Self {
         Self {

@@ -478,6 +478,11 @@ async fn end(
         .get(campaign.id)
         .send(EndCampaign)
         .await??;
+    // Admins hear of it now rather than at the notifier's next look (a full mailbox: then).
+    let _ = state
+        .actors
+        .notifier
+        .try_send(crate::actors::messages::Wake);
     Ok(web::Json(view(&state, &campaign)))
 }
 

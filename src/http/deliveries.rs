@@ -25,7 +25,7 @@ pub struct DeliveryQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = "^([0-9a-fA-F]{2})+$")]
+    #[param(pattern = "^(64|6[dD])([0-9a-fA-F]{2})*$")]
     pub cursor: Option<String>,
 }
 
@@ -48,7 +48,7 @@ async fn list(
     let cursor = query.cursor.clone();
     if cursor
         .as_deref()
-        .is_some_and(|c| c.is_empty() || hex::decode(c).is_err())
+        .is_some_and(|c| !hex::decode(c).is_ok_and(|b| matches!(b.first(), Some(b'd' | b'm'))))
     {
         return Err(ApiError::BadRequest("invalid cursor".into()));
     }

@@ -25,6 +25,7 @@ use crate::store::idempotency::Remembered;
 /// Path templates of the creating POSTs that take an `Idempotency-Key`.
 pub const ROUTES: &[&str] = &[
     "/api/v1/campaigns/{id}/claims",
+    "/api/v1/campaigns/{id}/distributions",
     "/api/v1/orders",
     "/api/v1/redemptions",
     "/api/v1/redemptions/{id}/rollback",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod deliveries;
 pub mod digests;
+pub mod distributions;
 pub mod error;
 pub mod idempotency;
 pub mod json;
@@ -70,6 +71,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(digests::routes)
                 .configure(deliveries::routes)
                 .configure(campaigns::routes)
+                .configure(distributions::routes)
                 .configure(wallet::routes)
                 .configure(orders::routes),
         );

@@ -309,7 +309,8 @@ async fn erase(
             "an admin cannot erase themselves".into(),
         ));
     }
-    // Subscriptions, digests (with their deliveries) and the alerts about those first: a crash
+    // Subscriptions, digests and messages (with their deliveries) and the alerts about those
+    // (with the emails that carried them) first: a crash
     // half-way leaves a user who can be erased again, never orphaned personal data. One writer
     // command, so a subscription or settings change queued behind it finds no user (404).
     let (erased, deliveries) = state
@@ -319,13 +320,11 @@ async fn erase(
                 return Err(crate::store::StoreError::NotFound);
             }
             s.subscriptions().erase_user(id)?;
-            let deliveries: Vec<String> = s
-                .digests()
-                .erase_user(id)?
-                .iter()
-                .map(Uuid::to_string)
-                .collect();
-            s.notifications().erase_about(&deliveries)?;
+            let mut ids = s.digests().erase_user(id)?;
+            ids.extend(s.messages().erase_owner(id)?);
+            let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            let alerts = s.notifications().erase_about(&deliveries)?;
+            deliveries.extend(alerts.iter().map(Uuid::to_string));
             Ok((s.users().erase(id)?, deliveries))
         })
         .await?;

@@ -59,6 +59,17 @@ impl<'a> Campaigns<'a> {
         self.store.indexes().campaigns.0.get(&id).map(|c| c.clone())
     }
 
+    /// Every campaign, from memory, in no order.
+    pub fn all(&self) -> Vec<Arc<Campaign>> {
+        self.store
+            .indexes()
+            .campaigns
+            .0
+            .iter()
+            .map(|c| c.value().clone())
+            .collect()
+    }
+
     /// Oldest first, after `after`, at most `limit`.
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Campaign>, StoreError> {
         values_after(&self.store.trees().campaigns, after, limit)

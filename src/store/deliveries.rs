@@ -1,5 +1,6 @@
-//! The durable outbox. A message is the record it delivers (today: a digest record in tree
-//! `digests`, see [`super::digests`]), whose delivery state says `pending`, `sending` (claimed,
+//! The durable outbox. A message is the record it delivers — a digest record in tree `digests`
+//! (see [`super::digests`]), or a message record in tree `messages` (a distributed code, an admin
+//! alert; see [`super::messages`]) — whose delivery state says `pending`, `sending` (claimed,
 //! with a lease), `sent`, `failed` (retry at a time) or `dead`; its `o` marker exists while it is
 //! owed an attempt.
 //!
@@ -18,15 +19,22 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::digests::{family_end, family_prefix, open_key, parse_key, record_key};
-use super::{Store, StoreError, Trees, decode, encode};
-use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
+use super::{Store, StoreError, Trees, decode, encode, messages};
+use crate::domain::delivery::{Delivery, DeliveryState, DeliveryStatus, MessageRecord, Payload};
 use crate::domain::digest::DigestRecord;
 
 /// Records a listing request reads at most.
 pub const SCAN_BUDGET: usize = 5_000;
 
-/// An open message: (next attempt, user, period).
-type Entry = (DateTime<Utc>, Uuid, NaiveDate);
+/// Which record an open entry is, under its owner: a digest (by period) or a message (by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Slot {
+    Digest(NaiveDate),
+    Message(Uuid),
+}
+
+/// An open message: (next attempt, owner, which record).
+pub(crate) type Entry = (DateTime<Utc>, Uuid, Slot);
 
 /// The open messages in attempt order (see the module comment).
 #[derive(Default)]
@@ -38,6 +46,10 @@ impl OutboxIndex {
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
         let mut set = BTreeSet::new();
         let mut stale = Vec::new();
+        let undecodable = |what: &str, e: &StoreError| {
+            tracing::error!(record = what, error = %e, "outbox: undecodable record left out");
+            metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
+        };
         for k in trees.digests.scan_prefix(family_prefix(true, None)).keys() {
             let k = k?;
             let Some((user, period)) = parse_key(&k) else {
@@ -50,17 +62,36 @@ impl OutboxIndex {
             };
             match decode::<DigestRecord>(&raw) {
                 Ok(r) if r.delivery.status.is_open() => {
-                    set.insert((r.delivery.next_attempt_at, user, period));
+                    set.insert((r.delivery.next_attempt_at, user, Slot::Digest(period)));
                 }
                 Ok(_) => stale.push(k),
-                Err(e) => {
-                    tracing::error!(%user, %period, error = %e, "outbox: undecodable digest record left out");
-                    metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
-                }
+                Err(e) => undecodable(&format!("digest {user} {period}"), &e),
             }
         }
         for k in stale {
             trees.digests.remove(k)?;
+        }
+        let mut stale = Vec::new();
+        for k in trees.messages.scan_prefix(messages::OPEN_PREFIX).keys() {
+            let k = k?;
+            let Some((owner, id)) = messages::parse_key(&k) else {
+                stale.push(k);
+                continue;
+            };
+            let Some(raw) = trees.messages.get(messages::record_key(owner, id))? else {
+                stale.push(k);
+                continue;
+            };
+            match decode::<MessageRecord>(&raw) {
+                Ok(m) if m.delivery.status.is_open() => {
+                    set.insert((m.delivery.next_attempt_at, owner, Slot::Message(id)));
+                }
+                Ok(_) => stale.push(k),
+                Err(e) => undecodable(&format!("message {id}"), &e),
+            }
+        }
+        for k in stale {
+            trees.messages.remove(k)?;
         }
         Ok(Self(Mutex::new(set)))
     }
@@ -85,20 +116,50 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// A record the outbox reads and rewrites: either kind, with its delivery state.
+enum Stored {
+    Digest(DigestRecord),
+    Message(MessageRecord),
+}
+
+impl Stored {
+    fn state(&mut self) -> &mut DeliveryState {
+        match self {
+            Stored::Digest(r) => &mut r.delivery,
+            Stored::Message(m) => &mut m.delivery,
+        }
+    }
+
+    fn as_delivery(&self) -> Delivery {
+        match self {
+            Stored::Digest(r) => r.as_delivery(),
+            Stored::Message(m) => m.as_delivery(),
+        }
+    }
+}
+
 pub struct Deliveries<'a> {
     store: &'a Store,
 }
 
-/// The digest a delivery carries: its user and period.
-fn digest_of(d: &Delivery) -> (Uuid, NaiveDate) {
+/// The owner and record a delivery is.
+fn slot_of(d: &Delivery) -> (Uuid, Slot) {
     match d.payload {
         Payload::Digest {
             user_id,
             local_date,
             ..
-        } => (user_id, local_date),
+        } => (user_id, Slot::Digest(local_date)),
+        _ => (
+            d.payload.user_id().unwrap_or(Uuid::nil()),
+            Slot::Message(d.id),
+        ),
     }
 }
+
+/// Listing cursors name the tree (`d` digests, then `m` messages) and the key in it.
+const DIGESTS_TAG: u8 = b'd';
+const MESSAGES_TAG: u8 = b'm';
 
 impl<'a> Deliveries<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
@@ -109,7 +170,7 @@ impl<'a> Deliveries<'a> {
         &self.store.indexes().outbox
     }
 
-    /// Digests just committed with their markers: due at the given instants.
+    /// Records just committed with their markers: due at the given instants.
     pub(crate) fn opened(&self, entries: &[Entry]) {
         self.index().0.lock().extend(entries.iter().copied());
     }
@@ -119,26 +180,57 @@ impl<'a> Deliveries<'a> {
         self.index()
             .0
             .lock()
-            .retain(|(_, u, p)| *u != user || !periods.contains(p));
+            .retain(|(_, u, s)| *u != user || !matches!(s, Slot::Digest(p) if periods.contains(p)));
     }
 
-    fn read(&self, user: Uuid, period: NaiveDate) -> Result<Option<DigestRecord>, StoreError> {
-        self.store
-            .trees()
-            .digests
-            .get(record_key(user, period))?
-            .map(|v| decode(&v))
-            .transpose()
+    /// Messages erased with their markers.
+    pub(crate) fn closed_messages(&self, owner: Uuid, ids: &[Uuid]) {
+        self.index()
+            .0
+            .lock()
+            .retain(|(_, u, s)| *u != owner || !matches!(s, Slot::Message(id) if ids.contains(id)));
     }
 
-    fn put(&self, r: &DigestRecord, close: bool) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(&record_key(r.user_id, r.local_date)[..], encode(r)?);
-        if close {
-            batch.remove(&open_key(r.user_id, r.local_date)[..]);
+    fn read(&self, owner: Uuid, slot: Slot) -> Result<Option<Stored>, StoreError> {
+        Ok(match slot {
+            Slot::Digest(period) => self
+                .store
+                .trees()
+                .digests
+                .get(record_key(owner, period))?
+                .map(|v| decode(&v))
+                .transpose()?
+                .map(Stored::Digest),
+            Slot::Message(id) => self.store.messages().get(owner, id)?.map(Stored::Message),
+        })
+    }
+
+    fn put(&self, r: &Stored, close: bool) -> Result<(), StoreError> {
+        match r {
+            Stored::Digest(r) => {
+                let mut batch = sled::Batch::default();
+                batch.insert(&record_key(r.user_id, r.local_date)[..], encode(r)?);
+                if close {
+                    batch.remove(&open_key(r.user_id, r.local_date)[..]);
+                }
+                self.store.trees().digests.apply_batch(batch)?;
+                Ok(())
+            }
+            Stored::Message(m) => self.store.messages().put(m, close),
         }
-        self.store.trees().digests.apply_batch(batch)?;
-        Ok(())
+    }
+
+    fn close_marker(&self, owner: Uuid, slot: Slot) -> Result<(), StoreError> {
+        match slot {
+            Slot::Digest(period) => {
+                self.store
+                    .trees()
+                    .digests
+                    .remove(&open_key(owner, period)[..])?;
+                Ok(())
+            }
+            Slot::Message(id) => self.store.messages().close_marker(owner, id),
+        }
     }
 
     /// When the earliest open delivery is due, if any.
@@ -158,39 +250,36 @@ impl<'a> Deliveries<'a> {
             .index()
             .0
             .lock()
-            .range(..=(now, Uuid::max(), NaiveDate::MAX))
+            .range(..=(now, Uuid::max(), Slot::Message(Uuid::max())))
             .take(limit)
             .copied()
             .collect();
         let mut claimed = Vec::with_capacity(due.len());
         for entry in due {
-            let (_, user, period) = entry;
+            let (_, owner, slot) = entry;
             self.index().0.lock().remove(&entry);
-            let mut r = match self.read(user, period) {
+            let mut r = match self.read(owner, slot) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue, // erased with its user
                 Err(e) => {
                     // Reported and set aside (the record stays for inspection): one bad record
                     // must not stall every delivery queued behind it.
-                    tracing::error!(%user, %period, error = %e, "outbox: undecodable delivery skipped");
+                    tracing::error!(%owner, ?slot, error = %e, "outbox: undecodable delivery skipped");
                     metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
                     continue;
                 }
             };
-            if !r.delivery.status.is_open() {
-                self.store
-                    .trees()
-                    .digests
-                    .remove(&open_key(user, period)[..])?;
+            if !r.state().status.is_open() {
+                self.close_marker(owner, slot)?;
                 continue;
             }
-            let s = &mut r.delivery;
+            let s = r.state();
             s.status = DeliveryStatus::Sending;
             s.attempts += 1;
             s.next_attempt_at = lease_until;
             s.updated_at = now;
             self.put(&r, false)?;
-            self.index().0.lock().insert((lease_until, user, period));
+            self.index().0.lock().insert((lease_until, owner, slot));
             claimed.push(r.as_delivery());
         }
         Ok(claimed)
@@ -198,25 +287,26 @@ impl<'a> Deliveries<'a> {
 
     /// Records how a claimed attempt ended; returns the delivery as stored. Fenced: when the
     /// stored record is no longer this claim (its lease lapsed and another attempt claimed it, or
-    /// it was settled already) nothing changes and the answer is `StaleLease`. Writer only.
+    /// it was settled already) nothing changes and the answer is `StaleLease`. An alert sent
+    /// marks its notification sent. Writer only.
     pub fn settle(
         &self,
         claimed: &Delivery,
         attempt: &Attempt,
         now: DateTime<Utc>,
     ) -> Result<Delivery, StoreError> {
-        let (user, period) = digest_of(claimed);
-        let Some(mut r) = self.read(user, period)? else {
+        let (owner, slot) = slot_of(claimed);
+        let Some(mut r) = self.read(owner, slot)? else {
             return Err(StoreError::NotFound);
         };
-        let s = &mut r.delivery;
+        let s = r.state();
         if s.status != DeliveryStatus::Sending
             || s.attempts != claimed.attempts
             || s.next_attempt_at != claimed.next_attempt_at
         {
             return Err(StoreError::StaleLease);
         }
-        let lease = (s.next_attempt_at, user, period);
+        let lease = (s.next_attempt_at, owner, slot);
         s.updated_at = now;
         match attempt {
             Attempt::Sent => {
@@ -235,15 +325,17 @@ impl<'a> Deliveries<'a> {
                 }
             }
         }
-        let open = s.status.is_open();
-        let next = s.next_attempt_at;
+        let (open, next, sent) = (s.status.is_open(), s.next_attempt_at, s.sent_at);
         self.put(&r, !open)?;
         let mut index = self.index().0.lock();
         index.remove(&lease);
         if open {
-            index.insert((next, user, period));
+            index.insert((next, owner, slot));
         }
         drop(index);
+        if let (Payload::Alert { notification_id }, Some(at)) = (&claimed.payload, sent) {
+            self.store.notifications().mark_sent(*notification_id, at)?;
+        }
         Ok(r.as_delivery())
     }
 
@@ -253,61 +345,102 @@ impl<'a> Deliveries<'a> {
         let open: Vec<Entry> = self.index().0.lock().iter().copied().collect();
         let mut resumed = 0;
         for entry in open {
-            let (at, user, period) = entry;
+            let (at, owner, slot) = entry;
             if at <= now {
                 continue;
             }
-            let Some(mut r) = self.read(user, period)? else {
+            let Some(mut r) = self.read(owner, slot)? else {
                 continue;
             };
-            if r.delivery.status != DeliveryStatus::Sending {
+            if r.state().status != DeliveryStatus::Sending {
                 continue;
             }
-            r.delivery.status = DeliveryStatus::Failed;
-            r.delivery.last_error = Some("interrupted by a restart".into());
-            r.delivery.next_attempt_at = now;
+            let s = r.state();
+            s.status = DeliveryStatus::Failed;
+            s.last_error = Some("interrupted by a restart".into());
+            s.next_attempt_at = now;
             self.put(&r, false)?;
             let mut index = self.index().0.lock();
             index.remove(&entry);
-            index.insert((now, user, period));
+            index.insert((now, owner, slot));
             resumed += 1;
         }
         Ok(resumed)
     }
 
-    /// Deliveries, optionally only one status, in store order (by user, newest period first per
-    /// user), from `cursor` on, at most `limit`; reads at most [`SCAN_BUDGET`] records per call
-    /// and gives a cursor when it stopped early.
+    /// Deliveries, optionally only one status: digests (by user, newest period first per user),
+    /// then other messages (by owner, oldest first), from `cursor` on, at most `limit`; reads at
+    /// most [`SCAN_BUDGET`] records per call and gives a cursor when it stopped early.
     pub fn list(
         &self,
         status: Option<DeliveryStatus>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let tree = &self.store.trees().digests;
-        let start = match cursor {
+        let cursor = match cursor {
             Some(c) => hex::decode(c).map_err(|_| StoreError::NotFound)?,
-            None => family_prefix(false, None),
+            None => vec![DIGESTS_TAG],
         };
-        let end = family_end(false);
+        let (tag, from) = cursor.split_first().ok_or(StoreError::NotFound)?;
         let mut items = Vec::new();
-        for (scanned, kv) in tree.range(start..end).enumerate() {
+        let mut scanned = 0;
+        let wanted = |d: &DeliveryStatus| status.is_none_or(|s| s == *d);
+        let stop = |tag: u8, k: &[u8]| {
+            let mut c = vec![tag];
+            c.extend_from_slice(k);
+            Some(hex::encode(c))
+        };
+        if *tag == DIGESTS_TAG {
+            let tree = &self.store.trees().digests;
+            let start = if from.is_empty() {
+                family_prefix(false, None)
+            } else {
+                from.to_vec()
+            };
+            for kv in tree.range(start..family_end(false)) {
+                let (k, raw) = kv?;
+                if items.len() == limit || scanned >= SCAN_BUDGET {
+                    return Ok(Page {
+                        items,
+                        next: stop(DIGESTS_TAG, &k),
+                    });
+                }
+                scanned += 1;
+                match decode::<DigestRecord>(&raw) {
+                    Ok(r) if wanted(&r.delivery.status) => items.push(r.as_delivery()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(key = %hex::encode(&k), error = %e, "undecodable digest record")
+                    }
+                }
+            }
+        } else if *tag != MESSAGES_TAG {
+            return Err(StoreError::NotFound);
+        }
+        let tree = &self.store.trees().messages;
+        let start = if *tag == MESSAGES_TAG && !from.is_empty() {
+            from.to_vec()
+        } else {
+            messages::RECORD_PREFIX.to_vec()
+        };
+        for kv in tree.range(start..) {
             let (k, raw) = kv?;
+            if !k.starts_with(messages::RECORD_PREFIX) {
+                break;
+            }
             if items.len() == limit || scanned >= SCAN_BUDGET {
                 return Ok(Page {
                     items,
-                    next: Some(hex::encode(k)),
+                    next: stop(MESSAGES_TAG, &k),
                 });
             }
-            let r: DigestRecord = match decode(&raw) {
-                Ok(r) => r,
+            scanned += 1;
+            match decode::<MessageRecord>(&raw) {
+                Ok(m) if wanted(&m.delivery.status) => items.push(m.as_delivery()),
+                Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(key = %hex::encode(&k), error = %e, "undecodable digest record");
-                    continue;
+                    tracing::error!(key = %hex::encode(&k), error = %e, "undecodable message record")
                 }
-            };
-            if status.is_none_or(|s| s == r.delivery.status) {
-                items.push(r.as_delivery());
             }
         }
         Ok(Page { items, next: None })
@@ -449,7 +582,7 @@ mod tests {
             .write(move |s| s.deliveries().claim_due(at, lease, 10))
             .await
             .unwrap();
-        let claimed_users: Vec<Uuid> = claimed.iter().map(|d| digest_of(d).0).collect();
+        let claimed_users: Vec<Uuid> = claimed.iter().map(|d| slot_of(d).0).collect();
         assert_eq!(claimed_users, users[1..].to_vec());
         // And it stays out of line after a restart too (reported, left for inspection).
         drop(store);

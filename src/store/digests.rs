@@ -339,7 +339,7 @@ impl<'a> Digests<'a> {
         let mut out = Committed::default();
         let mut batch = sled::Batch::default();
         let mut written: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
-        let mut opened: Vec<(DateTime<Utc>, Uuid, NaiveDate)> = Vec::new();
+        let mut opened: Vec<super::deliveries::Entry> = Vec::new();
         let mut moved: HashMap<Uuid, Schedule> = HashMap::new();
         {
             let state = self.index().0.read();
@@ -381,7 +381,7 @@ impl<'a> Digests<'a> {
                     batch.insert(&record_key(user, draft.period)[..], encode(&record)?);
                     batch.insert(&open_key(user, draft.period)[..], &[][..]);
                     written.insert((user, draft.period));
-                    opened.push((now, user, draft.period));
+                    opened.push((now, user, super::deliveries::Slot::Digest(draft.period)));
                     out.sent += 1;
                 }
                 // The period is done: move on, unless the schedule is already past it.

@@ -17,13 +17,17 @@
 //! - `codes`         the code's text → CodeRecord (unique across the store), see [`codes`]
 //! - `orders`, `redemptions`  by id → Order / Redemption, see [`orders`]
 //! - `idempotency`   sha256(scope ‖ key) → the first answer to a keyed request, see [`idempotency`]
+//! - `messages`      `r` ‖ owner(16) ‖ MessageId(16) → MessageRecord (a distributed code, an admin
+//!   alert) with its delivery state, and `o` ‖ owner ‖ id while it is owed, see [`messages`]
+//! - `distributions` `d` ‖ DistributionId(16) → Distribution (who gets a code, by which channel),
+//!   `p` ‖ id → its progress, see [`distributions`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
 //! owned by the module that maintains it, rebuilt from the records when the store opens (digest
 //! schedules when the app starts, since they need the configured weekly day). Two things stay in
 //! sled because memory or start-up would otherwise grow with history: the `o` markers (the
-//! outbox is found without reading every digest ever sent) and the pull journal (a pull cut
+//! outbox is found without reading every message ever sent) and the pull journal (a pull cut
 //! short by a crash is undone at open).
 //!
 //! sled calls block (and may fsync): async code reads through [`Store::run`], on the store's own
@@ -37,8 +41,10 @@ pub mod codec;
 pub mod codes;
 pub mod deliveries;
 pub mod digests;
+pub mod distributions;
 pub mod idempotency;
 pub mod keys;
+pub mod messages;
 pub mod meta;
 pub mod networks;
 pub mod notifications;
@@ -158,6 +164,8 @@ pub(crate) struct Trees {
     pub orders: sled::Tree,
     pub redemptions: sled::Tree,
     pub idempotency: sled::Tree,
+    pub messages: sled::Tree,
+    pub distributions: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -172,6 +180,7 @@ pub(crate) struct Indexes {
     pub codes: codes::CodeIndex,
     pub campaigns: campaigns::CampaignIndex,
     pub idempotency: idempotency::IdempotencyIndex,
+    pub notifications: notifications::NotificationIndex,
 }
 
 impl Indexes {
@@ -184,7 +193,9 @@ impl Indexes {
         let codes = codes::CodeIndex::load(trees)?;
         let campaigns = campaigns::CampaignIndex::load(trees)?;
         let idempotency = idempotency::IdempotencyIndex::load(trees)?;
+        let notifications = notifications::NotificationIndex::load(trees)?;
         Ok(Self {
+            notifications,
             idempotency,
             codes,
             campaigns,
@@ -215,6 +226,8 @@ pub const TREE_NAMES: &[&str] = &[
     "orders",
     "redemptions",
     "idempotency",
+    "messages",
+    "distributions",
 ];
 
 impl Trees {
@@ -234,6 +247,8 @@ impl Trees {
             orders: db.open_tree("orders")?,
             redemptions: db.open_tree("redemptions")?,
             idempotency: db.open_tree("idempotency")?,
+            messages: db.open_tree("messages")?,
+            distributions: db.open_tree("distributions")?,
         })
     }
 }
@@ -406,6 +421,14 @@ impl Store {
 
     pub fn deliveries(&self) -> deliveries::Deliveries<'_> {
         deliveries::Deliveries::new(self)
+    }
+
+    pub fn messages(&self) -> messages::Messages<'_> {
+        messages::Messages::new(self)
+    }
+
+    pub fn distributions(&self) -> distributions::Distributions<'_> {
+        distributions::Distributions::new(self)
     }
 
     /// Changes whenever the catalogue changes (in this process).

@@ -35,3 +35,32 @@ pub(crate) fn user(email: &str) -> User {
         updated_at: now,
     }
 }
+
+/// An open discount campaign (50 % off, a day either side of now), not yet stored.
+pub(crate) fn campaign(
+    pool_size: u32,
+    per_customer_limit: u32,
+) -> crate::domain::campaign::Campaign {
+    use crate::domain::campaign::{Campaign, CampaignKind, Charset, CodeSpec, Discount};
+    let now = chrono::Utc::now();
+    Campaign {
+        v: Campaign::VERSION,
+        id: Uuid::now_v7(),
+        name: "test".into(),
+        kind: CampaignKind::Discount,
+        discount: Some(Discount::Percent(50)),
+        gift_balance_cents: None,
+        price_cents: None,
+        code: CodeSpec::new(None, Some(8), Charset::Upper, "", "").unwrap(),
+        pool_size,
+        starts_at: now - chrono::Duration::days(1),
+        ends_at: now + chrono::Duration::days(1),
+        timezone: Timezone::parse("UTC").unwrap(),
+        per_customer_limit,
+        retailer: None,
+        category: None,
+        ended_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}

@@ -16,7 +16,7 @@ fn window() -> (String, String) {
 }
 
 impl TestApp {
-    async fn campaign(&self, body: Value) -> Value {
+    pub(crate) async fn campaign(&self, body: Value) -> Value {
         let res = self
             .call(
                 Method::POST,
@@ -30,7 +30,7 @@ impl TestApp {
     }
 
     /// An active discount campaign with `pool` generated codes.
-    async fn active_campaign(&self, pool: u32, per_customer: u32) -> String {
+    pub(crate) async fn active_campaign(&self, pool: u32, per_customer: u32) -> String {
         let (starts, ends) = window();
         let c = self
             .campaign(
@@ -45,7 +45,7 @@ impl TestApp {
         id
     }
 
-    async fn add_codes(&self, campaign: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn add_codes(&self, campaign: &str, body: Value) -> reqwest::Response {
         self.call(
             Method::POST,
             &format!("/api/v1/campaigns/{campaign}/codes"),
@@ -55,7 +55,12 @@ impl TestApp {
         .await
     }
 
-    async fn claim(&self, campaign: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+    pub(crate) async fn claim(
+        &self,
+        campaign: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         self.call(
             Method::POST,
             &format!("/api/v1/campaigns/{campaign}/claims"),
@@ -65,7 +70,7 @@ impl TestApp {
         .await
     }
 
-    async fn get_json(&self, path: &str, token: &str) -> Value {
+    pub(crate) async fn get_json(&self, path: &str, token: &str) -> Value {
         let res = self.call(Method::GET, path, Some(token), None).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         res.json().await.unwrap()

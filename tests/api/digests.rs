@@ -13,60 +13,12 @@ use voucherd::feeds::FeedKind;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, assert_problem, network, spawn_with_clock, test_settings};
+use crate::helpers::{
+    MailServer, TestApp, assert_problem, free_port, network, spawn_with_clock, test_settings,
+};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-/// A free loopback port (bound, then released for the server about to use it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// mailcrab on loopback: a real SMTP server that hands every received message to the test.
-struct MailServer {
-    port: u16,
-    handle: mailcrab::TestMailServerHandle,
-}
-
-impl MailServer {
-    async fn start_on(port: u16) -> Self {
-        let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { port, handle }
-    }
-
-    async fn start() -> Self {
-        Self::start_on(free_port()).await
-    }
-
-    /// The next message received within `within`, as JSON (subject, headers, text, html, …)
-    /// plus its raw bytes.
-    async fn next(&mut self, within: Duration) -> Option<(Value, String)> {
-        let msg = tokio::time::timeout(within, self.handle.rx.recv())
-            .await
-            .ok()?
-            .ok()?;
-        let raw = String::from_utf8_lossy(&msg.raw_bytes().unwrap_or_default()).into_owned();
-        Some((serde_json::to_value(&msg).unwrap(), raw))
-    }
-
-    fn stop(self) {
-        self.handle.token.cancel();
-    }
 }
 
 /// A feed of three vouchers (two from Acme, one Travel) valid through 2027.
@@ -146,7 +98,8 @@ impl TestApp {
             .clone()
     }
 
-    async fn deliveries(&self, query: &str) -> Vec<Value> {
+    /// Deliveries (first page); `query` is `""` or `?status=…`.
+    pub(crate) async fn deliveries(&self, query: &str) -> Vec<Value> {
         let res = self
             .call(
                 Method::GET,

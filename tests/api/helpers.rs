@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -472,4 +473,54 @@ pub fn serve_with_env(
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, format!("http://{address}"))
+}
+
+/// A free loopback port (bound, then released for the server about to use it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// mailcrab on loopback: a real SMTP server that hands every received message to the test.
+pub struct MailServer {
+    pub port: u16,
+    pub handle: mailcrab::TestMailServerHandle,
+}
+
+impl MailServer {
+    pub async fn start_on(port: u16) -> Self {
+        let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { port, handle }
+    }
+
+    pub async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    /// The next message received within `within`, as JSON (subject, headers, text, html, …)
+    /// plus its raw bytes.
+    pub async fn next(&mut self, within: Duration) -> Option<(Value, String)> {
+        let msg = tokio::time::timeout(within, self.handle.rx.recv())
+            .await
+            .ok()?
+            .ok()?;
+        let raw = String::from_utf8_lossy(&msg.raw_bytes().unwrap_or_default()).into_owned();
+        Some((serde_json::to_value(&msg).unwrap(), raw))
+    }
+
+    pub fn stop(self) {
+        self.handle.token.cancel();
+    }
 }

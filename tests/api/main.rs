@@ -6,6 +6,7 @@ mod bad_input;
 mod campaigns;
 mod crash;
 mod digests;
+mod distributions;
 mod helpers;
 mod migration;
 mod networks;

@@ -112,6 +112,8 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/campaigns/{id}/codes",
         "GET /api/v1/campaigns/{id}/codes",
         "POST /api/v1/campaigns/{id}/claims",
+        "POST /api/v1/campaigns/{id}/distributions",
+        "GET /api/v1/campaigns/{id}/distributions/{distribution_id}",
         "POST /api/v1/orders",
         "POST /api/v1/redemptions",
         "POST /api/v1/redemptions/{id}/rollback",
@@ -200,13 +202,27 @@ async fn the_openapi_document_describes_every_route() {
         .await
         .unwrap();
     let redemption_id = redemption["id"].as_str().unwrap().to_owned();
+    let distribution: Value = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/distributions"),
+            Some(&app.admin_token),
+            Some(json!({"customers": [admin_id], "channel": "email"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let distribution_id = distribution["id"].as_str().unwrap().to_owned();
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
         } else if route.contains("/redemptions/") {
             route.replace("{id}", &redemption_id)
         } else if route.contains("/campaigns/") {
-            route.replace("{id}", &campaign_id)
+            route
+                .replace("{id}", &campaign_id)
+                .replace("{distribution_id}", &distribution_id)
         } else if route.contains("/codes/{code}") {
             route.replace("{code}", "ROUTE-CHECK-1")
         } else if route.contains("/api-keys/") {

@@ -77,14 +77,14 @@ pub struct EndCampaign;
 pub struct UpdateCampaign(pub Campaign);
 
 impl CampaignActor {
-    fn touch(&mut self) {
+    pub(super) fn touch(&mut self) {
         self.last_used = Instant::now();
     }
 }
 
 impl CampaignActor {
     /// Takes `n` codes from the pool for `customer`, or says why not (from memory alone).
-    fn reserve(&mut self, customer: Uuid, n: u32) -> Result<Vec<Arc<str>>, ClaimError> {
+    pub(super) fn reserve(&mut self, customer: Uuid, n: u32) -> Result<Vec<Arc<str>>, ClaimError> {
         let now = self.clock.now();
         let state = self.state.as_mut().ok_or(ClaimError::NotFound)?;
         let c = &state.campaign;
@@ -110,7 +110,7 @@ impl CampaignActor {
     }
 
     /// Puts back codes whose write failed: first in line again, the customer's count down.
-    fn release(&mut self, customer: Uuid, codes: Vec<Arc<str>>) {
+    pub(super) fn release(&mut self, customer: Uuid, codes: Vec<Arc<str>>) {
         self.sold_out.store(false, Ordering::Release);
         if let Some(state) = self.state.as_mut() {
             let n = codes.len() as u32;

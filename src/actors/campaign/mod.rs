@@ -11,6 +11,7 @@
 //! its index (`Codes::claim_state`). Claims in flight per campaign are bounded
 //! ([`MAX_IN_FLIGHT`]); past that the API answers 503 `overloaded`.
 
+mod distribute;
 mod handlers;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,7 @@ use crate::clock::SharedClock;
 use crate::domain::campaign::Campaign;
 use crate::store::Store;
 
+pub use distribute::{BATCH, Distribute};
 pub use handlers::{AddCodes, Claim, ClaimError, EndCampaign, PlaceOrder, UpdateCampaign};
 
 /// An actor with no message for this long stops (its state is in the store).

@@ -1,7 +1,8 @@
 //! DeliveryDispatcher: sends what the durable outbox holds.
 //!
 //! One loop: claim the due deliveries (compare-and-swap, with a lease), send each through its
-//! channel with at most `pool_size` in flight and at most `per_second` started per second, then
+//! channel (email: at most `pool_size` in flight and `per_second` started per second; webhooks:
+//! their own few in flight), then
 //! settle it: `sent`, or `failed` with a retry time (exponential backoff with jitter), or `dead`
 //! after `max_attempts` (or at once for a permanent failure such as a rejected address), which
 //! also raises a `delivery_failing` notification (at most one an hour). It sleeps until the next
@@ -52,6 +53,9 @@ pub struct Outbound {
     pub per_second: u32,
     /// The longest one send may take (the transport's timeout).
     pub send_timeout: Duration,
+    pub webhooks: crate::delivery::webhook::Webhooks,
+    /// Who gets admin alerts.
+    pub admin_emails: Vec<String>,
     last_alert: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -86,7 +90,18 @@ impl Outbound {
             },
             pool_size: email.pool_size as usize,
             per_second: email.per_second,
-            send_timeout: Duration::from_secs(email.timeout_s),
+            send_timeout: Duration::from_secs(
+                email.timeout_s.max(
+                    settings
+                        .webhooks
+                        .iter()
+                        .map(|w| w.timeout_s)
+                        .max()
+                        .unwrap_or(0),
+                ),
+            ),
+            webhooks: crate::delivery::webhook::Webhooks::new(&settings.webhooks)?,
+            admin_emails: settings.notify.admin_emails.clone(),
             last_alert: std::sync::Mutex::new(None),
         })
     }

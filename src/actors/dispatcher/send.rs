@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
-use crate::delivery::render::{VoucherLine, digest_email};
-use crate::domain::delivery::{Delivery, DeliveryStatus, Payload};
+use crate::delivery::render::{VoucherLine, alert_email, code_email, digest_email};
+use crate::domain::campaign::Campaign;
+use crate::domain::delivery::{Channel, Delivery, DeliveryStatus, Payload};
 use crate::domain::digest::DigestRecord;
 use crate::domain::notification::{Notification, NotificationKind};
 use crate::domain::user::User;
@@ -24,6 +25,9 @@ use crate::store::{Store, StoreError};
 
 /// How far ahead of the rate cap's schedule a start may run before the loop sleeps.
 const RATE_SLACK: Duration = Duration::from_millis(1);
+/// Webhook POSTs in flight at once (apart from email's `pool_size`, so a slow endpoint does not
+/// hold up email).
+const WEBHOOKS_IN_FLIGHT: usize = 16;
 
 /// What sending one delivery needs from the store.
 enum Loaded {
@@ -32,21 +36,26 @@ enum Loaded {
         digest: DigestRecord,
         vouchers: Vec<Arc<Voucher>>,
     },
+    Code {
+        user: User,
+        campaign: Arc<Campaign>,
+    },
+    Alert(Notification),
 }
 
 /// Vouchers read for a claimed batch: digests of one batch list many of the same vouchers.
 type VoucherCache = HashMap<Uuid, Option<Arc<Voucher>>>;
 
-/// Reads what `d` needs; a permanent failure when its user or digest is gone.
+/// Reads what `d` needs; a permanent failure when what it names is gone.
 fn load(
     s: &Store,
     d: &Delivery,
     cache: &mut VoucherCache,
 ) -> Result<Result<Loaded, SendError>, StoreError> {
-    let gone = || {
-        Ok(Err(SendError::permanent(
-            "the user or the digest no longer exists",
-        )))
+    let gone = |what: &str| {
+        Ok(Err(SendError::permanent(format!(
+            "{what} no longer exists"
+        ))))
     };
     match &d.payload {
         Payload::Digest {
@@ -55,10 +64,10 @@ fn load(
             ..
         } => {
             let Some(user) = s.users().get(*user_id)? else {
-                return gone();
+                return gone("the user");
             };
             let Some(digest) = s.digests().get(user.id, *local_date)? else {
-                return gone();
+                return gone("the digest");
             };
             let mut vouchers = Vec::with_capacity(digest.voucher_ids.len());
             for id in &digest.voucher_ids {
@@ -78,6 +87,23 @@ fn load(
                 vouchers,
             }))
         }
+        Payload::Code {
+            user_id,
+            campaign_id,
+            ..
+        } => {
+            let Some(user) = s.users().get(*user_id)? else {
+                return gone("the customer");
+            };
+            let Some(campaign) = s.campaigns().shared(*campaign_id) else {
+                return gone("the campaign");
+            };
+            Ok(Ok(Loaded::Code { user, campaign }))
+        }
+        Payload::Alert { notification_id } => match s.notifications().get(*notification_id)? {
+            Some(n) => Ok(Ok(Loaded::Alert(n))),
+            None => gone("the notification"),
+        },
     }
 }
 
@@ -93,6 +119,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
         Err(e) => tracing::error!(error = %e, "outbox: resuming failed"),
     }
     let in_flight = Arc::new(tokio::sync::Semaphore::new(out.pool_size.max(1)));
+    let webhooks_in_flight = Arc::new(tokio::sync::Semaphore::new(WEBHOOKS_IN_FLIGHT));
     let interval = Duration::from_secs_f64(1.0 / f64::from(out.per_second.max(1)));
     let mut next_slot = Instant::now();
     loop {
@@ -140,17 +167,23 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
             }
         };
         for (d, l) in loaded {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            let permits = match d.channel {
+                Channel::Email => &in_flight,
+                Channel::Webhook => &webhooks_in_flight,
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            // The per-channel rate cap: one start per interval on average. Sleep only when more
-            // than a millisecond ahead of it: a timer rounds up to the next millisecond, so a
-            // sleep for less would cap sends at ~1,000/s whatever the configured rate.
-            let now = Instant::now();
-            let slot = next_slot.max(now);
-            next_slot = slot + interval;
-            if slot > now + RATE_SLACK {
-                tokio::time::sleep_until(slot.into()).await;
+            // The email rate cap: one start per interval on average. Sleep only when more than a
+            // millisecond ahead of it: a timer rounds up to the next millisecond, so a sleep for
+            // less would cap sends at ~1,000/s whatever the configured rate.
+            if d.channel == Channel::Email {
+                let now = Instant::now();
+                let slot = next_slot.max(now);
+                next_slot = slot + interval;
+                if slot > now + RATE_SLACK {
+                    tokio::time::sleep_until(slot.into()).await;
+                }
             }
             let out = out.clone();
             sends.spawn(async move {
@@ -229,7 +262,7 @@ async fn deliver(out: &Outbound, d: Delivery, loaded: Result<Loaded, SendError>)
         }
         // Erased with its user while in flight: nothing to record, and nothing kept.
         Err(crate::store::StoreError::NotFound) => {
-            if sent.is_ok() && d.channel == crate::domain::delivery::Channel::Email {
+            if sent.is_ok() && d.channel == Channel::Email {
                 out.mailer.discard(&d.id.to_string());
             }
         }
@@ -242,7 +275,8 @@ async fn deliver(out: &Outbound, d: Delivery, loaded: Result<Loaded, SendError>)
     }
 }
 
-/// One `delivery_failing` notification an hour at most, however many messages die.
+/// One `delivery_failing` notification an hour at most, however many messages die; emailed to
+/// the admins unless the dead message was itself an alert to them.
 async fn alert(out: &Outbound, d: &Delivery) {
     {
         let Ok(mut last) = out.last_alert.lock() else {
@@ -265,7 +299,12 @@ async fn alert(out: &Outbound, d: &Delivery) {
         ),
         out.clock.now(),
     );
-    if let Err(e) = out.store.write(move |s| s.notifications().add(&n)).await {
+    let email = !out.admin_emails.is_empty() && !matches!(d.payload, Payload::Alert { .. });
+    if let Err(e) = out
+        .store
+        .write(move |s| s.notifications().raise(&n, email))
+        .await
+    {
         tracing::error!(error = %e, "storing a delivery_failing notification failed");
     }
 }
@@ -297,6 +336,68 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
             .map_err(|e| SendError::permanent(e.to_string()))?;
             let message = email.build(&out.from)?;
             out.mailer.send(message, &d.id.to_string()).await
+        }
+        Loaded::Code { user, campaign } => {
+            let Payload::Code {
+                code,
+                distribution_id,
+                ..
+            } = &d.payload
+            else {
+                return Err(SendError::permanent("not a code message"));
+            };
+            match (d.channel, d.webhook.as_deref()) {
+                (Channel::Email, _) => {
+                    let email = code_email(
+                        &out.templates,
+                        &campaign,
+                        code,
+                        user.email.as_str(),
+                        format!("<code-{}@{}>", d.id, out.host),
+                        &out.public_url,
+                    )
+                    .map_err(|e| SendError::permanent(e.to_string()))?;
+                    out.mailer
+                        .send(email.build(&out.from)?, &d.id.to_string())
+                        .await
+                }
+                (Channel::Webhook, Some(webhook)) => {
+                    let body = serde_json::to_vec(&serde_json::json!({
+                        "event": "code.assigned",
+                        "delivery_id": d.id,
+                        "distribution_id": distribution_id,
+                        "campaign": {"id": campaign.id, "name": campaign.name},
+                        "customer": {
+                            "id": user.id,
+                            "email": user.email.as_str(),
+                            "phone": user.phone,
+                        },
+                        "code": code,
+                        "valid_until": campaign.ends_at,
+                    }))
+                    .map_err(|e| SendError::permanent(e.to_string()))?;
+                    out.webhooks.post(webhook, body, &d.id.to_string()).await
+                }
+                (Channel::Webhook, None) => Err(SendError::permanent("no webhook named")),
+            }
+        }
+        Loaded::Alert(n) => {
+            if out.admin_emails.is_empty() {
+                return Err(SendError::permanent(
+                    "no [notify] admin_emails are configured",
+                ));
+            }
+            let email = alert_email(
+                &out.templates,
+                &n,
+                &out.admin_emails.join(", "),
+                format!("<alert-{}@{}>", d.id, out.host),
+                &out.public_url,
+            )
+            .map_err(|e| SendError::permanent(e.to_string()))?;
+            out.mailer
+                .send(email.build(&out.from)?, &d.id.to_string())
+                .await
         }
     }
 }

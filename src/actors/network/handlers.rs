@@ -87,6 +87,7 @@ impl NetworkActor {
         let backoff = self.backoff;
         let store = self.store.clone();
         let clock = self.clock.clone();
+        let email_alerts = self.email_alerts;
         let work = async move {
             let name = settings.name.clone();
             tracing::info!(network = %name, "pull started");
@@ -112,12 +113,15 @@ impl NetworkActor {
                                     "network {name} failed {} pulls in a row; last error: {error}",
                                     record.failures
                                 );
-                                s.notifications().add(&Notification::new(
-                                    NotificationKind::NetworkFailing,
-                                    &name,
-                                    message,
-                                    now,
-                                ))?;
+                                s.notifications().raise(
+                                    &Notification::new(
+                                        NotificationKind::NetworkFailing,
+                                        &name,
+                                        message,
+                                        now,
+                                    ),
+                                    email_alerts,
+                                )?;
                             }
                         }
                     }

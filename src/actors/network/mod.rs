@@ -41,6 +41,8 @@ pub struct NetworkActor {
     pulling: bool,
     waiters: Vec<oneshot::Sender<PullOutcome>>,
     timer: Option<SpawnHandle>,
+    /// Whether alerts are emailed (`[notify] admin_emails` is not empty).
+    email_alerts: bool,
 }
 
 impl NetworkActor {
@@ -49,6 +51,7 @@ impl NetworkActor {
         catalogue: &CatalogueSettings,
         store: Store,
         clock: SharedClock,
+        email_alerts: bool,
     ) -> Result<Self, String> {
         let schedule = settings.schedule()?;
         let fetcher = fetch::Fetcher::new(catalogue.max_response_mb as usize * 1024 * 1024)
@@ -73,6 +76,7 @@ impl NetworkActor {
             pulling: false,
             waiters: Vec::new(),
             timer: None,
+            email_alerts,
         })
     }
 

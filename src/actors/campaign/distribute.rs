@@ -1,0 +1,315 @@
+//! Running a distribution: its recipients in batches of [`BATCH`], each batch handled by the
+//! campaign's actor (which reserves one code per recipient under the pool and the limit) and
+//! written as one command: the batch's claims (one key each), one message per code in the outbox
+//! (two keys each: record and open marker) and the progress (one key). So a batch of n costs 3n +
+//! 1 keys and one flush; a restart resumes after the last batch written.
+//!
+//! A crash between the writer's apply and its flush loses the whole tail it had not flushed
+//! (sled recovers a prefix of its log): the batch is then redone from the stored progress.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{ActorFutureExt, Handler, Message, ResponseActFuture, WrapFuture};
+use uuid::Uuid;
+
+use super::handlers::ClaimError;
+use super::{CampaignActor, CampaignRegistry};
+use crate::domain::delivery::{MessagePayload, MessageRecord};
+use crate::domain::distribution::{Distribution, Progress};
+use crate::store::{Store, StoreError};
+
+/// Recipients one batch handles: small enough that claims from the API interleave with a large
+/// distribution, large enough to share one flush among many.
+pub const BATCH: usize = 256;
+
+/// Hand the next batch of `distribution`'s recipients (from `progress.done`) one code each;
+/// answered with the progress as stored.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Progress, ClaimError>")]
+pub struct Distribute {
+    pub distribution: Arc<Distribution>,
+    pub progress: Progress,
+}
+
+impl Handler<Distribute> for CampaignActor {
+    type Result = ResponseActFuture<Self, Result<Progress, ClaimError>>;
+
+    fn handle(&mut self, msg: Distribute, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if self.state.is_none() {
+            return Box::pin(actix::fut::ready(Err(ClaimError::NotFound)));
+        }
+        let d = msg.distribution;
+        let mut progress = msg.progress;
+        let start = (progress.done as usize).min(d.recipients.len());
+        let end = (start + BATCH).min(d.recipients.len());
+        let mut claims: Vec<(Arc<str>, Uuid)> = Vec::with_capacity(end - start);
+        for &customer in &d.recipients[start..end] {
+            if self.store.users().role(customer).is_none() {
+                progress.skipped_other += 1; // erased since
+                continue;
+            }
+            match self.reserve(customer, 1) {
+                Ok(mut codes) => claims.push((codes.remove(0), customer)),
+                Err(ClaimError::LimitReached(_)) => progress.skipped_limit_reached += 1,
+                Err(ClaimError::SoldOut) => progress.skipped_sold_out += 1,
+                Err(ClaimError::NotActive(_)) => progress.skipped_other += 1,
+                Err(e) => {
+                    for (code, customer) in claims {
+                        self.release(customer, vec![code]);
+                    }
+                    return Box::pin(actix::fut::ready(Err(e)));
+                }
+            }
+        }
+        progress.done = end as u32;
+        let (store, now) = (self.store.clone(), self.clock.now());
+        if end == d.recipients.len() {
+            progress.finished_at = Some(now);
+        }
+        let reserved = claims.clone();
+        let work = async move {
+            store
+                .write(move |s| write_batch(s, &d, &claims, progress, now))
+                .await
+        };
+        Box::pin(
+            work.into_actor(self)
+                .map(move |written, act, _| match written {
+                    Ok((progress, failed)) => {
+                        metrics::counter!("voucherd_claims_total", "result" => "ok")
+                            .increment((reserved.len() - failed.len()) as u64);
+                        for i in failed {
+                            let (code, customer) = reserved[i].clone();
+                            act.release(customer, vec![code]);
+                        }
+                        Ok(progress)
+                    }
+                    Err(e) => {
+                        for (code, customer) in reserved {
+                            act.release(customer, vec![code]);
+                        }
+                        Err(e.into())
+                    }
+                }),
+        )
+    }
+}
+
+/// One batch, in one writer command: the claims, a message per code claimed, the progress.
+/// Returns the progress stored and which claims failed (by position). Writer only.
+fn write_batch(
+    s: &Store,
+    d: &Distribution,
+    claims: &[(Arc<str>, Uuid)],
+    mut progress: Progress,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Progress, Vec<usize>), StoreError> {
+    let each = s.codes().claim_each(claims, now)?;
+    let mut messages = Vec::with_capacity(claims.len());
+    let mut failed = Vec::new();
+    for (i, ((code, customer), claimed)) in claims.iter().zip(&each).enumerate() {
+        match claimed {
+            Ok(_) => messages.push(MessageRecord::new(
+                d.channel,
+                MessagePayload::Code {
+                    user_id: *customer,
+                    campaign_id: d.campaign_id,
+                    code: code.to_string(),
+                    distribution_id: d.id,
+                },
+                d.webhook.clone(),
+                now,
+            )),
+            Err(_) => failed.push(i),
+        }
+    }
+    s.messages().enqueue(&messages)?;
+    progress.assigned += messages.len() as u32;
+    progress.skipped_other += failed.len() as u32;
+    s.distributions().advance(d.id, &progress)?;
+    Ok((progress, failed))
+}
+
+impl CampaignRegistry {
+    /// Runs `distribution` from `progress` to its end in the background (on the actors'
+    /// arbiter), batch by batch, waking the dispatcher after each.
+    pub fn distribute(
+        self: &Arc<Self>,
+        distribution: Distribution,
+        progress: Progress,
+        outbox_wake: Arc<tokio::sync::Notify>,
+    ) {
+        let registry = self.clone();
+        let d = Arc::new(distribution);
+        self.arbiter.spawn(async move {
+            let mut progress = progress;
+            let mut retries = 0u32;
+            while !progress.finished() {
+                let addr = registry.get(d.campaign_id);
+                let sent = addr
+                    .send(Distribute {
+                        distribution: d.clone(),
+                        progress: progress.clone(),
+                    })
+                    .await;
+                match sent {
+                    Ok(Ok(p)) => {
+                        progress = p;
+                        retries = 0;
+                        outbox_wake.notify_one();
+                    }
+                    Ok(Err(ClaimError::NotFound)) => {
+                        finish_unserved(&registry, &d, progress).await;
+                        return;
+                    }
+                    Ok(Err(ClaimError::Store(StoreError::Closed))) => return,
+                    Ok(Err(e)) => {
+                        retries += 1;
+                        tracing::warn!(distribution = %d.id, error = %e, retries, "distribution batch failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200) * retries.min(25)).await;
+                    }
+                    // The actor stopped (idle, or the arbiter is going): a new one is started.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            tracing::info!(distribution = %d.id, assigned = progress.assigned, "distribution finished");
+        });
+    }
+
+    /// At start: distributions a previous run left unfinished go on.
+    pub fn resume_distributions(self: &Arc<Self>, outbox_wake: Arc<tokio::sync::Notify>) {
+        let registry = self.clone();
+        self.arbiter.spawn(async move {
+            let running = registry
+                .store
+                .run(|s| {
+                    let mut found = Vec::new();
+                    for id in s.distributions().running()? {
+                        found.extend(s.distributions().get(id)?);
+                    }
+                    Ok(found)
+                })
+                .await;
+            match running {
+                Ok(running) => {
+                    for (d, p) in running {
+                        tracing::info!(distribution = %d.id, done = p.done, "distribution resumed");
+                        registry.distribute(d, p, outbox_wake.clone());
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading unfinished distributions failed"),
+            }
+        });
+    }
+}
+
+/// The campaign is gone: the rest of the recipients are skipped and the distribution finished.
+async fn finish_unserved(registry: &CampaignRegistry, d: &Distribution, mut p: Progress) {
+    let total = d.recipients.len() as u32;
+    p.skipped_other += total.saturating_sub(p.done);
+    p.done = total;
+    p.finished_at = Some(registry.clock.now());
+    let (store, id) = (registry.store.clone(), d.id);
+    if let Err(e) = store
+        .write(move |s| s.distributions().advance(id, &p))
+        .await
+    {
+        tracing::error!(distribution = %id, error = %e, "finishing a distribution failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::domain::delivery::Channel;
+    use crate::domain::distribution::Audience;
+    use crate::store::test_support;
+
+    #[actix_web::test]
+    async fn an_unfinished_distribution_resumes_from_its_stored_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_support::store(dir.path());
+        let campaign = test_support::campaign(600, 1);
+        let users: Vec<_> = (0..600)
+            .map(|i| test_support::user(&format!("r{i}@example.org")))
+            .collect();
+        let recipients: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+        let codes: Vec<String> = (0..600).map(|i| format!("RESUME{i:04}")).collect();
+        let (c, now) = (campaign.clone(), chrono::Utc::now());
+        store
+            .write(move |s| {
+                for u in &users {
+                    s.users().create(u)?;
+                }
+                s.campaigns().put(&c)?;
+                s.codes()
+                    .insert_new(c.id, &codes, None, now)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .await
+            .unwrap();
+        let d = Distribution {
+            v: Distribution::VERSION,
+            id: Uuid::now_v7(),
+            campaign_id: campaign.id,
+            channel: Channel::Email,
+            webhook: None,
+            audience: Audience::Customers,
+            recipients: recipients.clone(),
+            created_by: Uuid::nil(),
+            created_at: now,
+        };
+        // A previous run wrote its first batch, then stopped.
+        let first: Vec<(Arc<str>, Uuid)> = recipients[..BATCH]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (Arc::from(format!("RESUME{i:04}")), *u))
+            .collect();
+        let stored = d.clone();
+        store
+            .write(move |s| {
+                let p = s.distributions().create(&stored)?;
+                let p = Progress {
+                    done: BATCH as u32,
+                    ..p
+                };
+                write_batch(s, &stored, &first, p, now).map(|_| ())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.distributions().running().unwrap(), vec![d.id]);
+
+        let registry = CampaignRegistry::new(
+            actix::Arbiter::current(),
+            store.clone(),
+            crate::clock::system(),
+        );
+        registry.resume_distributions(Arc::new(tokio::sync::Notify::new()));
+        let mut progress = Progress::default();
+        for _ in 0..200 {
+            progress = store.distributions().get(d.id).unwrap().unwrap().1;
+            if progress.finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(progress.finished(), "{progress:?}");
+        assert_eq!((progress.done, progress.assigned), (600, 600));
+        // Every recipient holds exactly one code, each code went to one of them, and each has
+        // one message in the outbox.
+        let mut held = HashSet::new();
+        for u in &recipients {
+            let codes = store.codes().held_by(*u).unwrap();
+            assert_eq!(codes.len(), 1);
+            assert!(held.insert(codes[0].code.clone()));
+        }
+        let outbox = store.deliveries().list(None, None, 1000).unwrap().items;
+        assert_eq!(outbox.len(), 600);
+        assert!(store.distributions().running().unwrap().is_empty());
+    }
+}
