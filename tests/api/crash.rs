@@ -233,14 +233,14 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
 }
 
 const BUYERS: usize = 8;
-/// Per customer (the most a campaign allows; checked across kills), above what a buyer reaches
-/// in the test, so no cycle runs dry.
+/// Per customer (the most a campaign allows; checked across kills), above what a paced buyer and
+/// the distributions reach in the test, so no cycle runs dry.
 const LIMIT: usize = 1000;
 /// Larger than all cycles' load, so every cycle is killed while claims are under way.
 const POOL: usize = 20_000;
 
-/// One buyer: claims and orders of two, alternately, recording every acknowledged code, until
-/// the server dies or the buyer reaches the limit.
+/// One buyer: claims and orders of one, alternately, every few milliseconds, recording every
+/// acknowledged code, until the server dies.
 async fn buy(base: String, campaign: String, token: String, acked: Arc<Mutex<Vec<String>>>) {
     let http = reqwest::Client::new();
     for n in 0..MAX_REQUESTS {
@@ -252,7 +252,7 @@ async fn buy(base: String, campaign: String, token: String, acked: Arc<Mutex<Vec
         } else {
             http.post(format!("{base}/api/v1/orders"))
                 .bearer_auth(&token)
-                .json(&json!({"campaign_id": campaign, "quantity": 2}))
+                .json(&json!({"campaign_id": campaign, "quantity": 1}))
                 .send()
                 .await
         };
@@ -263,11 +263,15 @@ async fn buy(base: String, campaign: String, token: String, acked: Arc<Mutex<Vec
         let Ok(body) = res.json::<Value>().await else {
             return;
         };
-        let mut acked = acked.lock().unwrap();
-        match body["codes"].as_array() {
-            Some(codes) => acked.extend(codes.iter().map(|c| c.as_str().unwrap().to_owned())),
-            None => acked.push(body["code"].as_str().unwrap().to_owned()),
+        {
+            let mut acked = acked.lock().unwrap();
+            match body["codes"].as_array() {
+                Some(codes) => acked.extend(codes.iter().map(|c| c.as_str().unwrap().to_owned())),
+                None => acked.push(body["code"].as_str().unwrap().to_owned()),
+            }
         }
+        // Paced, so no buyer reaches the limit across the cycles (kills come within 450 ms).
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }
 
@@ -326,7 +330,7 @@ impl Drop for Server {
 }
 
 #[actix_web::test]
-async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
+async fn acknowledged_claims_orders_and_distributions_survive_kill_9_and_the_pool_holds() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("data");
     let env = [
@@ -362,6 +366,7 @@ async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let mut buyers = Vec::new();
+    let mut ids = Vec::new();
     for i in 0..BUYERS {
         let email = format!("buyer{i}@crash.test");
         let res = http
@@ -371,6 +376,7 @@ async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
+        ids.push(res.json::<Value>().await.unwrap()["id"].clone());
         let res = http
             .post(format!("{base}/api/v1/auth/tokens"))
             .json(&json!({"email": email, "password": "password-1"}))
@@ -383,27 +389,49 @@ async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
             .to_owned();
         buyers.push((token, Arc::new(Mutex::new(Vec::new()))));
     }
+    // Distributions to every buyer run beside the claims; each 202 is recorded.
+    let distributions = Arc::new(Mutex::new(Vec::new()));
+    let load = Load {
+        campaign: campaign.clone(),
+        buyers: buyers.clone(),
+        ids: Value::Array(ids),
+        distributions: distributions.clone(),
+    };
     for cycle in 0..3 {
         if cycle > 0 {
             let (c, b) = serve_with_env(&store, &env);
             server = Server(c);
-            verify_codes(
-                &http,
-                &b,
-                &admin_token(&http, &b).await,
-                &campaign,
-                &buyers,
-                cycle,
-            )
-            .await;
-            run_cycle(&mut server.0, &b, &campaign, &buyers).await;
+            let admin = admin_token(&http, &b).await;
+            verify_codes(&http, &b, &admin, &campaign, &buyers, cycle).await;
+            run_cycle(&mut server.0, &b, &admin, &load).await;
         } else {
-            run_cycle(&mut server.0, &base, &campaign, &buyers).await;
+            run_cycle(&mut server.0, &base, &admin, &load).await;
         }
     }
     let (child, base) = serve_with_env(&store, &env);
     let _server = Server(child);
     let admin = admin_token(&http, &base).await;
+    // Every accepted distribution is resumed and completes; its codes are in the wallets below.
+    let accepted = distributions.lock().unwrap().clone();
+    assert!(!accepted.is_empty());
+    for location in &accepted {
+        let mut done = Value::Null;
+        for _ in 0..200 {
+            let (status, d) = get(&http, &base, &admin, location).await;
+            assert_eq!(status, StatusCode::OK, "{location}");
+            done = d;
+            if done["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["done"], BUYERS, "{done}");
+        assert_eq!(
+            done["assigned"], BUYERS,
+            "under the limit, everyone got one: {done}"
+        );
+    }
     verify_codes(&http, &base, &admin, &campaign, &buyers, 3).await;
     let total: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
     eprintln!("acknowledged before the kills: {total} codes");
@@ -413,23 +441,65 @@ async fn acknowledged_claims_and_orders_survive_kill_9_and_the_pool_holds() {
     );
 }
 
-async fn run_cycle(
-    child: &mut std::process::Child,
-    base: &str,
-    campaign: &str,
-    buyers: &[(String, Arc<Mutex<Vec<String>>>)],
+/// What one cycle's load needs.
+struct Load {
+    campaign: String,
+    buyers: Vec<(String, Arc<Mutex<Vec<String>>>)>,
+    /// The buyers' user ids, as a JSON array.
+    ids: Value,
+    /// `Location`s of the distributions the server accepted.
+    distributions: Arc<Mutex<Vec<String>>>,
+}
+
+/// One distribution to every buyer after another, recording each accepted, until the server dies.
+async fn distribute(
+    base: String,
+    admin: String,
+    campaign: String,
+    ids: Value,
+    acked: Arc<Mutex<Vec<String>>>,
 ) {
-    let tasks: Vec<_> = buyers
+    let http = reqwest::Client::new();
+    for _ in 0..MAX_REQUESTS {
+        let res = http
+            .post(format!("{base}/api/v1/campaigns/{campaign}/distributions"))
+            .bearer_auth(&admin)
+            .json(&json!({"customers": ids, "channel": "email"}))
+            .send()
+            .await;
+        let Ok(res) = res else { return };
+        if res.status() != StatusCode::ACCEPTED {
+            return;
+        }
+        let location = res.headers()["location"].to_str().unwrap();
+        acked
+            .lock()
+            .unwrap()
+            .push(location.trim_start_matches("/api/v1").to_owned());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run_cycle(child: &mut std::process::Child, base: &str, admin: &str, load: &Load) {
+    let buyers = &load.buyers;
+    let mut tasks: Vec<_> = buyers
         .iter()
         .map(|(token, acked)| {
             tokio::spawn(buy(
                 base.to_owned(),
-                campaign.to_owned(),
+                load.campaign.clone(),
                 token.clone(),
                 acked.clone(),
             ))
         })
         .collect();
+    tasks.push(tokio::spawn(distribute(
+        base.to_owned(),
+        admin.to_owned(),
+        load.campaign.clone(),
+        load.ids.clone(),
+        load.distributions.clone(),
+    )));
     // Let the load start, then kill at a random moment while it runs.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
