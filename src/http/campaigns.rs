@@ -25,14 +25,15 @@ use crate::domain::user::{Role, Timezone};
 use crate::store::codes::Listed;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create)
+    // Claims first: the hot path of a drop (see `http::routes`).
+    cfg.service(claim)
+        .service(create)
         .service(list)
         .service(get_campaign)
         .service(update)
         .service(end)
         .service(add_codes)
-        .service(list_codes)
-        .service(claim);
+        .service(list_codes);
 }
 
 /// Codes one request may generate or import.

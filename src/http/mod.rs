@@ -60,7 +60,14 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(ops::routes)
         .configure(unsubscribe::routes)
         .service(
+            // actix tries routes in this order, running each dynamic route's regex with captures
+            // until one matches: the peak-load routes (claims, orders, redemptions, wallet) come
+            // first. Overlapping templates only overlap within a module, whose order is kept.
             utoipa_actix_web::scope("/api/v1")
+                .configure(campaigns::routes)
+                .configure(orders::routes)
+                .configure(wallet::routes)
+                .configure(distributions::routes)
                 .configure(users::routes)
                 .configure(tokens::routes)
                 .configure(api_keys::routes)
@@ -69,11 +76,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(notifications::routes)
                 .configure(subscriptions::routes)
                 .configure(digests::routes)
-                .configure(deliveries::routes)
-                .configure(campaigns::routes)
-                .configure(distributions::routes)
-                .configure(wallet::routes)
-                .configure(orders::routes),
+                .configure(deliveries::routes),
         );
 }
 
