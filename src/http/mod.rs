@@ -58,7 +58,6 @@ pub struct AppState {
 /// Every documented route.
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(ops::routes)
-        .configure(unsubscribe::routes)
         .service(
             // actix tries routes in this order, running each dynamic route's regex with captures
             // until one matches: the peak-load routes (claims, orders, redemptions, wallet) come
@@ -77,7 +76,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(subscriptions::routes)
                 .configure(digests::routes)
                 .configure(deliveries::routes),
-        );
+        )
+        .configure(unsubscribe::routes);
 }
 
 /// The OpenAPI document of [`routes`].
