@@ -65,6 +65,12 @@ per_second = 50
 timeout_s = 30
 templates_dir = ""
 
+[delivery.sms]
+url = ""
+api_key = ""
+per_second = 10
+timeout_s = 10
+
 [subscriptions]
 max_per_user = 200
 
@@ -230,6 +236,26 @@ pub struct DeliverySettings {
     pub retry_base_s: u64,
     pub retry_max_s: u64,
     pub email: EmailSettings,
+    pub sms: SmsSettings,
+}
+
+/// The SMS gateway: a JSON `POST {url} {to, body}` with `Authorization: Bearer {api_key}` (the
+/// shape most HTTP SMS gateways take). An empty `url` disables SMS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    pub url: String,
+    pub api_key: String,
+    /// Messages per second at most.
+    pub per_second: u32,
+    /// Per request.
+    pub timeout_s: u64,
+}
+
+impl SmsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 /// How email leaves: `file` writes `.eml` files under `store.path/mail`; `smtp` sends.
@@ -741,6 +767,25 @@ impl Settings {
                 "must be between 1 and 600",
             ));
         }
+        let sms = &del.sms;
+        if sms.enabled()
+            && !url::Url::parse(&sms.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            return Err(invalid(
+                "delivery.sms.url",
+                "must be an http(s):// URL, or empty",
+            ));
+        }
+        if sms.per_second == 0 {
+            return Err(invalid("delivery.sms.per_second", "must be at least 1"));
+        }
+        if !(1..=600).contains(&sms.timeout_s) {
+            return Err(invalid(
+                "delivery.sms.timeout_s",
+                "must be between 1 and 600",
+            ));
+        }
         if !e.templates_dir.is_empty() && !Path::new(&e.templates_dir).is_dir() {
             return Err(invalid(
                 "delivery.email.templates_dir",
@@ -853,6 +898,9 @@ impl Settings {
             if !n.token.is_empty() {
                 n.token = "********".to_owned();
             }
+        }
+        if !shown.delivery.sms.api_key.is_empty() {
+            shown.delivery.sms.api_key = "********".to_owned();
         }
         for w in &mut shown.webhooks {
             w.secret = "********".to_owned();

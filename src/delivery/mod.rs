@@ -1,10 +1,12 @@
 //! Channel transports and message templates. The `DeliveryDispatcher` actor decides *when* to
 //! send; this module knows *how*: email over SMTP (lettre on connections of our own, see
-//! [`smtp`]) or into `.eml` files, rendered from minijinja templates, and signed JSON POSTs to
-//! configured [`webhook`] endpoints. SMS and push join here in a later issue.
+//! [`smtp`]) or into `.eml` files, rendered from minijinja templates; signed JSON POSTs to
+//! configured [`webhook`] endpoints; text messages through an HTTP [`sms`] gateway. Push joins
+//! here in a later issue.
 
 pub mod email;
 pub mod render;
+pub mod sms;
 pub mod smtp;
 pub mod templates;
 pub mod webhook;

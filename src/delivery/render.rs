@@ -111,6 +111,44 @@ fn money(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, (cents % 100).abs())
 }
 
+impl<'a> CodeContext<'a> {
+    fn of(campaign: &'a Campaign, code: &'a str, public_url: &'a str) -> Self {
+        let offer = match (&campaign.discount, campaign.gift_balance_cents) {
+            (Some(Discount::Percent(p)), _) => Some(format!("{p}% off")),
+            (Some(Discount::Amount { cents, currency }), _) => {
+                Some(format!("{} {currency} off", money(*cents)))
+            }
+            (None, Some(balance)) => Some(format!("a balance of {}", money(balance))),
+            (None, None) => None,
+        };
+        Self {
+            subject: String::new(),
+            campaign: &campaign.name,
+            retailer: campaign.retailer.as_deref(),
+            code,
+            offer,
+            ends: campaign
+                .ends_at
+                .with_timezone(&campaign.timezone.0)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            timezone: campaign.timezone.to_string(),
+            public_url,
+        }
+    }
+}
+
+/// The text message carrying a distributed code.
+pub fn code_sms(
+    templates: &Templates,
+    campaign: &Campaign,
+    code: &str,
+    public_url: &str,
+) -> Result<String, TemplateError> {
+    let ctx = CodeContext::of(campaign, code, public_url);
+    Ok(templates.render("code_sms.txt", &ctx)?.trim().to_owned())
+}
+
 /// The email carrying a distributed code to its customer.
 pub fn code_email(
     templates: &Templates,
@@ -120,28 +158,7 @@ pub fn code_email(
     message_id: String,
     public_url: &str,
 ) -> Result<Email, TemplateError> {
-    let offer = match (&campaign.discount, campaign.gift_balance_cents) {
-        (Some(Discount::Percent(p)), _) => Some(format!("{p}% off")),
-        (Some(Discount::Amount { cents, currency }), _) => {
-            Some(format!("{} {currency} off", money(*cents)))
-        }
-        (None, Some(balance)) => Some(format!("a balance of {}", money(balance))),
-        (None, None) => None,
-    };
-    let mut ctx = CodeContext {
-        subject: String::new(),
-        campaign: &campaign.name,
-        retailer: campaign.retailer.as_deref(),
-        code,
-        offer,
-        ends: campaign
-            .ends_at
-            .with_timezone(&campaign.timezone.0)
-            .format("%Y-%m-%d %H:%M")
-            .to_string(),
-        timezone: campaign.timezone.to_string(),
-        public_url,
-    };
+    let mut ctx = CodeContext::of(campaign, code, public_url);
     ctx.subject = templates
         .render("code_subject.txt", &ctx)?
         .trim()

@@ -21,6 +21,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("code.html", include_str!("templates/code.html")),
     ("code.txt", include_str!("templates/code.txt")),
+    ("code_sms.txt", include_str!("templates/code_sms.txt")),
     (
         "code_subject.txt",
         include_str!("templates/code_subject.txt"),
@@ -78,5 +79,20 @@ impl Templates {
             .get_template(name)
             .and_then(|t| t.render(Value::from(minijinja::value::Serde(ctx))))
             .map_err(|e| TemplateError::Render(name, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_file_is_built_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/delivery/templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                super::BUILT_IN.iter().any(|(n, _)| *n == name),
+                "{name} is not in BUILT_IN"
+            );
+        }
     }
 }

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// How a message leaves. SMS and push join in a later issue.
+/// How a message leaves. Push joins in a later issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
     /// A JSON POST to a named `[[webhooks]]` endpoint, signed with its secret.
     Webhook,
+    /// A text message to the customer's phone through the `[delivery.sms]` gateway.
+    Sms,
 }
 
 impl Channel {
@@ -19,6 +21,7 @@ impl Channel {
         match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
+            Channel::Sms => "sms",
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Progress {
     pub skipped_sold_out: u32,
     /// Recipients skipped because the campaign had ended (or not started) or they were erased.
     pub skipped_other: u32,
+    /// Recipients of an SMS distribution with no phone number (left out when it was accepted).
+    pub skipped_no_phone: u32,
     #[serde(with = "crate::domain::times::micros_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTime<Utc>>,
@@ -78,7 +80,7 @@ pub struct DistributionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
     pub audience: Audience,
-    /// How many recipients it has.
+    /// How many recipients it has (for SMS: those with a phone number).
     pub recipients: u32,
     /// `running` until every recipient was handled, then `completed`.
     pub status: DistributionStatus,
@@ -87,6 +89,7 @@ pub struct DistributionView {
     pub skipped_limit_reached: u32,
     pub skipped_sold_out: u32,
     pub skipped_other: u32,
+    pub skipped_no_phone: u32,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -118,6 +121,7 @@ impl DistributionView {
             skipped_limit_reached: p.skipped_limit_reached,
             skipped_sold_out: p.skipped_sold_out,
             skipped_other: p.skipped_other,
+            skipped_no_phone: p.skipped_no_phone,
             created_by: d.created_by,
             created_at: d.created_at,
             finished_at: p.finished_at,

@@ -1,6 +1,6 @@
 //! `/api/v1/campaigns/{id}/distributions`: hand one code of a campaign to each listed customer, or
-//! to each subscriber of a retailer or category, delivered by email or to a configured webhook
-//! (manager). Accepted at once (202) and run in the background; `GET …/{distribution_id}` shows
+//! to each subscriber of a retailer or category, delivered by email, SMS or to a configured
+//! webhook (manager). Accepted at once (202) and run in the background; `GET …/{distribution_id}` shows
 //! how far it got.
 
 use actix_web::http::header;
@@ -16,7 +16,7 @@ use crate::domain::auth::Principal;
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::delivery::Channel;
 use crate::domain::digest::Target;
-use crate::domain::distribution::{Audience, Distribution, DistributionView};
+use crate::domain::distribution::{Audience, Distribution, DistributionView, Progress};
 use crate::domain::user::Role;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -39,8 +39,8 @@ pub struct NewDistribution {
     #[serde(default, deserialize_with = "super::json::some")]
     #[schema(nullable = false, value_type = Option<NewSubscription>)]
     pub subscribers_of: Option<NewSubscription>,
-    /// `email` (to the customer's address) or `webhook` (to the `[[webhooks]]` entry named by
-    /// `webhook`).
+    /// `email` (to the customer's address), `sms` (to their phone number, through `[delivery.sms]`)
+    /// or `webhook` (to the `[[webhooks]]` entry named by `webhook`).
     #[schema(value_type = DistributionChannel)]
     pub channel: Channel,
     /// The `[[webhooks]]` entry's name, with `channel: webhook`; never a URL.
@@ -62,6 +62,7 @@ pub struct NewDistribution {
 pub enum DistributionChannel {
     Email,
     Webhook,
+    Sms,
 }
 
 /// Start a distribution (manager): 202 with its id, status `running` and a `Location` to follow
@@ -138,6 +139,11 @@ async fn create(
             ));
         }
     };
+    if body.channel == Channel::Sms && !state.settings.delivery.sms.enabled() {
+        return Err(ApiError::Invalid(
+            "channel: sms needs [delivery.sms] url in the configuration".into(),
+        ));
+    }
     let now = state.clock.now();
     let counts = state.store.codes().counts(campaign.id);
     match campaign.status(counts.total, now) {
@@ -151,6 +157,28 @@ async fn create(
             ));
         }
     }
+    // A text message needs a number: recipients without one are left out and counted.
+    let mut progress = Progress::default();
+    let recipients = if body.channel == Channel::Sms {
+        let (with, without) = state
+            .store
+            .run(move |s| {
+                let mut with = Vec::with_capacity(recipients.len());
+                let mut without = 0u32;
+                for id in recipients {
+                    match s.users().get(id)?.and_then(|u| u.phone) {
+                        Some(_) => with.push(id),
+                        None => without += 1,
+                    }
+                }
+                Ok((with, without))
+            })
+            .await?;
+        progress.skipped_no_phone = without;
+        with
+    } else {
+        recipients
+    };
     let d = Distribution {
         v: Distribution::VERSION,
         id: crate::domain::v7_at(now),
@@ -165,7 +193,7 @@ async fn create(
     let stored = d.clone();
     let progress = state
         .store
-        .write(move |s| s.distributions().create(&stored))
+        .write(move |s| s.distributions().create(&stored, progress))
         .await?;
     let view = DistributionView::of(&d, &progress);
     state

@@ -26,9 +26,8 @@ impl<'a> Distributions<'a> {
         Self { store }
     }
 
-    /// Stores a new distribution with no progress: two keys. Writer only.
-    pub fn create(&self, d: &Distribution) -> Result<Progress, StoreError> {
-        let progress = Progress::default();
+    /// Stores a new distribution with its starting progress: two keys. Writer only.
+    pub fn create(&self, d: &Distribution, progress: Progress) -> Result<Progress, StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(&key(DEFINITION, d.id)[..], encode(d)?);
         batch.insert(&key(PROGRESS, d.id)[..], encode(&progress)?);

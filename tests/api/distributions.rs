@@ -319,6 +319,12 @@ async fn bad_distributions_are_refused_and_change_nothing() {
             "validation_failed",
         ),
         (json!({"channel": "email"}), 422, "validation_failed"),
+        // No [delivery.sms] in this configuration.
+        (
+            json!({"customers": [id], "channel": "sms"}),
+            422,
+            "validation_failed",
+        ),
         (
             json!({"customers": [id], "channel": "email", "url": "http://evil"}),
             422,
@@ -490,4 +496,83 @@ async fn admins_are_emailed_when_a_pool_runs_low_and_when_the_campaign_ends() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the notifications were not marked sent");
+}
+
+#[actix_web::test]
+async fn customers_get_their_code_by_sms_and_those_without_a_number_are_counted() {
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sms"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&gateway)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/sms"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m-1"})))
+        .mount(&gateway)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.delivery.retry_base_s = 1;
+    settings.delivery.retry_max_s = 1;
+    settings.delivery.sms.url = format!("{}/sms", gateway.uri());
+    settings.delivery.sms.api_key = "sms-key".into();
+    let app = spawn_with(settings, dir).await;
+    let campaign = app.active_campaign(5, 1).await;
+    let mut phones = HashMap::new();
+    let mut ids = Vec::new();
+    for (i, phone) in [Some("+33612345678"), Some("+4915112345678"), None]
+        .into_iter()
+        .enumerate()
+    {
+        let (id, token) = app.customer(&format!("sms{i}@example.org")).await;
+        if let Some(phone) = phone {
+            let res = app.patch_user(&id, &token, json!({"phone": phone})).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            phones.insert(phone.to_owned(), token);
+        }
+        ids.push(id);
+    }
+    let res = app
+        .distribute(&campaign, json!({"customers": ids, "channel": "sms"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let done = app.completed(&location(&res)).await;
+    assert_eq!(
+        (
+            &done["recipients"],
+            &done["assigned"],
+            &done["skipped_no_phone"]
+        ),
+        (&json!(2), &json!(2), &json!(1))
+    );
+    for _ in 0..100 {
+        let sent = app.deliveries("?status=sent").await;
+        if sent.iter().filter(|d| d["channel"] == "sms").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = gateway.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3, "two messages, one of them retried");
+    let mut got = HashMap::new();
+    for r in &requests {
+        assert_eq!(r.headers["authorization"], "Bearer sms-key");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        got.insert(
+            body["to"].as_str().unwrap().to_owned(),
+            body["body"].as_str().unwrap().to_owned(),
+        );
+    }
+    assert_eq!(got.len(), 2);
+    for (phone, token) in &phones {
+        let codes = app.wallet_codes(token).await;
+        assert_eq!(codes.len(), 1);
+        let text = &got[phone];
+        assert!(
+            text.contains(&codes[0]) && text.starts_with("drop: your code"),
+            "{text}"
+        );
+    }
 }

@@ -273,7 +273,7 @@ mod tests {
         let stored = d.clone();
         store
             .write(move |s| {
-                let p = s.distributions().create(&stored)?;
+                let p = s.distributions().create(&stored, Progress::default())?;
                 let p = Progress {
                     done: BATCH as u32,
                     ..p

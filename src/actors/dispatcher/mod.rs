@@ -1,8 +1,8 @@
 //! DeliveryDispatcher: sends what the durable outbox holds.
 //!
 //! One loop: claim the due deliveries (compare-and-swap, with a lease), send each through its
-//! channel (email: at most `pool_size` in flight and `per_second` started per second; webhooks:
-//! their own few in flight), then
+//! channel (email: at most `pool_size` in flight and `per_second` started per second; SMS: a few
+//! in flight and its `per_second`; webhooks: their own few in flight), then
 //! settle it: `sent`, or `failed` with a retry time (exponential backoff with jitter), or `dead`
 //! after `max_attempts` (or at once for a permanent failure such as a rejected address), which
 //! also raises a `delivery_failing` notification (at most one an hour). It sleeps until the next
@@ -54,6 +54,9 @@ pub struct Outbound {
     /// The longest one send may take (the transport's timeout).
     pub send_timeout: Duration,
     pub webhooks: crate::delivery::webhook::Webhooks,
+    /// The SMS gateway, when configured.
+    pub sms: Option<crate::delivery::sms::Sms>,
+    pub sms_per_second: u32,
     /// Who gets admin alerts.
     pub admin_emails: Vec<String>,
     last_alert: std::sync::Mutex<Option<std::time::Instant>>,
@@ -101,6 +104,8 @@ impl Outbound {
                 ),
             ),
             webhooks: crate::delivery::webhook::Webhooks::new(&settings.webhooks)?,
+            sms: crate::delivery::sms::Sms::new(&settings.delivery.sms)?,
+            sms_per_second: settings.delivery.sms.per_second,
             admin_emails: settings.notify.admin_emails.clone(),
             last_alert: std::sync::Mutex::new(None),
         })

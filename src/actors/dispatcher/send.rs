@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
-use crate::delivery::render::{VoucherLine, alert_email, code_email, digest_email};
+use crate::delivery::render::{VoucherLine, alert_email, code_email, code_sms, digest_email};
 use crate::domain::campaign::Campaign;
 use crate::domain::delivery::{Channel, Delivery, DeliveryStatus, Payload};
 use crate::domain::digest::DigestRecord;
@@ -28,6 +28,42 @@ const RATE_SLACK: Duration = Duration::from_millis(1);
 /// Webhook POSTs in flight at once (apart from email's `pool_size`, so a slow endpoint does not
 /// hold up email).
 const WEBHOOKS_IN_FLIGHT: usize = 16;
+/// SMS requests in flight at once.
+const SMS_IN_FLIGHT: usize = 8;
+
+/// One channel's share of the sending: its own sends in flight and, when capped, its rate.
+struct Lane {
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// One start per interval on average.
+    interval: Option<Duration>,
+    next_slot: Instant,
+}
+
+impl Lane {
+    fn new(in_flight: usize, per_second: Option<u32>) -> Self {
+        Self {
+            in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight.max(1))),
+            interval: per_second.map(|r| Duration::from_secs_f64(1.0 / f64::from(r.max(1)))),
+            next_slot: Instant::now(),
+        }
+    }
+
+    /// Waits for a free send and the rate cap's next slot; `None` when the lane is closed. Sleeps
+    /// only when more than a millisecond ahead of the cap: a timer rounds up to the next
+    /// millisecond, so a sleep for less would cap sends at ~1,000/s whatever the configured rate.
+    async fn start(&mut self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.in_flight.clone().acquire_owned().await.ok()?;
+        if let Some(interval) = self.interval {
+            let now = Instant::now();
+            let slot = self.next_slot.max(now);
+            self.next_slot = slot + interval;
+            if slot > now + RATE_SLACK {
+                tokio::time::sleep_until(slot.into()).await;
+            }
+        }
+        Some(permit)
+    }
+}
 
 /// What sending one delivery needs from the store.
 enum Loaded {
@@ -118,10 +154,9 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
         ),
         Err(e) => tracing::error!(error = %e, "outbox: resuming failed"),
     }
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(out.pool_size.max(1)));
-    let webhooks_in_flight = Arc::new(tokio::sync::Semaphore::new(WEBHOOKS_IN_FLIGHT));
-    let interval = Duration::from_secs_f64(1.0 / f64::from(out.per_second.max(1)));
-    let mut next_slot = Instant::now();
+    let mut email = Lane::new(out.pool_size, Some(out.per_second));
+    let mut webhook = Lane::new(WEBHOOKS_IN_FLIGHT, None);
+    let mut sms = Lane::new(SMS_IN_FLIGHT, Some(out.sms_per_second));
     loop {
         let now = out.clock.now();
         let lease =
@@ -167,24 +202,14 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
             }
         };
         for (d, l) in loaded {
-            let permits = match d.channel {
-                Channel::Email => &in_flight,
-                Channel::Webhook => &webhooks_in_flight,
+            let lane = match d.channel {
+                Channel::Email => &mut email,
+                Channel::Webhook => &mut webhook,
+                Channel::Sms => &mut sms,
             };
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+            let Some(permit) = lane.start().await else {
                 return;
             };
-            // The email rate cap: one start per interval on average. Sleep only when more than a
-            // millisecond ahead of it: a timer rounds up to the next millisecond, so a sleep for
-            // less would cap sends at ~1,000/s whatever the configured rate.
-            if d.channel == Channel::Email {
-                let now = Instant::now();
-                let slot = next_slot.max(now);
-                next_slot = slot + interval;
-                if slot > now + RATE_SLACK {
-                    tokio::time::sleep_until(slot.into()).await;
-                }
-            }
             let out = out.clone();
             sends.spawn(async move {
                 deliver(&out, d, l).await;
@@ -379,6 +404,17 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                     out.webhooks.post(webhook, body, &d.id.to_string()).await
                 }
                 (Channel::Webhook, None) => Err(SendError::permanent("no webhook named")),
+                (Channel::Sms, _) => {
+                    let Some(sms) = out.sms.as_ref() else {
+                        return Err(SendError::permanent("[delivery.sms] url is not configured"));
+                    };
+                    let Some(phone) = user.phone.as_ref() else {
+                        return Err(SendError::permanent("the customer has no phone number"));
+                    };
+                    let body = code_sms(&out.templates, &campaign, code, &out.public_url)
+                        .map_err(|e| SendError::permanent(e.to_string()))?;
+                    sms.send(phone.as_str(), &body, &d.id.to_string()).await
+                }
             }
         }
         Loaded::Alert(n) => {
