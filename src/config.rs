@@ -109,6 +109,9 @@ pub struct Settings {
     /// Named endpoints distributions may send codes to (never a URL from a request).
     #[serde(default)]
     pub webhooks: Vec<WebhookSettings>,
+    /// Voucher-provider servers, one `ProviderActor` each.
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -363,6 +366,43 @@ pub struct NotifySettings {
     /// Who gets admin alerts (pool low, campaign ended, network failing, delivery failing) by
     /// email; none: alerts are only listed by `GET /api/v1/notifications`.
     pub admin_emails: Vec<String>,
+}
+
+/// One voucher-provider server (a `[[providers]]` entry): voucherd asks it for codes
+/// (`POST {url}/codes`), polls it (`GET {url}/codes/{request_id}`) and takes its callbacks, signed
+/// with `secret`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub name: String,
+    pub url: String,
+    /// Verifies callbacks: `X-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    pub secret: String,
+    /// Per request to the provider.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+    /// How often an accepted request without a callback is polled.
+    #[serde(default = "default_poll_interval_s")]
+    pub poll_interval_s: u64,
+    /// After this long without a code a request fails (and admins are told).
+    #[serde(default = "default_give_up_after_s")]
+    pub give_up_after_s: u64,
+    /// Requests to the provider in flight at once; more wait in a queue of 16 × this, and past it
+    /// the API answers 503.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+}
+
+fn default_poll_interval_s() -> u64 {
+    10
+}
+
+fn default_give_up_after_s() -> u64 {
+    3600
+}
+
+fn default_concurrency() -> u32 {
+    64
 }
 
 /// One webhook endpoint (a `[[webhooks]]` entry): a JSON POST per message, signed
@@ -654,7 +694,68 @@ impl Settings {
         }
         self.validate_digest_and_delivery()?;
         self.validate_webhooks()?;
+        self.validate_providers()?;
         self.validate_networks()
+    }
+
+    fn validate_providers(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, name: &str, message: &str| ConfigError::Invalid {
+            key,
+            message: format!("provider `{name}`: {message}"),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.providers {
+            let name = p.name.as_str();
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(invalid(
+                    "providers.name",
+                    name,
+                    "must be 1-64 characters of a-z, 0-9, - and _",
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(invalid("providers.name", name, "is used twice"));
+            }
+            let http = url::Url::parse(&p.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !http {
+                return Err(invalid("providers.url", name, "must be an http(s):// URL"));
+            }
+            if p.secret.len() < 16 {
+                return Err(invalid(
+                    "providers.secret",
+                    name,
+                    "must be at least 16 characters (callbacks are checked with it)",
+                ));
+            }
+            if !(1..=600).contains(&p.timeout_s) {
+                return Err(invalid(
+                    "providers.timeout_s",
+                    name,
+                    "must be between 1 and 600",
+                ));
+            }
+            if p.poll_interval_s == 0 || p.give_up_after_s < p.poll_interval_s {
+                return Err(invalid(
+                    "providers.poll_interval_s",
+                    name,
+                    "must be at least 1 and at most give_up_after_s",
+                ));
+            }
+            if !(1..=4096).contains(&p.concurrency) {
+                return Err(invalid(
+                    "providers.concurrency",
+                    name,
+                    "must be between 1 and 4096",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_webhooks(&self) -> Result<(), ConfigError> {
@@ -904,6 +1005,9 @@ impl Settings {
         }
         for w in &mut shown.webhooks {
             w.secret = "********".to_owned();
+        }
+        for p in &mut shown.providers {
+            p.secret = "********".to_owned();
         }
         toml_lines(&shown)
     }

@@ -193,6 +193,21 @@ pub fn body_signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", mac.unwrap_or_default())
 }
 
+/// Whether `header` (`sha256=<hex>`) is the signature of `body` with `secret` (constant-time).
+pub fn verify_body_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
+    use hmac::Mac as _;
+    let Some(sig) = header
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+    else {
+        return false;
+    };
+    <hmac::Hmac<sha2::Sha256>>::new_from_slice(secret).is_ok_and(|mut m| {
+        m.update(body);
+        m.verify_slice(&sig).is_ok()
+    })
+}
+
 #[cfg(test)]
 mod signature_tests {
     #[test]
@@ -202,5 +217,12 @@ mod signature_tests {
             super::body_signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        let body = b"what do ya want for nothing?";
+        let good = super::body_signature(b"Jefe", body);
+        assert!(super::verify_body_signature(b"Jefe", body, &good));
+        assert!(!super::verify_body_signature(b"Jeff", body, &good));
+        assert!(!super::verify_body_signature(b"Jefe", b"other", &good));
+        assert!(!super::verify_body_signature(b"Jefe", body, "sha256=zz"));
+        assert!(!super::verify_body_signature(b"Jefe", body, ""));
     }
 }

@@ -12,6 +12,7 @@ pub mod housekeeper;
 pub mod messages;
 pub mod network;
 pub mod notifier;
+pub mod provider;
 pub mod subscriptions;
 pub mod supervise;
 
@@ -42,8 +43,8 @@ pub struct Actors {
 
 impl Actors {
     /// Starts the housekeeper, one network actor per configured network, the delivery
-    /// dispatcher, the notifier, the subscription and campaign registries and one digest shard
-    /// per `[digest] shards`.
+    /// dispatcher, the notifier, one provider actor per `[[providers]]` entry, the subscription
+    /// and campaign registries and one digest shard per `[digest] shards`.
     pub fn start(deps: &Deps) -> anyhow::Result<Self> {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
@@ -84,6 +85,18 @@ impl Actors {
         let notifier = supervise::start(&handle, move |_| {
             notifier::Notifier::new(store, clock, email_alerts, wake)
         });
+        let providers = provider::Providers::start(
+            &handle,
+            &deps.settings,
+            &provider::ProviderDeps {
+                store: deps.store.clone(),
+                clock: deps.clock.clone(),
+                outbox_wake: outbox_wake.clone(),
+                settlements: provider::Settlements::new(),
+                callback_base: deps.settings.http.public_url.clone(),
+                email_alerts,
+            },
+        )?;
         let registry = subscriptions::Registry::new(
             handle.clone(),
             deps.store.clone(),
@@ -111,6 +124,7 @@ impl Actors {
                 networks: Arc::new(networks),
                 dispatcher,
                 notifier,
+                providers,
                 outbox_wake,
                 registry,
                 campaigns,
@@ -148,6 +162,8 @@ pub struct ActorAddrs {
     pub dispatcher: Addr<dispatcher::DeliveryDispatcher>,
     /// Watches campaigns for admin alerts.
     pub notifier: Addr<notifier::Notifier>,
+    /// The ProviderActors (async code requests) and who waits on their requests.
+    pub providers: provider::Providers,
     /// Wakes the dispatcher (new outbox entries).
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The SubscriptionManagers.
@@ -177,6 +193,11 @@ impl ActorAddrs {
         }
         if !answered(tokio::time::timeout(within, self.notifier.send(messages::Ping)).await) {
             return false;
+        }
+        for addr in self.providers.addrs() {
+            if !answered(tokio::time::timeout(within, addr.send(messages::Ping)).await) {
+                return false;
+            }
         }
         answered(tokio::time::timeout(within, self.dispatcher.send(messages::Ping)).await)
     }

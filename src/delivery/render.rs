@@ -211,3 +211,16 @@ pub fn alert_email(
         unsubscribe_url: None,
     })
 }
+
+/// The text message carrying the code a provider server gave for a request.
+pub fn requested_sms(
+    templates: &Templates,
+    product: &str,
+    code: &str,
+) -> Result<String, TemplateError> {
+    let ctx = serde_json::json!({"product": product, "code": code});
+    Ok(templates
+        .render("requested_sms.txt", &ctx)?
+        .trim()
+        .to_owned())
+}

@@ -23,6 +23,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("code.txt", include_str!("templates/code.txt")),
     ("code_sms.txt", include_str!("templates/code_sms.txt")),
     (
+        "requested_sms.txt",
+        include_str!("templates/requested_sms.txt"),
+    ),
+    (
         "code_subject.txt",
         include_str!("templates/code_subject.txt"),
     ),

@@ -64,12 +64,16 @@ pub enum Payload {
     },
     /// An admin notification, emailed to `[notify] admin_emails`.
     Alert { notification_id: Uuid },
+    /// The code a provider server gave for a customer's request.
+    Requested { user_id: Uuid, request_id: Uuid },
 }
 
 impl Payload {
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Payload::Digest { user_id, .. } | Payload::Code { user_id, .. } => Some(*user_id),
+            Payload::Digest { user_id, .. }
+            | Payload::Code { user_id, .. }
+            | Payload::Requested { user_id, .. } => Some(*user_id),
             Payload::Alert { .. } => None,
         }
     }
@@ -159,6 +163,10 @@ pub enum MessagePayload {
     Alert {
         notification_id: Uuid,
     },
+    Requested {
+        user_id: Uuid,
+        request_id: Uuid,
+    },
 }
 
 impl MessagePayload {
@@ -176,12 +184,19 @@ impl MessagePayload {
                 distribution_id,
             },
             Self::Alert { notification_id } => Payload::Alert { notification_id },
+            Self::Requested {
+                user_id,
+                request_id,
+            } => Payload::Requested {
+                user_id,
+                request_id,
+            },
         }
     }
 
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Self::Code { user_id, .. } => Some(*user_id),
+            Self::Code { user_id, .. } | Self::Requested { user_id, .. } => Some(*user_id),
             Self::Alert { .. } => None,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod campaign;
+pub mod code_request;
 pub mod delivery;
 pub mod digest;
 pub mod distribution;

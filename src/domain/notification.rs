@@ -14,6 +14,8 @@ pub enum NotificationKind {
     CampaignEnded,
     NetworkFailing,
     DeliveryFailing,
+    /// A provider server gave no code for a request in time (or refused it).
+    CodeRequestFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -39,6 +41,7 @@ impl NotificationKind {
             Self::CampaignEnded => "campaign_ended",
             Self::NetworkFailing => "network_failing",
             Self::DeliveryFailing => "delivery_failing",
+            Self::CodeRequestFailed => "code_request_failed",
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::store::idempotency::Remembered;
 pub const ROUTES: &[&str] = &[
     "/api/v1/campaigns/{id}/claims",
     "/api/v1/campaigns/{id}/distributions",
+    "/api/v1/code-requests",
     "/api/v1/orders",
     "/api/v1/redemptions",
     "/api/v1/redemptions/{id}/rollback",

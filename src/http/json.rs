@@ -26,6 +26,13 @@ pub fn optional_json<T: DeserializeOwned + Default>(
     if !json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // serde reads a struct from an array too (by position): a body here is an object or nothing.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde_json::Value>(body).is_ok()
+    {
+        return Err(ApiError::Invalid("the body must be a JSON object".into()));
+    }
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             ApiError::Invalid(format!("invalid body: {e}"))
@@ -92,5 +99,25 @@ mod tests {
         assert!(read(r#"{"n": -1}"#).is_err());
         assert!(read(r#"{"n": 1, "m": 300}"#).is_err());
         assert!(read(r#"{"n": 1e300}"#).is_err());
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    struct Optional {
+        #[serde(default)]
+        user_id: Option<u32>,
+    }
+
+    #[test]
+    fn an_optional_body_is_an_object_or_nothing() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .to_http_request();
+        let read = |b: &str| optional_json::<Optional>(&req, b.as_bytes());
+        assert_eq!(read("").unwrap().user_id, None);
+        assert_eq!(read(r#"{"user_id": 7}"#).unwrap().user_id, Some(7));
+        // serde alone would read these by position.
+        assert!(matches!(read("[]"), Err(ApiError::Invalid(_))));
+        assert!(matches!(read("[7]"), Err(ApiError::Invalid(_))));
+        assert!(matches!(read("[7"), Err(ApiError::BadRequest(_))));
     }
 }

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod campaigns;
+pub mod code_requests;
 pub mod deliveries;
 pub mod digests;
 pub mod distributions;
@@ -67,6 +68,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(orders::routes)
                 .configure(wallet::routes)
                 .configure(distributions::routes)
+                .configure(code_requests::routes)
                 .configure(users::routes)
                 .configure(tokens::routes)
                 .configure(api_keys::routes)

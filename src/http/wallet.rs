@@ -40,10 +40,23 @@ pub struct HeldCode {
     pub valid_until: DateTime<Utc>,
 }
 
+/// A code a provider server gave for one of the customer's requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderCode {
+    pub code: String,
+    pub provider: String,
+    pub product: String,
+    pub request_id: Uuid,
+    pub fulfilled_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Wallet {
     pub customer: Uuid,
+    /// Campaign codes.
     pub items: Vec<HeldCode>,
+    /// Codes from provider servers (`POST /code-requests`), in the order they came.
+    pub provider_codes: Vec<ProviderCode>,
 }
 
 fn status_of(r: &CodeRecord, open_until: DateTime<Utc>, now: DateTime<Utc>) -> &'static str {
@@ -106,10 +119,29 @@ async fn wallet(
                     valid_until: c.ends_at,
                 });
             }
-            Ok(items)
+            let provider_codes = s
+                .code_requests()
+                .fulfilled_for(customer)?
+                .into_iter()
+                .filter_map(|r| {
+                    Some(ProviderCode {
+                        code: r.code?,
+                        provider: r.provider,
+                        product: r.product,
+                        request_id: r.id,
+                        fulfilled_at: r.fulfilled_at,
+                    })
+                })
+                .collect();
+            Ok((items, provider_codes))
         })
         .await?;
-    Ok(web::Json(Wallet { customer, items }))
+    let (items, provider_codes) = items;
+    Ok(web::Json(Wallet {
+        customer,
+        items,
+        provider_codes,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -21,6 +21,8 @@
 //!   alert) with its delivery state, and `o` ‖ owner ‖ id while it is owed, see [`messages`]
 //! - `distributions` `d` ‖ DistributionId(16) → Distribution (who gets a code, by which channel),
 //!   `p` ‖ id → its progress, see [`distributions`]
+//! - `code_requests` RequestId(16) → CodeRequest: codes asked of provider servers, see
+//!   [`code_requests`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -37,6 +39,7 @@
 
 pub mod backup;
 pub mod campaigns;
+pub mod code_requests;
 pub mod codec;
 pub mod codes;
 pub mod deliveries;
@@ -166,6 +169,7 @@ pub(crate) struct Trees {
     pub idempotency: sled::Tree,
     pub messages: sled::Tree,
     pub distributions: sled::Tree,
+    pub code_requests: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -181,6 +185,7 @@ pub(crate) struct Indexes {
     pub campaigns: campaigns::CampaignIndex,
     pub idempotency: idempotency::IdempotencyIndex,
     pub notifications: notifications::NotificationIndex,
+    pub code_requests: code_requests::CodeRequestIndex,
 }
 
 impl Indexes {
@@ -194,7 +199,9 @@ impl Indexes {
         let campaigns = campaigns::CampaignIndex::load(trees)?;
         let idempotency = idempotency::IdempotencyIndex::load(trees)?;
         let notifications = notifications::NotificationIndex::load(trees)?;
+        let code_requests = code_requests::CodeRequestIndex::load(trees)?;
         Ok(Self {
+            code_requests,
             notifications,
             idempotency,
             codes,
@@ -228,6 +235,7 @@ pub const TREE_NAMES: &[&str] = &[
     "idempotency",
     "messages",
     "distributions",
+    "code_requests",
 ];
 
 impl Trees {
@@ -249,6 +257,7 @@ impl Trees {
             idempotency: db.open_tree("idempotency")?,
             messages: db.open_tree("messages")?,
             distributions: db.open_tree("distributions")?,
+            code_requests: db.open_tree("code_requests")?,
         })
     }
 }
@@ -425,6 +434,10 @@ impl Store {
 
     pub fn messages(&self) -> messages::Messages<'_> {
         messages::Messages::new(self)
+    }
+
+    pub fn code_requests(&self) -> code_requests::CodeRequests<'_> {
+        code_requests::CodeRequests::new(self)
     }
 
     pub fn distributions(&self) -> distributions::Distributions<'_> {

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod campaigns;
+mod code_requests;
 mod crash;
 mod digests;
 mod distributions;

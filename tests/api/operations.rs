@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    assert_problem, fixture_url, network, spawn_app, spawn_with, spawn_with_networks, test_settings,
-};
+use crate::helpers::{assert_problem, fixture_url, network, spawn_app, spawn_with, test_settings};
 
 #[actix_web::test]
 async fn health_and_readiness() {
@@ -62,12 +60,25 @@ async fn every_response_has_a_request_id() {
 
 #[actix_web::test]
 async fn the_openapi_document_describes_every_route() {
-    let app = spawn_with_networks(vec![network(
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.networks = vec![network(
         "fixture",
         voucherd::feeds::FeedKind::Csv,
         &fixture_url("generic.csv"),
-    )])
-    .await;
+    )];
+    // A provider nobody answers for: its requests stay pending, which is all this test needs.
+    settings.providers = vec![voucherd::config::ProviderSettings {
+        name: "fixture".into(),
+        url: "http://127.0.0.1:9".into(),
+        secret: "fixture-provider-secret".into(),
+        timeout_s: 1,
+        poll_interval_s: 60,
+        give_up_after_s: 3600,
+        concurrency: 1,
+    }];
+    let app = spawn_with(settings, dir).await;
+    app.await_first_pulls().await;
     let doc: Value = app
         .call(Method::GET, "/api-docs/openapi.json", None, None)
         .await
@@ -114,6 +125,10 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/campaigns/{id}/claims",
         "POST /api/v1/campaigns/{id}/distributions",
         "GET /api/v1/campaigns/{id}/distributions/{distribution_id}",
+        "POST /api/v1/code-requests",
+        "GET /api/v1/code-requests/{id}",
+        "GET /api/v1/code-requests/{id}/events",
+        "POST /api/v1/providers/{name}/callback",
         "POST /api/v1/orders",
         "POST /api/v1/redemptions",
         "POST /api/v1/redemptions/{id}/rollback",
@@ -214,6 +229,18 @@ async fn the_openapi_document_describes_every_route() {
         .await
         .unwrap();
     let distribution_id = distribution["id"].as_str().unwrap().to_owned();
+    let request: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/code-requests",
+            Some(&app.admin_token),
+            Some(json!({"provider": "fixture", "product": "route check", "channel": "web", "customer": admin_id})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let request_id = request["id"].as_str().unwrap().to_owned();
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
@@ -223,6 +250,9 @@ async fn the_openapi_document_describes_every_route() {
             route
                 .replace("{id}", &campaign_id)
                 .replace("{distribution_id}", &distribution_id)
+        } else if route.contains("/code-requests/") {
+            // The event stream of a pending request stays open: check it answers, then move on.
+            route.replace("{id}", &request_id)
         } else if route.contains("/codes/{code}") {
             route.replace("{code}", "ROUTE-CHECK-1")
         } else if route.contains("/api-keys/") {

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
-use crate::delivery::render::{VoucherLine, alert_email, code_email, code_sms, digest_email};
+use crate::delivery::render::{
+    VoucherLine, alert_email, code_email, code_sms, digest_email, requested_sms,
+};
 use crate::domain::campaign::Campaign;
 use crate::domain::delivery::{Channel, Delivery, DeliveryStatus, Payload};
 use crate::domain::digest::DigestRecord;
@@ -77,6 +79,7 @@ enum Loaded {
         campaign: Arc<Campaign>,
     },
     Alert(Notification),
+    Requested(crate::domain::code_request::CodeRequest),
 }
 
 /// Vouchers read for a claimed batch: digests of one batch list many of the same vouchers.
@@ -139,6 +142,10 @@ fn load(
         Payload::Alert { notification_id } => match s.notifications().get(*notification_id)? {
             Some(n) => Ok(Ok(Loaded::Alert(n))),
             None => gone("the notification"),
+        },
+        Payload::Requested { request_id, .. } => match s.code_requests().get(*request_id)? {
+            Some(r) => Ok(Ok(Loaded::Requested(r))),
+            None => gone("the code request"),
         },
     }
 }
@@ -416,6 +423,19 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                     sms.send(phone.as_str(), &body, &d.id.to_string()).await
                 }
             }
+        }
+        Loaded::Requested(r) => {
+            let Some(sms) = out.sms.as_ref() else {
+                return Err(SendError::permanent("[delivery.sms] url is not configured"));
+            };
+            let (Some(phone), Some(code)) = (r.phone.as_deref(), r.code.as_deref()) else {
+                return Err(SendError::permanent(
+                    "the request has no phone number or no code",
+                ));
+            };
+            let body = requested_sms(&out.templates, &r.product, code)
+                .map_err(|e| SendError::permanent(e.to_string()))?;
+            sms.send(phone, &body, &d.id.to_string()).await
         }
         Loaded::Alert(n) => {
             if out.admin_emails.is_empty() {

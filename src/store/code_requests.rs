@@ -1,0 +1,168 @@
+//! Code requests (tree `code_requests`: RequestId(16) → CodeRequest, one key per change).
+//!
+//! In memory ([`CodeRequestIndex`], rebuilt at open): the pending requests (resumed at start) and
+//! each customer's fulfilled ones (their wallet lists those codes). [`CodeRequests::fulfil`] and
+//! [`CodeRequests::fail`] settle a pending request once: a second answer — a duplicate callback,
+//! a callback racing a poll — finds it settled and changes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use uuid::Uuid;
+
+use super::{Store, StoreError, Trees, decode, encode};
+use crate::domain::code_request::{CodeRequest, RequestChannel, RequestStatus};
+use crate::domain::delivery::{Channel, MessagePayload, MessageRecord};
+
+#[derive(Default)]
+struct State {
+    pending: BTreeSet<Uuid>,
+    fulfilled: HashMap<Uuid, Vec<Uuid>>,
+}
+
+#[derive(Default)]
+pub(crate) struct CodeRequestIndex(RwLock<State>);
+
+impl CodeRequestIndex {
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let mut state = State::default();
+        for v in trees.code_requests.iter().values() {
+            let r: CodeRequest = decode(&v?)?;
+            state.note(&r);
+        }
+        Ok(Self(RwLock::new(state)))
+    }
+}
+
+impl State {
+    fn note(&mut self, r: &CodeRequest) {
+        match r.status {
+            RequestStatus::Pending => {
+                self.pending.insert(r.id);
+            }
+            RequestStatus::Fulfilled => {
+                self.pending.remove(&r.id);
+                let held = self.fulfilled.entry(r.customer).or_default();
+                if !held.contains(&r.id) {
+                    held.push(r.id);
+                }
+            }
+            RequestStatus::Failed => {
+                self.pending.remove(&r.id);
+            }
+        }
+    }
+}
+
+/// How settling a request went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// This call settled it.
+    Now(CodeRequest),
+    /// It was settled before (as it stands).
+    Already(CodeRequest),
+}
+
+impl Settled {
+    pub fn request(&self) -> &CodeRequest {
+        match self {
+            Settled::Now(r) | Settled::Already(r) => r,
+        }
+    }
+}
+
+pub struct CodeRequests<'a> {
+    store: &'a Store,
+}
+
+impl<'a> CodeRequests<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    fn index(&self) -> &CodeRequestIndex {
+        &self.store.indexes().code_requests
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Option<CodeRequest>, StoreError> {
+        self.store
+            .trees()
+            .code_requests
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Stores a request as it is now: one key. Writer only.
+    pub fn put(&self, r: &CodeRequest) -> Result<(), StoreError> {
+        self.store
+            .trees()
+            .code_requests
+            .insert(r.id.as_bytes(), encode(r)?)?;
+        self.index().0.write().note(r);
+        Ok(())
+    }
+
+    /// The pending requests (at start, to resume them).
+    pub fn pending(&self) -> Vec<Uuid> {
+        self.index().0.read().pending.iter().copied().collect()
+    }
+
+    /// A customer's fulfilled requests, in the order they were fulfilled.
+    pub fn fulfilled_for(&self, customer: Uuid) -> Result<Vec<CodeRequest>, StoreError> {
+        let ids = self
+            .index()
+            .0
+            .read()
+            .fulfilled
+            .get(&customer)
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get(id)?);
+        }
+        Ok(out)
+    }
+
+    /// Gives a pending request its code, once: stored with, for an SMS request, its message in
+    /// the outbox (one command: the code is stored before anything is sent). Writer only.
+    pub fn fulfil(&self, id: Uuid, code: &str, now: DateTime<Utc>) -> Result<Settled, StoreError> {
+        let mut r = self.get(id)?.ok_or(StoreError::NotFound)?;
+        if r.status != RequestStatus::Pending {
+            return Ok(Settled::Already(r));
+        }
+        r.status = RequestStatus::Fulfilled;
+        r.code = Some(code.to_owned());
+        r.fulfilled_at = Some(now);
+        r.updated_at = now;
+        r.error = None;
+        self.put(&r)?;
+        if r.channel == RequestChannel::Sms {
+            self.store.messages().enqueue(&[MessageRecord::new(
+                Channel::Sms,
+                MessagePayload::Requested {
+                    user_id: r.customer,
+                    request_id: r.id,
+                },
+                None,
+                now,
+            )])?;
+        }
+        Ok(Settled::Now(r))
+    }
+
+    /// Marks a pending request failed, once. Writer only.
+    pub fn fail(&self, id: Uuid, error: &str, now: DateTime<Utc>) -> Result<Settled, StoreError> {
+        let mut r = self.get(id)?.ok_or(StoreError::NotFound)?;
+        if r.status != RequestStatus::Pending {
+            return Ok(Settled::Already(r));
+        }
+        r.status = RequestStatus::Failed;
+        r.error = Some(error.to_owned());
+        r.updated_at = now;
+        self.put(&r)?;
+        Ok(Settled::Now(r))
+    }
+}

@@ -1,0 +1,475 @@
+//! Async code requests against a provider server (wiremock): immediate, by callback, by poll,
+//! given up, retried after errors, across a restart; the code by SSE, SMS and the wallet.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use voucherd::config::{ProviderSettings, Settings};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{TestApp, assert_problem, spawn_with, test_settings};
+
+const SECRET: &str = "provider-secret-for-tests";
+
+fn with_provider(dir: &tempfile::TempDir, provider: &MockServer) -> Settings {
+    let mut s = test_settings(dir.path().join("data"));
+    s.providers = vec![ProviderSettings {
+        name: "vps".into(),
+        url: provider.uri(),
+        secret: SECRET.into(),
+        timeout_s: 5,
+        poll_interval_s: 1,
+        give_up_after_s: 3600,
+        concurrency: 4,
+    }];
+    s
+}
+
+fn sign(body: &[u8]) -> String {
+    voucherd::security::body_signature(SECRET.as_bytes(), body)
+}
+
+impl TestApp {
+    async fn ask(&self, token: &str, body: Value) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            "/api/v1/code-requests",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Follows a request until it is no longer pending.
+    async fn settled(&self, token: &str, id: &str) -> Value {
+        for _ in 0..200 {
+            let res = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/code-requests/{id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let r: Value = res.json().await.unwrap();
+            if r["status"] != "pending" {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("request {id} stayed pending");
+    }
+
+    async fn callback(&self, body: &Value, signature: &str) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        self.client
+            .post(self.url("/api/v1/providers/vps/callback"))
+            .header("content-type", "application/json")
+            .header("x-signature", signature)
+            .body(raw)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The first event of a request's stream (its data line, as JSON).
+    async fn first_event(&self, token: &str, id: &str) -> Value {
+        let mut res = self
+            .client
+            .get(self.url(&format!("/api/v1/code-requests/{id}/events")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+            .await
+            .unwrap()
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(data) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+            {
+                assert!(text.contains("event: code_request"), "{text}");
+                return serde_json::from_str(&data).unwrap();
+            }
+        }
+        panic!("no event: {text}");
+    }
+}
+
+#[actix_web::test]
+async fn an_immediate_code_reaches_the_request_its_events_and_the_wallet_once() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "IMM-0001"})))
+        .expect(1)
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (id, token) = app.customer("now@example.org").await;
+    let res = app
+        .patch_user(&id, &token, json!({"phone": "+33611111111"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-10", "channel": "web"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let accepted: Value = res.json().await.unwrap();
+    assert_eq!(accepted["status"], "pending");
+    assert!(accepted["message"].as_str().unwrap().contains("processed"));
+    let rid = accepted["id"].as_str().unwrap();
+    let done = app.settled(&token, rid).await;
+    assert_eq!(
+        (&done["status"], &done["code"]),
+        (&json!("fulfilled"), &json!("IMM-0001"))
+    );
+    // Already fulfilled: the stream says so at once.
+    let event = app.first_event(&token, rid).await;
+    assert_eq!(event["code"], "IMM-0001");
+    // The wallet lists it once, and a manager finds it by phone.
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(wallet["provider_codes"].as_array().unwrap().len(), 1);
+    assert_eq!(wallet["provider_codes"][0]["code"], "IMM-0001");
+    let by_phone = app
+        .get_json("/api/v1/wallet?phone=%2B33611111111", &app.admin_token)
+        .await;
+    assert_eq!(by_phone["provider_codes"][0]["code"], "IMM-0001");
+    // Someone else's request is not found.
+    let (_, other) = app.customer("other@example.org").await;
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/code-requests/{rid}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_callback_gives_exactly_one_code_and_forged_ones_are_refused() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
+        .mount(&provider)
+        .await;
+    // Polls find nothing yet: the callback decides.
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (_, token) = app.customer("later@example.org").await;
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-25", "channel": "web"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let rid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The provider was asked, with where to call back.
+    for _ in 0..100 {
+        if !provider.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked: Value =
+        serde_json::from_slice(&provider.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(asked["request_id"], rid.as_str());
+    assert!(
+        asked["callback_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/v1/providers/vps/callback")
+    );
+    // A stream opened now gets the code when it comes.
+    let listener = {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url(&format!("/api/v1/code-requests/{rid}/events")),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            let mut res = client.get(url).bearer_auth(token).send().await.unwrap();
+            let mut text = String::new();
+            while let Some(chunk) = res.chunk().await.unwrap() {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = json!({"request_id": rid, "code": "CB-0001"});
+    // Forged: wrong secret, no signature.
+    let forged =
+        voucherd::security::body_signature(b"not-the-secret", &serde_json::to_vec(&body).unwrap());
+    assert_problem(app.callback(&body, &forged).await, 401, "unauthorized").await;
+    assert_problem(app.callback(&body, "").await, 401, "unauthorized").await;
+    let good = sign(&serde_json::to_vec(&body).unwrap());
+    let res = app.callback(&body, &good).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // A repeat, or another code for the same request, changes nothing.
+    let res = app.callback(&body, &good).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let other = json!({"request_id": rid, "code": "CB-9999"});
+    let res = app
+        .callback(&other, &sign(&serde_json::to_vec(&other).unwrap()))
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "CB-0001");
+    // An unknown request is 404.
+    let unknown = json!({"request_id": "0190b3f2-0000-7000-8000-000000000000", "code": "X"});
+    let res = app
+        .callback(&unknown, &sign(&serde_json::to_vec(&unknown).unwrap()))
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let text = tokio::time::timeout(Duration::from_secs(10), listener)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("\"code\":\"CB-0001\""), "{text}");
+    let done = app.settled(&token, &rid).await;
+    assert_eq!(done["code"], "CB-0001");
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(wallet["provider_codes"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_late_code_is_found_by_polling_and_errors_are_retried() {
+    let provider = MockServer::start().await;
+    // The first ask fails; the retry is accepted for later.
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "POLL-0001"})))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (_, token) = app.customer("poll@example.org").await;
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-5", "channel": "web"}),
+        )
+        .await;
+    let rid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = app.settled(&token, &rid).await;
+    assert_eq!(done["code"], "POLL-0001");
+    let calls: Vec<String> = provider
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect();
+    assert_eq!(calls, ["POST", "POST", "GET", "GET"]);
+}
+
+#[actix_web::test]
+async fn a_request_without_a_code_in_time_fails_and_admins_are_told() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_provider(&dir, &provider);
+    settings.providers[0].give_up_after_s = 2;
+    let app = spawn_with(settings, dir).await;
+    let (_, token) = app.customer("never@example.org").await;
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-1", "channel": "web"}),
+        )
+        .await;
+    let rid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = app.settled(&token, &rid).await;
+    assert_eq!(done["status"], "failed");
+    assert!(
+        done["error"].as_str().unwrap().contains("within 2 s"),
+        "{done}"
+    );
+    let failed: Vec<Value> = app
+        .notifications()
+        .await
+        .into_iter()
+        .filter(|n| n["kind"] == "code_request_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    // A late callback changes nothing.
+    let body = json!({"request_id": rid, "code": "TOO-LATE"});
+    let res = app
+        .callback(&body, &sign(&serde_json::to_vec(&body).unwrap()))
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "failed");
+}
+
+#[actix_web::test]
+async fn a_pending_request_is_resumed_after_a_restart() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (_, token) = app.customer("restart@example.org").await;
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-2", "channel": "web"}),
+        )
+        .await;
+    let rid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..100 {
+        if !provider.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = app.stop().await;
+    // While voucherd was down the provider got the code ready.
+    provider.reset().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/codes/{rid}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "AFTER-1"})))
+        .mount(&provider)
+        .await;
+    let settings = with_provider(&dir, &provider);
+    let app = spawn_with(settings, dir).await;
+    let token = app.login("restart@example.org", "customer-password").await;
+    let done = app.settled(&token, &rid).await;
+    assert_eq!(done["code"], "AFTER-1");
+    let asked_again = provider
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.method == wiremock::http::Method::POST);
+    assert!(
+        !asked_again,
+        "an accepted request is polled, not asked again"
+    );
+}
+
+#[actix_web::test]
+async fn the_code_goes_out_by_sms_and_bad_requests_change_nothing() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "SMS-0001"})))
+        .mount(&provider)
+        .await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&gateway)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_provider(&dir, &provider);
+    settings.delivery.sms.url = format!("{}/send", gateway.uri());
+    let app = spawn_with(settings, dir).await;
+    let (_, token) = app.customer("text@example.org").await;
+    for (body, code) in [
+        (
+            json!({"provider": "nope", "product": "x", "channel": "web"}),
+            "validation_failed",
+        ),
+        (
+            json!({"provider": "vps", "product": "x", "channel": "push"}),
+            "validation_failed",
+        ),
+        (
+            json!({"provider": "vps", "product": "x", "channel": "sms"}),
+            "validation_failed",
+        ),
+        (
+            json!({"provider": "vps", "product": " ", "channel": "web"}),
+            "validation_failed",
+        ),
+    ] {
+        assert_problem(app.ask(&token, body).await, 422, code).await;
+    }
+    assert!(provider.received_requests().await.unwrap().is_empty());
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-50", "channel": "sms", "phone": "+4915199999999"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let rid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.settled(&token, &rid).await;
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        sent = gateway.received_requests().await.unwrap();
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent.len(), 1);
+    let sms: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(sms["to"], "+4915199999999");
+    assert_eq!(sms["body"], "Your gift-50 code: SMS-0001");
+}
