@@ -309,7 +309,7 @@ async fn erase(
             "an admin cannot erase themselves".into(),
         ));
     }
-    // Subscriptions, digests and messages (with their deliveries) and the alerts about those
+    // Subscriptions, digests, messages (with their deliveries), code requests, and the alerts about those
     // (with the emails that carried them) first: a crash
     // half-way leaves a user who can be erased again, never orphaned personal data. One writer
     // command, so a subscription or settings change queued behind it finds no user (404).
@@ -322,6 +322,7 @@ async fn erase(
             s.subscriptions().erase_user(id)?;
             let mut ids = s.digests().erase_user(id)?;
             ids.extend(s.messages().erase_owner(id)?);
+            s.code_requests().erase_customer(id)?;
             let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
             let alerts = s.notifications().erase_about(&deliveries)?;
             deliveries.extend(alerts.iter().map(Uuid::to_string));

@@ -1,7 +1,7 @@
 //! Code requests (tree `code_requests`: RequestId(16) → CodeRequest, one key per change).
 //!
 //! In memory ([`CodeRequestIndex`], rebuilt at open): the pending requests (resumed at start) and
-//! each customer's fulfilled ones (their wallet lists those codes). [`CodeRequests::fulfil`] and
+//! each customer's requests (their wallet lists the fulfilled ones' codes; erasure removes all). [`CodeRequests::fulfil`] and
 //! [`CodeRequests::fail`] settle a pending request once: a second answer — a duplicate callback,
 //! a callback racing a poll — finds it settled and changes nothing.
 
@@ -18,7 +18,8 @@ use crate::domain::delivery::{Channel, MessagePayload, MessageRecord};
 #[derive(Default)]
 struct State {
     pending: BTreeSet<Uuid>,
-    fulfilled: HashMap<Uuid, Vec<Uuid>>,
+    /// Customer → their requests, oldest first.
+    by_customer: HashMap<Uuid, Vec<Uuid>>,
 }
 
 #[derive(Default)]
@@ -37,20 +38,14 @@ impl CodeRequestIndex {
 
 impl State {
     fn note(&mut self, r: &CodeRequest) {
-        match r.status {
-            RequestStatus::Pending => {
-                self.pending.insert(r.id);
-            }
-            RequestStatus::Fulfilled => {
-                self.pending.remove(&r.id);
-                let held = self.fulfilled.entry(r.customer).or_default();
-                if !held.contains(&r.id) {
-                    held.push(r.id);
-                }
-            }
-            RequestStatus::Failed => {
-                self.pending.remove(&r.id);
-            }
+        if r.status == RequestStatus::Pending {
+            self.pending.insert(r.id);
+        } else {
+            self.pending.remove(&r.id);
+        }
+        let mine = self.by_customer.entry(r.customer).or_default();
+        if !mine.contains(&r.id) {
+            mine.push(r.id);
         }
     }
 }
@@ -109,21 +104,46 @@ impl<'a> CodeRequests<'a> {
         self.index().0.read().pending.iter().copied().collect()
     }
 
-    /// A customer's fulfilled requests, in the order they were fulfilled.
+    /// A customer's fulfilled requests, in the order they were made.
     pub fn fulfilled_for(&self, customer: Uuid) -> Result<Vec<CodeRequest>, StoreError> {
         let ids = self
             .index()
             .0
             .read()
-            .fulfilled
+            .by_customer
             .get(&customer)
             .cloned()
             .unwrap_or_default();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.extend(self.get(id)?);
+            out.extend(
+                self.get(id)?
+                    .filter(|r| r.status == RequestStatus::Fulfilled),
+            );
         }
         Ok(out)
+    }
+
+    /// Removes every request of `customer` (erasure: they hold a phone number); returns how many.
+    /// Writer only.
+    pub fn erase_customer(&self, customer: Uuid) -> Result<usize, StoreError> {
+        let ids = self
+            .index()
+            .0
+            .write()
+            .by_customer
+            .remove(&customer)
+            .unwrap_or_default();
+        let mut batch = sled::Batch::default();
+        for id in &ids {
+            batch.remove(id.as_bytes());
+        }
+        self.store.trees().code_requests.apply_batch(batch)?;
+        let mut state = self.index().0.write();
+        for id in &ids {
+            state.pending.remove(id);
+        }
+        Ok(ids.len())
     }
 
     /// Gives a pending request its code, once: stored with, for an SMS request, its message in

@@ -159,6 +159,18 @@ async fn an_immediate_code_reaches_the_request_its_events_and_the_wallet_once() 
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Erasing the customer erases their requests (they hold a phone number).
+    let res = app.delete_user(&id, &token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/code-requests/{rid}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
 #[actix_web::test]
