@@ -314,6 +314,12 @@ fn run(path: &std::path::Path, users: usize) {
                 shared_clock.clone(),
                 Arc::new(Templates::load(None).unwrap()),
                 LinkSigner::new(&[7; 32]).unwrap(),
+                Arc::new(
+                    voucherd::delivery::push::Vapid::from_private(
+                        &voucherd::delivery::push::Vapid::generate(),
+                    )
+                    .unwrap(),
+                ),
             )
             .unwrap(),
         );

@@ -52,6 +52,11 @@ impl Application {
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from);
         let templates = Arc::new(Templates::load(templates_dir.as_deref())?);
+        // The VAPID key pair: generated at first start, kept in the store.
+        let vapid_private = store
+            .write(|s| s.meta().vapid_key(crate::delivery::push::Vapid::generate))
+            .await?;
+        let vapid = Arc::new(crate::delivery::push::Vapid::from_private(&vapid_private)?);
         // Digest schedules are rebuilt in memory from the users' settings and the digests
         // already sent, before the shards read them.
         let (weekday, now) = (settings.digest.weekly_day, clock.now());
@@ -64,6 +69,7 @@ impl Application {
             clock: clock.clone(),
             signer: signer.clone(),
             templates: templates.clone(),
+            vapid: vapid.clone(),
         })?;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -72,6 +78,7 @@ impl Application {
             passwords,
             signer,
             templates,
+            vapid,
             actors: actors.addrs(),
             rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
             in_flight: actix_web::web::Data::new(Default::default()),

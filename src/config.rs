@@ -71,6 +71,11 @@ api_key = ""
 per_second = 10
 timeout_s = 10
 
+[delivery.push]
+subject = "mailto:admin@localhost"
+per_second = 50
+timeout_s = 10
+
 [subscriptions]
 max_per_user = 200
 
@@ -240,6 +245,19 @@ pub struct DeliverySettings {
     pub retry_max_s: u64,
     pub email: EmailSettings,
     pub sms: SmsSettings,
+    pub push: PushSettings,
+}
+
+/// Web Push: the VAPID keys are generated at first start and kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSettings {
+    /// The VAPID `sub` claim: how a push service reaches the operator (`mailto:` or `https:`).
+    pub subject: String,
+    /// Messages per second at most.
+    pub per_second: u32,
+    /// Per request to a push service.
+    pub timeout_s: u64,
 }
 
 /// The SMS gateway: a JSON `POST {url} {to, body}` with `Authorization: Bearer {api_key}` (the
@@ -884,6 +902,22 @@ impl Settings {
         if !(1..=600).contains(&sms.timeout_s) {
             return Err(invalid(
                 "delivery.sms.timeout_s",
+                "must be between 1 and 600",
+            ));
+        }
+        let push = &del.push;
+        if !(push.subject.starts_with("mailto:") || push.subject.starts_with("https://")) {
+            return Err(invalid(
+                "delivery.push.subject",
+                "must be a mailto: or https:// URI (push services use it to reach you)",
+            ));
+        }
+        if push.per_second == 0 {
+            return Err(invalid("delivery.push.per_second", "must be at least 1"));
+        }
+        if !(1..=600).contains(&push.timeout_s) {
+            return Err(invalid(
+                "delivery.push.timeout_s",
                 "must be between 1 and 600",
             ));
         }

@@ -33,6 +33,7 @@ pub struct Deps {
     pub clock: SharedClock,
     pub signer: crate::security::LinkSigner,
     pub templates: Arc<crate::delivery::templates::Templates>,
+    pub vapid: Arc<crate::delivery::push::Vapid>,
 }
 
 /// The running actors and the arbiter they live on.
@@ -74,6 +75,7 @@ impl Actors {
             deps.clock.clone(),
             deps.templates.clone(),
             deps.signer.clone(),
+            deps.vapid.clone(),
         )?);
         let wake = outbox_wake.clone();
         let sends = dispatcher::SendRuntime::new()?;

@@ -5,6 +5,7 @@
 //! here in a later issue.
 
 pub mod email;
+pub mod push;
 pub mod render;
 pub mod sms;
 pub mod smtp;

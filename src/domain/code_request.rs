@@ -15,6 +15,8 @@ pub enum RequestChannel {
     Web,
     /// Also a text message to the request's phone number.
     Sms,
+    /// Also a Web Push notification to the customer's push subscriptions.
+    Push,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -14,6 +14,8 @@ pub enum Channel {
     Webhook,
     /// A text message to the customer's phone through the `[delivery.sms]` gateway.
     Sms,
+    /// A Web Push notification to each of the customer's push subscriptions.
+    Push,
 }
 
 impl Channel {
@@ -22,6 +24,7 @@ impl Channel {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
             Channel::Sms => "sms",
+            Channel::Push => "push",
         }
     }
 }

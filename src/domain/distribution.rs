@@ -58,8 +58,9 @@ pub struct Progress {
     pub skipped_sold_out: u32,
     /// Recipients skipped because the campaign had ended (or not started) or they were erased.
     pub skipped_other: u32,
-    /// Recipients of an SMS distribution with no phone number (left out when it was accepted).
-    pub skipped_no_phone: u32,
+    /// Recipients with no phone number (SMS) or no push subscription (push), left out when it was
+    /// accepted.
+    pub skipped_unreachable: u32,
     #[serde(with = "crate::domain::times::micros_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTime<Utc>>,
@@ -89,7 +90,7 @@ pub struct DistributionView {
     pub skipped_limit_reached: u32,
     pub skipped_sold_out: u32,
     pub skipped_other: u32,
-    pub skipped_no_phone: u32,
+    pub skipped_unreachable: u32,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -121,7 +122,7 @@ impl DistributionView {
             skipped_limit_reached: p.skipped_limit_reached,
             skipped_sold_out: p.skipped_sold_out,
             skipped_other: p.skipped_other,
-            skipped_no_phone: p.skipped_no_phone,
+            skipped_unreachable: p.skipped_unreachable,
             created_by: d.created_by,
             created_at: d.created_at,
             finished_at: p.finished_at,

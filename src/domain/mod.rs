@@ -9,6 +9,7 @@ pub mod digest;
 pub mod distribution;
 pub mod network;
 pub mod notification;
+pub mod push;
 pub mod schedule;
 pub mod times;
 pub mod user;
@@ -20,7 +21,10 @@ pub mod voucher;
 /// list in the order they were made. A clock that moves back is not clamped: the id carries the
 /// time it was given.
 pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
-    static LAST: parking_lot::Mutex<u128> = parking_lot::const_mutex(0);
+    /// The last id made in each of the milliseconds asked for most recently (several: callers
+    /// with different clocks — tests with manual clocks — interleave), with when each was used.
+    static LAST: parking_lot::Mutex<([(u128, u64); 16], u64)> =
+        parking_lot::const_mutex(([(0, 0); 16], 0));
     let secs = u64::try_from(t.timestamp()).unwrap_or(0);
     let fresh = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
         uuid::NoContext,
@@ -28,14 +32,27 @@ pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
         t.timestamp_subsec_nanos(),
     ))
     .as_u128();
-    let mut last = LAST.lock();
+    let mut guard = LAST.lock();
+    let (slots, tick) = &mut *guard;
+    *tick += 1;
     // The top 48 bits are the millisecond.
-    let id = if fresh >> 80 == *last >> 80 && fresh <= *last {
+    let slot = match slots.iter().position(|(l, _)| *l >> 80 == fresh >> 80) {
+        Some(i) => i,
+        None => {
+            // The least recently used millisecond gives way.
+            let i = (0..slots.len()).min_by_key(|&i| slots[i].1).unwrap_or(0);
+            slots[i].0 = 0;
+            i
+        }
+    };
+    let (last, used) = &mut slots[slot];
+    let id = if *last != 0 && fresh <= *last {
         *last + 1
     } else {
         fresh
     };
     *last = id;
+    *used = *tick;
     uuid::Uuid::from_u128(id)
 }
 

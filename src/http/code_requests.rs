@@ -57,7 +57,8 @@ pub struct NewCodeRequest {
     #[serde(default, deserialize_with = "super::json::some")]
     #[schema(nullable = false, pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub phone: Option<String>,
-    /// `web` (status and events only) or `sms` (a text message too); `push` is not offered yet.
+    /// `web` (status and events only), `sms` (a text message too) or `push` (a Web Push
+    /// notification too, to the customer's push subscriptions).
     pub channel: AskedChannel,
     /// Managers: the customer the code is for.
     #[serde(default, deserialize_with = "super::json::some")]
@@ -89,9 +90,16 @@ async fn create(
         AskedChannel::Web => RequestChannel::Web,
         AskedChannel::Sms => RequestChannel::Sms,
         AskedChannel::Push => {
-            return Err(ApiError::Invalid(
-                "channel: push is not available yet; use web or sms".into(),
-            ));
+            let subscribed = state
+                .store
+                .run(move |s| s.push_subscriptions().of_user(customer))
+                .await?;
+            if subscribed.is_empty() {
+                return Err(ApiError::Invalid(
+                    "channel: push needs a push subscription of the customer".into(),
+                ));
+            }
+            RequestChannel::Push
         }
     };
     let given = body.phone.as_deref().map(Phone::parse).transpose()?;
@@ -114,7 +122,7 @@ async fn create(
                     .to_owned(),
             )
         }
-        (RequestChannel::Web, None) => None,
+        (RequestChannel::Web | RequestChannel::Push, None) => None,
     };
     if channel == RequestChannel::Sms && !state.settings.delivery.sms.enabled() {
         return Err(ApiError::Invalid(

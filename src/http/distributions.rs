@@ -63,6 +63,7 @@ pub enum DistributionChannel {
     Email,
     Webhook,
     Sms,
+    Push,
 }
 
 /// Start a distribution (manager): 202 with its id, status `running` and a `Location` to follow
@@ -157,24 +158,31 @@ async fn create(
             ));
         }
     }
-    // A text message needs a number: recipients without one are left out and counted.
+    // A text message needs a number, a push a subscription: recipients without are left out and
+    // counted.
     let mut progress = Progress::default();
-    let recipients = if body.channel == Channel::Sms {
+    let channel = body.channel;
+    let recipients = if matches!(channel, Channel::Sms | Channel::Push) {
         let (with, without) = state
             .store
             .run(move |s| {
                 let mut with = Vec::with_capacity(recipients.len());
                 let mut without = 0u32;
                 for id in recipients {
-                    match s.users().get(id)?.and_then(|u| u.phone) {
-                        Some(_) => with.push(id),
-                        None => without += 1,
+                    let reachable = match channel {
+                        Channel::Sms => s.users().get(id)?.and_then(|u| u.phone).is_some(),
+                        _ => !s.push_subscriptions().of_user(id)?.is_empty(),
+                    };
+                    if reachable {
+                        with.push(id);
+                    } else {
+                        without += 1;
                     }
                 }
                 Ok((with, without))
             })
             .await?;
-        progress.skipped_no_phone = without;
+        progress.skipped_unreachable = without;
         with
     } else {
         recipients

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod pagination;
+pub mod push;
 pub mod rate_limit;
 pub mod subscriptions;
 pub mod tokens;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub passwords: Passwords,
     pub signer: crate::security::LinkSigner,
     pub templates: Arc<crate::delivery::templates::Templates>,
+    /// The server's VAPID identity (its public key is served to browsers).
+    pub vapid: Arc<crate::delivery::push::Vapid>,
     pub actors: ActorAddrs,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
     pub listing_cache: vouchers::ListingCache,
@@ -69,6 +72,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(wallet::routes)
                 .configure(distributions::routes)
                 .configure(code_requests::routes)
+                .configure(push::routes)
                 .configure(users::routes)
                 .configure(tokens::routes)
                 .configure(api_keys::routes)

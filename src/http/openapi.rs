@@ -30,6 +30,7 @@ pub const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
         (name = "vouchers", description = "The catalogue of collected vouchers"),
         (name = "notifications", description = "Admin alerts"),
         (name = "code-requests", description = "Codes asked of voucher-provider servers, and their callbacks"),
+        (name = "push", description = "Web Push: the VAPID key and users' push subscriptions"),
         (name = "campaigns", description = "Campaigns, their codes and claims"),
         (name = "wallet", description = "The codes a customer holds"),
         (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),

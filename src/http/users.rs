@@ -323,6 +323,7 @@ async fn erase(
             let mut ids = s.digests().erase_user(id)?;
             ids.extend(s.messages().erase_owner(id)?);
             s.code_requests().erase_customer(id)?;
+            s.push_subscriptions().erase_user(id)?;
             let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
             let alerts = s.notifications().erase_about(&deliveries)?;
             deliveries.extend(alerts.iter().map(Uuid::to_string));

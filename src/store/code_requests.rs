@@ -159,9 +159,14 @@ impl<'a> CodeRequests<'a> {
         r.updated_at = now;
         r.error = None;
         self.put(&r)?;
-        if r.channel == RequestChannel::Sms {
+        let channel = match r.channel {
+            RequestChannel::Web => None,
+            RequestChannel::Sms => Some(Channel::Sms),
+            RequestChannel::Push => Some(Channel::Push),
+        };
+        if let Some(channel) = channel {
             self.store.messages().enqueue(&[MessageRecord::new(
-                Channel::Sms,
+                channel,
                 MessagePayload::Requested {
                     user_id: r.customer,
                     request_id: r.id,

@@ -23,6 +23,7 @@
 //!   `p` ‖ id → its progress, see [`distributions`]
 //! - `code_requests` RequestId(16) → CodeRequest: codes asked of provider servers, see
 //!   [`code_requests`]
+//! - `push_subscriptions` UserId(16) ‖ SubscriptionId(16) → PushSubscription, see [`push`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -53,6 +54,7 @@ pub mod networks;
 pub mod notifications;
 pub mod orders;
 pub mod pool;
+pub mod push;
 pub mod schema;
 pub mod subscriptions;
 pub mod tokens;
@@ -170,6 +172,7 @@ pub(crate) struct Trees {
     pub messages: sled::Tree,
     pub distributions: sled::Tree,
     pub code_requests: sled::Tree,
+    pub push_subscriptions: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -236,6 +239,7 @@ pub const TREE_NAMES: &[&str] = &[
     "messages",
     "distributions",
     "code_requests",
+    "push_subscriptions",
 ];
 
 impl Trees {
@@ -258,6 +262,7 @@ impl Trees {
             messages: db.open_tree("messages")?,
             distributions: db.open_tree("distributions")?,
             code_requests: db.open_tree("code_requests")?,
+            push_subscriptions: db.open_tree("push_subscriptions")?,
         })
     }
 }
@@ -434,6 +439,10 @@ impl Store {
 
     pub fn messages(&self) -> messages::Messages<'_> {
         messages::Messages::new(self)
+    }
+
+    pub fn push_subscriptions(&self) -> push::PushSubscriptions<'_> {
+        push::PushSubscriptions::new(self)
     }
 
     pub fn code_requests(&self) -> code_requests::CodeRequests<'_> {

@@ -543,7 +543,7 @@ async fn customers_get_their_code_by_sms_and_those_without_a_number_are_counted(
         (
             &done["recipients"],
             &done["assigned"],
-            &done["skipped_no_phone"]
+            &done["skipped_unreachable"]
         ),
         (&json!(2), &json!(2), &json!(1))
     );

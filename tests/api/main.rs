@@ -12,6 +12,7 @@ mod helpers;
 mod migration;
 mod networks;
 mod operations;
+mod push;
 mod restart;
 mod users;
 mod vouchers;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use base64ct::Encoding as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -129,6 +130,10 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/code-requests/{id}",
         "GET /api/v1/code-requests/{id}/events",
         "POST /api/v1/providers/{name}/callback",
+        "GET /api/v1/push/vapid-public-key",
+        "GET /api/v1/users/{id}/push-subscriptions",
+        "POST /api/v1/users/{id}/push-subscriptions",
+        "DELETE /api/v1/users/{id}/push-subscriptions/{sub_id}",
         "POST /api/v1/orders",
         "POST /api/v1/redemptions",
         "POST /api/v1/redemptions/{id}/rollback",
@@ -241,6 +246,25 @@ async fn the_openapi_document_describes_every_route() {
         .await
         .unwrap();
     let request_id = request["id"].as_str().unwrap().to_owned();
+    let point = web_push_native::p256::SecretKey::random(
+        &mut web_push_native::p256::elliptic_curve::rand_core::OsRng,
+    )
+    .public_key();
+    let push: Value = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{admin_id}/push-subscriptions"),
+            Some(&app.admin_token),
+            Some(json!({"endpoint": "https://push.example/route-check", "keys": {
+                "p256dh": base64ct::Base64UrlUnpadded::encode_string(
+                    web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&point, false).as_bytes()),
+                "auth": "AAAAAAAAAAAAAAAAAAAAAA"}})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let push_id = push["id"].as_str().unwrap().to_owned();
     for route in &expected {
         let path = if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
@@ -255,6 +279,8 @@ async fn the_openapi_document_describes_every_route() {
             route.replace("{id}", &request_id)
         } else if route.contains("/codes/{code}") {
             route.replace("{code}", "ROUTE-CHECK-1")
+        } else if route.contains("/push-subscriptions/") {
+            route.replace("{sub_id}", &push_id)
         } else if route.contains("/api-keys/") {
             route.replace("{id}", key["id"].as_str().unwrap())
         } else {

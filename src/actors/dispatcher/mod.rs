@@ -57,6 +57,8 @@ pub struct Outbound {
     /// The SMS gateway, when configured.
     pub sms: Option<crate::delivery::sms::Sms>,
     pub sms_per_second: u32,
+    pub push: crate::delivery::push::Push,
+    pub push_per_second: u32,
     /// Who gets admin alerts.
     pub admin_emails: Vec<String>,
     last_alert: std::sync::Mutex<Option<std::time::Instant>>,
@@ -69,6 +71,7 @@ impl Outbound {
         clock: SharedClock,
         templates: Arc<Templates>,
         signer: LinkSigner,
+        vapid: Arc<crate::delivery::push::Vapid>,
     ) -> anyhow::Result<Self> {
         let email = &settings.delivery.email;
         let public_url = settings.http.public_url.trim_end_matches('/').to_owned();
@@ -93,19 +96,25 @@ impl Outbound {
             },
             pool_size: email.pool_size as usize,
             per_second: email.per_second,
+            // The longest any channel's transport may take.
             send_timeout: Duration::from_secs(
-                email.timeout_s.max(
-                    settings
-                        .webhooks
-                        .iter()
-                        .map(|w| w.timeout_s)
-                        .max()
-                        .unwrap_or(0),
-                ),
+                settings
+                    .webhooks
+                    .iter()
+                    .map(|w| w.timeout_s)
+                    .chain([
+                        email.timeout_s,
+                        settings.delivery.sms.timeout_s,
+                        settings.delivery.push.timeout_s,
+                    ])
+                    .max()
+                    .unwrap_or(email.timeout_s),
             ),
             webhooks: crate::delivery::webhook::Webhooks::new(&settings.webhooks)?,
             sms: crate::delivery::sms::Sms::new(&settings.delivery.sms)?,
             sms_per_second: settings.delivery.sms.per_second,
+            push: crate::delivery::push::Push::new(&settings.delivery.push, vapid)?,
+            push_per_second: settings.delivery.push.per_second,
             admin_emails: settings.notify.admin_emails.clone(),
             last_alert: std::sync::Mutex::new(None),
         })

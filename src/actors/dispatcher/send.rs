@@ -32,6 +32,8 @@ const RATE_SLACK: Duration = Duration::from_millis(1);
 const WEBHOOKS_IN_FLIGHT: usize = 16;
 /// SMS requests in flight at once.
 const SMS_IN_FLIGHT: usize = 8;
+/// Push messages in flight at once (each goes to every subscription of its customer).
+const PUSH_IN_FLIGHT: usize = 8;
 
 /// One channel's share of the sending: its own sends in flight and, when capped, its rate.
 struct Lane {
@@ -164,6 +166,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
     let mut email = Lane::new(out.pool_size, Some(out.per_second));
     let mut webhook = Lane::new(WEBHOOKS_IN_FLIGHT, None);
     let mut sms = Lane::new(SMS_IN_FLIGHT, Some(out.sms_per_second));
+    let mut push = Lane::new(PUSH_IN_FLIGHT, Some(out.push_per_second));
     loop {
         let now = out.clock.now();
         let lease =
@@ -213,6 +216,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
                 Channel::Email => &mut email,
                 Channel::Webhook => &mut webhook,
                 Channel::Sms => &mut sms,
+                Channel::Push => &mut push,
             };
             let Some(permit) = lane.start().await else {
                 return;
@@ -422,7 +426,27 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                         .map_err(|e| SendError::permanent(e.to_string()))?;
                     sms.send(phone.as_str(), &body, &d.id.to_string()).await
                 }
+                (Channel::Push, _) => {
+                    let text = code_sms(&out.templates, &campaign, code, &out.public_url)
+                        .map_err(|e| SendError::permanent(e.to_string()))?;
+                    let payload = serde_json::json!({
+                        "title": campaign.name, "body": text, "code": code,
+                        "campaign_id": campaign.id,
+                    });
+                    push_to_all(out, user.id, &payload).await
+                }
             }
+        }
+        Loaded::Requested(r) if d.channel == Channel::Push => {
+            let Some(code) = r.code.as_deref() else {
+                return Err(SendError::permanent("the request has no code"));
+            };
+            let text = requested_sms(&out.templates, &r.product, code)
+                .map_err(|e| SendError::permanent(e.to_string()))?;
+            let payload = serde_json::json!({
+                "title": r.product, "body": text, "code": code, "request_id": r.id,
+            });
+            push_to_all(out, r.customer, &payload).await
         }
         Loaded::Requested(r) => {
             let Some(sms) = out.sms.as_ref() else {
@@ -455,5 +479,56 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                 .send(email.build(&out.from)?, &d.id.to_string())
                 .await
         }
+    }
+}
+
+/// Sends `payload` to every push subscription of `user`: delivered when at least one push service
+/// took it; a subscription its service calls gone (404, 410) is removed; with none left (or none
+/// at all) the message fails for good.
+async fn push_to_all(
+    out: &Outbound,
+    user: uuid::Uuid,
+    payload: &serde_json::Value,
+) -> Result<(), SendError> {
+    use crate::delivery::push::PushError;
+    let subs = out
+        .store
+        .run(move |s| s.push_subscriptions().of_user(user))
+        .await
+        .map_err(|e| SendError::transient(e.to_string()))?;
+    if subs.is_empty() {
+        return Err(SendError::permanent(
+            "the customer has no push subscription",
+        ));
+    }
+    let body = serde_json::to_vec(payload).map_err(|e| SendError::permanent(e.to_string()))?;
+    let (mut delivered, mut error) = (false, None);
+    for sub in subs {
+        match out.push.send(&sub, &body).await {
+            Ok(()) => delivered = true,
+            Err(PushError::Gone) => {
+                let id = sub.id;
+                tracing::info!(%user, subscription = %id, "push subscription gone; removed");
+                if let Err(e) = out
+                    .store
+                    .write(move |s| s.push_subscriptions().remove(user, id))
+                    .await
+                {
+                    tracing::warn!(error = %e, "removing a gone push subscription failed");
+                }
+                error.get_or_insert(SendError::permanent("every push subscription is gone"));
+            }
+            Err(PushError::Failed(e)) => {
+                // A transient failure outranks "gone": the message is tried again.
+                if !e.permanent || error.is_none() {
+                    error = Some(e);
+                }
+            }
+        }
+    }
+    match (delivered, error) {
+        (true, _) => Ok(()),
+        (false, Some(e)) => Err(e),
+        (false, None) => Err(SendError::permanent("no push subscription took it")),
     }
 }
