@@ -485,3 +485,41 @@ async fn the_code_goes_out_by_sms_and_bad_requests_change_nothing() {
     assert_eq!(sms["to"], "+4915199999999");
     assert_eq!(sms["body"], "Your gift-50 code: SMS-0001");
 }
+
+#[actix_web::test]
+async fn past_the_queue_requests_are_refused_with_503_and_nothing_is_stored() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": "SLOW"}))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_provider(&dir, &provider);
+    settings.providers[0].concurrency = 1;
+    let app = spawn_with(settings, dir).await;
+    let (_, token) = app.customer("busy@example.org").await;
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..25 {
+        let res = app
+            .ask(
+                &token,
+                json!({"provider": "vps", "product": format!("p{i}"), "channel": "web"}),
+            )
+            .await;
+        match res.status().as_u16() {
+            202 => accepted += 1,
+            503 => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                assert_problem(res, 503, "overloaded").await;
+                refused += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    // One with the provider and sixteen waiting (16 × concurrency); the rest refused.
+    assert_eq!((accepted, refused), (17, 8));
+}

@@ -49,7 +49,11 @@ impl Handler<Submit> for ProviderActor {
 
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
         let _ = guard(self, ctx, |act, ctx| {
-            if !act.queue.contains(&msg.0) {
+            // A request already queued waits once (a linear look: the queue is bounded by
+            // 16 × concurrency).
+            if act.queue.contains(&msg.0) {
+                act.drop_one(); // counted once already
+            } else {
                 act.queue.push_back(msg.0);
             }
             act.pump(ctx);
@@ -79,12 +83,12 @@ impl ProviderActor {
             ctx.spawn(async move { call.run(id).await }.into_actor(self).map(
                 move |outcome, act, ctx| {
                     act.in_flight -= 1;
+                    act.drop_one();
                     act.settle(id, outcome, ctx);
                     act.pump(ctx);
                 },
             ));
         }
-        self.note_busy();
     }
 
     fn settle(&mut self, id: Uuid, outcome: Outcome, ctx: &mut Context<Self>) {
@@ -94,21 +98,27 @@ impl ProviderActor {
                 if let Some(Settled::Now(r)) = settled {
                     metrics::counter!("voucherd_code_requests_total", "provider" => self.settings.name.clone(), "result" => status_label(r.status)).increment(1);
                     self.settlements.settled(id);
-                    if r.channel == RequestChannel::Sms || r.status == RequestStatus::Failed {
+                    if r.channel != RequestChannel::Web || r.status == RequestStatus::Failed {
                         self.outbox_wake.notify_one();
                     }
                 }
             }
             Outcome::Later(after) => {
                 self.errors.remove(&id);
-                ctx.run_later(after, move |_, ctx| ctx.notify(Submit(id)));
+                ctx.run_later(after, move |act, ctx| {
+                    act.take_one();
+                    ctx.notify(Submit(id));
+                });
             }
             Outcome::Error(error, limit) => {
                 let n = self.errors.entry(id).or_default();
                 *n += 1;
                 let after = Self::backoff(*n).min(limit);
                 tracing::warn!(provider = %self.settings.name, request = %id, attempt = *n, %error, "provider call failed; retrying");
-                ctx.run_later(after, move |_, ctx| ctx.notify(Submit(id)));
+                ctx.run_later(after, move |act, ctx| {
+                    act.take_one();
+                    ctx.notify(Submit(id));
+                });
             }
         }
     }

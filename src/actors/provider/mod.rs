@@ -119,9 +119,16 @@ impl Providers {
     /// Hands a stored pending request to its provider's actor; false when it cannot take it now
     /// (it stays pending and is picked up at the actor's next start).
     pub fn submit(&self, name: &str, id: Uuid) -> bool {
-        self.actors
-            .get(name)
-            .is_some_and(|(addr, _, _)| addr.try_send(Submit(id)).is_ok())
+        self.actors.get(name).is_some_and(|(addr, busy, _)| {
+            let sent = addr.try_send(Submit(id)).is_ok();
+            if !sent {
+                // Its place was reserved: give it back.
+                let _ = busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some(b.saturating_sub(1))
+                });
+            }
+            sent
+        })
     }
 
     pub fn addrs(&self) -> impl Iterator<Item = &Addr<ProviderActor>> {
@@ -142,7 +149,9 @@ pub struct ProviderActor {
     /// Requests waiting for a free slot.
     queue: VecDeque<Uuid>,
     in_flight: usize,
-    /// queue + in flight, shared with [`Providers`] for the 503 decision.
+    /// Requests handed to this actor and not yet out of its hands (queued, in flight, or in its
+    /// mailbox): raised by [`Providers::reserve`] and by the actor's own timers, lowered when a
+    /// call ends. Shared with [`Providers`] for the 503 decision.
     busy: Arc<AtomicUsize>,
     /// Failed calls in a row per request (for the backoff).
     errors: HashMap<Uuid, u32>,
@@ -180,9 +189,18 @@ impl ProviderActor {
         })
     }
 
-    fn note_busy(&self) {
-        self.busy
-            .store(self.queue.len() + self.in_flight, Ordering::Release);
+    /// One more request on its way in (a timer's or a restart's own submit).
+    fn take_one(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One request out of this actor's hands.
+    fn drop_one(&self) {
+        let _ = self
+            .busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(1))
+            });
     }
 
     /// When to look at a request again after `n` failed calls in a row.
@@ -200,6 +218,7 @@ impl Actor for ProviderActor {
         let name = self.settings.name.clone();
         let store = self.store.clone();
         let addr = ctx.address();
+        let busy = self.busy.clone();
         actix::spawn(async move {
             let pending = store
                 .run(move |s| {
@@ -220,7 +239,9 @@ impl Actor for ProviderActor {
                     if !ids.is_empty() {
                         tracing::info!(requests = ids.len(), "pending code requests resumed");
                     }
+                    // Once, at start, bounded by what is pending: not through the mailbox bound.
                     for id in ids {
+                        busy.fetch_add(1, Ordering::AcqRel);
                         addr.do_send(Submit(id));
                     }
                 }
@@ -233,9 +254,10 @@ impl Actor for ProviderActor {
 impl Supervised for ProviderActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         note_restart::<Self>();
+        // What was queued or in flight is queued again by `started` (from the store).
         self.queue.clear();
         self.in_flight = 0;
-        self.note_busy();
+        self.busy.store(0, Ordering::Release);
     }
 }
 
