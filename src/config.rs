@@ -498,6 +498,20 @@ impl NetworkSettings {
     }
 }
 
+/// A name for a network, webhook or provider: 1-64 characters of a-z, 0-9, - and _.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// An `http://` or `https://` URL with a host.
+fn http_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
 /// Values given on the command line; they override every other layer.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -724,12 +738,7 @@ impl Settings {
         let mut seen = std::collections::HashSet::new();
         for p in &self.providers {
             let name = p.name.as_str();
-            let name_ok = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if !name_ok {
+            if !valid_name(name) {
                 return Err(invalid(
                     "providers.name",
                     name,
@@ -739,9 +748,7 @@ impl Settings {
             if !seen.insert(name) {
                 return Err(invalid("providers.name", name, "is used twice"));
             }
-            let http = url::Url::parse(&p.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !http {
+            if !http_url(&p.url) {
                 return Err(invalid("providers.url", name, "must be an http(s):// URL"));
             }
             if p.secret.len() < 16 {
@@ -784,12 +791,7 @@ impl Settings {
         let mut seen = std::collections::HashSet::new();
         for w in &self.webhooks {
             let name = w.name.as_str();
-            let name_ok = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if !name_ok {
+            if !valid_name(name) {
                 return Err(invalid(
                     "webhooks.name",
                     name,
@@ -799,9 +801,7 @@ impl Settings {
             if !seen.insert(name) {
                 return Err(invalid("webhooks.name", name, "is used twice"));
             }
-            let http = url::Url::parse(&w.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !http {
+            if !http_url(&w.url) {
                 return Err(invalid("webhooks.url", name, "must be an http(s):// URL"));
             }
             if w.secret.len() < 16 {
@@ -887,10 +887,7 @@ impl Settings {
             ));
         }
         let sms = &del.sms;
-        if sms.enabled()
-            && !url::Url::parse(&sms.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        {
+        if sms.enabled() && !http_url(&sms.url) {
             return Err(invalid(
                 "delivery.sms.url",
                 "must be an http(s):// URL, or empty",
@@ -946,12 +943,7 @@ impl Settings {
         let mut seen = std::collections::HashSet::new();
         for n in &self.networks {
             let name = n.name.as_str();
-            let name_ok = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if !name_ok {
+            if !valid_name(name) {
                 return Err(invalid(
                     "networks.name",
                     name,

@@ -311,39 +311,29 @@ async fn callback(
         .ok_or_else(|| ApiError::Invalid("an empty callback".into()))?;
     let now = state.clock.now();
     let (id, provider_name) = (cb.request_id, name.clone());
-    let settled = match (cb.code, cb.error) {
-        (Some(code), None) => {
-            let code = bounded_text("code", &code, CodeRequest::MAX_CODE_LEN)?;
-            state
-                .store
-                .write(move |s| {
-                    match s.code_requests().get(id)? {
-                        Some(r) if r.provider == provider_name => {}
-                        _ => return Err(crate::store::StoreError::NotFound),
-                    }
-                    s.code_requests().fulfil(id, &code, now)
-                })
-                .await?
-        }
-        (None, Some(error)) => {
-            let error = bounded_text("error", &error, 500)?;
-            state
-                .store
-                .write(move |s| {
-                    match s.code_requests().get(id)? {
-                        Some(r) if r.provider == provider_name => {}
-                        _ => return Err(crate::store::StoreError::NotFound),
-                    }
-                    s.code_requests().fail(id, &error, now)
-                })
-                .await?
-        }
+    // Ok(code) fulfils, Err(reason) fails.
+    let answer: Result<String, String> = match (cb.code, cb.error) {
+        (Some(code), None) => Ok(bounded_text("code", &code, CodeRequest::MAX_CODE_LEN)?),
+        (None, Some(error)) => Err(bounded_text("error", &error, 500)?),
         _ => {
             return Err(ApiError::Invalid(
                 "give exactly one of `code` or `error`".into(),
             ));
         }
     };
+    let settled = state
+        .store
+        .write(move |s| {
+            match s.code_requests().get(id)? {
+                Some(r) if r.provider == provider_name => {}
+                _ => return Err(crate::store::StoreError::NotFound),
+            }
+            match &answer {
+                Ok(code) => s.code_requests().fulfil(id, code, now),
+                Err(error) => s.code_requests().fail(id, error, now),
+            }
+        })
+        .await?;
     if let crate::store::code_requests::Settled::Now(r) = &settled {
         metrics::counter!("voucherd_code_requests_total", "provider" => name, "result" => if r.status == RequestStatus::Fulfilled { "fulfilled" } else { "failed" }).increment(1);
         state.actors.providers.settlements.settled(r.id);
