@@ -1,8 +1,8 @@
 //! Channel transports and message templates. The `DeliveryDispatcher` actor decides *when* to
 //! send; this module knows *how*: email over SMTP (lettre on connections of our own, see
 //! [`smtp`]) or into `.eml` files, rendered from minijinja templates; signed JSON POSTs to
-//! configured [`webhook`] endpoints; text messages through an HTTP [`sms`] gateway. Push joins
-//! here in a later issue.
+//! configured [`webhook`] endpoints; text messages through an HTTP [`sms`] gateway; encrypted
+//! Web Push notifications ([`push`]).
 
 pub mod email;
 pub mod push;

@@ -1,5 +1,5 @@
-//! `/api/v1/notifications`: admin alerts as stored (`network_failing` so far; pool and delivery
-//! alerts join with their issues), oldest first.
+//! `/api/v1/notifications`: admin alerts as stored (`pool_low`, `campaign_ended`,
+//! `network_failing`, `delivery_failing`, `code_request_failed`), oldest first.
 
 use actix_web::{get, web};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Housekeeper: periodic upkeep that belongs to no request. Every `INTERVAL` it purges expired
 //! tokens (through the expiry index), moves vouchers whose phase changed (started, ended) and
 //! removes expired ones past retention (through the `voucher_due` index), and runs the metrics
-//! exporter's upkeep. Later issues add their sweeps here (expired idempotency keys).
+//! exporter's upkeep, and purges expired idempotency keys.
 
 mod handlers;
 
