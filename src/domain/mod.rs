@@ -10,6 +10,7 @@ pub mod distribution;
 pub mod network;
 pub mod notification;
 pub mod push;
+pub mod report;
 pub mod schedule;
 pub mod times;
 pub mod user;

@@ -20,6 +20,7 @@ pub mod orders;
 pub mod pagination;
 pub mod push;
 pub mod rate_limit;
+pub mod reports;
 pub mod subscriptions;
 pub mod tokens;
 pub mod unsubscribe;
@@ -73,6 +74,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(distributions::routes)
                 .configure(code_requests::routes)
                 .configure(push::routes)
+                .configure(reports::routes)
                 .configure(users::routes)
                 .configure(tokens::routes)
                 .configure(api_keys::routes)

@@ -31,6 +31,7 @@ pub const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
         (name = "notifications", description = "Admin alerts"),
         (name = "code-requests", description = "Codes asked of voucher-provider servers, and their callbacks"),
         (name = "push", description = "Web Push: the VAPID key and users' push subscriptions"),
+        (name = "reports", description = "Campaign effectiveness"),
         (name = "campaigns", description = "Campaigns, their codes and claims"),
         (name = "wallet", description = "The codes a customer holds"),
         (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),

@@ -26,6 +26,8 @@ struct CampaignCodes {
     codes: Vec<Arc<str>>,
     claimed: u64,
     redeemed: u64,
+    /// Claims per quarter hour (UTC, [`crate::domain::report::slot_of`]), for reports.
+    claims_by_slot: std::collections::BTreeMap<i64, u64>,
 }
 
 #[derive(Default)]
@@ -59,6 +61,14 @@ impl CodeState {
             let (was, now) = (rank(before), rank(record.status));
             c.claimed = (c.claimed + now.0).saturating_sub(was.0);
             c.redeemed = (c.redeemed + now.1).saturating_sub(was.1);
+            if was.0 == 0
+                && now.0 == 1
+                && let Some(at) = record.claimed_at
+            {
+                *c.claims_by_slot
+                    .entry(crate::domain::report::slot_of(at))
+                    .or_default() += 1;
+            }
         }
         if let Some(holder) = record.holder
             && old_holder != Some(holder)
@@ -78,6 +88,14 @@ impl CodeState {
                 campaign.claimed += 1;
                 campaign.redeemed += 1;
             }
+        }
+        if record.status != CodeStatus::Available
+            && let Some(at) = record.claimed_at
+        {
+            *campaign
+                .claims_by_slot
+                .entry(crate::domain::report::slot_of(at))
+                .or_default() += 1;
         }
         if let Some(holder) = record.holder {
             self.holders.entry(holder).or_default().push(code.clone());
@@ -307,6 +325,17 @@ impl<'a> Codes<'a> {
             .get(code.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
+    }
+
+    /// A campaign's claims per quarter hour (UTC slots), from memory.
+    pub fn claims_by_slot(&self, campaign: Uuid) -> std::collections::BTreeMap<i64, u64> {
+        self.index()
+            .0
+            .read()
+            .campaigns
+            .get(&campaign)
+            .map(|c| c.claims_by_slot.clone())
+            .unwrap_or_default()
     }
 
     pub fn counts(&self, campaign: Uuid) -> CodeCounts {

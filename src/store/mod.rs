@@ -189,6 +189,7 @@ pub(crate) struct Indexes {
     pub idempotency: idempotency::IdempotencyIndex,
     pub notifications: notifications::NotificationIndex,
     pub code_requests: code_requests::CodeRequestIndex,
+    pub redemptions: orders::RedemptionIndex,
 }
 
 impl Indexes {
@@ -203,7 +204,9 @@ impl Indexes {
         let idempotency = idempotency::IdempotencyIndex::load(trees)?;
         let notifications = notifications::NotificationIndex::load(trees)?;
         let code_requests = code_requests::CodeRequestIndex::load(trees)?;
+        let redemptions = orders::RedemptionIndex::load(trees)?;
         Ok(Self {
+            redemptions,
             code_requests,
             notifications,
             idempotency,

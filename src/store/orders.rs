@@ -3,14 +3,56 @@
 //! redemption (or its rollback) writes its record and its code. The rules are the domain's
 //! (`domain::campaign::redeem`); running them on the one writer is what makes a code redeemed
 //! once and a gift balance never go below zero, whatever runs at the same time.
+//!
+//! In memory ([`RedemptionIndex`], rebuilt at open from the redemptions, changed only by the
+//! writer): per campaign, the redemptions standing (not rolled back) per quarter hour and the
+//! discount they gave, so a report reads no record.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::campaign::{self, CodeRecord, NotRedeemable, Order, Redemption};
+use crate::domain::report::slot_of;
+
+/// A campaign's standing redemptions.
+#[derive(Debug, Clone, Default)]
+pub struct RedemptionTally {
+    pub discount_cents: i64,
+    pub by_slot: BTreeMap<i64, u64>,
+}
+
+impl RedemptionTally {
+    fn count(&mut self, r: &Redemption, sign: i64) {
+        self.discount_cents += sign * r.discount_cents;
+        let n = self.by_slot.entry(slot_of(r.created_at)).or_default();
+        *n = if sign > 0 {
+            *n + 1
+        } else {
+            n.saturating_sub(1)
+        };
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct RedemptionIndex(RwLock<HashMap<Uuid, RedemptionTally>>);
+
+impl RedemptionIndex {
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let mut tallies: HashMap<Uuid, RedemptionTally> = HashMap::new();
+        for v in trees.redemptions.iter().values() {
+            let r: Redemption = decode(&v?)?;
+            if r.rolled_back_at.is_none() {
+                tallies.entry(r.campaign_id).or_default().count(&r, 1);
+            }
+        }
+        Ok(Self(RwLock::new(tallies)))
+    }
+}
 
 pub struct Orders<'a> {
     store: &'a Store,
@@ -40,6 +82,19 @@ impl From<sled::Error> for RedeemError {
 impl<'a> Orders<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
         Self { store }
+    }
+
+    fn tallies(&self) -> &RwLock<HashMap<Uuid, RedemptionTally>> {
+        &self.store.indexes().redemptions.0
+    }
+
+    /// A campaign's standing redemptions (from memory).
+    pub fn redemption_tally(&self, campaign: Uuid) -> RedemptionTally {
+        self.tallies()
+            .read()
+            .get(&campaign)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys). Writer
@@ -94,6 +149,11 @@ impl<'a> Orders<'a> {
             .redemptions
             .insert(redemption.id.as_bytes(), encode(&redemption)?)?;
         codes.put(before, &after)?;
+        self.tallies()
+            .write()
+            .entry(redemption.campaign_id)
+            .or_default()
+            .count(&redemption, 1);
         Ok(redemption)
     }
 
@@ -118,6 +178,11 @@ impl<'a> Orders<'a> {
         redemption.rolled_back_at = Some(now);
         tree.insert(id.as_bytes(), encode(&redemption)?)?;
         codes.put(before, &restored)?;
+        self.tallies()
+            .write()
+            .entry(redemption.campaign_id)
+            .or_default()
+            .count(&redemption, -1);
         Ok(redemption)
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_with, test_settings};
 
-fn window() -> (String, String) {
+pub(crate) fn window() -> (String, String) {
     let now = chrono::Utc::now();
     (
         (now - chrono::Duration::hours(1)).to_rfc3339(),
@@ -541,7 +541,7 @@ async fn orders_are_all_or_nothing_and_priced() {
 }
 
 impl TestApp {
-    async fn redeem(&self, body: Value) -> reqwest::Response {
+    pub(crate) async fn redeem(&self, body: Value) -> reqwest::Response {
         self.call(
             Method::POST,
             "/api/v1/redemptions",
@@ -551,7 +551,7 @@ impl TestApp {
         .await
     }
 
-    async fn rollback(&self, id: &str) -> reqwest::Response {
+    pub(crate) async fn rollback(&self, id: &str) -> reqwest::Response {
         self.call(
             Method::POST,
             &format!("/api/v1/redemptions/{id}/rollback"),

@@ -13,6 +13,7 @@ mod migration;
 mod networks;
 mod operations;
 mod push;
+mod reports;
 mod restart;
 mod users;
 mod vouchers;

@@ -1,0 +1,101 @@
+//! Campaign reports: counters and claims/redemptions per day in the campaign's timezone, built
+//! from per-quarter-hour tallies kept in memory (every timezone offset is a whole number of
+//! quarter hours, so a quarter hour falls on one local day in any zone).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds in a tally slot.
+pub const SLOT_SECONDS: i64 = 900;
+
+/// The quarter hour `t` falls in (UTC).
+pub fn slot_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(SLOT_SECONDS)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DayRow {
+    pub date: NaiveDate,
+    pub claimed: u64,
+    pub redeemed: u64,
+}
+
+/// Claims and redemptions per local date in `tz`, oldest first (days with neither left out).
+pub fn by_day(
+    claims: &BTreeMap<i64, u64>,
+    redemptions: &BTreeMap<i64, u64>,
+    tz: chrono_tz::Tz,
+) -> Vec<DayRow> {
+    let day = |slot: i64| {
+        DateTime::from_timestamp(slot * SLOT_SECONDS, 0)
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .date_naive()
+    };
+    let mut days: BTreeMap<NaiveDate, (u64, u64)> = BTreeMap::new();
+    for (slot, n) in claims {
+        days.entry(day(*slot)).or_default().0 += n;
+    }
+    for (slot, n) in redemptions {
+        days.entry(day(*slot)).or_default().1 += n;
+    }
+    days.into_iter()
+        .filter(|(_, (c, r))| *c > 0 || *r > 0)
+        .map(|(date, (claimed, redeemed))| DayRow {
+            date,
+            claimed,
+            redeemed,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarter_hours_fall_on_the_local_day() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut claims = BTreeMap::new();
+        // 23:50 UTC on the 1st is already the 2nd in Kolkata (+05:30), still the 1st in New York.
+        *claims
+            .entry(slot_of(t("2026-03-01T23:50:00Z")))
+            .or_default() += 2;
+        *claims
+            .entry(slot_of(t("2026-03-01T12:00:00Z")))
+            .or_default() += 1;
+        let mut redeemed = BTreeMap::new();
+        *redeemed
+            .entry(slot_of(t("2026-03-02T10:00:00Z")))
+            .or_default() += 1;
+        let kolkata = by_day(&claims, &redeemed, chrono_tz::Asia::Kolkata);
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            kolkata,
+            vec![
+                DayRow {
+                    date: d("2026-03-01"),
+                    claimed: 1,
+                    redeemed: 0
+                },
+                DayRow {
+                    date: d("2026-03-02"),
+                    claimed: 2,
+                    redeemed: 1
+                },
+            ]
+        );
+        let new_york = by_day(&claims, &redeemed, chrono_tz::America::New_York);
+        assert_eq!(
+            new_york[0],
+            DayRow {
+                date: d("2026-03-01"),
+                claimed: 3,
+                redeemed: 0
+            }
+        );
+    }
+}

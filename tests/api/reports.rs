@@ -1,0 +1,71 @@
+//! Campaign reports agree with a scripted sequence of claims, redemptions and a rollback, before
+//! and after a restart.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::campaigns::window;
+use crate::helpers::{spawn_with, test_settings};
+
+#[actix_web::test]
+async fn a_report_tells_what_happened_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    let (starts, ends) = window();
+    let c = app
+        .campaign(
+            json!({"name": "report", "kind": "discount", "discount": {"percent": 50},
+            "pool_size": 10, "starts_at": starts, "ends_at": ends, "per_customer_limit": 10,
+            "timezone": "Asia/Kolkata"}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.add_codes(&id, json!({"count": 10})).await.status(),
+        StatusCode::CREATED
+    );
+    let (_, token) = app.customer("reported@example.org").await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let res = app.claim(&id, &token, None).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        codes.push(
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut redemptions = Vec::new();
+    for code in &codes[..2] {
+        let res = app
+            .redeem(json!({"code": code, "order_amount_cents": 1000}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        redemptions.push(
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(app.rollback(&redemptions[0]).await.status(), StatusCode::OK);
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .date_naive()
+        .to_string();
+    let expected = json!({
+        "campaign_id": id, "codes_total": 10, "claimed": 4, "redeemed": 1,
+        "redemption_rate": 0.25, "discount_cents_total": 500,
+        "by_day": [{"date": today, "claimed": 4, "redeemed": 1}],
+    });
+    let path = format!("/api/v1/reports/campaigns/{id}");
+    assert_eq!(app.get_json(&path, &app.admin_token).await, expected);
+    // Customers do not see reports.
+    let res = app.call(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Rebuilt from the records after a restart: the same.
+    let dir = app.stop().await;
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    assert_eq!(app.get_json(&path, &app.admin_token).await, expected);
+}
