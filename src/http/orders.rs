@@ -165,13 +165,20 @@ async fn redeem(
         ));
     }
     let now = state.clock.now();
-    let redemption = state
+    let redeemed = state
         .store
         .write(move |s| {
             Ok(s.orders()
                 .redeem(&b.code, b.customer, b.order_amount_cents, now))
         })
-        .await??;
+        .await?;
+    let result = if redeemed.is_ok() {
+        "redeemed"
+    } else {
+        "refused"
+    };
+    metrics::counter!("voucherd_redemptions_total", "result" => result).increment(1);
+    let redemption = redeemed?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/redemptions/{}", redemption.id)))
         .json(RedemptionView::from(redemption)))
@@ -192,5 +199,6 @@ async fn roll_back(
         .store
         .write(move |s| Ok(s.orders().roll_back(id, now)))
         .await??;
+    metrics::counter!("voucherd_redemptions_total", "result" => "rolled_back").increment(1);
     Ok(web::Json(RedemptionView::from(redemption)))
 }

@@ -64,8 +64,62 @@ async fn a_report_tells_what_happened_and_survives_a_restart() {
     // Customers do not see reports.
     let res = app.call(Method::GET, &path, Some(&token), None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // The figures reach /metrics too (counters are shared by the tests of this process: present,
+    // not exact).
+    let metrics = app
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "voucherd_redemptions_total{result=\"redeemed\"}",
+        "voucherd_redemptions_total{result=\"rolled_back\"}",
+        "voucherd_claims_total{result=\"ok\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing");
+    }
     // Rebuilt from the records after a restart: the same.
     let dir = app.stop().await;
     let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
     assert_eq!(app.get_json(&path, &app.admin_token).await, expected);
+}
+
+/// Every metric the shipped Grafana dashboard queries is one the server records.
+#[test]
+fn the_grafana_dashboard_reads_metrics_the_server_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut source = String::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                source.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("voucherd_"))
+            {
+                queried += 1;
+                assert!(
+                    source.contains(&format!("\"{name}\"")),
+                    "the dashboard queries {name}, which nothing records"
+                );
+            }
+        }
+    }
+    assert!(queried >= 10);
 }
