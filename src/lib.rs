@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod domain;
 pub mod feeds;
 pub mod http;
+pub mod reports;
 pub mod security;
 pub mod store;
 pub mod telemetry;

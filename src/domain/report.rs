@@ -16,6 +16,21 @@ pub fn slot_of(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(SLOT_SECONDS)
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignReport {
+    pub campaign_id: uuid::Uuid,
+    pub codes_total: u64,
+    pub claimed: u64,
+    /// Codes redeemed now (a rolled-back redemption no longer counts).
+    pub redeemed: u64,
+    /// `redeemed ÷ claimed` (0 with no claims).
+    pub redemption_rate: f64,
+    /// What the standing redemptions took off orders (or drew from gift cards), minor units.
+    pub discount_cents_total: i64,
+    /// Claims and standing redemptions per day in the campaign's timezone, oldest first.
+    pub by_day: Vec<DayRow>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DayRow {
     pub date: NaiveDate,

@@ -131,6 +131,7 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/code-requests/{id}/events",
         "POST /api/v1/providers/{name}/callback",
         "GET /api/v1/reports/campaigns/{id}",
+        "GET /api/v1/reports/campaigns/{id}/chart.svg",
         "GET /api/v1/push/vapid-public-key",
         "GET /api/v1/users/{id}/push-subscriptions",
         "POST /api/v1/users/{id}/push-subscriptions",

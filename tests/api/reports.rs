@@ -64,6 +64,51 @@ async fn a_report_tells_what_happened_and_survives_a_restart() {
     // Customers do not see reports.
     let res = app.call(Method::GET, &path, Some(&token), None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // The chart: SVG that parses and names its series, its day and what the axes count; PNG too.
+    let chart = format!("{path}/chart.svg");
+    let res = app
+        .call(Method::GET, &chart, Some(&app.admin_token), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.unwrap();
+    let mut reader = quick_xml::Reader::from_str(&svg);
+    let (mut texts, mut root) = (Vec::new(), None);
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) if root.is_none() => {
+                root = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+            }
+            quick_xml::events::Event::Text(t) => {
+                texts.push(String::from_utf8_lossy(t.as_ref()).into_owned())
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(root.as_deref(), Some("svg"));
+    for wanted in ["Claims", "Redemptions", today.as_str()] {
+        assert!(
+            texts.iter().any(|t| t.contains(wanted)),
+            "{wanted} not in {texts:?}"
+        );
+    }
+    assert!(
+        texts.iter().any(|t| t.contains("Asia/Kolkata")),
+        "{texts:?}"
+    );
+    let res = app
+        .call(
+            Method::GET,
+            &format!("{chart}?format=png"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(res.bytes().await.unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
+    let res = app.call(Method::GET, &chart, Some(&token), None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // The figures reach /metrics too (counters are shared by the tests of this process: present,
     // not exact).
     let metrics = app
