@@ -99,6 +99,31 @@ pub struct DeliveryState {
 }
 
 impl DeliveryState {
+    /// The delivery as the dispatcher and the API see it: what it carries, and this state.
+    pub fn to_delivery(
+        &self,
+        id: Uuid,
+        channel: Channel,
+        payload: Payload,
+        webhook: Option<String>,
+        created_at: DateTime<Utc>,
+    ) -> Delivery {
+        Delivery {
+            v: Delivery::VERSION,
+            id,
+            channel,
+            payload,
+            webhook,
+            status: self.status,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+            created_at,
+            updated_at: self.updated_at,
+            sent_at: self.sent_at,
+        }
+    }
+
     /// Waiting for its first attempt, due at once.
     pub fn new(now: DateTime<Utc>) -> Self {
         Self {
@@ -232,20 +257,12 @@ impl MessageRecord {
     }
 
     pub fn as_delivery(&self) -> Delivery {
-        let s = &self.delivery;
-        Delivery {
-            v: Delivery::VERSION,
-            id: self.id,
-            channel: self.channel,
-            payload: self.payload.to_payload(),
-            webhook: self.webhook.clone(),
-            status: s.status,
-            attempts: s.attempts,
-            next_attempt_at: s.next_attempt_at,
-            last_error: s.last_error.clone(),
-            created_at: self.created_at,
-            updated_at: s.updated_at,
-            sent_at: s.sent_at,
-        }
+        self.delivery.to_delivery(
+            self.id,
+            self.channel,
+            self.payload.to_payload(),
+            self.webhook.clone(),
+            self.created_at,
+        )
     }
 }

@@ -113,31 +113,19 @@ pub struct DigestRecord {
 impl DigestRecord {
     pub const VERSION: u32 = 1;
 
-    /// The `Message-ID` of its email: the same for every attempt, so a resend after a crash in
-    /// the middle of an SMTP exchange is recognisably the same mail.
     /// Its email as the outbox shows it.
     pub fn as_delivery(&self) -> Delivery {
-        let s = &self.delivery;
-        Delivery {
-            v: Delivery::VERSION,
-            id: self.id,
-            channel: Channel::Email,
-            payload: Payload::Digest {
-                user_id: self.user_id,
-                digest_id: self.id,
-                local_date: self.local_date,
-            },
-            webhook: None,
-            status: s.status,
-            attempts: s.attempts,
-            next_attempt_at: s.next_attempt_at,
-            last_error: s.last_error.clone(),
-            created_at: self.created_at,
-            updated_at: s.updated_at,
-            sent_at: s.sent_at,
-        }
+        let payload = Payload::Digest {
+            user_id: self.user_id,
+            digest_id: self.id,
+            local_date: self.local_date,
+        };
+        self.delivery
+            .to_delivery(self.id, Channel::Email, payload, None, self.created_at)
     }
 
+    /// The `Message-ID` of its email: the same for every attempt, so a resend after a crash in
+    /// the middle of an SMTP exchange is recognisably the same mail.
     pub fn message_id(&self, host: &str) -> String {
         format!("<digest-{}@{host}>", self.id)
     }

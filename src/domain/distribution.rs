@@ -85,15 +85,11 @@ pub struct DistributionView {
     pub recipients: u32,
     /// `running` until every recipient was handled, then `completed`.
     pub status: DistributionStatus,
-    pub done: u32,
-    pub assigned: u32,
-    pub skipped_limit_reached: u32,
-    pub skipped_sold_out: u32,
-    pub skipped_other: u32,
-    pub skipped_unreachable: u32,
+    /// How far it got (`done`, `assigned`, the skipped counts, `finished_at`).
+    #[serde(flatten)]
+    pub progress: Progress,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -117,15 +113,9 @@ impl DistributionView {
             } else {
                 DistributionStatus::Running
             },
-            done: p.done,
-            assigned: p.assigned,
-            skipped_limit_reached: p.skipped_limit_reached,
-            skipped_sold_out: p.skipped_sold_out,
-            skipped_other: p.skipped_other,
-            skipped_unreachable: p.skipped_unreachable,
+            progress: p.clone(),
             created_by: d.created_by,
             created_at: d.created_at,
-            finished_at: p.finished_at,
         }
     }
 }

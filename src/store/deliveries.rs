@@ -452,18 +452,8 @@ mod tests {
     use chrono::Weekday;
 
     use super::*;
-    use crate::config::StoreSettings;
     use crate::domain::digest::{Draft, Selection};
-    use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
-
-    fn settings(dir: &std::path::Path) -> StoreSettings {
-        StoreSettings {
-            path: dir.join("data"),
-            cache_capacity_mb: 8,
-            fsync: false,
-            writer_queue: 1024,
-        }
-    }
+    use crate::store::test_support;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -475,22 +465,12 @@ mod tests {
         users: usize,
         at: DateTime<Utc>,
     ) -> (Store, Vec<Uuid>) {
-        let store = Store::open(&settings(dir)).unwrap();
+        let store = test_support::store(dir);
         let mut ids = Vec::new();
         for i in 0..users {
-            let user = User {
-                v: User::VERSION,
-                id: Uuid::now_v7(),
-                email: Email::parse(&format!("u{i}@x.io")).unwrap(),
-                password_hash: String::new(),
-                phone: None,
-                timezone: Timezone::parse("UTC").unwrap(),
-                digest_hour: DigestHour::parse(8).unwrap(),
-                digest_frequency: DigestFrequency::Daily,
-                role: Role::Customer,
-                created_at: at,
-                updated_at: at,
-            };
+            let mut user = test_support::user(&format!("u{i}@x.io"));
+            user.created_at = at;
+            user.updated_at = at;
             ids.push(user.id);
             let draft = Draft {
                 user_id: user.id,
@@ -586,7 +566,7 @@ mod tests {
         assert_eq!(claimed_users, users[1..].to_vec());
         // And it stays out of line after a restart too (reported, left for inspection).
         drop(store);
-        let store = Store::open(&settings(dir.path())).unwrap();
+        let store = test_support::store(dir.path());
         let claimed = store
             .write(move |s| s.deliveries().claim_due(lease, lease, 10))
             .await
