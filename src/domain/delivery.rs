@@ -6,7 +6,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// How a message leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -19,6 +21,27 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Webhook,
+        Channel::Sms,
+        Channel::Push,
+    ];
+
+    /// Its stored tag (report tallies); never reuse one.
+    pub fn tag(self) -> u8 {
+        match self {
+            Channel::Email => 0,
+            Channel::Webhook => 1,
+            Channel::Sms => 2,
+            Channel::Push => 3,
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.tag() == tag)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",

@@ -58,6 +58,13 @@ async fn list(
     who: Principal,
 ) -> Result<web::Json<NetworkList>, ApiError> {
     who.require(Role::Manager)?;
+    Ok(web::Json(NetworkList {
+        items: views(&state).await?,
+    }))
+}
+
+/// Every configured network with its health, in configuration order.
+pub(crate) async fn views(state: &AppState) -> Result<Vec<NetworkView>, ApiError> {
     let configured = state.settings.networks.clone();
     let now = state.clock.now();
     let items = state
@@ -98,7 +105,7 @@ async fn list(
                 .collect::<Result<Vec<_>, crate::store::StoreError>>()
         })
         .await?;
-    Ok(web::Json(NetworkList { items }))
+    Ok(items)
 }
 
 /// Pull a network now; answers when the pull is done (admin). A failed pull answers 200 with

@@ -1,20 +1,192 @@
-//! `/api/v1/reports`: how campaigns do (manager). Read from memory: counters and per-quarter-hour
-//! tallies kept with every claim, redemption and rollback, rebuilt from the records at start — a
-//! report never reads the codes.
+//! `/api/v1/reports`: how campaigns do, and the server at a glance (manager). Read from memory:
+//! counters and per-quarter-hour tallies kept with every claim, redemption and rollback, rebuilt
+//! from the records at start — a report never reads the codes — and the outbox's day tallies.
+
+use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::networks::NetworkView;
 use crate::domain::auth::Principal;
+use crate::domain::campaign::CampaignStatus;
+use crate::domain::code_request::RequestStatus;
+use crate::domain::delivery::{Channel, DeliveryStatus};
 use crate::domain::report::{CampaignReport, by_day};
 use crate::domain::user::Role;
+use crate::store::deliveries::Outcome;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(campaign_report).service(campaign_chart);
+    cfg.service(overview)
+        .service(campaign_report)
+        .service(campaign_chart);
+}
+
+/// Days of digest history an overview shows.
+pub const OVERVIEW_DAYS: i64 = 30;
+
+/// The server at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    pub generated_at: DateTime<Utc>,
+    pub campaigns: CampaignsByStatus,
+    /// Vouchers in the catalogue (all networks).
+    pub vouchers_total: u64,
+    /// Every configured network: its health and active vouchers.
+    pub networks: Vec<NetworkView>,
+    /// Digest emails per UTC day over the last 30 days, oldest first (days with none left out).
+    pub digests_by_day: Vec<DigestDay>,
+    /// Every channel: messages owed an attempt now, and how attempts ended (all time).
+    pub deliveries: Vec<ChannelDeliveries>,
+    /// Every configured provider (and any with stored requests): requests by status.
+    pub code_requests: Vec<ProviderRequests>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct CampaignsByStatus {
+    pub draft: u64,
+    pub scheduled: u64,
+    pub active: u64,
+    pub ended: u64,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DigestDay {
+    pub date: NaiveDate,
+    pub sent: u64,
+    /// Attempts that failed and were retried.
+    pub failed: u64,
+    /// Digests given up on that day.
+    pub dead: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelDeliveries {
+    pub channel: Channel,
+    /// Waiting for a first attempt.
+    pub pending: u64,
+    /// An attempt under way.
+    pub sending: u64,
+    /// Failed, another attempt scheduled.
+    pub retrying: u64,
+    pub sent: u64,
+    /// Attempts that failed (each retried one counts).
+    pub failed_attempts: u64,
+    /// Given up after the last attempt.
+    pub dead: u64,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ProviderRequests {
+    pub provider: String,
+    pub pending: u64,
+    pub fulfilled: u64,
+    pub failed: u64,
+}
+
+/// Campaigns by status, the catalogue and its networks, digests and deliveries, code requests
+/// (manager; everyone else 404).
+#[utoipa::path(tag = "reports", security(("bearer" = [])), responses((status = 200, body = Overview), (status = 404, body = Problem)))]
+#[get("/reports/overview")]
+async fn overview(
+    state: web::Data<AppState>,
+    who: Principal,
+) -> Result<web::Json<Overview>, ApiError> {
+    if !who.role.includes(Role::Manager) {
+        return Err(ApiError::NotFound);
+    }
+    let now = state.clock.now();
+    let store = &state.store;
+    let mut campaigns = CampaignsByStatus::default();
+    for c in store.campaigns().all() {
+        match c.status(store.codes().counts(c.id).total, now) {
+            CampaignStatus::Draft => campaigns.draft += 1,
+            CampaignStatus::Scheduled => campaigns.scheduled += 1,
+            CampaignStatus::Active => campaigns.active += 1,
+            CampaignStatus::Ended => campaigns.ended += 1,
+        }
+    }
+
+    let since = now.date_naive() - chrono::Duration::days(OVERVIEW_DAYS - 1);
+    let figures = store.deliveries().figures(since);
+    let mut digests: BTreeMap<NaiveDate, DigestDay> = BTreeMap::new();
+    for ((date, digest, _, outcome), n) in figures.days {
+        if !digest {
+            continue;
+        }
+        let day = digests.entry(date).or_insert_with(|| DigestDay {
+            date,
+            ..DigestDay::default()
+        });
+        match outcome {
+            Outcome::Sent => day.sent += n,
+            Outcome::Failed => day.failed += n,
+            Outcome::Dead => day.dead += n,
+        }
+    }
+    let totals = store.deliveries().totals();
+    let total = |channel: Channel, outcome: Outcome| {
+        [true, false]
+            .iter()
+            .map(|d| totals.get(&(*d, channel, outcome)).copied().unwrap_or(0))
+            .sum()
+    };
+    let open = |channel: Channel, status: DeliveryStatus| {
+        figures.open.get(&(channel, status)).copied().unwrap_or(0)
+    };
+    let deliveries = Channel::ALL
+        .into_iter()
+        .map(|channel| ChannelDeliveries {
+            channel,
+            pending: open(channel, DeliveryStatus::Pending),
+            sending: open(channel, DeliveryStatus::Sending),
+            retrying: open(channel, DeliveryStatus::Failed),
+            sent: total(channel, Outcome::Sent),
+            failed_attempts: total(channel, Outcome::Failed),
+            dead: total(channel, Outcome::Dead),
+        })
+        .collect();
+
+    let mut providers: BTreeMap<String, ProviderRequests> = state
+        .settings
+        .providers
+        .iter()
+        .map(|p| {
+            let row = ProviderRequests {
+                provider: p.name.clone(),
+                ..ProviderRequests::default()
+            };
+            (p.name.clone(), row)
+        })
+        .collect();
+    for ((provider, status), n) in store.code_requests().counts() {
+        let row = providers
+            .entry(provider.clone())
+            .or_insert_with(|| ProviderRequests {
+                provider,
+                ..ProviderRequests::default()
+            });
+        match status {
+            RequestStatus::Pending => row.pending += n,
+            RequestStatus::Fulfilled => row.fulfilled += n,
+            RequestStatus::Failed => row.failed += n,
+        }
+    }
+
+    Ok(web::Json(Overview {
+        generated_at: now,
+        campaigns,
+        vouchers_total: store.vouchers().count()?,
+        networks: super::networks::views(&state).await?,
+        digests_by_day: digests.into_values().collect(),
+        deliveries,
+        code_requests: providers.into_values().collect(),
+    }))
 }
 
 /// The report of a campaign the caller may see (managers; anyone else 404).

@@ -3,9 +3,10 @@
 //! In memory ([`CodeRequestIndex`], rebuilt at open): the pending requests (resumed at start) and
 //! each customer's requests (their wallet lists the fulfilled ones' codes; erasure removes all). [`CodeRequests::fulfil`] and
 //! [`CodeRequests::fail`] settle a pending request once: a second answer — a duplicate callback,
-//! a callback racing a poll — finds it settled and changes nothing.
+//! a callback racing a poll — finds it settled and changes nothing. Reports read how many
+//! requests each provider has in each status from memory too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
@@ -20,6 +21,8 @@ struct State {
     pending: BTreeSet<Uuid>,
     /// Customer → their requests, oldest first.
     by_customer: HashMap<Uuid, Vec<Uuid>>,
+    /// Requests by provider and status.
+    counts: BTreeMap<(String, RequestStatus), u64>,
 }
 
 #[derive(Default)]
@@ -37,15 +40,33 @@ impl CodeRequestIndex {
 }
 
 impl State {
+    /// A request stored as it is now. Only a pending one changes status (settled ones are
+    /// final), so its status before was pending if it was known.
     fn note(&mut self, r: &CodeRequest) {
-        if r.status == RequestStatus::Pending {
-            self.pending.insert(r.id);
+        let was_pending = if r.status == RequestStatus::Pending {
+            !self.pending.insert(r.id)
         } else {
-            self.pending.remove(&r.id);
-        }
+            self.pending.remove(&r.id)
+        };
         let mine = self.by_customer.entry(r.customer).or_default();
-        if !mine.contains(&r.id) {
+        let known = mine.contains(&r.id);
+        if !known {
             mine.push(r.id);
+        }
+        if was_pending {
+            self.uncount(&r.provider, RequestStatus::Pending);
+        }
+        if !known || was_pending {
+            *self
+                .counts
+                .entry((r.provider.clone(), r.status))
+                .or_default() += 1;
+        }
+    }
+
+    fn uncount(&mut self, provider: &str, status: RequestStatus) {
+        if let Some(n) = self.counts.get_mut(&(provider.to_owned(), status)) {
+            *n = n.saturating_sub(1);
         }
     }
 }
@@ -99,6 +120,11 @@ impl<'a> CodeRequests<'a> {
         Ok(())
     }
 
+    /// How many requests each provider has in each status (memory only).
+    pub fn counts(&self) -> BTreeMap<(String, RequestStatus), u64> {
+        self.index().0.read().counts.clone()
+    }
+
     /// The pending requests (at start, to resume them).
     pub fn pending(&self) -> Vec<Uuid> {
         self.index().0.read().pending.iter().copied().collect()
@@ -135,13 +161,18 @@ impl<'a> CodeRequests<'a> {
             .remove(&customer)
             .unwrap_or_default();
         let mut batch = sled::Batch::default();
+        let mut erased = Vec::with_capacity(ids.len());
         for id in &ids {
             batch.remove(id.as_bytes());
+            erased.extend(self.get(*id)?.map(|r| (r.provider, r.status)));
         }
         self.store.trees().code_requests.apply_batch(batch)?;
         let mut state = self.index().0.write();
         for id in &ids {
             state.pending.remove(id);
+        }
+        for (provider, status) in erased {
+            state.uncount(&provider, status);
         }
         Ok(ids.len())
     }

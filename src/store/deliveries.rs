@@ -11,16 +11,23 @@
 //! in one batch. A settle is fenced: if the record no longer shows this claim (the lease lapsed
 //! and another attempt took it), nothing changes. A crash in the middle of a send leaves the claim
 //! to lapse, and the message is sent again after it (or at the next start), never lost.
+//!
+//! For reports, each settle also counts its outcome (sent, failed and retried, dead) in a day
+//! tally of the record's own tree — `t` ‖ UTC day(4) ‖ channel(1) ‖ outcome(1) → count (u64 BE),
+//! written in the same batch as the record, so the tallies agree with the records after a crash
+//! — and memory keeps every open message's channel and status. An overview reads both from memory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::digests::{family_end, family_prefix, open_key, parse_key, record_key};
 use super::{Store, StoreError, Trees, decode, encode, messages};
-use crate::domain::delivery::{Delivery, DeliveryState, DeliveryStatus, MessageRecord, Payload};
+use crate::domain::delivery::{
+    Channel, Delivery, DeliveryState, DeliveryStatus, MessageRecord, Payload,
+};
 use crate::domain::digest::DigestRecord;
 
 /// Records a listing request reads at most.
@@ -36,15 +43,99 @@ pub(crate) enum Slot {
 /// An open message: (next attempt, owner, which record).
 pub(crate) type Entry = (DateTime<Utc>, Uuid, Slot);
 
-/// The open messages in attempt order (see the module comment).
+/// How an attempt ended, as the day tallies count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Sent,
+    /// Failed, another attempt scheduled.
+    Failed,
+    Dead,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Sent, Outcome::Failed, Outcome::Dead];
+
+    fn tag(self) -> u8 {
+        match self {
+            Outcome::Sent => 0,
+            Outcome::Failed => 1,
+            Outcome::Dead => 2,
+        }
+    }
+}
+
+/// A day tally: (UTC day, a digest or not, channel, outcome).
+pub type TallyKey = (NaiveDate, bool, Channel, Outcome);
+
+/// Key family of the day tallies (in tree `digests` for digests, `messages` for the rest).
+pub(crate) const TALLY: u8 = b't';
+
+pub(crate) fn tally_key(day: NaiveDate, channel: Channel, outcome: Outcome) -> [u8; 7] {
+    let mut k = [0u8; 7];
+    k[0] = TALLY;
+    let days = u32::try_from(day.num_days_from_ce()).unwrap_or(0);
+    k[1..5].copy_from_slice(&days.to_be_bytes());
+    k[5] = channel.tag();
+    k[6] = outcome.tag();
+    k
+}
+
+fn parse_tally(k: &[u8]) -> Option<(NaiveDate, Channel, Outcome)> {
+    let days = i32::try_from(u32::from_be_bytes(k.get(1..5)?.try_into().ok()?)).ok()?;
+    let day = NaiveDate::from_num_days_from_ce_opt(days)?;
+    let channel = Channel::from_tag(*k.get(5)?)?;
+    let outcome = Outcome::ALL
+        .into_iter()
+        .find(|o| Some(&o.tag()) == k.get(6))?;
+    Some((day, channel, outcome))
+}
+
+/// Reads one tree's day tallies into `days`.
+fn load_tallies(
+    tree: &sled::Tree,
+    digest: bool,
+    days: &mut BTreeMap<TallyKey, u64>,
+) -> Result<(), StoreError> {
+    for kv in tree.scan_prefix([TALLY]) {
+        let (k, v) = kv?;
+        let n = v
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("day tally".into()))?;
+        if let Some((day, channel, outcome)) = parse_tally(&k) {
+            days.insert((day, digest, channel, outcome), n);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Default)]
-pub(crate) struct OutboxIndex(Mutex<BTreeSet<Entry>>);
+struct Outbox {
+    /// The open messages in attempt order.
+    due: BTreeSet<Entry>,
+    /// Each open message's channel and status.
+    open: HashMap<(Uuid, Slot), (Channel, DeliveryStatus)>,
+    /// Attempts ended per day, as stored in the tallies.
+    days: BTreeMap<TallyKey, u64>,
+}
+
+/// The outbox in memory (see the module comment).
+#[derive(Default)]
+pub(crate) struct OutboxIndex(Mutex<Outbox>);
+
+/// The outbox's figures for a report: open messages by channel and status, and the day tallies.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFigures {
+    pub open: HashMap<(Channel, DeliveryStatus), u64>,
+    pub days: BTreeMap<TallyKey, u64>,
+}
 
 impl OutboxIndex {
     /// Reads every open marker and its record (at open). A marker whose record is gone or closed
     /// is dropped; an undecodable record is reported and left out.
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
-        let mut set = BTreeSet::new();
+        let mut outbox = Outbox::default();
         let mut stale = Vec::new();
         let undecodable = |what: &str, e: &StoreError| {
             tracing::error!(record = what, error = %e, "outbox: undecodable record left out");
@@ -62,7 +153,11 @@ impl OutboxIndex {
             };
             match decode::<DigestRecord>(&raw) {
                 Ok(r) if r.delivery.status.is_open() => {
-                    set.insert((r.delivery.next_attempt_at, user, Slot::Digest(period)));
+                    let slot = Slot::Digest(period);
+                    outbox.due.insert((r.delivery.next_attempt_at, user, slot));
+                    outbox
+                        .open
+                        .insert((user, slot), (Channel::Email, r.delivery.status));
                 }
                 Ok(_) => stale.push(k),
                 Err(e) => undecodable(&format!("digest {user} {period}"), &e),
@@ -84,7 +179,11 @@ impl OutboxIndex {
             };
             match decode::<MessageRecord>(&raw) {
                 Ok(m) if m.delivery.status.is_open() => {
-                    set.insert((m.delivery.next_attempt_at, owner, Slot::Message(id)));
+                    let slot = Slot::Message(id);
+                    outbox.due.insert((m.delivery.next_attempt_at, owner, slot));
+                    outbox
+                        .open
+                        .insert((owner, slot), (m.channel, m.delivery.status));
                 }
                 Ok(_) => stale.push(k),
                 Err(e) => undecodable(&format!("message {id}"), &e),
@@ -93,7 +192,9 @@ impl OutboxIndex {
         for k in stale {
             trees.messages.remove(k)?;
         }
-        Ok(Self(Mutex::new(set)))
+        load_tallies(&trees.digests, true, &mut outbox.days)?;
+        load_tallies(&trees.messages, false, &mut outbox.days)?;
+        Ok(Self(Mutex::new(outbox)))
     }
 }
 
@@ -136,11 +237,21 @@ impl Stored {
             Stored::Message(m) => m.as_delivery(),
         }
     }
+
+    fn channel(&self) -> Channel {
+        match self {
+            Stored::Digest(_) => Channel::Email,
+            Stored::Message(m) => m.channel,
+        }
+    }
 }
 
 pub struct Deliveries<'a> {
     store: &'a Store,
 }
+
+/// A day tally's key and its new count, stored with the record it counts.
+pub(crate) type Tally = ([u8; 7], u64);
 
 /// The owner and record a delivery is.
 fn slot_of(d: &Delivery) -> (Uuid, Slot) {
@@ -170,25 +281,56 @@ impl<'a> Deliveries<'a> {
         &self.store.indexes().outbox
     }
 
-    /// Records just committed with their markers: due at the given instants.
-    pub(crate) fn opened(&self, entries: &[Entry]) {
-        self.index().0.lock().extend(entries.iter().copied());
+    /// Records just committed with their markers (pending): due at the given instants.
+    pub(crate) fn opened(&self, entries: &[(Entry, Channel)]) {
+        let mut outbox = self.index().0.lock();
+        for &((at, owner, slot), channel) in entries {
+            outbox.due.insert((at, owner, slot));
+            outbox
+                .open
+                .insert((owner, slot), (channel, DeliveryStatus::Pending));
+        }
     }
 
     /// A user's digests erased with their markers.
     pub(crate) fn closed(&self, user: Uuid, periods: &[NaiveDate]) {
-        self.index()
-            .0
-            .lock()
-            .retain(|(_, u, s)| *u != user || !matches!(s, Slot::Digest(p) if periods.contains(p)));
+        let erased =
+            |u: &Uuid, s: &Slot| *u == user && matches!(s, Slot::Digest(p) if periods.contains(p));
+        let mut outbox = self.index().0.lock();
+        outbox.due.retain(|(_, u, s)| !erased(u, s));
+        outbox.open.retain(|(u, s), _| !erased(u, s));
     }
 
     /// Messages erased with their markers.
     pub(crate) fn closed_messages(&self, owner: Uuid, ids: &[Uuid]) {
-        self.index()
-            .0
-            .lock()
-            .retain(|(_, u, s)| *u != owner || !matches!(s, Slot::Message(id) if ids.contains(id)));
+        let erased =
+            |u: &Uuid, s: &Slot| *u == owner && matches!(s, Slot::Message(id) if ids.contains(id));
+        let mut outbox = self.index().0.lock();
+        outbox.due.retain(|(_, u, s)| !erased(u, s));
+        outbox.open.retain(|(u, s), _| !erased(u, s));
+    }
+
+    /// Open messages by channel and status, and the day tallies from `since` on (memory only).
+    pub fn figures(&self, since: NaiveDate) -> OutboxFigures {
+        let outbox = self.index().0.lock();
+        let mut open = HashMap::new();
+        for (channel, status) in outbox.open.values() {
+            *open.entry((*channel, *status)).or_default() += 1;
+        }
+        let from = (since, false, Channel::Email, Outcome::Sent);
+        OutboxFigures {
+            open,
+            days: outbox.days.range(from..).map(|(k, n)| (*k, *n)).collect(),
+        }
+    }
+
+    /// Every day tally (the totals of a report).
+    pub fn totals(&self) -> BTreeMap<(bool, Channel, Outcome), u64> {
+        let mut totals = BTreeMap::new();
+        for ((_, digest, channel, outcome), n) in &self.index().0.lock().days {
+            *totals.entry((*digest, *channel, *outcome)).or_default() += n;
+        }
+        totals
     }
 
     fn read(&self, owner: Uuid, slot: Slot) -> Result<Option<Stored>, StoreError> {
@@ -205,7 +347,9 @@ impl<'a> Deliveries<'a> {
         })
     }
 
-    fn put(&self, r: &Stored, close: bool) -> Result<(), StoreError> {
+    /// Stores a record's new state (dropping its marker when `close`), with a day tally's new
+    /// count in the same batch when given.
+    fn put(&self, r: &Stored, close: bool, tally: Option<Tally>) -> Result<(), StoreError> {
         match r {
             Stored::Digest(r) => {
                 let mut batch = sled::Batch::default();
@@ -213,10 +357,13 @@ impl<'a> Deliveries<'a> {
                 if close {
                     batch.remove(&open_key(r.user_id, r.local_date)[..]);
                 }
+                if let Some((k, n)) = tally {
+                    batch.insert(&k[..], &n.to_be_bytes()[..]);
+                }
                 self.store.trees().digests.apply_batch(batch)?;
                 Ok(())
             }
-            Stored::Message(m) => self.store.messages().put(m, close),
+            Stored::Message(m) => self.store.messages().put(m, close, tally),
         }
     }
 
@@ -235,7 +382,7 @@ impl<'a> Deliveries<'a> {
 
     /// When the earliest open delivery is due, if any.
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self.index().0.lock().first().map(|(at, _, _)| *at))
+        Ok(self.index().0.lock().due.first().map(|(at, _, _)| *at))
     }
 
     /// Claims up to `limit` deliveries due at `now`: each record goes to `sending`
@@ -250,6 +397,7 @@ impl<'a> Deliveries<'a> {
             .index()
             .0
             .lock()
+            .due
             .range(..=(now, Uuid::max(), Slot::Message(Uuid::max())))
             .take(limit)
             .copied()
@@ -257,7 +405,7 @@ impl<'a> Deliveries<'a> {
         let mut claimed = Vec::with_capacity(due.len());
         for entry in due {
             let (_, owner, slot) = entry;
-            self.index().0.lock().remove(&entry);
+            self.index().0.lock().due.remove(&entry);
             let mut r = match self.read(owner, slot) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue, // erased with its user
@@ -271,6 +419,7 @@ impl<'a> Deliveries<'a> {
             };
             if !r.state().status.is_open() {
                 self.close_marker(owner, slot)?;
+                self.index().0.lock().open.remove(&(owner, slot));
                 continue;
             }
             let s = r.state();
@@ -278,8 +427,13 @@ impl<'a> Deliveries<'a> {
             s.attempts += 1;
             s.next_attempt_at = lease_until;
             s.updated_at = now;
-            self.put(&r, false)?;
-            self.index().0.lock().insert((lease_until, owner, slot));
+            self.put(&r, false, None)?;
+            let mut outbox = self.index().0.lock();
+            outbox.due.insert((lease_until, owner, slot));
+            outbox
+                .open
+                .insert((owner, slot), (r.channel(), DeliveryStatus::Sending));
+            drop(outbox);
             claimed.push(r.as_delivery());
         }
         Ok(claimed)
@@ -308,11 +462,12 @@ impl<'a> Deliveries<'a> {
         }
         let lease = (s.next_attempt_at, owner, slot);
         s.updated_at = now;
-        match attempt {
+        let outcome = match attempt {
             Attempt::Sent => {
                 s.status = DeliveryStatus::Sent;
                 s.sent_at = Some(now);
                 s.last_error = None;
+                Outcome::Sent
             }
             Attempt::Failed { error, retry_at } => {
                 s.last_error = Some(error.clone());
@@ -320,19 +475,37 @@ impl<'a> Deliveries<'a> {
                     Some(at) => {
                         s.status = DeliveryStatus::Failed;
                         s.next_attempt_at = *at;
+                        Outcome::Failed
                     }
-                    None => s.status = DeliveryStatus::Dead,
+                    None => {
+                        s.status = DeliveryStatus::Dead;
+                        Outcome::Dead
+                    }
                 }
             }
-        }
-        let (open, next, sent) = (s.status.is_open(), s.next_attempt_at, s.sent_at);
-        self.put(&r, !open)?;
-        let mut index = self.index().0.lock();
-        index.remove(&lease);
+        };
+        let (status, next, sent) = (s.status, s.next_attempt_at, s.sent_at);
+        let open = status.is_open();
+        let channel = r.channel();
+        let day: TallyKey = (
+            now.date_naive(),
+            matches!(slot, Slot::Digest(_)),
+            channel,
+            outcome,
+        );
+        let count = self.index().0.lock().days.get(&day).copied().unwrap_or(0) + 1;
+        let tally = (tally_key(day.0, channel, outcome), count);
+        self.put(&r, !open, Some(tally))?;
+        let mut outbox = self.index().0.lock();
+        outbox.due.remove(&lease);
         if open {
-            index.insert((next, owner, slot));
+            outbox.due.insert((next, owner, slot));
+            outbox.open.insert((owner, slot), (channel, status));
+        } else {
+            outbox.open.remove(&(owner, slot));
         }
-        drop(index);
+        outbox.days.insert(day, count);
+        drop(outbox);
         if let (Payload::Alert { notification_id }, Some(at)) = (&claimed.payload, sent) {
             self.store.notifications().mark_sent(*notification_id, at)?;
         }
@@ -342,7 +515,7 @@ impl<'a> Deliveries<'a> {
     /// At start: deliveries a previous run claimed and never settled are due again now. Writer
     /// only.
     pub fn resume(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let open: Vec<Entry> = self.index().0.lock().iter().copied().collect();
+        let open: Vec<Entry> = self.index().0.lock().due.iter().copied().collect();
         let mut resumed = 0;
         for entry in open {
             let (at, owner, slot) = entry;
@@ -359,10 +532,13 @@ impl<'a> Deliveries<'a> {
             s.status = DeliveryStatus::Failed;
             s.last_error = Some("interrupted by a restart".into());
             s.next_attempt_at = now;
-            self.put(&r, false)?;
-            let mut index = self.index().0.lock();
-            index.remove(&entry);
-            index.insert((now, owner, slot));
+            self.put(&r, false, None)?;
+            let mut outbox = self.index().0.lock();
+            outbox.due.remove(&entry);
+            outbox.due.insert((now, owner, slot));
+            outbox
+                .open
+                .insert((owner, slot), (r.channel(), DeliveryStatus::Failed));
             resumed += 1;
         }
         Ok(resumed)
@@ -541,6 +717,74 @@ mod tests {
             .write(move |s| s.deliveries().settle(&again, &Attempt::Sent, later))
             .await;
         assert!(matches!(twice, Err(StoreError::StaleLease)));
+    }
+
+    #[actix_web::test]
+    async fn every_outcome_is_tallied_by_day_with_its_record_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = t("2026-11-22T08:00:00Z");
+        let (store, _) = outbox_of(dir.path(), 3, at).await;
+        let day = at.date_naive();
+        let open_email = |store: &Store, status| {
+            store
+                .deliveries()
+                .figures(day)
+                .open
+                .get(&(Channel::Email, status))
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(open_email(&store, DeliveryStatus::Pending), 3);
+        let lease = at + chrono::Duration::minutes(5);
+        let claimed = store
+            .write(move |s| s.deliveries().claim_due(at, lease, 10))
+            .await
+            .unwrap();
+        assert_eq!(open_email(&store, DeliveryStatus::Sending), 3);
+        let attempts = [
+            Attempt::Sent,
+            Attempt::Failed {
+                error: "451 try later".into(),
+                retry_at: Some(lease),
+            },
+            Attempt::Failed {
+                error: "550 no such user".into(),
+                retry_at: None,
+            },
+        ];
+        for (d, a) in claimed.into_iter().zip(attempts) {
+            store
+                .write(move |s| s.deliveries().settle(&d, &a, at))
+                .await
+                .unwrap();
+        }
+        let expected: BTreeMap<TallyKey, u64> = [
+            ((day, true, Channel::Email, Outcome::Sent), 1),
+            ((day, true, Channel::Email, Outcome::Failed), 1),
+            ((day, true, Channel::Email, Outcome::Dead), 1),
+        ]
+        .into();
+        let figures = store.deliveries().figures(day);
+        assert_eq!(figures.days, expected);
+        assert_eq!(
+            figures.open,
+            HashMap::from([((Channel::Email, DeliveryStatus::Failed), 1)])
+        );
+        // A day later's window leaves them out; the totals keep them.
+        assert!(
+            store
+                .deliveries()
+                .figures(day.succ_opt().unwrap())
+                .days
+                .is_empty()
+        );
+        assert_eq!(store.deliveries().totals().values().sum::<u64>(), 3);
+        // The tallies are stored with the records: the same after a restart.
+        drop(store);
+        let store = test_support::store(dir.path());
+        let figures = store.deliveries().figures(day);
+        assert_eq!(figures.days, expected);
+        assert_eq!(open_email(&store, DeliveryStatus::Failed), 1);
     }
 
     #[actix_web::test]

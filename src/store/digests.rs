@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::subscriptions::Followed;
 use super::{Store, StoreError, decode, encode};
-use crate::domain::delivery::DeliveryState;
+use crate::domain::delivery::{Channel, DeliveryState};
 use crate::domain::digest::{DigestRecord, Draft, Selection};
 use crate::domain::schedule::{Cadence, Due, local_instant};
 use crate::domain::user::User;
@@ -339,7 +339,7 @@ impl<'a> Digests<'a> {
         let mut out = Committed::default();
         let mut batch = sled::Batch::default();
         let mut written: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
-        let mut opened: Vec<super::deliveries::Entry> = Vec::new();
+        let mut opened: Vec<(super::deliveries::Entry, Channel)> = Vec::new();
         let mut moved: HashMap<Uuid, Schedule> = HashMap::new();
         {
             let state = self.index().0.read();
@@ -381,7 +381,10 @@ impl<'a> Digests<'a> {
                     batch.insert(&record_key(user, draft.period)[..], encode(&record)?);
                     batch.insert(&open_key(user, draft.period)[..], &[][..]);
                     written.insert((user, draft.period));
-                    opened.push((now, user, super::deliveries::Slot::Digest(draft.period)));
+                    opened.push((
+                        (now, user, super::deliveries::Slot::Digest(draft.period)),
+                        Channel::Email,
+                    ));
                     out.sent += 1;
                 }
                 // The period is done: move on, unless the schedule is already past it.

@@ -9,7 +9,7 @@
 
 use uuid::Uuid;
 
-use super::deliveries::Slot;
+use super::deliveries::{Slot, Tally};
 use super::{Store, StoreError, decode, encode};
 use crate::domain::delivery::MessageRecord;
 
@@ -63,7 +63,10 @@ impl<'a> Messages<'a> {
         for m in messages {
             batch.insert(&record_key(m.owner(), m.id)[..], encode(m)?);
             batch.insert(&open_key(m.owner(), m.id)[..], &[][..]);
-            due.push((m.delivery.next_attempt_at, m.owner(), Slot::Message(m.id)));
+            due.push((
+                (m.delivery.next_attempt_at, m.owner(), Slot::Message(m.id)),
+                m.channel,
+            ));
         }
         self.store.trees().messages.apply_batch(batch)?;
         self.store.deliveries().opened(&due);
@@ -79,12 +82,21 @@ impl<'a> Messages<'a> {
             .transpose()
     }
 
-    /// Stores a message's new state, dropping its open marker when it is closed.
-    pub(crate) fn put(&self, m: &MessageRecord, close: bool) -> Result<(), StoreError> {
+    /// Stores a message's new state, dropping its open marker when it is closed, with a day
+    /// tally's new count in the same batch when given.
+    pub(crate) fn put(
+        &self,
+        m: &MessageRecord,
+        close: bool,
+        tally: Option<Tally>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(&record_key(m.owner(), m.id)[..], encode(m)?);
         if close {
             batch.remove(&open_key(m.owner(), m.id)[..]);
+        }
+        if let Some((k, n)) = tally {
+            batch.insert(&k[..], &n.to_be_bytes()[..]);
         }
         self.store.trees().messages.apply_batch(batch)?;
         Ok(())

@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "tokens record who made an API key",
         run: tokens_record_their_creator,
     },
+    Migration {
+        version: 7,
+        name: "day tallies of delivery outcomes for reports",
+        run: tally_delivery_outcomes,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -324,6 +329,59 @@ fn tokens_record_their_creator(_db: &sled::Db, trees: &Trees) -> Result<(), Stor
     }
     trees.tokens.apply_batch(batch)?;
     Ok(())
+}
+
+/// Version 7: the outbox counts each attempt's outcome per UTC day (`t` keys in trees `digests`
+/// and `messages`). Derived once from the records: a closed one counts its end (sent or dead) on
+/// the day it was last updated, with its earlier attempts as failed ones that day; an open one
+/// counts the attempts it has failed so far. Counts are written whole, so a rerun after a crash
+/// writes the same.
+fn tally_delivery_outcomes(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+
+    use crate::domain::delivery::{Channel, DeliveryState, DeliveryStatus, MessageRecord};
+    use crate::domain::digest::DigestRecord;
+    use crate::store::deliveries::{Outcome, tally_key};
+
+    fn count(tallies: &mut BTreeMap<[u8; 7], u64>, channel: Channel, d: &DeliveryState) {
+        let day = d.updated_at.date_naive();
+        let (end, failed) = match d.status {
+            DeliveryStatus::Sent => (Some(Outcome::Sent), d.attempts.saturating_sub(1)),
+            DeliveryStatus::Dead => (Some(Outcome::Dead), d.attempts.saturating_sub(1)),
+            DeliveryStatus::Failed => (None, d.attempts),
+            DeliveryStatus::Sending => (None, d.attempts.saturating_sub(1)),
+            DeliveryStatus::Pending => (None, 0),
+        };
+        if let Some(end) = end {
+            *tallies.entry(tally_key(day, channel, end)).or_default() += 1;
+        }
+        if failed > 0 {
+            *tallies
+                .entry(tally_key(day, channel, Outcome::Failed))
+                .or_default() += u64::from(failed);
+        }
+    }
+    fn write(tree: &sled::Tree, tallies: BTreeMap<[u8; 7], u64>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, n) in tallies {
+            batch.insert(&k[..], &n.to_be_bytes()[..]);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    let mut tallies = BTreeMap::new();
+    for v in trees.digests.scan_prefix([b'r']).values() {
+        let r: DigestRecord = super::decode(&v?)?;
+        count(&mut tallies, Channel::Email, &r.delivery);
+    }
+    write(&trees.digests, tallies)?;
+    let mut tallies = BTreeMap::new();
+    for v in trees.messages.scan_prefix([b'r']).values() {
+        let m: MessageRecord = super::decode(&v?)?;
+        count(&mut tallies, m.channel, &m.delivery);
+    }
+    write(&trees.messages, tallies)
 }
 
 pub(crate) fn stored_version(trees: &Trees) -> Result<u32, StoreError> {

@@ -396,6 +396,14 @@ async fn a_pending_request_is_resumed_after_a_restart() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let requests = |o: Value| o["code_requests"].clone();
+    let overview = app
+        .get_json("/api/v1/reports/overview", &app.admin_token)
+        .await;
+    assert_eq!(
+        requests(overview),
+        json!([{"provider": "vps", "pending": 1, "fulfilled": 0, "failed": 0}])
+    );
     let dir = app.stop().await;
     // While voucherd was down the provider got the code ready.
     provider.reset().await;
@@ -418,6 +426,13 @@ async fn a_pending_request_is_resumed_after_a_restart() {
     assert!(
         !asked_again,
         "an accepted request is polled, not asked again"
+    );
+    let overview = app
+        .get_json("/api/v1/reports/overview", &app.admin_token)
+        .await;
+    assert_eq!(
+        requests(overview),
+        json!([{"provider": "vps", "pending": 0, "fulfilled": 1, "failed": 0}])
     );
 }
 

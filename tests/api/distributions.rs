@@ -15,14 +15,14 @@ use crate::helpers::{MailServer, TestApp, assert_problem, spawn_app, spawn_with,
 
 const SECRET: &str = "webhook-secret-for-tests";
 
-fn smtp_settings(dir: &tempfile::TempDir, mail: &MailServer) -> Settings {
+pub(crate) fn smtp_settings(dir: &tempfile::TempDir, mail: &MailServer) -> Settings {
     let mut s = test_settings(dir.path().join("data"));
     s.delivery.email.transport = EmailTransportKind::Smtp;
     s.delivery.email.smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
     s
 }
 
-fn webhook(name: &str, url: String) -> WebhookSettings {
+pub(crate) fn webhook(name: &str, url: String) -> WebhookSettings {
     WebhookSettings {
         name: name.into(),
         url,
@@ -32,7 +32,7 @@ fn webhook(name: &str, url: String) -> WebhookSettings {
 }
 
 impl TestApp {
-    async fn distribute(&self, campaign: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn distribute(&self, campaign: &str, body: Value) -> reqwest::Response {
         self.call(
             Method::POST,
             &format!("/api/v1/campaigns/{campaign}/distributions"),

@@ -126,6 +126,15 @@ async fn a_store_of_the_first_release_opens_migrated_with_everything_it_held() {
         .await
         .unwrap();
     assert_eq!(sent["items"].as_array().unwrap().len(), 1);
+    // Reports count it (day tallies derived from the records once, by migration 7).
+    let overview = app
+        .get_json("/api/v1/reports/overview", &app.admin_token)
+        .await;
+    assert_eq!(
+        overview["digests_by_day"],
+        json!([{"date": "2026-11-22", "sent": 1, "failed": 0, "dead": 0}])
+    );
+    assert_eq!(overview["deliveries"][0]["sent"], 1);
 
     // That period stays done: running today's digests again sends nothing.
     let run: Value = app

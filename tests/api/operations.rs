@@ -130,6 +130,7 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/code-requests/{id}",
         "GET /api/v1/code-requests/{id}/events",
         "POST /api/v1/providers/{name}/callback",
+        "GET /api/v1/reports/overview",
         "GET /api/v1/reports/campaigns/{id}",
         "GET /api/v1/reports/campaigns/{id}/chart.svg",
         "GET /api/v1/push/vapid-public-key",

@@ -168,3 +168,103 @@ fn the_grafana_dashboard_reads_metrics_the_server_records() {
     }
     assert!(queried >= 10);
 }
+
+#[actix_web::test]
+async fn the_overview_counts_campaigns_and_deliveries_by_channel_and_outcome() {
+    use crate::distributions::{smtp_settings, webhook};
+    use crate::helpers::MailServer;
+    use std::time::Duration;
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+    let mut mail = MailServer::start().await;
+    let gone = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(410))
+        .mount(&gone)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = smtp_settings(&dir, &mail);
+    settings.webhooks = vec![webhook("gone", gone.uri())];
+    let app = spawn_with(settings.clone(), dir).await;
+    let campaign = app.active_campaign(5, 1).await;
+    let mut customers = Vec::new();
+    for i in 0..3 {
+        customers.push(app.customer(&format!("o{i}@example.org")).await.0);
+    }
+    let res = app
+        .distribute(
+            &campaign,
+            json!({"customers": [customers[0], customers[1]], "channel": "email"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let res = app
+        .distribute(
+            &campaign,
+            json!({"customers": [customers[2]], "channel": "webhook", "webhook": "gone"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    for _ in 0..2 {
+        mail.next(Duration::from_secs(10)).await.expect("an email");
+    }
+    let channel = |o: &Value, name: &str| {
+        o["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == name)
+            .unwrap()
+            .clone()
+    };
+    let path = "/api/v1/reports/overview";
+    let mut overview = Value::Null;
+    for _ in 0..200 {
+        overview = app.get_json(path, &app.admin_token).await;
+        if channel(&overview, "email")["sent"] == 2 && channel(&overview, "webhook")["dead"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected_deliveries = |o: &Value| {
+        assert_eq!(
+            channel(o, "email"),
+            json!({"channel": "email", "pending": 0, "sending": 0, "retrying": 0, "sent": 2,
+                "failed_attempts": 0, "dead": 0})
+        );
+        assert_eq!(
+            channel(o, "webhook"),
+            json!({"channel": "webhook", "pending": 0, "sending": 0, "retrying": 0, "sent": 0,
+                "failed_attempts": 0, "dead": 1})
+        );
+        assert_eq!(channel(o, "sms")["sent"], 0);
+    };
+    expected_deliveries(&overview);
+    assert_eq!(
+        overview["campaigns"],
+        json!({"draft": 0, "scheduled": 0, "active": 1, "ended": 0})
+    );
+    assert_eq!(overview["digests_by_day"], json!([]));
+    assert_eq!(overview["code_requests"], json!([]));
+    assert_eq!(overview["vouchers_total"], 0);
+    // Customers do not see it.
+    let (_, token) = app.customer("nosy@example.org").await;
+    let res = app.call(Method::GET, path, Some(&token), None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Ending the campaign moves it; the outcomes are the same after a restart.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/end"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let dir = app.stop().await;
+    let app = spawn_with(settings, dir).await;
+    let overview = app.get_json(path, &app.admin_token).await;
+    expected_deliveries(&overview);
+    assert_eq!(overview["campaigns"]["ended"], 1);
+    mail.stop();
+}
