@@ -1,6 +1,7 @@
 //! The HTTP front: parse, authorise, call the domain/store or an actor, map the error.
 //! One file per route group; `error.rs` is the one error type; `build_app` assembles it all.
 
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod campaigns;
@@ -85,7 +86,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(digests::routes)
                 .configure(deliveries::routes),
         )
-        .configure(unsubscribe::routes);
+        .configure(unsubscribe::routes)
+        .configure(admin::routes);
 }
 
 /// The OpenAPI document of [`routes`].

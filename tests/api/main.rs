@@ -1,6 +1,7 @@
 //! The one integration-test binary: real servers on loopback, temporary stores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod auth;
 mod bad_input;
 mod campaigns;
