@@ -238,6 +238,7 @@ async fn campaign_report(
 #[serde(deny_unknown_fields)]
 pub struct ChartQuery {
     /// `svg` (default) or `png`.
+    #[param(inline)]
     pub format: Option<ChartFormat>,
 }
 
