@@ -55,6 +55,17 @@ impl TestApp {
         .await
     }
 
+    /// Ends a campaign by hand (as the admin).
+    pub(crate) async fn end_campaign(&self, campaign: &str) -> reqwest::Response {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/end"),
+            Some(&self.admin_token),
+            None,
+        )
+        .await
+    }
+
     pub(crate) async fn claim(
         &self,
         campaign: &str,
@@ -326,14 +337,7 @@ async fn claims_follow_the_campaign_window_and_its_end() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let claimed: Value = res.json().await.unwrap();
     assert_eq!(claimed["customer"], user.as_str());
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/campaigns/{id}/end"),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let res = app.end_campaign(&id).await;
     assert_eq!(res.status(), StatusCode::OK);
     let ended: Value = res.json().await.unwrap();
     assert_eq!(ended["status"], "ended");

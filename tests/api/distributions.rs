@@ -368,14 +368,7 @@ async fn bad_distributions_are_refused_and_change_nothing() {
     assert!(app.wallet_codes(&token).await.is_empty());
     assert!(app.deliveries("?status=pending").await.is_empty());
     // An ended campaign distributes nothing.
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/end"),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let res = app.end_campaign(&campaign).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = app
         .distribute(&campaign, json!({"customers": [id], "channel": "email"}))
@@ -459,14 +452,7 @@ async fn admins_are_emailed_when_a_pool_runs_low_and_when_the_campaign_ends() {
     assert_eq!(res.status(), StatusCode::CREATED);
     app.actors.wake_all();
     assert!(mail.next(Duration::from_millis(700)).await.is_none());
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/end"),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let res = app.end_campaign(&campaign).await;
     assert_eq!(res.status(), StatusCode::OK);
     let (msg, _) = mail
         .next(Duration::from_secs(15))

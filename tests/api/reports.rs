@@ -252,14 +252,7 @@ async fn the_overview_counts_campaigns_and_deliveries_by_channel_and_outcome() {
     let res = app.call(Method::GET, path, Some(&token), None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Ending the campaign moves it; the outcomes are the same after a restart.
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/end"),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let res = app.end_campaign(&campaign).await;
     assert_eq!(res.status(), StatusCode::OK);
     let dir = app.stop().await;
     let app = spawn_with(settings, dir).await;
