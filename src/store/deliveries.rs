@@ -98,13 +98,13 @@ fn load_tallies(
 ) -> Result<(), StoreError> {
     for kv in tree.scan_prefix([TALLY]) {
         let (k, v) = kv?;
-        let n = v
-            .as_ref()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt("day tally".into()))?;
-        if let Some((day, channel, outcome)) = parse_tally(&k) {
-            days.insert((day, digest, channel, outcome), n);
+        // A damaged tally only skews a report: reported and left out, never a failed open.
+        let n = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes);
+        match (parse_tally(&k), n) {
+            (Some((day, channel, outcome)), Ok(n)) => {
+                days.insert((day, digest, channel, outcome), n);
+            }
+            _ => tracing::error!(key = %hex::encode(&k), "outbox: undecodable day tally left out"),
         }
     }
     Ok(())
