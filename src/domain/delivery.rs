@@ -95,6 +95,16 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Its `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Digest { .. } => "digest",
+            Payload::Code { .. } => "code",
+            Payload::Alert { .. } => "alert",
+            Payload::Requested { .. } => "requested",
+        }
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
             Payload::Digest { user_id, .. }

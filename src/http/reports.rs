@@ -43,6 +43,8 @@ pub struct Overview {
     pub digests_by_day: Vec<DigestDay>,
     /// Every channel: messages owed an attempt now, and how attempts ended (all time).
     pub deliveries: Vec<ChannelDeliveries>,
+    /// The last 20 attempts that ended since the server started, newest first.
+    pub recent_deliveries: Vec<RecentDelivery>,
     /// Every configured provider (and any with stored requests): requests by status.
     pub code_requests: Vec<ProviderRequests>,
 }
@@ -79,6 +81,20 @@ pub struct ChannelDeliveries {
     pub failed_attempts: u64,
     /// Given up after the last attempt.
     pub dead: u64,
+}
+
+/// An attempt that ended: which message, and how it stands after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentDelivery {
+    pub id: Uuid,
+    pub channel: Channel,
+    /// `digest`, `code` (a distribution's), `alert` or `requested` (a provider's code).
+    pub kind: String,
+    /// `sent`, `failed` (to be retried) or `dead`.
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub updated_at: DateTime<Utc>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -152,6 +168,20 @@ async fn overview(
         })
         .collect();
 
+    let recent_deliveries = figures
+        .recent
+        .into_iter()
+        .map(|d| RecentDelivery {
+            id: d.id,
+            channel: d.channel,
+            kind: d.payload.kind().to_owned(),
+            status: d.status,
+            attempts: d.attempts,
+            updated_at: d.updated_at,
+            last_error: d.last_error,
+        })
+        .collect();
+
     let mut providers: BTreeMap<String, ProviderRequests> = state
         .settings
         .providers
@@ -185,6 +215,7 @@ async fn overview(
         networks: super::networks::views(&state).await?,
         digests_by_day: digests.into_values().collect(),
         deliveries,
+        recent_deliveries,
         code_requests: providers.into_values().collect(),
     }))
 }

@@ -17,7 +17,7 @@
 //! written in the same batch as the record, so the tallies agree with the records after a crash
 //! — and memory keeps every open message's channel and status. An overview reads both from memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use parking_lot::Mutex;
@@ -110,25 +110,66 @@ fn load_tallies(
     Ok(())
 }
 
+/// Settled attempts the overview lists (since the server started).
+pub const RECENT: usize = 20;
+
 #[derive(Default)]
 struct Outbox {
     /// The open messages in attempt order.
     due: BTreeSet<Entry>,
-    /// Each open message's channel and status.
+    /// Each open message's channel and status; changed only through [`Outbox::mark`].
     open: HashMap<(Uuid, Slot), (Channel, DeliveryStatus)>,
+    /// How many open messages each channel has in each status (kept with `open`).
+    open_counts: HashMap<(Channel, DeliveryStatus), u64>,
     /// Attempts ended per day, as stored in the tallies.
     days: BTreeMap<TallyKey, u64>,
+    /// The last [`RECENT`] attempts settled, newest first.
+    recent: VecDeque<Delivery>,
+}
+
+impl Outbox {
+    /// Records an open message's channel and status, or (`None`) that it is no longer open.
+    fn mark(&mut self, owner: Uuid, slot: Slot, now: Option<(Channel, DeliveryStatus)>) {
+        let before = match now {
+            Some(state) => self.open.insert((owner, slot), state),
+            None => self.open.remove(&(owner, slot)),
+        };
+        if let Some(state) = before
+            && let Some(n) = self.open_counts.get_mut(&state)
+        {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(state) = now {
+            *self.open_counts.entry(state).or_default() += 1;
+        }
+    }
+
+    /// Forgets the open messages `erased` picks (erasure).
+    fn forget(&mut self, erased: impl Fn(&Uuid, &Slot) -> bool) {
+        self.due.retain(|(_, u, s)| !erased(u, s));
+        let gone: Vec<(Uuid, Slot)> = self
+            .open
+            .keys()
+            .filter(|(u, s)| erased(u, s))
+            .copied()
+            .collect();
+        for (owner, slot) in gone {
+            self.mark(owner, slot, None);
+        }
+    }
 }
 
 /// The outbox in memory (see the module comment).
 #[derive(Default)]
 pub(crate) struct OutboxIndex(Mutex<Outbox>);
 
-/// The outbox's figures for a report: open messages by channel and status, and the day tallies.
+/// The outbox's figures for a report: open messages by channel and status, the day tallies, and
+/// the attempts settled last (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFigures {
     pub open: HashMap<(Channel, DeliveryStatus), u64>,
     pub days: BTreeMap<TallyKey, u64>,
+    pub recent: Vec<Delivery>,
 }
 
 impl OutboxIndex {
@@ -155,9 +196,7 @@ impl OutboxIndex {
                 Ok(r) if r.delivery.status.is_open() => {
                     let slot = Slot::Digest(period);
                     outbox.due.insert((r.delivery.next_attempt_at, user, slot));
-                    outbox
-                        .open
-                        .insert((user, slot), (Channel::Email, r.delivery.status));
+                    outbox.mark(user, slot, Some((Channel::Email, r.delivery.status)));
                 }
                 Ok(_) => stale.push(k),
                 Err(e) => undecodable(&format!("digest {user} {period}"), &e),
@@ -181,9 +220,7 @@ impl OutboxIndex {
                 Ok(m) if m.delivery.status.is_open() => {
                     let slot = Slot::Message(id);
                     outbox.due.insert((m.delivery.next_attempt_at, owner, slot));
-                    outbox
-                        .open
-                        .insert((owner, slot), (m.channel, m.delivery.status));
+                    outbox.mark(owner, slot, Some((m.channel, m.delivery.status)));
                 }
                 Ok(_) => stale.push(k),
                 Err(e) => undecodable(&format!("message {id}"), &e),
@@ -286,41 +323,40 @@ impl<'a> Deliveries<'a> {
         let mut outbox = self.index().0.lock();
         for &((at, owner, slot), channel) in entries {
             outbox.due.insert((at, owner, slot));
-            outbox
-                .open
-                .insert((owner, slot), (channel, DeliveryStatus::Pending));
+            outbox.mark(owner, slot, Some((channel, DeliveryStatus::Pending)));
         }
     }
 
     /// A user's digests erased with their markers.
     pub(crate) fn closed(&self, user: Uuid, periods: &[NaiveDate]) {
-        let erased =
-            |u: &Uuid, s: &Slot| *u == user && matches!(s, Slot::Digest(p) if periods.contains(p));
-        let mut outbox = self.index().0.lock();
-        outbox.due.retain(|(_, u, s)| !erased(u, s));
-        outbox.open.retain(|(u, s), _| !erased(u, s));
+        self.index()
+            .0
+            .lock()
+            .forget(|u, s| *u == user && matches!(s, Slot::Digest(p) if periods.contains(p)));
     }
 
     /// Messages erased with their markers.
     pub(crate) fn closed_messages(&self, owner: Uuid, ids: &[Uuid]) {
-        let erased =
-            |u: &Uuid, s: &Slot| *u == owner && matches!(s, Slot::Message(id) if ids.contains(id));
-        let mut outbox = self.index().0.lock();
-        outbox.due.retain(|(_, u, s)| !erased(u, s));
-        outbox.open.retain(|(u, s), _| !erased(u, s));
+        self.index()
+            .0
+            .lock()
+            .forget(|u, s| *u == owner && matches!(s, Slot::Message(id) if ids.contains(id)));
     }
 
-    /// Open messages by channel and status, and the day tallies from `since` on (memory only).
+    /// Open messages by channel and status, the day tallies from `since` on, and the attempts
+    /// settled last (memory only).
     pub fn figures(&self, since: NaiveDate) -> OutboxFigures {
         let outbox = self.index().0.lock();
-        let mut open = HashMap::new();
-        for (channel, status) in outbox.open.values() {
-            *open.entry((*channel, *status)).or_default() += 1;
-        }
         let from = (since, false, Channel::Email, Outcome::Sent);
         OutboxFigures {
-            open,
+            open: outbox
+                .open_counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (*k, *n))
+                .collect(),
             days: outbox.days.range(from..).map(|(k, n)| (*k, *n)).collect(),
+            recent: outbox.recent.iter().cloned().collect(),
         }
     }
 
@@ -419,7 +455,7 @@ impl<'a> Deliveries<'a> {
             };
             if !r.state().status.is_open() {
                 self.close_marker(owner, slot)?;
-                self.index().0.lock().open.remove(&(owner, slot));
+                self.index().0.lock().mark(owner, slot, None);
                 continue;
             }
             let s = r.state();
@@ -430,9 +466,7 @@ impl<'a> Deliveries<'a> {
             self.put(&r, false, None)?;
             let mut outbox = self.index().0.lock();
             outbox.due.insert((lease_until, owner, slot));
-            outbox
-                .open
-                .insert((owner, slot), (r.channel(), DeliveryStatus::Sending));
+            outbox.mark(owner, slot, Some((r.channel(), DeliveryStatus::Sending)));
             drop(outbox);
             claimed.push(r.as_delivery());
         }
@@ -496,20 +530,23 @@ impl<'a> Deliveries<'a> {
         let count = self.index().0.lock().days.get(&day).copied().unwrap_or(0) + 1;
         let tally = (tally_key(day.0, channel, outcome), count);
         self.put(&r, !open, Some(tally))?;
+        let settled = r.as_delivery();
         let mut outbox = self.index().0.lock();
         outbox.due.remove(&lease);
         if open {
             outbox.due.insert((next, owner, slot));
-            outbox.open.insert((owner, slot), (channel, status));
+            outbox.mark(owner, slot, Some((channel, status)));
         } else {
-            outbox.open.remove(&(owner, slot));
+            outbox.mark(owner, slot, None);
         }
         outbox.days.insert(day, count);
+        outbox.recent.push_front(settled.clone());
+        outbox.recent.truncate(RECENT);
         drop(outbox);
         if let (Payload::Alert { notification_id }, Some(at)) = (&claimed.payload, sent) {
             self.store.notifications().mark_sent(*notification_id, at)?;
         }
-        Ok(r.as_delivery())
+        Ok(settled)
     }
 
     /// At start: deliveries a previous run claimed and never settled are due again now. Writer
@@ -536,9 +573,7 @@ impl<'a> Deliveries<'a> {
             let mut outbox = self.index().0.lock();
             outbox.due.remove(&entry);
             outbox.due.insert((now, owner, slot));
-            outbox
-                .open
-                .insert((owner, slot), (r.channel(), DeliveryStatus::Failed));
+            outbox.mark(owner, slot, Some((r.channel(), DeliveryStatus::Failed)));
             resumed += 1;
         }
         Ok(resumed)
@@ -769,6 +804,16 @@ mod tests {
         assert_eq!(
             figures.open,
             HashMap::from([((Channel::Email, DeliveryStatus::Failed), 1)])
+        );
+        let recent: Vec<DeliveryStatus> = figures.recent.iter().map(|d| d.status).collect();
+        assert_eq!(
+            recent,
+            [
+                DeliveryStatus::Dead,
+                DeliveryStatus::Failed,
+                DeliveryStatus::Sent
+            ],
+            "newest first"
         );
         // A day later's window leaves them out; the totals keep them.
         assert!(

@@ -240,6 +240,21 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         app.claim(&campaign, &customer, None).await.status(),
         StatusCode::CREATED
     );
+    // One code handed out by email (the file transport here): a delivery the page lists.
+    let (other, _) = app.customer("reader@example.org").await;
+    let res = app
+        .distribute(&campaign, json!({"customers": [other], "channel": "email"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    for _ in 0..200 {
+        let o = app
+            .get_json("/api/v1/reports/overview", &app.admin_token)
+            .await;
+        if o["deliveries"][0]["sent"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (manager, _) = app.customer("marketing@example.org").await;
     assert_eq!(
         app.set_role(&manager, &app.admin_token, "manager")
@@ -290,6 +305,12 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "active"
     );
 
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('#recent-deliveries tbody td')].slice(1, 4).map(td => td.textContent).join(' ')")
+            .await,
+        "email code sent"
+    );
+
     // Its chart: the SVG drawn into the page, with the report's figures.
     page.eval(&format!(
         "{row}.querySelector('button.chart').click(); true"
@@ -307,7 +328,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         figures
             .as_str()
             .unwrap()
-            .starts_with("5 codes, 1 claimed, 0 redeemed"),
+            .starts_with("5 codes, 2 claimed, 0 redeemed"),
         "{figures}"
     );
 

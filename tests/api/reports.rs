@@ -240,6 +240,25 @@ async fn the_overview_counts_campaigns_and_deliveries_by_channel_and_outcome() {
         assert_eq!(channel(o, "sms")["sent"], 0);
     };
     expected_deliveries(&overview);
+    let mut recent: Vec<(String, String, String)> = overview["recent_deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap().to_owned();
+            (s("channel"), s("kind"), s("status"))
+        })
+        .collect();
+    recent.sort();
+    let at = |c: &str, s: &str| (c.to_owned(), "code".to_owned(), s.to_owned());
+    assert_eq!(
+        recent,
+        [
+            at("email", "sent"),
+            at("email", "sent"),
+            at("webhook", "dead")
+        ]
+    );
     assert_eq!(
         overview["campaigns"],
         json!({"draft": 0, "scheduled": 0, "active": 1, "ended": 0})
@@ -259,5 +278,10 @@ async fn the_overview_counts_campaigns_and_deliveries_by_channel_and_outcome() {
     let overview = app.get_json(path, &app.admin_token).await;
     expected_deliveries(&overview);
     assert_eq!(overview["campaigns"]["ended"], 1);
+    assert_eq!(
+        overview["recent_deliveries"],
+        json!([]),
+        "recent attempts are those since the start"
+    );
     mail.stop();
 }
