@@ -13,14 +13,16 @@
 //! Target: completion within 10 % of the ideal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use server::{PASSWORD, Server};
 
-const PASSWORD: &str = "bench-admin-password";
+mod common;
+#[path = "common/server.rs"]
+mod server;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -77,61 +79,13 @@ fn provider(seen: Arc<Seen>) -> u16 {
     port
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(provider_port: u16, concurrency: usize) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!(
-            "networks = []\n\n[[providers]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{provider_port}\"\n\
-             secret = \"bench-provider-secret\"\ntimeout_s = 30\npoll_interval_s = 10\n\
-             give_up_after_s = 3600\nconcurrency = {concurrency}\n"
-        ),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_voucherd"))
-        .current_dir(dir.path())
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)
-        .env("VOUCHERD__RATE_LIMIT__PER_SECOND", "1000000")
-        .env("VOUCHERD__RATE_LIMIT__BURST", "1000000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
-/// Peak resident memory of a process, in MiB (Linux).
-fn peak_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    let config = format!(
+        "networks = []\n\n[[providers]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{provider_port}\"\n\
+         secret = \"bench-provider-secret\"\ntimeout_s = 30\npoll_interval_s = 10\n\
+         give_up_after_s = 3600\nconcurrency = {concurrency}\n"
+    );
+    server::start(Some(&config), &[])
 }
 
 /// `voucherd_code_requests_total{…result="fulfilled"}` from `/metrics`.
@@ -266,6 +220,6 @@ async fn main() {
     );
     println!(
         "  server peak memory (VmHWM): {:.1} MiB",
-        peak_mib(server.child.id())
+        common::peak_rss_mb(&server.child.id().to_string())
     );
 }

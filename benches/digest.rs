@@ -196,7 +196,7 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
     println!(
         "setup: {VOUCHERS} vouchers, {users} users over {TIMEZONES} timezones, 4 subscriptions each: {:.1} s; peak RSS {:.0} MB",
         started.elapsed().as_secs_f64(),
-        peak_rss_mb()
+        peak_rss_mb("self")
     );
 }
 
@@ -248,7 +248,7 @@ fn run(path: &std::path::Path, users: usize) {
     println!(
         "open: store and indexes loaded, schedules built in {:.2} s; peak RSS {:.0} MB",
         started.elapsed().as_secs_f64(),
-        peak_rss_mb()
+        peak_rss_mb("self")
     );
     let clock = ManualClock::new(now);
 
@@ -295,7 +295,7 @@ fn run(path: &std::path::Path, users: usize) {
         println!(
             "digests: {users} users due, {committed} digests committed to the outbox in {secs:.2} s = {:.0} digests/s; peak RSS {:.0} MB",
             committed as f64 / secs,
-            peak_rss_mb()
+            peak_rss_mb("self")
         );
 
         // 2. Emails through the dispatcher to the sink.
@@ -339,7 +339,7 @@ fn run(path: &std::path::Path, users: usize) {
         println!(
             "emails: {committed} digests sent over SMTP ({pool} connections) in {secs:.2} s = {:.0} emails/s; the sink counted {got}; peak RSS {:.0} MB",
             committed as f64 / secs,
-            peak_rss_mb()
+            peak_rss_mb("self")
         );
 
         // 3. The sink alone: the same sender, prebuilt messages of a digest's size.

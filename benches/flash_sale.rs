@@ -19,11 +19,14 @@
 //! 0.8 × the `/healthz` rate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use server::{PASSWORD, Server};
+
+#[path = "common/server.rs"]
+mod server;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -32,50 +35,11 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const PASSWORD: &str = "bench-admin-password";
-
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_voucherd"))
-        .current_dir(dir.path())
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)
-        .env("VOUCHERD__RATE_LIMIT__PER_SECOND", "1000000")
-        .env("VOUCHERD__RATE_LIMIT__BURST", "1000000")
-        // BENCH_FSYNC=false measures the same run without fdatasync (not durable against power
-        // loss): how much of a claim's cost is the disk's.
-        .env(
-            "VOUCHERD__STORE__FSYNC",
-            std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "true".into()),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
+    // BENCH_FSYNC=false measures the same run without fdatasync (not durable against power
+    // loss): how much of a claim's cost is the disk's.
+    let fsync = std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "true".into());
+    server::start(None, &[("VOUCHERD__STORE__FSYNC", fsync)])
 }
 
 async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {

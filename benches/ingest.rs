@@ -166,7 +166,7 @@ fn child(kind: FeedKind, total: u64) {
             rate(first_time),
             again_time.as_secs_f64(),
             rate(again_time),
-            peak_rss_mb(),
+            peak_rss_mb("self"),
         );
         // 2. The same feed's stages: pages fetched once (timed alone), then parsed and upserted
         //    page by page through the writer under another network name, ending with the pull's

@@ -159,7 +159,7 @@ fn child(path: &std::path::Path) {
         println!(
             "start: store open, indexes built and /readyz 200 in {secs:.2} s; memory then {:.0} MB resident (peak {:.0} MB)",
             rss_mb(),
-            peak_rss_mb()
+            peak_rss_mb("self")
         );
         handle.stop(true).await;
     });

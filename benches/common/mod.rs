@@ -1,8 +1,8 @@
 //! What the benches share.
 
-/// Peak resident memory of this process so far (VmHWM), in MB.
-pub fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Peak resident memory of process `pid` (`"self"`: this one) so far (VmHWM), in MB (Linux).
+pub fn peak_rss_mb(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))

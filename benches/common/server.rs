@@ -1,0 +1,53 @@
+//! The release binary as a server for a bench: started from an empty directory with a fresh
+//! store (and a `config.toml` when given), rate limits out of the way, killed when dropped.
+//! Benches that run the real server include it with `#[path = "common/server.rs"] mod server;`.
+
+use std::process::{Child, Command, Stdio};
+
+/// The bootstrap admin's password (`admin@localhost`).
+pub const PASSWORD: &str = "bench-admin-password";
+
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `voucherd` with `config` as its `config.toml` (none when `None`) and these settings
+/// from the environment on top.
+pub fn start(config: Option<&str>, env: &[(&str, String)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(config) = config {
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_voucherd"))
+        .current_dir(dir.path())
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)
+        .env("VOUCHERD__RATE_LIMIT__PER_SECOND", "1000000")
+        .env("VOUCHERD__RATE_LIMIT__BURST", "1000000")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
