@@ -204,7 +204,8 @@ impl Page {
 
     /// Waits until `expression` is true; fails naming `what` with the page's message line.
     async fn wait_for(&mut self, what: &str, expression: &str) {
-        for _ in 0..300 {
+        // Up to 30 s: the tests share two cores with the browser.
+        for _ in 0..600 {
             if self.eval(expression).await == json!(true) {
                 return;
             }
