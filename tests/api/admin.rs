@@ -281,6 +281,23 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
     )
     .await;
 
+    // A customer is turned away at the door.
+    page.eval(
+        "document.getElementById('email').value = 'buyer@example.org';
+         document.getElementById('password').value = 'customer-password';
+         document.getElementById('sign-in-button').click(); true",
+    )
+    .await;
+    page.wait_for(
+        "the refusal of a customer",
+        "document.getElementById('sign-in-error').textContent === 'The dashboard is for managers and admins.'",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('dashboard').hidden")
+            .await,
+        true
+    );
     page.eval(
         "document.getElementById('email').value = 'marketing@example.org';
          document.getElementById('password').value = 'customer-password';

@@ -104,6 +104,7 @@ async function signIn(event) {
     }
     const me = await json("/users/me");
     if (me.role !== "manager" && me.role !== "admin") {
+      if (!pasted) revoke(token);
       token = null;
       throw new Error("The dashboard is for managers and admins.");
     }
@@ -121,11 +122,13 @@ async function signIn(event) {
   }
 }
 
+function revoke(t) {
+  fetch("/api/v1/auth/tokens/current", { method: "DELETE", headers: { Authorization: "Bearer " + t } }).catch(() => {});
+}
+
 function signOut(why) {
-  if (token && sessionStorage.getItem(OWN_KEY)) {
-    // Revoke the session token signing in made; a pasted API key stays valid.
-    fetch("/api/v1/auth/tokens/current", { method: "DELETE", headers: { Authorization: "Bearer " + token } }).catch(() => {});
-  }
+  // Revoke the session token signing in made; a pasted API key stays valid.
+  if (token && sessionStorage.getItem(OWN_KEY)) revoke(token);
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(OWN_KEY);
