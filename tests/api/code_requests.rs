@@ -42,6 +42,16 @@ impl TestApp {
         .await
     }
 
+    /// Asks for a code and expects it accepted (202); the request's id.
+    async fn accepted(&self, token: &str, body: Value) -> String {
+        let res = self.ask(token, body).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Follows a request until it is no longer pending.
     async fn settled(&self, token: &str, id: &str) -> Value {
         for _ in 0..200 {
@@ -190,17 +200,12 @@ async fn a_callback_gives_exactly_one_code_and_forged_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_with(with_provider(&dir, &provider), dir).await;
     let (_, token) = app.customer("later@example.org").await;
-    let res = app
-        .ask(
+    let rid = app
+        .accepted(
             &token,
             json!({"provider": "vps", "product": "gift-25", "channel": "web"}),
         )
         .await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // The provider was asked, with where to call back.
     for _ in 0..100 {
         if !provider.received_requests().await.unwrap().is_empty() {
@@ -297,16 +302,12 @@ async fn a_late_code_is_found_by_polling_and_errors_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_with(with_provider(&dir, &provider), dir).await;
     let (_, token) = app.customer("poll@example.org").await;
-    let res = app
-        .ask(
+    let rid = app
+        .accepted(
             &token,
             json!({"provider": "vps", "product": "gift-5", "channel": "web"}),
         )
         .await;
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let done = app.settled(&token, &rid).await;
     assert_eq!(done["code"], "POLL-0001");
     let calls: Vec<String> = provider
@@ -335,16 +336,12 @@ async fn a_request_without_a_code_in_time_fails_and_admins_are_told() {
     settings.providers[0].give_up_after_s = 2;
     let app = spawn_with(settings, dir).await;
     let (_, token) = app.customer("never@example.org").await;
-    let res = app
-        .ask(
+    let rid = app
+        .accepted(
             &token,
             json!({"provider": "vps", "product": "gift-1", "channel": "web"}),
         )
         .await;
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let done = app.settled(&token, &rid).await;
     assert_eq!(done["status"], "failed");
     assert!(
@@ -380,16 +377,12 @@ async fn a_pending_request_is_resumed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_with(with_provider(&dir, &provider), dir).await;
     let (_, token) = app.customer("restart@example.org").await;
-    let res = app
-        .ask(
+    let rid = app
+        .accepted(
             &token,
             json!({"provider": "vps", "product": "gift-2", "channel": "web"}),
         )
         .await;
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     for _ in 0..100 {
         if !provider.received_requests().await.unwrap().is_empty() {
             break;
@@ -475,17 +468,7 @@ async fn the_code_goes_out_by_sms_and_bad_requests_change_nothing() {
         assert_problem(app.ask(&token, body).await, 422, code).await;
     }
     assert!(provider.received_requests().await.unwrap().is_empty());
-    let res = app
-        .ask(
-            &token,
-            json!({"provider": "vps", "product": "gift-50", "channel": "sms", "phone": "+4915199999999"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rid = app.accepted(&token, json!({"provider": "vps", "product": "gift-50", "channel": "sms", "phone": "+4915199999999"})).await;
     app.settled(&token, &rid).await;
     let mut sent = Vec::new();
     for _ in 0..100 {
