@@ -21,15 +21,9 @@ use serde_json::{Value, json};
 use server::{PASSWORD, Server};
 
 mod common;
+use common::env;
 #[path = "common/server.rs"]
 mod server;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What the provider saw.
 #[derive(Default)]

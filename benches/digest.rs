@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::env;
 
 /// The allocator the binary uses.
 #[global_allocator]
@@ -46,13 +47,6 @@ const RETAILERS: usize = 1_000;
 const CATEGORIES: usize = 100;
 const TIMEZONES: usize = 50;
 const SHARDS: u16 = 8;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

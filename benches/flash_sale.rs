@@ -25,15 +25,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use server::{PASSWORD, Server};
 
+mod common;
+use common::env;
 #[path = "common/server.rs"]
 mod server;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn start() -> Server {
     // BENCH_FSYNC=false measures the same run without fdatasync (not durable against power
@@ -349,6 +344,10 @@ async fn main() {
         sold_out.percentile_ms(0.5),
         sold_out.percentile_ms(0.99),
         sold_out.rate() / h
+    );
+    println!(
+        "  server peak memory (VmHWM): {:.1} MiB",
+        common::peak_rss_mb(&server_pid)
     );
     // Where a durable claim's time goes: the writer's batches and flushes over the whole run.
     let metrics = setup

@@ -121,7 +121,7 @@ fn child(kind: FeedKind, total: u64) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreSettings {
             path: dir.path().join("data"),
-            cache_capacity_mb: std::env::var("CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            cache_capacity_mb: common::env("CACHE_MB", 64) as u64,
             fsync: true,
             writer_queue: 65_536,
         })

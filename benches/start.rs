@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::env;
 
 /// The allocator the binary uses.
 #[global_allocator]
@@ -27,13 +28,6 @@ use voucherd::domain::digest::{Subscription, Target};
 use voucherd::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
 use voucherd::domain::voucher::Offer;
 use voucherd::store::Store;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn store_settings(path: &std::path::Path) -> StoreSettings {
     StoreSettings {

@@ -10,3 +10,11 @@ pub fn peak_rss_mb(pid: &str) -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// A number from the environment (`BENCH_*`, `CACHE_MB`), or `default` when unset or not one.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

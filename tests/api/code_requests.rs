@@ -31,6 +31,16 @@ fn sign(body: &[u8]) -> String {
     voucherd::security::body_signature(SECRET.as_bytes(), body)
 }
 
+/// Waits (up to 2 s) until the provider has received a request.
+async fn until_asked(provider: &MockServer) {
+    for _ in 0..100 {
+        if !provider.received_requests().await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 impl TestApp {
     async fn ask(&self, token: &str, body: Value) -> reqwest::Response {
         self.call(
@@ -207,12 +217,7 @@ async fn a_callback_gives_exactly_one_code_and_forged_ones_are_refused() {
         )
         .await;
     // The provider was asked, with where to call back.
-    for _ in 0..100 {
-        if !provider.received_requests().await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_asked(&provider).await;
     let asked: Value =
         serde_json::from_slice(&provider.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(asked["request_id"], rid.as_str());
@@ -383,12 +388,7 @@ async fn a_pending_request_is_resumed_after_a_restart() {
             json!({"provider": "vps", "product": "gift-2", "channel": "web"}),
         )
         .await;
-    for _ in 0..100 {
-        if !provider.received_requests().await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_asked(&provider).await;
     let requests = |o: Value| o["code_requests"].clone();
     let overview = app
         .get_json("/api/v1/reports/overview", &app.admin_token)
