@@ -129,7 +129,7 @@ fn child(kind: FeedKind, total: u64) {
         let puller = Puller {
             store: store.clone(),
             clock: voucherd::clock::system(),
-            fetcher: Fetcher::new(64 * 1024 * 1024).unwrap(),
+            fetcher: Fetcher::new(64 * 1024 * 1024, voucherd::clock::system()).unwrap(),
             retention: chrono::Duration::days(30),
             limits: PullLimits {
                 max_pages: 100_000,

@@ -973,7 +973,7 @@ impl Settings {
                 ));
             }
             if let Some(feed) = n.url.strip_prefix("builtin:") {
-                if crate::feeds::builtin(feed).is_none() {
+                if !crate::feeds::is_builtin(feed) {
                     return Err(invalid(
                         "networks.url",
                         name,

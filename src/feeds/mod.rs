@@ -160,14 +160,65 @@ pub fn request(source: &Source, page: &PageRef) -> Request {
     }
 }
 
-/// Reads one page of `kind`. Never panics, whatever the bytes.
+/// The day the demo feed's dates are written relative to: served on day D, every date in it moves
+/// by D minus this day, so the demo is as fresh whenever it is served as on the day it was written.
+pub const DEMO_DATED: (i32, u32, u32) = (2026, 11, 20);
+
+/// Whether `name` is a feed compiled into the binary.
+pub fn is_builtin(name: &str) -> bool {
+    name == "demo"
+}
+
 /// Feeds compiled into the binary, reachable as `builtin:NAME`: the default configuration's demo
 /// network, so an installed binary serves vouchers from any directory with no file of its own.
-pub fn builtin(name: &str) -> Option<&'static [u8]> {
+/// Its dates are relative to `today` (see [`DEMO_DATED`]).
+pub fn builtin(name: &str, today: chrono::NaiveDate) -> Option<Vec<u8>> {
     match name {
-        "demo" => Some(include_bytes!("../../examples/feeds/demo.csv")),
+        "demo" => {
+            let text = include_str!("../../examples/feeds/demo.csv");
+            let (y, m, d) = DEMO_DATED;
+            let dated = chrono::NaiveDate::from_ymd_opt(y, m, d)?;
+            Some(shift_dates(text, (today - dated).num_days()).into_bytes())
+        }
         _ => None,
     }
+}
+
+/// `text` with every date written `YYYY-MM-DD` moved by `days` (times, offsets and everything
+/// else untouched; digits that are not a valid date stay as they are).
+pub fn shift_dates(text: &str, days: i64) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 10 <= bytes.len() {
+        let starts_number = i == 0 || !bytes[i - 1].is_ascii_digit();
+        let ends_number = bytes.get(i + 10).is_none_or(|b| !b.is_ascii_digit());
+        if starts_number
+            && ends_number
+            && let Some(candidate) = text.get(i..i + 10)
+            && is_date_shape(candidate.as_bytes())
+            && let Ok(date) = chrono::NaiveDate::parse_from_str(candidate, "%Y-%m-%d")
+            && let Some(moved) = date.checked_add_signed(chrono::Duration::days(days))
+        {
+            out.push_str(&text[copied..i]);
+            out.push_str(&moved.format("%Y-%m-%d").to_string());
+            i += 10;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn is_date_shape(b: &[u8]) -> bool {
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// The document as UTF-8 without a byte-order mark: an XML document in another encoding its

@@ -388,3 +388,45 @@ fn feeds_in_the_encodings_real_exports_use_read_like_clean_ones() {
             .any(|o| o.retailer == "Litware Électronique")
     );
 }
+
+#[test]
+fn shifting_dates_moves_every_date_and_nothing_else() {
+    let text =
+        "a,2026-11-01,2026-12-31T23:59:59+01:00,x20261101,12026-11-01,2026-02-30,2026-1-01\n";
+    assert_eq!(
+        shift_dates(text, 31),
+        "a,2026-12-02,2027-01-31T23:59:59+01:00,x20261101,12026-11-01,2026-02-30,2026-1-01\n"
+    );
+    assert_eq!(
+        shift_dates("2024-02-28 to 2024-03-01", 1),
+        "2024-02-29 to 2024-03-02"
+    );
+    assert_eq!(shift_dates("", 5), "");
+    assert_eq!(shift_dates("é2026-01-01é", -1), "é2025-12-31é");
+}
+
+proptest! {
+    /// Shifting there and back gives the text back.
+    #[test]
+    fn shifting_dates_there_and_back_is_the_identity(days in -40_000i64..40_000, y in 1900i32..2100, doy in 1u32..366) {
+        let date = chrono::NaiveDate::from_yo_opt(y, doy).unwrap_or_default();
+        let text = format!("from {date},to {date}T10:00:00Z;");
+        prop_assert_eq!(shift_dates(&shift_dates(&text, days), -days), text);
+    }
+
+    /// The demo feed is active whatever day it is served on: every offer has started and none
+    /// has ended.
+    #[test]
+    fn the_demo_feed_is_active_on_any_day(days in 0i64..40_000) {
+        let today = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + chrono::Duration::days(days);
+        let now = today.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let bytes = builtin("demo", today).unwrap();
+        let page = parse(&source(FeedKind::Csv), first(), &bytes).unwrap();
+        prop_assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+        prop_assert_eq!(page.offers.len(), 12);
+        for offer in &page.offers {
+            prop_assert!(offer.starts_at.is_none_or(|s| s <= now), "{:?} on {}", offer, today);
+            prop_assert!(offer.ends_at.is_none_or(|e| e > now + chrono::Duration::days(30)), "{:?} on {}", offer, today);
+        }
+    }
+}

@@ -500,9 +500,17 @@ async fn run_cycle(child: &mut std::process::Child, base: &str, admin: &str, loa
         load.ids.clone(),
         load.distributions.clone(),
     )));
-    // Let the load start, then kill at a random moment while it runs.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let before: usize = buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum();
+    // Let the load start (claims being acknowledged: on a busy machine that can take a while),
+    // then kill at a random moment while it runs.
+    let acknowledged = || -> usize { buyers.iter().map(|(_, a)| a.lock().unwrap().len()).sum() };
+    let start = acknowledged();
+    for _ in 0..400 {
+        if acknowledged() > start {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let before = acknowledged();
     tokio::time::sleep(Duration::from_millis(rand::random_range(50..400))).await;
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();

@@ -311,11 +311,69 @@ pub fn network(name: &str, kind: FeedKind, url: &str) -> NetworkSettings {
 }
 
 /// `file://` URL of a fixture under tests/fixtures/feeds.
+/// A `file://` URL of the feed fixture `name`, dated relative to today (see [`dated`]): a copy
+/// under the test target's temporary folder.
 pub fn fixture_url(name: &str) -> String {
-    format!(
-        "file://{}/tests/fixtures/feeds/{name}",
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fixtures-{}", fixture_shift_days()));
+    std::fs::create_dir_all(&dir).expect("fixture dir");
+    let path = dir.join(name);
+    // Tests run in parallel: write a private copy, then rename it into place.
+    let tmp = dir.join(format!("{name}.{}", uuid::Uuid::now_v7()));
+    std::fs::write(&tmp, fixture(name)).expect("write fixture");
+    std::fs::rename(&tmp, &path).expect("place fixture");
+    format!("file://{}", path.display())
+}
+
+/// The feed fixture `name` (tests/fixtures/feeds), dated relative to today (see [`dated`]).
+pub fn fixture(name: &str) -> String {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/feeds/{name}",
         env!("CARGO_MANIFEST_DIR")
-    )
+    ))
+    .expect("fixture");
+    dated(&text)
+}
+
+/// The day the feed fixtures and the tests' literal feed dates were written relative to.
+const FIXTURES_DATED: (i32, u32, u32) = (2026, 11, 20);
+
+/// Days from the fixtures' day to today.
+pub fn fixture_shift_days() -> i64 {
+    let (y, m, d) = FIXTURES_DATED;
+    let dated = chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    (chrono::Utc::now().date_naive() - dated).num_days()
+}
+
+/// `text` (a feed, or a date a test expects) moved from the fixtures' day to today, so a test
+/// running against the system clock sees the same offers active, whatever the calendar says:
+/// every `YYYY-MM-DD` date, and every epoch-millisecond time of 2020–2039 (Tradedoubler's dates).
+pub fn dated(text: &str) -> String {
+    let days = fixture_shift_days();
+    let text = voucherd::feeds::shift_dates(text, days);
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        match digits.parse::<i64>() {
+            Ok(ms)
+                if digits.len() == 13 && (1_577_836_800_000..2_208_988_800_000).contains(&ms) =>
+            {
+                out.push_str(&(ms + days * 86_400_000).to_string())
+            }
+            _ => out.push_str(digits),
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 /// Starts an app with these networks and waits for each one's start-up pull to finish.

@@ -12,16 +12,9 @@ use wiremock::matchers::{
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    assert_problem, fixture_url, network, spawn_with, spawn_with_networks, test_settings,
+    assert_problem, dated, fixture, fixture_url, network, spawn_with, spawn_with_networks,
+    test_settings,
 };
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/feeds/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn ids(items: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = items
@@ -41,8 +34,8 @@ fn awin_page(page: u32, total: u32, rows: &[(u32, &str, Option<&str>)]) -> Value
                 "type": "voucher",
                 "advertiser": {"id": 1, "name": retailer},
                 "title": format!("offer {id}"),
-                "startDate": "2026-01-01T00:00:00+00:00",
-                "endDate": "2099-01-01T00:00:00+01:00",
+                "startDate": dated("2026-01-01T00:00:00+00:00"),
+                "endDate": dated("2099-01-01T00:00:00+01:00"),
                 "urlTracking": format!("https://awin.example/t/{id}"),
                 "voucher": code.map(|c| json!({"code": c})),
             })
@@ -104,14 +97,16 @@ async fn awin_pages_with_a_bearer_token_and_a_filter_body() {
 async fn cj_pages_by_page_number_and_reads_na_as_no_code() {
     let server = MockServer::start().await;
     let page1 = fixture("cj-link-search.xml").replace("total-matched=\"2\"", "total-matched=\"3\"");
-    let page2 = r#"<?xml version="1.0" encoding="UTF-8"?>
+    let page2 = dated(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
 <cj-api><links total-matched="3" records-returned="1" page-number="2"><link>
   <advertiser-name>Fabrikam Shoes</advertiser-name><category>Apparel &amp; Accessories</category>
   <coupon-code></coupon-code><description>Socks</description><link-id>99</link-id>
   <link-name>Socks 3 for 2</link-name><promotion-start-date>2026-11-01 00:00:00.0</promotion-start-date>
   <promotion-end-date>N/A</promotion-end-date><clickUrl>https://www.anrdoezrs.net/click-99</clickUrl>
-</link></links></cj-api>"#;
-    for (page, body) in [("1", page1), ("2", page2.to_owned())] {
+</link></links></cj-api>"#,
+    );
+    for (page, body) in [("1", page1), ("2", page2)] {
         Mock::given(method("GET"))
             .and(path("/v2/link-search"))
             .and(query_param("page-number", page))
@@ -151,12 +146,14 @@ async fn a_rakuten_fault_on_a_later_page_ingests_nothing_and_deletes_nothing() {
     let server = MockServer::start().await;
     let page1 = fixture("rakuten-coupons.xml")
         .replace("<TotalPages>1</TotalPages>", "<TotalPages>2</TotalPages>");
-    let page2 = r#"<?xml version="1.0"?><couponfeed><TotalMatches>3</TotalMatches><TotalPages>2</TotalPages>
+    let page2 = dated(
+        r#"<?xml version="1.0"?><couponfeed><TotalMatches>3</TotalMatches><TotalPages>2</TotalPages>
 <PageNumberRequested>2</PageNumberRequested><link type="TEXT"><categories><category id="3">Electronics</category></categories>
 <offerdescription>Cables half price</offerdescription><offerstartdate>2026-11-01</offerstartdate>
 <offerenddate>2099-11-30</offerenddate><couponcode>CABLE50</couponcode>
 <clickurl>https://click.linksynergy.com/fs-bin/click?id=abc&amp;offerid=333.3</clickurl>
-<advertiserid>41234</advertiserid><advertisername>Litware Electronics</advertisername></link></couponfeed>"#;
+<advertiserid>41234</advertiserid><advertisername>Litware Electronics</advertisername></link></couponfeed>"#,
+    );
     let mount = |page: &'static str, body: String| {
         Mock::given(method("GET"))
             .and(path("/coupon/1.0"))
@@ -165,7 +162,7 @@ async fn a_rakuten_fault_on_a_later_page_ingests_nothing_and_deletes_nothing() {
             .respond_with(ResponseTemplate::new(200).set_body_string(body))
     };
     mount("1", page1.clone()).mount(&server).await;
-    let good_page2 = mount("2", page2.to_owned()).mount_as_scoped(&server).await;
+    let good_page2 = mount("2", page2).mount_as_scoped(&server).await;
     let mut rakuten = network(
         "rakuten",
         FeedKind::Rakuten,
@@ -419,7 +416,8 @@ async fn impact_follows_the_relative_next_page_with_basic_auth_and_flags_pattern
     let literal = items.iter().find(|v| v["external_id"] == "90001").unwrap();
     assert_eq!(literal["code_is_pattern"], false);
     assert_eq!(
-        literal["starts_at"], "2026-11-02T08:00:00Z",
+        literal["starts_at"],
+        dated("2026-11-02T08:00:00Z"),
         "offset -08:00 to UTC"
     );
 }
@@ -445,8 +443,8 @@ async fn tradedoubler_sends_its_token_in_the_query_and_dates_in_epoch_millis() {
     let app = spawn_with_networks(vec![td]).await;
     let items = app.all_vouchers("network=td", 50).await;
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["starts_at"], "2026-11-13T00:00:00Z");
-    assert_eq!(items[0]["ends_at"], "2026-12-31T23:59:59Z");
+    assert_eq!(items[0]["starts_at"], dated("2026-11-13T00:00:00Z"));
+    assert_eq!(items[0]["ends_at"], dated("2026-12-31T23:59:59Z"));
     assert_eq!(items[0]["code"], "GLOW12");
 }
 
@@ -496,7 +494,7 @@ async fn a_re_pull_updates_changes_never_duplicates_and_keeps_first_seen() {
             text.push_str(r);
             text.push('\n');
         }
-        std::fs::write(&feed, text).unwrap();
+        std::fs::write(&feed, dated(&text)).unwrap();
     };
     write(&[
         "a,Shop,Toys,Ten percent,TEN,https://shop.example/a,2026-01-01,2099-01-01",

@@ -216,6 +216,18 @@ async fn the_binary_serves_the_bundled_demo_feed_from_an_empty_directory() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(listed, 12, "the demo feed's vouchers are served");
+    let active: serde_json::Value =
+        reqwest::get(format!("{base}/api/v1/vouchers?limit=50&active=true"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        active["items"].as_array().map_or(0, Vec::len),
+        12,
+        "every demo voucher is active on the day it is served"
+    );
     let entries: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use voucherd::feeds::FeedKind;
 
-use crate::helpers::{TestApp, assert_problem, network, spawn_with_networks};
+use crate::helpers::{TestApp, assert_problem, dated, network, spawn_with_networks};
 
 /// 120 vouchers: retailers by i % 3, categories by i % 2; every 10th expired, every 15th upcoming.
 async fn catalogue() -> (TestApp, tempfile::TempDir) {
@@ -32,7 +32,7 @@ async fn catalogue() -> (TestApp, tempfile::TempDir) {
             "v{i},{retailer},{category},{title},CODE{i},https://x.example/{i},{starts},{ends}\n"
         ));
     }
-    std::fs::write(&feed, text).unwrap();
+    std::fs::write(&feed, dated(&text)).unwrap();
     let app = spawn_with_networks(vec![network(
         "bulk",
         FeedKind::Csv,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::clock::SharedClock;
 use crate::feeds::{Auth, Method, Request};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,17 +27,23 @@ pub enum FetchError {
 pub struct Fetcher {
     client: reqwest::Client,
     max_bytes: usize,
+    /// Today, for built-in feeds whose dates are relative to the day they are served.
+    clock: SharedClock,
 }
 
 impl Fetcher {
-    pub fn new(max_bytes: usize) -> Result<Self, FetchError> {
+    pub fn new(max_bytes: usize, clock: SharedClock) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("voucherd/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(5))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| FetchError::Transport(e.to_string()))?;
-        Ok(Self { client, max_bytes })
+        Ok(Self {
+            client,
+            max_bytes,
+            clock,
+        })
     }
 
     pub async fn fetch(&self, req: &Request, timeout: Duration) -> Result<Vec<u8>, FetchError> {
@@ -44,8 +51,7 @@ impl Fetcher {
             return self.read_file(path).await;
         }
         if let Some(name) = req.url.strip_prefix("builtin:") {
-            return crate::feeds::builtin(name)
-                .map(<[u8]>::to_vec)
+            return crate::feeds::builtin(name, self.clock.now().date_naive())
                 .ok_or_else(|| FetchError::Transport(format!("no built-in feed `{name}`")));
         }
         let secs = timeout.as_secs();

@@ -54,8 +54,11 @@ impl NetworkActor {
         email_alerts: bool,
     ) -> Result<Self, String> {
         let schedule = settings.schedule()?;
-        let fetcher = fetch::Fetcher::new(catalogue.max_response_mb as usize * 1024 * 1024)
-            .map_err(|e| e.to_string())?;
+        let fetcher = fetch::Fetcher::new(
+            catalogue.max_response_mb as usize * 1024 * 1024,
+            clock.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             schedule: Some(schedule),
             puller: pull::Puller {
