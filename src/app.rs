@@ -24,6 +24,9 @@ use crate::store::{Store, StoreError};
 /// How long in-flight requests get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a server whose store failed still answers (503) before it stops.
+pub const FAILED_DRAIN: Duration = Duration::from_secs(2);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -71,7 +74,14 @@ impl Application {
             templates: templates.clone(),
             vapid: vapid.clone(),
         })?;
+        let services = crate::service::Services {
+            store: store.clone(),
+            clock: clock.clone(),
+            actors: actors.addrs(),
+            settings: settings.clone(),
+        };
         let state = web::Data::new(AppState {
+            services,
             settings: settings.clone(),
             store: store.clone(),
             clock,
@@ -114,6 +124,12 @@ impl Application {
         self.actors.addrs()
     }
 
+    /// The store's health: whether it can still make writes durable, and the failpoints tests
+    /// arm to make it fail.
+    pub fn store_health(&self) -> Arc<crate::store::Health> {
+        self.store.health().clone()
+    }
+
     /// Stops the server from elsewhere (tests; the binary uses signals).
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
@@ -128,8 +144,27 @@ impl Application {
             store,
             ..
         } = self;
-        let served = server.await;
+        let handle = server.handle();
+        let health = store.health().clone();
+        let failed = async move {
+            health.until_failed().await;
+            // No more writes can be made durable. For a moment the server still answers (writes
+            // 503, `/readyz` unavailable) so that clients and balancers see why; then it stops
+            // and says so to whoever runs this process (the binary exits non-zero; its service
+            // manager restarts it and sled recovers from its log).
+            tokio::time::sleep(FAILED_DRAIN).await;
+            handle.stop(true).await;
+        };
+        let served = tokio::select! {
+            served = server => served,
+            () = failed => Ok(()),
+        };
         actors.shutdown().await;
+        if store.health().failed() {
+            anyhow::bail!(
+                "the store failed to make writes durable; restart to recover from its log"
+            );
+        }
         tokio::task::spawn_blocking(move || {
             let flushed = store.flush_now();
             drop(store);

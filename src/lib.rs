@@ -11,5 +11,6 @@ pub mod feeds;
 pub mod http;
 pub mod reports;
 pub mod security;
+pub mod service;
 pub mod store;
 pub mod telemetry;

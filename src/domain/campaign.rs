@@ -240,6 +240,260 @@ impl Campaign {
     }
 }
 
+/// A discount as a request gives it: `{percent}` or `{amount_cents, currency}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscountParts {
+    pub percent: Option<u8>,
+    pub amount_cents: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// How a code pattern is asked for: a pattern or a length, a named or a custom charset, and
+/// what goes around it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeSpecParts {
+    pub pattern: Option<String>,
+    pub charset: Option<String>,
+    pub custom_charset: Option<String>,
+    pub prefix: Option<String>,
+    pub postfix: Option<String>,
+    pub length: Option<u32>,
+}
+
+/// A new campaign as asked for, before its rules are checked ([`Campaign::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignSpec {
+    pub name: String,
+    pub kind: CampaignKind,
+    pub discount: Option<DiscountParts>,
+    pub gift_balance_cents: Option<i64>,
+    pub price_cents: Option<i64>,
+    pub code: Option<CodeSpecParts>,
+    pub pool_size: u32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub timezone: Option<String>,
+    pub per_customer_limit: Option<u32>,
+    pub retailer: Option<String>,
+    pub category: Option<String>,
+}
+
+/// A change to a campaign: what may change once it exists (never its state: `end` is final).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignPatch {
+    pub name: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub per_customer_limit: Option<u32>,
+}
+
+/// Codes one customer may hold at most, in any campaign.
+pub const MAX_PER_CUSTOMER: u32 = 1000;
+/// The longest campaign name, retailer or category.
+pub const MAX_NAME_LEN: usize = 200;
+
+impl Discount {
+    /// The discount a `kind` of campaign carries, from the request's parts.
+    pub fn from_parts(
+        kind: CampaignKind,
+        parts: Option<DiscountParts>,
+    ) -> Result<Option<Self>, ValidationError> {
+        let Some(d) = parts else {
+            return match kind {
+                CampaignKind::Discount => Err(ValidationError::new(
+                    "discount",
+                    "a discount campaign needs {percent} or {amount_cents, currency}",
+                )),
+                _ => Ok(None),
+            };
+        };
+        if kind == CampaignKind::GiftCard {
+            return Err(ValidationError::new(
+                "discount",
+                "a gift card carries a balance, not a discount",
+            ));
+        }
+        match (d.percent, d.amount_cents, d.currency) {
+            (Some(p), None, None) if (1..=100).contains(&p) => Ok(Some(Discount::Percent(p))),
+            (Some(_), None, None) => {
+                Err(ValidationError::new("discount.percent", "must be 1 to 100"))
+            }
+            (None, Some(cents), Some(currency)) => {
+                if cents < 1 {
+                    return Err(ValidationError::new(
+                        "discount.amount_cents",
+                        "must be at least 1",
+                    ));
+                }
+                if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(ValidationError::new(
+                        "discount.currency",
+                        "must be an ISO 4217 code such as EUR",
+                    ));
+                }
+                Ok(Some(Discount::Amount { cents, currency }))
+            }
+            _ => Err(ValidationError::new(
+                "discount",
+                "give {percent} or {amount_cents, currency}",
+            )),
+        }
+    }
+}
+
+impl CodeSpec {
+    /// The pattern a request asks for (default: eight alphanumeric characters).
+    pub fn from_parts(parts: Option<CodeSpecParts>) -> Result<Self, ValidationError> {
+        let p = parts.unwrap_or_default();
+        let charset = match (p.charset.as_deref(), p.custom_charset) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "code",
+                    "give charset or custom_charset, not both",
+                ));
+            }
+            (_, Some(custom)) => Charset::Custom(custom),
+            (Some(name), None) => Charset::parse(name)?,
+            (None, None) => Charset::Alphanumeric,
+        };
+        Self::new(
+            p.pattern.as_deref(),
+            p.length,
+            charset,
+            p.prefix.as_deref().unwrap_or(""),
+            p.postfix.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+fn per_customer(limit: u32) -> Result<u32, ValidationError> {
+    if (1..=MAX_PER_CUSTOMER).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ValidationError::new(
+            "per_customer_limit",
+            "must be 1 to 1000",
+        ))
+    }
+}
+
+fn window(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), ValidationError> {
+    if ends_at <= starts_at {
+        return Err(ValidationError::new("ends_at", "must be after starts_at"));
+    }
+    Ok(())
+}
+
+fn optional_name(
+    field: &'static str,
+    value: Option<String>,
+) -> Result<Option<String>, ValidationError> {
+    value
+        .map(|v| super::bounded_text(field, &v, MAX_NAME_LEN))
+        .transpose()
+}
+
+impl Campaign {
+    /// A new campaign (a draft until it has codes) from what was asked, once every rule holds.
+    pub fn new(spec: CampaignSpec, id: Uuid, now: DateTime<Utc>) -> Result<Self, ValidationError> {
+        let name = super::bounded_text("name", &spec.name, MAX_NAME_LEN)?;
+        let discount = Discount::from_parts(spec.kind, spec.discount)?;
+        let gift_balance_cents = match (spec.kind, spec.gift_balance_cents) {
+            (CampaignKind::GiftCard, Some(cents)) if cents >= 1 => Some(cents),
+            (CampaignKind::GiftCard, _) => {
+                return Err(ValidationError::new(
+                    "gift_balance_cents",
+                    "a gift card campaign needs a balance of at least 1",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(ValidationError::new(
+                    "gift_balance_cents",
+                    "only gift card campaigns carry a balance",
+                ));
+            }
+            (_, None) => None,
+        };
+        if spec.price_cents.is_some_and(|p| p < 0) {
+            return Err(ValidationError::new("price_cents", "must not be negative"));
+        }
+        let code = CodeSpec::from_parts(spec.code)?;
+        if !(1..=Self::MAX_POOL).contains(&spec.pool_size) {
+            return Err(ValidationError::new("pool_size", "must be 1 to 1000000"));
+        }
+        if u128::from(spec.pool_size) > code.space() {
+            return Err(ValidationError::new(
+                "pool_size",
+                format!(
+                    "the code pattern can make only {} distinct codes; widen the pattern or the charset",
+                    code.space()
+                ),
+            ));
+        }
+        window(spec.starts_at, spec.ends_at)?;
+        let timezone = match spec.timezone.as_deref() {
+            Some(tz) => Timezone::parse(tz)?,
+            None => Timezone(chrono_tz::UTC),
+        };
+        Ok(Self {
+            v: Self::VERSION,
+            id,
+            name,
+            kind: spec.kind,
+            discount,
+            gift_balance_cents,
+            price_cents: spec.price_cents,
+            code,
+            pool_size: spec.pool_size,
+            starts_at: spec.starts_at,
+            ends_at: spec.ends_at,
+            timezone,
+            per_customer_limit: per_customer(spec.per_customer_limit.unwrap_or(1))?,
+            retailer: optional_name("retailer", spec.retailer)?,
+            category: optional_name("category", spec.category)?,
+            ended_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// This campaign with `patch` applied, if the result keeps every rule. Its state is not
+    /// the patch's to change: an ended campaign stays ended.
+    pub fn apply(
+        &self,
+        patch: &CampaignPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
+        let mut next = self.clone();
+        if let Some(name) = &patch.name {
+            next.name = super::bounded_text("name", name, MAX_NAME_LEN)?;
+        }
+        next.starts_at = patch.starts_at.unwrap_or(self.starts_at);
+        next.ends_at = patch.ends_at.unwrap_or(self.ends_at);
+        window(next.starts_at, next.ends_at)?;
+        if let Some(n) = patch.per_customer_limit {
+            next.per_customer_limit = per_customer(n)?;
+        }
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// This campaign ended at `now` (or as it was, when it had ended already).
+    pub fn end(&self, now: DateTime<Utc>) -> Self {
+        let mut ended = self.clone();
+        if ended.ended_at.is_none() {
+            ended.ended_at = Some(now);
+            ended.updated_at = now;
+        }
+        ended
+    }
+
+    /// How many more codes the pool takes when it holds `codes_total`.
+    pub fn room(&self, codes_total: u64) -> u64 {
+        u64::from(self.pool_size).saturating_sub(codes_total)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeStatus {
@@ -604,6 +858,90 @@ mod tests {
                 }
             }
             prop_assert!(check_code(&code).is_ok());
+        }
+    }
+
+    fn spec(pool_size: u32, pattern: &str) -> CampaignSpec {
+        let now = Utc::now();
+        CampaignSpec {
+            name: " Summer ".into(),
+            kind: CampaignKind::FlashSale,
+            discount: None,
+            gift_balance_cents: None,
+            price_cents: Some(500),
+            code: Some(CodeSpecParts {
+                pattern: Some(pattern.into()),
+                charset: Some("numbers".into()),
+                ..CodeSpecParts::default()
+            }),
+            pool_size,
+            starts_at: now,
+            ends_at: now + chrono::Duration::hours(1),
+            timezone: None,
+            per_customer_limit: None,
+            retailer: None,
+            category: None,
+        }
+    }
+
+    #[test]
+    fn a_new_campaign_keeps_its_rules() {
+        let now = Utc::now();
+        let c = Campaign::new(spec(100, "S-##"), Uuid::now_v7(), now).unwrap();
+        assert_eq!((c.name.as_str(), c.per_customer_limit), ("Summer", 1));
+        assert_eq!(c.timezone, Timezone(chrono_tz::UTC));
+        let too_big = Campaign::new(spec(101, "S-##"), Uuid::now_v7(), now).unwrap_err();
+        assert_eq!(too_big.field, "pool_size");
+        let mut gift = spec(10, "##");
+        gift.kind = CampaignKind::GiftCard;
+        assert_eq!(
+            Campaign::new(gift, Uuid::now_v7(), now).unwrap_err().field,
+            "gift_balance_cents"
+        );
+        let mut backwards = spec(10, "##");
+        backwards.ends_at = backwards.starts_at;
+        assert_eq!(
+            Campaign::new(backwards, Uuid::now_v7(), now)
+                .unwrap_err()
+                .field,
+            "ends_at"
+        );
+    }
+
+    proptest! {
+        /// Whatever a patch holds, an ended campaign stays ended, the window stays ordered and
+        /// the limit in range; a refused patch changes nothing (it returns an error, not a value).
+        #[test]
+        fn a_patch_never_reopens_an_ended_campaign(
+            ended in any::<bool>(),
+            start in -1000i64..1000,
+            end in -1000i64..1000,
+            limit in proptest::option::of(0u32..2000),
+            name in proptest::option::of("[ a-z]{0,8}"),
+        ) {
+            let now = Utc::now();
+            let mut c = campaign(None);
+            if ended {
+                c = c.end(now);
+            }
+            let patch = CampaignPatch {
+                name,
+                starts_at: Some(now + chrono::Duration::minutes(start)),
+                ends_at: Some(now + chrono::Duration::minutes(end)),
+                per_customer_limit: limit,
+            };
+            if let Ok(next) = c.apply(&patch, now) {
+                prop_assert_eq!(next.ended_at, c.ended_at);
+                prop_assert!(next.starts_at < next.ends_at);
+                prop_assert!((1..=MAX_PER_CUSTOMER).contains(&next.per_customer_limit));
+                prop_assert_eq!(next.id, c.id);
+                prop_assert_eq!(next.pool_size, c.pool_size);
+                if ended {
+                    prop_assert_eq!(next.status(1, now), CampaignStatus::Ended);
+                }
+            }
+            let twice = c.end(now).end(now + chrono::Duration::minutes(5));
+            prop_assert_eq!(twice.ended_at, c.ended_at.or(Some(now)));
         }
     }
 }

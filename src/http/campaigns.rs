@@ -2,8 +2,6 @@
 //! as CSV) and claims (a customer for themselves, a manager for a customer). Claims, code
 //! additions and changes go through the campaign's actor, which hands each code out once.
 
-use std::collections::HashSet;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
@@ -14,14 +12,14 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::pagination::limit;
-use crate::actors::campaign::{AddCodes, Claim, EndCampaign, UpdateCampaign};
 use crate::domain::auth::Principal;
-use crate::domain::bounded_text;
 use crate::domain::campaign::{
-    Campaign, CampaignKind, CampaignStatus, Charset, CodeRecord, CodeSpec, CodeStatus, Discount,
-    check_code,
+    Campaign, CampaignKind, CampaignPatch as Patch, CampaignSpec, CampaignStatus, CodeRecord,
+    CodeSpecParts, CodeStatus, Discount, DiscountParts,
 };
-use crate::domain::user::{Role, Timezone};
+use crate::domain::user::Role;
+use crate::service::campaigns::{self as use_case, NewCodes as Adding};
+use crate::service::customers::acting_for;
 use crate::store::codes::Listed;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -35,9 +33,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(add_codes)
         .service(list_codes);
 }
-
-/// Codes one request may generate or import.
-pub const MAX_CODES_PER_REQUEST: u32 = 300_000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -209,79 +204,35 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
     }
 }
 
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::Invalid(format!("{field}: {message}"))
-}
-
-fn discount(kind: CampaignKind, body: Option<DiscountBody>) -> Result<Option<Discount>, ApiError> {
-    let Some(d) = body else {
-        return match kind {
-            CampaignKind::Discount => Err(invalid(
-                "discount",
-                "a discount campaign needs {percent} or {amount_cents, currency}",
-            )),
-            _ => Ok(None),
-        };
-    };
-    if kind == CampaignKind::GiftCard {
-        return Err(invalid(
-            "discount",
-            "a gift card carries a balance, not a discount",
-        ));
-    }
-    match (d.percent, d.amount_cents, d.currency) {
-        (Some(p), None, None) if (1..=100).contains(&p) => Ok(Some(Discount::Percent(p))),
-        (Some(_), None, None) => Err(invalid("discount.percent", "must be 1 to 100")),
-        (None, Some(cents), Some(currency)) => {
-            if cents < 1 {
-                return Err(invalid("discount.amount_cents", "must be at least 1"));
-            }
-            if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-                return Err(invalid(
-                    "discount.currency",
-                    "must be an ISO 4217 code such as EUR",
-                ));
-            }
-            Ok(Some(Discount::Amount { cents, currency }))
+impl From<NewCampaign> for CampaignSpec {
+    fn from(b: NewCampaign) -> Self {
+        Self {
+            name: b.name,
+            kind: b.kind,
+            discount: b.discount.map(|d| DiscountParts {
+                percent: d.percent,
+                amount_cents: d.amount_cents,
+                currency: d.currency,
+            }),
+            gift_balance_cents: b.gift_balance_cents,
+            price_cents: b.price_cents,
+            code: b.code.map(|c| CodeSpecParts {
+                pattern: c.pattern,
+                charset: c.charset,
+                custom_charset: c.custom_charset,
+                prefix: c.prefix,
+                postfix: c.postfix,
+                length: c.length,
+            }),
+            pool_size: b.pool_size,
+            starts_at: b.starts_at,
+            ends_at: b.ends_at,
+            timezone: b.timezone,
+            per_customer_limit: b.per_customer_limit,
+            retailer: b.retailer,
+            category: b.category,
         }
-        _ => Err(invalid(
-            "discount",
-            "give {percent} or {amount_cents, currency}",
-        )),
     }
-}
-
-fn code_spec(body: Option<CodeSpecBody>) -> Result<CodeSpec, ApiError> {
-    let body = body.unwrap_or(CodeSpecBody {
-        pattern: None,
-        charset: None,
-        custom_charset: None,
-        prefix: None,
-        postfix: None,
-        length: None,
-    });
-    let charset = match (body.charset.as_deref(), body.custom_charset) {
-        (Some(_), Some(_)) => {
-            return Err(invalid("code", "give charset or custom_charset, not both"));
-        }
-        (_, Some(custom)) => Charset::Custom(custom),
-        (Some(name), None) => Charset::parse(name)?,
-        (None, None) => Charset::Alphanumeric,
-    };
-    Ok(CodeSpec::new(
-        body.pattern.as_deref(),
-        body.length,
-        charset,
-        body.prefix.as_deref().unwrap_or(""),
-        body.postfix.as_deref().unwrap_or(""),
-    )?)
-}
-
-fn optional_name(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    value
-        .map(|v| bounded_text(field, &v, 200))
-        .transpose()
-        .map_err(ApiError::from)
 }
 
 /// Create a campaign (manager). It is a draft until it has codes.
@@ -293,78 +244,7 @@ async fn create(
     body: web::Json<NewCampaign>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
-    let b = body.into_inner();
-    let name = bounded_text("name", &b.name, 200)?;
-    let discount = discount(b.kind, b.discount)?;
-    let gift_balance_cents = match (b.kind, b.gift_balance_cents) {
-        (CampaignKind::GiftCard, Some(cents)) if cents >= 1 => Some(cents),
-        (CampaignKind::GiftCard, _) => {
-            return Err(invalid(
-                "gift_balance_cents",
-                "a gift card campaign needs a balance of at least 1",
-            ));
-        }
-        (_, Some(_)) => {
-            return Err(invalid(
-                "gift_balance_cents",
-                "only gift card campaigns carry a balance",
-            ));
-        }
-        (_, None) => None,
-    };
-    if b.price_cents.is_some_and(|p| p < 0) {
-        return Err(invalid("price_cents", "must not be negative"));
-    }
-    let code = code_spec(b.code)?;
-    if !(1..=Campaign::MAX_POOL).contains(&b.pool_size) {
-        return Err(invalid("pool_size", "must be 1 to 1000000"));
-    }
-    if u128::from(b.pool_size) > code.space() {
-        return Err(invalid(
-            "pool_size",
-            &format!(
-                "the code pattern can make only {} distinct codes; widen the pattern or the charset",
-                code.space()
-            ),
-        ));
-    }
-    if b.ends_at <= b.starts_at {
-        return Err(invalid("ends_at", "must be after starts_at"));
-    }
-    let timezone = match b.timezone.as_deref() {
-        Some(tz) => Timezone::parse(tz)?,
-        None => Timezone(chrono_tz::UTC),
-    };
-    let per_customer_limit = b.per_customer_limit.unwrap_or(1);
-    if !(1..=1000).contains(&per_customer_limit) {
-        return Err(invalid("per_customer_limit", "must be 1 to 1000"));
-    }
-    let now = state.clock.now();
-    let campaign = Campaign {
-        v: Campaign::VERSION,
-        id: crate::domain::v7_at(now),
-        name,
-        kind: b.kind,
-        discount,
-        gift_balance_cents,
-        price_cents: b.price_cents,
-        code,
-        pool_size: b.pool_size,
-        starts_at: b.starts_at,
-        ends_at: b.ends_at,
-        timezone,
-        per_customer_limit,
-        retailer: optional_name("retailer", b.retailer)?,
-        category: optional_name("category", b.category)?,
-        ended_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let stored = campaign.clone();
-    state
-        .store
-        .write(move |s| s.campaigns().put(&stored))
-        .await?;
+    let campaign = use_case::create(&state.services, body.into_inner().into()).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/campaigns/{}", campaign.id)))
         .json(view(&state, &campaign)))
@@ -404,11 +284,6 @@ async fn list(
     }))
 }
 
-/// The campaign, from the store's in-memory index (no read, no thread hop).
-fn load(state: &AppState, id: Uuid) -> Result<Campaign, ApiError> {
-    state.store.campaigns().get(id)?.ok_or(ApiError::NotFound)
-}
-
 /// One campaign with its counters (manager).
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), responses((status = 200, body = CampaignView)))]
 #[get("/campaigns/{id}")]
@@ -418,7 +293,7 @@ async fn get_campaign(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner())?;
+    let campaign = use_case::get(&state.services, id.into_inner())?;
     Ok(web::Json(view(&state, &campaign)))
 }
 
@@ -433,33 +308,14 @@ async fn update(
     body: web::Json<CampaignPatch>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let mut campaign = load(&state, id.into_inner())?;
     let b = body.into_inner();
-    if let Some(name) = b.name {
-        campaign.name = bounded_text("name", &name, 200)?;
-    }
-    if let Some(at) = b.starts_at {
-        campaign.starts_at = at;
-    }
-    if let Some(at) = b.ends_at {
-        campaign.ends_at = at;
-    }
-    if campaign.ends_at <= campaign.starts_at {
-        return Err(invalid("ends_at", "must be after starts_at"));
-    }
-    if let Some(n) = b.per_customer_limit {
-        if !(1..=1000).contains(&n) {
-            return Err(invalid("per_customer_limit", "must be 1 to 1000"));
-        }
-        campaign.per_customer_limit = n;
-    }
-    campaign.updated_at = state.clock.now();
-    let campaign = state
-        .actors
-        .campaigns
-        .get(campaign.id)
-        .send(UpdateCampaign(campaign))
-        .await??;
+    let patch = Patch {
+        name: b.name,
+        starts_at: b.starts_at,
+        ends_at: b.ends_at,
+        per_customer_limit: b.per_customer_limit,
+    };
+    let campaign = use_case::update(&state.services, id.into_inner(), patch).await?;
     Ok(web::Json(view(&state, &campaign)))
 }
 
@@ -472,18 +328,7 @@ async fn end(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CampaignView>, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner())?;
-    let campaign = state
-        .actors
-        .campaigns
-        .get(campaign.id)
-        .send(EndCampaign)
-        .await??;
-    // Admins hear of it now rather than at the notifier's next look (a full mailbox: then).
-    let _ = state
-        .actors
-        .notifier
-        .try_send(crate::actors::messages::Wake);
+    let campaign = use_case::end(&state.services, id.into_inner()).await?;
     Ok(web::Json(view(&state, &campaign)))
 }
 
@@ -534,87 +379,27 @@ async fn add_codes(
     body: web::Json<NewCodes>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner())?;
-    let b = body.into_inner();
-    let existing = state.store.codes().counts(campaign.id).total;
-    let room = u64::from(campaign.pool_size).saturating_sub(existing);
-    let codes = match (b.count, b.codes) {
-        (Some(count), None) => {
-            if !(1..=MAX_CODES_PER_REQUEST).contains(&count) {
-                return Err(invalid("count", "must be 1 to 300000"));
-            }
-            if u64::from(count) > room {
-                return Err(full(&campaign, room));
-            }
-            generate(&state, &campaign, count as usize).await?
-        }
-        (None, Some(codes)) => {
-            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
-                return Err(invalid("codes", "give 1 to 300000 codes"));
-            }
-            if codes.len() as u64 > room {
-                return Err(full(&campaign, room));
-            }
-            for c in &codes {
-                check_code(c)?;
-            }
-            codes
-        }
-        _ => return Err(invalid("count", "give count (generate) or codes (import)")),
-    };
-    let added = state
-        .actors
-        .campaigns
-        .get(campaign.id)
-        .send(AddCodes { codes })
-        .await??;
-    Ok(HttpResponse::Created().json(CodesAdded {
-        added,
-        codes_total: state.store.codes().counts(campaign.id).total,
-    }))
-}
-
-/// The pool has less room than asked for: a state of the campaign, so 409.
-fn full(campaign: &Campaign, room: u64) -> ApiError {
-    ApiError::Conflict(format!(
-        "the pool holds {} codes and has room for {room} more",
-        campaign.pool_size
-    ))
-}
-
-/// `count` new codes from the campaign's pattern, distinct from each other and from every code
-/// stored now (a code made meanwhile is caught by the writer's check, and the request is 409).
-async fn generate(
-    state: &AppState,
-    campaign: &Campaign,
-    count: usize,
-) -> Result<Vec<String>, ApiError> {
-    let spec = campaign.code.clone();
-    let store = state.store.clone();
-    web::block(move || {
-        let mut rng = rand::rng();
-        let mut made: HashSet<String> = HashSet::with_capacity(count);
-        // A pattern nearly full of codes makes many draws collide; past this many, give up.
-        let max_draws = count.saturating_mul(20).max(1000);
-        let mut draws = 0;
-        while made.len() < count && draws < max_draws {
-            let batch: Vec<String> = (0..(count - made.len()).min(10_000))
-                .map(|_| spec.generate(&mut rng))
-                .collect();
-            draws += batch.len();
-            let taken: HashSet<String> = store.codes().taken(&batch).into_iter().collect();
-            made.extend(batch.into_iter().filter(|c| !taken.contains(c)));
-        }
-        if made.len() < count {
-            return Err(ApiError::Conflict(
-                "the code pattern has too few free codes left; widen the pattern or the charset"
-                    .into(),
+    let id = id.into_inner();
+    let adding = match body.into_inner() {
+        NewCodes {
+            count: Some(count),
+            codes: None,
+        } => Adding::Generate(count),
+        NewCodes {
+            count: None,
+            codes: Some(codes),
+        } => Adding::Import(codes),
+        _ => {
+            return Err(ApiError::Invalid(
+                "count: give count (generate) or codes (import)".into(),
             ));
         }
-        Ok(made.into_iter().collect())
-    })
-    .await
-    .map_err(ApiError::internal)?
+    };
+    let added = use_case::add_codes(&state.services, id, adding).await?;
+    Ok(HttpResponse::Created().json(CodesAdded {
+        added,
+        codes_total: state.store.codes().counts(id).total,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -681,7 +466,7 @@ async fn list_codes(
     query: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
-    let campaign = load(&state, id.into_inner())?;
+    let campaign = use_case::get(&state.services, id.into_inner())?;
     let limit = limit(query.limit)?;
     let after = match query.cursor.as_deref() {
         None => 0,
@@ -767,29 +552,6 @@ fn csv_export(
         .streaming(stream)
 }
 
-/// Who a claim or an order is for: the caller, or (a manager only) the customer named.
-pub(super) fn customer_of(
-    state: &AppState,
-    who: &Principal,
-    named: Option<Uuid>,
-) -> Result<Uuid, ApiError> {
-    match named {
-        Some(c) if who.role.includes(Role::Manager) => {
-            // The role index holds every user: a memory read.
-            state.store.users().role(c).ok_or(ApiError::NotFound)?;
-            Ok(c)
-        }
-        Some(c) if who.user_id == Some(c) => Ok(c),
-        Some(_) => Err(ApiError::Forbidden),
-        None => who.user_id.ok_or_else(|| {
-            invalid(
-                "customer",
-                "an API key acts for a customer: give {customer}",
-            )
-        }),
-    }
-}
-
 /// Who a claim is for: absent for the caller; a manager names a customer.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -820,25 +582,8 @@ async fn claim(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: ClaimBody = super::json::optional_json(&req, &body)?;
-    // Known before an actor is started for it (and its end, for the answer): from memory.
-    let campaign = state
-        .store
-        .campaigns()
-        .shared(id.into_inner())
-        .ok_or(ApiError::NotFound)?;
-    let id = campaign.id;
-    let customer = customer_of(&state, &who, body.customer)?;
-    // Sold out is final until codes are added (which clears the mark): no trip to the actor.
-    if state.actors.campaigns.sold_out(id) && campaign.is_open(state.clock.now()) {
-        metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
-        return Err(ApiError::SoldOut);
-    }
-    let (addr, _slot) = state
-        .actors
-        .campaigns
-        .for_claim(id)
-        .ok_or(ApiError::Overloaded)?;
-    let record = addr.send(Claim { customer }).await??;
+    let customer = acting_for(&state.services, &who, body.customer)?;
+    let (record, campaign) = use_case::claim(&state.services, id.into_inner(), customer).await?;
     Ok(HttpResponse::Created().json(ClaimView {
         code: record.code,
         campaign_id: record.campaign_id,

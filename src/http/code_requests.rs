@@ -14,9 +14,10 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use crate::domain::auth::Principal;
-use crate::domain::bounded_text;
 use crate::domain::code_request::{CodeRequest, CodeRequestView, RequestChannel, RequestStatus};
-use crate::domain::user::{Phone, Role};
+use crate::domain::user::Role;
+use crate::service::code_requests::{self as use_case, Ask};
+use crate::service::customers::acting_for;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create)
@@ -77,88 +78,19 @@ async fn create(
     body: web::Json<NewCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let customer = super::campaigns::customer_of(&state, &who, body.customer)?;
-    let providers = &state.actors.providers;
-    if !providers.knows(&body.provider) {
-        return Err(ApiError::Invalid(format!(
-            "provider: no [[providers]] entry is named `{}`",
-            body.provider
-        )));
-    }
-    let product = bounded_text("product", &body.product, CodeRequest::MAX_PRODUCT_LEN)?;
-    let channel = match body.channel {
-        AskedChannel::Web => RequestChannel::Web,
-        AskedChannel::Sms => RequestChannel::Sms,
-        AskedChannel::Push => {
-            let subscribed = state
-                .store
-                .run(move |s| s.push_subscriptions().of_user(customer))
-                .await?;
-            if subscribed.is_empty() {
-                return Err(ApiError::Invalid(
-                    "channel: push needs a push subscription of the customer".into(),
-                ));
-            }
-            RequestChannel::Push
-        }
-    };
-    let given = body.phone.as_deref().map(Phone::parse).transpose()?;
-    let phone = match (channel, given) {
-        (_, Some(p)) => Some(p.as_str().to_owned()),
-        (RequestChannel::Sms, None) => {
-            let user = state
-                .store
-                .run(move |s| s.users().get(customer))
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            Some(
-                user.phone
-                    .ok_or_else(|| {
-                        ApiError::Invalid(
-                            "phone: give one, or set the customer's number, for sms".into(),
-                        )
-                    })?
-                    .as_str()
-                    .to_owned(),
-            )
-        }
-        (RequestChannel::Web | RequestChannel::Push, None) => None,
-    };
-    if channel == RequestChannel::Sms && !state.settings.delivery.sms.enabled() {
-        return Err(ApiError::Invalid(
-            "channel: sms needs [delivery.sms] url in the configuration".into(),
-        ));
-    }
-    if !providers.reserve(&body.provider) {
-        metrics::counter!("voucherd_code_requests_total", "provider" => body.provider.clone(), "result" => "overloaded").increment(1);
-        return Err(ApiError::Overloaded);
-    }
-    let now = state.clock.now();
-    let request = CodeRequest {
-        v: CodeRequest::VERSION,
-        id: crate::domain::v7_at(now),
-        provider: body.provider.clone(),
-        product,
+    let customer = acting_for(&state.services, &who, body.customer)?;
+    let ask = Ask {
+        provider: body.provider,
+        product: body.product,
+        phone: body.phone,
+        channel: match body.channel {
+            AskedChannel::Web => RequestChannel::Web,
+            AskedChannel::Sms => RequestChannel::Sms,
+            AskedChannel::Push => RequestChannel::Push,
+        },
         customer,
-        phone,
-        channel,
-        status: RequestStatus::Pending,
-        code: None,
-        error: None,
-        accepted: false,
-        created_at: now,
-        updated_at: now,
-        fulfilled_at: None,
     };
-    let stored = request.clone();
-    state
-        .store
-        .write(move |s| s.code_requests().put(&stored))
-        .await?;
-    // Stored first: a request the actor cannot take now is picked up at its next start.
-    if !providers.submit(&request.provider, request.id) {
-        tracing::warn!(request = %request.id, "provider actor busy; the request waits for its restart");
-    }
+    let request = use_case::ask(&state.services, ask).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((
             header::LOCATION,
@@ -309,35 +241,15 @@ async fn callback(
     }
     let cb: Callback = super::json::optional_json::<Option<Callback>>(&req, &body)?
         .ok_or_else(|| ApiError::Invalid("an empty callback".into()))?;
-    let now = state.clock.now();
-    let (id, provider_name) = (cb.request_id, name.clone());
-    // Ok(code) fulfils, Err(reason) fails.
-    let answer: Result<String, String> = match (cb.code, cb.error) {
-        (Some(code), None) => Ok(bounded_text("code", &code, CodeRequest::MAX_CODE_LEN)?),
-        (None, Some(error)) => Err(bounded_text("error", &error, 500)?),
+    let answer = match (cb.code, cb.error) {
+        (Some(code), None) => Ok(code),
+        (None, Some(error)) => Err(error),
         _ => {
             return Err(ApiError::Invalid(
                 "give exactly one of `code` or `error`".into(),
             ));
         }
     };
-    let settled = state
-        .store
-        .write(move |s| {
-            match s.code_requests().get(id)? {
-                Some(r) if r.provider == provider_name => {}
-                _ => return Err(crate::store::StoreError::NotFound),
-            }
-            match &answer {
-                Ok(code) => s.code_requests().fulfil(id, code, now),
-                Err(error) => s.code_requests().fail(id, error, now),
-            }
-        })
-        .await?;
-    if let crate::store::code_requests::Settled::Now(r) = &settled {
-        metrics::counter!("voucherd_code_requests_total", "provider" => name, "result" => if r.status == RequestStatus::Fulfilled { "fulfilled" } else { "failed" }).increment(1);
-        state.actors.providers.settlements.settled(r.id);
-        state.actors.outbox_wake.notify_one();
-    }
-    Ok(web::Json(CodeRequestView::from(settled.request())))
+    let settled = use_case::settle(&state.services, &name, cb.request_id, answer).await?;
+    Ok(web::Json(CodeRequestView::from(&settled)))
 }

@@ -170,7 +170,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m.to_owned()),
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::Overloaded => ApiError::Overloaded,
+            // A full writer queue, or a store that can no longer make writes durable (a failed
+            // flush is fatal: the process restarts and recovers): retry shortly.
+            StoreError::Overloaded | StoreError::Failed | StoreError::Flush(_) => {
+                ApiError::Overloaded
+            }
             e @ StoreError::LimitReached { .. } => ApiError::Conflict(e.to_string()),
             other => ApiError::internal(other),
         }
@@ -186,16 +190,20 @@ impl From<crate::actors::subscriptions::ManagerError> for ApiError {
     }
 }
 
-impl From<crate::actors::campaign::ClaimError> for ApiError {
-    fn from(e: crate::actors::campaign::ClaimError) -> Self {
-        use crate::actors::campaign::ClaimError;
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error;
         match e {
-            ClaimError::NotFound => ApiError::NotFound,
-            ClaimError::NotActive(why) => ApiError::CampaignNotActive(why.to_owned()),
-            ClaimError::SoldOut => ApiError::SoldOut,
-            e @ ClaimError::LimitReached(_) => ApiError::LimitReached(e.to_string()),
-            e @ ClaimError::Taken(_) => ApiError::Conflict(e.to_string()),
-            ClaimError::Store(e) => e.into(),
+            Error::Invalid(e) => e.into(),
+            Error::NotFound => ApiError::NotFound,
+            Error::Forbidden => ApiError::Forbidden,
+            Error::Conflict(m) => ApiError::Conflict(m),
+            Error::SoldOut => ApiError::SoldOut,
+            Error::LimitReached(m) => ApiError::LimitReached(m),
+            Error::NotActive(m) => ApiError::CampaignNotActive(m),
+            Error::NotRedeemable(m) => ApiError::CodeNotRedeemable(m),
+            Error::Overloaded => ApiError::Overloaded,
+            Error::Store(e) => e.into(),
         }
     }
 }

@@ -112,10 +112,14 @@ pub async fn idempotent(
             Ok(None) => {}
         }
         let notify = Arc::new(Notify::new());
-        let mine = match in_flight.0.entry(key) {
+        let running = match in_flight.0.entry(key) {
             dashmap::mapref::entry::Entry::Vacant(v) => {
                 v.insert(notify.clone());
-                true
+                Running {
+                    in_flight: in_flight.clone(),
+                    key,
+                    notify,
+                }
             }
             dashmap::mapref::entry::Entry::Occupied(o) => {
                 let theirs = o.get().clone();
@@ -131,12 +135,9 @@ pub async fn idempotent(
                     );
                     return Ok(req.into_response(e.error_response()));
                 }
-                false
+                continue;
             }
         };
-        if !mine {
-            continue;
-        }
         // A runner that finished between the read above and taking the slot remembered its
         // answer before it let the slot go: read again now that the slot is ours.
         let again = state
@@ -144,8 +145,7 @@ pub async fn idempotent(
             .run(move |s| s.idempotency().get(&key, now))
             .await;
         if let Ok(Some(r)) = again {
-            in_flight.0.remove(&key);
-            notify.notify_waiters();
+            drop(running);
             return Ok(if r.request == request {
                 req.into_response(replay(&r))
             } else {
@@ -155,10 +155,32 @@ pub async fn idempotent(
             });
         }
         req.set_payload(actix_web::dev::Payload::from(body.clone()));
-        let answered = run_and_remember(&state, req, next, key, request).await;
-        in_flight.0.remove(&key);
-        notify.notify_waiters();
-        return answered;
+        // The work runs as a task of its own: a client that disconnects drops this future, not
+        // the work, which completes, is remembered, and only then lets the key go (the guard).
+        // A retry then gets the remembered answer: the work runs once either way.
+        let work = actix_web::rt::spawn(async move {
+            let _running = running;
+            run_and_remember(&state, req, next, key, request).await
+        });
+        return work
+            .await
+            .map_err(|_| ApiError::internal("a keyed request's task failed").into())
+            .and_then(|answered| answered);
+    }
+}
+
+/// A key's place among the requests running now. Dropped — when its work is done and
+/// remembered, or when anything returns early — it lets the key go and wakes those waiting on it.
+struct Running {
+    in_flight: web::Data<InFlight>,
+    key: [u8; 32],
+    notify: Arc<Notify>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.in_flight.0.remove(&self.key);
+        self.notify.notify_waiters();
     }
 }
 

@@ -1,4 +1,5 @@
-//! The HTTP front: parse, authorise, call the domain/store or an actor, map the error.
+//! The HTTP front: parse, authorise, call one use case (`crate::service`) or read, render, map
+//! the error.
 //! One file per route group; `error.rs` is the one error type; `build_app` assembles it all.
 
 pub mod admin;
@@ -46,6 +47,8 @@ use crate::store::Store;
 
 /// What every handler can reach (`web::Data<AppState>`). Built once, shared by all workers.
 pub struct AppState {
+    /// The use cases: every state change a handler asks for goes through them.
+    pub services: crate::service::Services,
     pub settings: Arc<Settings>,
     pub store: Store,
     pub clock: SharedClock,

@@ -31,11 +31,13 @@ async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
-/// Readiness: the store answers a read and every actor answers a ping.
+/// Readiness: the store answers a read and can still make writes durable, and every actor
+/// answers a ping.
 #[utoipa::path(tag = "operations", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.store.run(|s| s.meta().schema_version()).await.is_ok();
+    let store = !state.store.health().failed()
+        && state.store.run(|s| s.meta().schema_version()).await.is_ok();
     let actors = state.actors.alive(Duration::from_secs(2)).await;
     let ready = store && actors;
     let body = Readiness {

@@ -9,17 +9,14 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::actors::campaign::PlaceOrder;
 use crate::domain::auth::Principal;
-use crate::domain::user::{Phone, Role};
-use crate::store::orders::RedeemError;
+use crate::domain::user::Role;
+use crate::service::customers::acting_for;
+use crate::service::orders as use_case;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(order).service(redeem).service(roll_back);
 }
-
-/// Codes one order may buy.
-pub const MAX_QUANTITY: u32 = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,32 +55,15 @@ async fn order(
     body: web::Json<NewOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    if !(1..=MAX_QUANTITY).contains(&b.quantity) {
-        return Err(ApiError::Invalid("quantity: must be 1 to 100".into()));
-    }
-    let phone = b
-        .phone
-        .as_deref()
-        .map(Phone::parse)
-        .transpose()?
-        .map(|p| p.as_str().to_owned());
-    let customer = super::campaigns::customer_of(&state, &who, b.customer)?;
-    let id = b.campaign_id;
-    if state.store.campaigns().shared(id).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    let (addr, _slot) = state
-        .actors
-        .campaigns
-        .for_claim(id)
-        .ok_or(ApiError::Overloaded)?;
-    let (order, _) = addr
-        .send(PlaceOrder {
-            customer,
-            quantity: b.quantity,
-            phone,
-        })
-        .await??;
+    let customer = acting_for(&state.services, &who, b.customer)?;
+    let (order, _) = use_case::place(
+        &state.services,
+        b.campaign_id,
+        customer,
+        b.quantity,
+        b.phone.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
         .json(OrderView {
@@ -137,17 +117,6 @@ impl From<crate::domain::campaign::Redemption> for RedemptionView {
     }
 }
 
-impl From<RedeemError> for ApiError {
-    fn from(e: RedeemError) -> Self {
-        match e {
-            RedeemError::UnknownCode | RedeemError::UnknownRedemption => ApiError::NotFound,
-            RedeemError::NotRedeemable(why) => ApiError::CodeNotRedeemable(why.to_string()),
-            e @ RedeemError::RolledBack => ApiError::Conflict(e.to_string()),
-            RedeemError::Store(e) => e.into(),
-        }
-    }
-}
-
 /// Redeem a code against an order (manager): 201 with what it took off; 409
 /// `code_not_redeemable` when it is redeemed, expired, ended, not held or someone else's.
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewRedemption, responses((status = 201, body = RedemptionView), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -159,26 +128,8 @@ async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let b = body.into_inner();
-    if b.order_amount_cents.is_some_and(|a| a < 0) {
-        return Err(ApiError::Invalid(
-            "order_amount_cents: must not be negative".into(),
-        ));
-    }
-    let now = state.clock.now();
-    let redeemed = state
-        .store
-        .write(move |s| {
-            Ok(s.orders()
-                .redeem(&b.code, b.customer, b.order_amount_cents, now))
-        })
-        .await?;
-    let result = if redeemed.is_ok() {
-        "redeemed"
-    } else {
-        "refused"
-    };
-    metrics::counter!("voucherd_redemptions_total", "result" => result).increment(1);
-    let redemption = redeemed?;
+    let redemption =
+        use_case::redeem(&state.services, b.code, b.customer, b.order_amount_cents).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/redemptions/{}", redemption.id)))
         .json(RedemptionView::from(redemption)))
@@ -194,11 +145,6 @@ async fn roll_back(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<RedemptionView>, ApiError> {
     who.require(Role::Manager)?;
-    let (id, now) = (id.into_inner(), state.clock.now());
-    let redemption = state
-        .store
-        .write(move |s| Ok(s.orders().roll_back(id, now)))
-        .await??;
-    metrics::counter!("voucherd_redemptions_total", "result" => "rolled_back").increment(1);
+    let redemption = use_case::roll_back(&state.services, id.into_inner()).await?;
     Ok(web::Json(RedemptionView::from(redemption)))
 }

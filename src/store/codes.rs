@@ -195,14 +195,21 @@ impl<'a> Codes<'a> {
     }
 
     /// Stores new available codes of a campaign (one key each, one batch), all or none: any code
-    /// that exists already (or twice in `codes`) refuses the lot with `Taken`. Writer only.
+    /// that exists already (or twice in `codes`) refuses the lot with `Taken`, and so does a lot
+    /// the pool has no room for (`Full`: the check is here, on the writer, so additions racing
+    /// each other cannot overfill it). Writer only.
     pub fn insert_new(
         &self,
         campaign: Uuid,
         codes: &[String],
         balance_cents: Option<i64>,
+        pool_size: u32,
         now: DateTime<Utc>,
     ) -> Result<(), CodesError> {
+        let room = u64::from(pool_size).saturating_sub(self.counts(campaign).total);
+        if codes.len() as u64 > room {
+            return Err(CodesError::Full { pool_size, room });
+        }
         let taken = self.taken(codes);
         if !taken.is_empty() {
             return Err(CodesError::Taken(taken));
@@ -248,6 +255,25 @@ impl<'a> Codes<'a> {
         order: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Vec<CodeRecord>, StoreError> {
+        let records = self.claimed_records(codes, customer, order, now)?;
+        let mut batch = sled::Batch::default();
+        for r in &records {
+            batch.insert(r.code.as_bytes(), encode(r)?);
+        }
+        self.store.trees().codes.apply_batch(batch)?;
+        self.index_claimed(&records);
+        Ok(records)
+    }
+
+    /// The records of `codes` handed to `customer`, not yet written: `Conflict` when one is not
+    /// available.
+    pub(crate) fn claimed_records(
+        &self,
+        codes: &[Arc<str>],
+        customer: Uuid,
+        order: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CodeRecord>, StoreError> {
         let mut records = Vec::with_capacity(codes.len());
         for code in codes {
             let Some(mut record) = self.get(code)? else {
@@ -262,16 +288,15 @@ impl<'a> Codes<'a> {
             record.order_id = order;
             records.push(record);
         }
-        let mut batch = sled::Batch::default();
-        for r in &records {
-            batch.insert(r.code.as_bytes(), encode(r)?);
-        }
-        self.store.trees().codes.apply_batch(batch)?;
+        Ok(records)
+    }
+
+    /// The in-memory indexes after `records` were written as claimed.
+    pub(crate) fn index_claimed(&self, records: &[CodeRecord]) {
         let mut state = self.index().0.write();
-        for r in &records {
+        for r in records {
             state.changed(CodeStatus::Available, r);
         }
-        Ok(records)
     }
 
     /// Hands each `(code, customer)` its code, independently (one key each, one batch): a code no
@@ -307,15 +332,10 @@ impl<'a> Codes<'a> {
         Ok(out)
     }
 
-    /// Stores a code whose status was `before` as `record` now (a redemption or its rollback);
-    /// one key. Writer only.
-    pub fn put(&self, before: CodeStatus, record: &CodeRecord) -> Result<(), StoreError> {
-        self.store
-            .trees()
-            .codes
-            .insert(record.code.as_bytes(), encode(record)?)?;
+    /// The in-memory indexes after a code whose status was `before` was written as `record` (a
+    /// redemption or its rollback).
+    pub(crate) fn index_changed(&self, before: CodeStatus, record: &CodeRecord) {
         self.index().0.write().changed(before, record);
-        Ok(())
     }
 
     pub fn get(&self, code: &str) -> Result<Option<CodeRecord>, StoreError> {
@@ -441,6 +461,8 @@ impl<'a> Codes<'a> {
 pub enum CodesError {
     #[error("codes already taken: {}", .0.join(", "))]
     Taken(Vec<String>),
+    #[error("the pool holds {pool_size} codes and has room for {room} more")]
+    Full { pool_size: u32, room: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

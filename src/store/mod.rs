@@ -46,6 +46,7 @@ pub mod codes;
 pub mod deliveries;
 pub mod digests;
 pub mod distributions;
+pub mod failpoints;
 pub mod idempotency;
 pub mod keys;
 pub mod messages;
@@ -87,6 +88,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store: flush failed: {0}")]
     Flush(Arc<str>),
+    /// A flush failed earlier: the store takes no more writes until the process restarts and
+    /// recovers from its log (as PostgreSQL treats a failed fsync).
+    #[error("store: failed; no more writes until restart")]
+    Failed,
     #[error("store schema: {0}")]
     Schema(String),
     #[error("store: blocking task failed: {0}")]
@@ -104,6 +109,14 @@ pub enum StoreError {
     StaleLease,
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the command may stand applied though it failed: its flush failed (the store has
+    /// failed), so nothing it took may be handed out again before the restart recovers the truth.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, StoreError::Flush(_) | StoreError::Failed)
+    }
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -270,9 +283,51 @@ impl Trees {
     }
 }
 
+/// Whether the store can still make writes durable. A failed flush is fatal, as PostgreSQL
+/// treats a failed fsync: what sled holds in memory may differ from its log, so the store takes
+/// no more writes (they answer [`StoreError::Failed`], 503), `/readyz` says so, and the serving
+/// process exits non-zero so that its service manager restarts it and recovery runs from the log.
+#[derive(Debug, Default)]
+pub struct Health {
+    failed: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+    pub failpoints: failpoints::Failpoints,
+}
+
+impl Health {
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Marks the store failed (once) and wakes whoever waits for that.
+    pub(crate) fn fail(&self, why: &str) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                error = why,
+                "the store failed to make writes durable: no more writes are taken; restart to recover from the log"
+            );
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// Returns once the store has failed.
+    pub async fn until_failed(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.failed() {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
 pub(crate) struct Inner {
     // Field order is drop order: the writer (holding a db handle) goes first, then the trees, then the db.
     writer: writer::Writer,
+    health: Arc<Health>,
     pool: pool::Pool,
     trees: Trees,
     indexes: Indexes,
@@ -313,9 +368,14 @@ impl Store {
             None
         };
         let pool = pool::Pool::start()?;
-        let (writer, queue) = writer::Writer::new(settings.writer_queue);
+        let health = Arc::new(Health {
+            failpoints: failpoints::Failpoints::from_env(),
+            ..Health::default()
+        });
+        let (writer, queue) = writer::Writer::new(settings.writer_queue, health.clone());
         let inner = Arc::new(Inner {
             writer,
+            health,
             pool,
             trees,
             indexes,
@@ -332,6 +392,36 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The failpoint between the keys of a multi-key command: an error, or (a crash test) what
+    /// was written so far flushed and the process aborted. Nothing when not armed.
+    pub(crate) fn between_keys(&self) -> Result<(), StoreError> {
+        let failpoints = &self.inner.health.failpoints;
+        if failpoints.hit(failpoints::Failpoint::CrashBetweenKeys) {
+            // Whatever sled would write of this command now goes to disk (from another thread:
+            // a flush may wait for the command itself), then the process dies.
+            let db = self.inner.db.clone();
+            let (done, flushed) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = db.flush();
+                let _ = done.send(());
+            });
+            let _ = flushed.recv_timeout(std::time::Duration::from_secs(2));
+            tracing::error!("failpoint crash_between_keys: aborting");
+            std::process::abort();
+        }
+        if failpoints.hit(failpoints::Failpoint::BetweenKeys) {
+            return Err(StoreError::Io(std::io::Error::other(
+                "failpoint between_keys: injected failure",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether writes can still be made durable, and the failpoints tests arm.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.inner.health
     }
 
     pub(crate) fn trees(&self) -> &Trees {
@@ -367,6 +457,14 @@ impl Store {
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        if self
+            .inner
+            .health
+            .failpoints
+            .hit(failpoints::Failpoint::RefuseWrites)
+        {
+            return Err(StoreError::Overloaded);
+        }
         self.inner.writer.submit(true, f).await
     }
 
@@ -379,6 +477,12 @@ impl Store {
         R: Send + 'static,
     {
         self.inner.writer.submit(false, f).await
+    }
+
+    /// Returns once everything the writer applied before this call is on disk (one flush,
+    /// shared with whatever else is written meanwhile).
+    pub async fn barrier(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
     }
 
     /// The same durable step as the writer's, done directly by the caller: used at shutdown, by

@@ -1,6 +1,8 @@
 //! Orders and redemptions: one key each (`orders` OrderId(16) → Order, `redemptions`
 //! RedemptionId(16) → Redemption). An order writes its record and its codes in one command; a
-//! redemption (or its rollback) writes its record and its code. The rules are the domain's
+//! redemption (or its rollback) writes its record and its code. Each of these writes its two
+//! trees in one sled transaction, so it stands whole or not at all, after an error or a crash
+//! (sled seals a transaction's writes in its log as one batch). The rules are the domain's
 //! (`domain::campaign::redeem`); running them on the one writer is what makes a code redeemed
 //! once and a gift balance never go below zero, whatever runs at the same time.
 //!
@@ -14,6 +16,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use uuid::Uuid;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::campaign::{self, CodeRecord, NotRedeemable, Order, Redemption};
@@ -97,17 +102,34 @@ impl<'a> Orders<'a> {
             .unwrap_or_default()
     }
 
-    /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys). Writer
-    /// only.
+    /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys, one
+    /// transaction). Writer only.
     pub fn place(&self, order: &Order, codes: &[Arc<str>]) -> Result<Vec<CodeRecord>, StoreError> {
-        let records =
-            self.store
-                .codes()
-                .claim(codes, order.customer, Some(order.id), order.created_at)?;
-        self.store
-            .trees()
-            .orders
-            .insert(order.id.as_bytes(), encode(order)?)?;
+        let records = self.store.codes().claimed_records(
+            codes,
+            order.customer,
+            Some(order.id),
+            order.created_at,
+        )?;
+        let mut claimed = Vec::with_capacity(records.len());
+        for r in &records {
+            claimed.push((r.code.as_bytes().to_vec(), encode(r)?));
+        }
+        let placed = encode(order)?;
+        let trees = self.store.trees();
+        (&trees.codes, &trees.orders)
+            .transaction(|(codes, orders)| {
+                for (k, v) in &claimed {
+                    codes.insert(k.as_slice(), v.as_slice())?;
+                }
+                self.store
+                    .between_keys()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                orders.insert(order.id.as_bytes(), placed.as_slice())?;
+                Ok(())
+            })
+            .map_err(unwrap_transaction)?;
+        self.store.codes().index_claimed(&records);
         Ok(records)
     }
 
@@ -144,11 +166,8 @@ impl<'a> Orders<'a> {
             crate::domain::v7_at(now),
             now,
         )?;
-        self.store
-            .trees()
-            .redemptions
-            .insert(redemption.id.as_bytes(), encode(&redemption)?)?;
-        codes.put(before, &after)?;
+        self.write_both(&redemption, &after)?;
+        codes.index_changed(before, &after);
         self.tallies()
             .write()
             .entry(redemption.campaign_id)
@@ -176,13 +195,37 @@ impl<'a> Orders<'a> {
         let before = record.status;
         let restored = campaign::roll_back(record, &redemption);
         redemption.rolled_back_at = Some(now);
-        tree.insert(id.as_bytes(), encode(&redemption)?)?;
-        codes.put(before, &restored)?;
+        self.write_both(&redemption, &restored)?;
+        codes.index_changed(before, &restored);
         self.tallies()
             .write()
             .entry(redemption.campaign_id)
             .or_default()
             .count(&redemption, -1);
         Ok(redemption)
+    }
+
+    /// A redemption's record and its code, in one transaction.
+    fn write_both(&self, redemption: &Redemption, code: &CodeRecord) -> Result<(), StoreError> {
+        let (r, c) = (encode(redemption)?, encode(code)?);
+        let trees = self.store.trees();
+        (&trees.redemptions, &trees.codes)
+            .transaction(|(redemptions, codes)| {
+                redemptions.insert(redemption.id.as_bytes(), r.as_slice())?;
+                self.store
+                    .between_keys()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                codes.insert(code.code.as_bytes(), c.as_slice())?;
+                Ok(())
+            })
+            .map_err(unwrap_transaction)
+    }
+}
+
+/// A transaction's failure as the store's: what the command aborted with, or sled's own error.
+fn unwrap_transaction(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
     }
 }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Inner, Store, StoreError};
+use super::failpoints::Failpoint;
+use super::{Health, Inner, Store, StoreError};
 
 /// The flush result every command of a batch is answered with (the error text is shared).
 pub(crate) type Flushed = Result<(), Arc<str>>;
@@ -51,6 +52,7 @@ pub const FULL_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct Writer {
     tx: Option<mpsc::Sender<Job>>,
     thread: OnceLock<JoinHandle<()>>,
+    health: Arc<Health>,
 }
 
 /// The writer's end of the queue, between [`Writer::new`] and [`Writer::start`].
@@ -58,12 +60,13 @@ pub(crate) struct Queue(mpsc::Receiver<Job>);
 
 impl Writer {
     /// The queue, bounded at `queue` commands; nothing runs until [`Writer::start`].
-    pub(crate) fn new(queue: usize) -> (Self, Queue) {
+    pub(crate) fn new(queue: usize, health: Arc<Health>) -> (Self, Queue) {
         let (tx, rx) = mpsc::channel::<Job>(queue.max(1));
         (
             Self {
                 tx: Some(tx),
                 thread: OnceLock::new(),
+                health,
             },
             Queue(rx),
         )
@@ -82,9 +85,10 @@ impl Writer {
         // Batches applied and waiting for the disk; two in line at most, so a slow disk holds
         // the writer back instead of letting answers pile up.
         let (to_flusher, from_writer) = std::sync::mpsc::sync_channel::<Vec<Reply>>(2);
+        let health = self.health.clone();
         let flusher = std::thread::Builder::new()
             .name("voucherd-flusher".into())
-            .spawn(move || flush_loop(from_writer, db, log_file))?;
+            .spawn(move || flush_loop(from_writer, db, log_file, &health))?;
         let thread = std::thread::Builder::new()
             .name("voucherd-writer".into())
             .spawn(move || {
@@ -150,6 +154,9 @@ impl Writer {
             }),
             durable,
         };
+        if self.health.failed() {
+            return Err(StoreError::Failed);
+        }
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
         match tx.try_send(job) {
             Ok(()) => {}
@@ -172,11 +179,14 @@ impl Writer {
 }
 
 /// The flusher thread: takes every batch the writer has applied so far, flushes once (which
-/// covers them all: each was applied before this flush started), then answers them.
+/// covers them all: each was applied before this flush started), then answers them. A failed
+/// flush fails the store for good ([`Health`]): its commands, and every later one, are answered
+/// with an error and nothing is flushed again.
 fn flush_loop(
     from_writer: std::sync::mpsc::Receiver<Vec<Reply>>,
     db: sled::Db,
     log_file: Option<Arc<File>>,
+    health: &Health,
 ) {
     while let Ok(first) = from_writer.recv() {
         let mut replies = first;
@@ -184,9 +194,18 @@ fn flush_loop(
             replies.extend(more);
         }
         let started = Instant::now();
-        let result: Flushed = sync(&db, log_file.as_deref()).map_err(|e| Arc::from(e.to_string()));
+        if health.failpoints.hit(Failpoint::SlowFlush) {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let result: Flushed = if health.failed() {
+            Err(Arc::from("the store failed earlier"))
+        } else if health.failpoints.hit(Failpoint::Flush) {
+            Err(Arc::from("injected flush failure"))
+        } else {
+            sync(&db, log_file.as_deref()).map_err(|e| Arc::from(e.to_string()))
+        };
         if let Err(e) = &result {
-            tracing::error!(error = %e, "store flush failed");
+            health.fail(e);
         }
         metrics::counter!("voucherd_store_flushes_total").increment(1);
         metrics::histogram!("voucherd_store_flush_seconds").record(started.elapsed().as_secs_f64());

@@ -776,3 +776,132 @@ async fn a_retried_claim_with_its_idempotency_key_gets_the_first_answer() {
         .await;
     assert_problem(res, 400, "validation_failed").await;
 }
+
+#[actix_web::test]
+async fn a_change_racing_the_end_never_reopens_the_campaign() {
+    let app = spawn_app().await;
+    let (_, token) = app.customer("racer@x.io").await;
+    for i in 0..100 {
+        let id = app.active_campaign(2, 1).await;
+        let path = format!("/api/v1/campaigns/{id}");
+        let rename = app.call(
+            Method::PATCH,
+            &path,
+            Some(&app.admin_token),
+            Some(json!({"name": format!("renamed {i}"), "per_customer_limit": 2})),
+        );
+        let (ended, renamed) = tokio::join!(app.end_campaign(&id), rename);
+        assert_eq!(ended.status(), StatusCode::OK);
+        assert_eq!(renamed.status(), StatusCode::OK);
+        let c = app
+            .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+            .await;
+        assert_eq!(c["status"], "ended", "round {i}: {c}");
+        assert!(!c["ended_at"].is_null(), "round {i}: {c}");
+        assert_eq!(c["name"], format!("renamed {i}"), "both changes stand");
+        assert_eq!(c["per_customer_limit"], 2);
+        assert_problem(
+            app.claim(&id, &token, None).await,
+            422,
+            "campaign_not_active",
+        )
+        .await;
+    }
+}
+
+#[actix_web::test]
+async fn additions_racing_each_other_never_overfill_the_pool() {
+    let app = spawn_app().await;
+    let (starts, ends) = window();
+    for round in 0..10 {
+        let c = app
+            .campaign(
+                json!({"name": "pool", "kind": "flash_sale", "pool_size": 10,
+                "starts_at": starts, "ends_at": ends}),
+            )
+            .await;
+        let id = c["id"].as_str().unwrap();
+        let imports = (0..2).map(|k| {
+            let codes: Vec<String> = (0..10).map(|n| format!("R{round}K{k}N{n}")).collect();
+            app.add_codes(id, json!({ "codes": codes }))
+        });
+        let generated = (0..4).map(|_| app.add_codes(id, json!({"count": 10})));
+        let answers = futures_util::future::join_all(generated.chain(imports)).await;
+        let mut created = 0;
+        for res in answers {
+            match res.status() {
+                StatusCode::CREATED => created += 1,
+                _ => {
+                    assert_problem(res, 409, "conflict").await;
+                }
+            }
+        }
+        assert_eq!(created, 1, "round {round}: one addition fits");
+        let c = app
+            .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+            .await;
+        assert_eq!(c["codes_total"], 10, "round {round}: {c}");
+        let page = app
+            .get_json(
+                &format!("/api/v1/campaigns/{id}/codes?limit=500"),
+                &app.admin_token,
+            )
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 10);
+    }
+}
+
+/// Sends a keyed claim on a raw connection and closes it (with a reset) while the server works
+/// on it, without reading the answer: a client that gave up mid-request.
+async fn claim_and_hang_up(app: &TestApp, campaign: &str, token: &str, key: &str) {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /api/v1/campaigns/{campaign}/claims HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Long enough for the server to read it and start the work.
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    // SO_LINGER 0: the close is a reset, as when a client dies (it does not block here).
+    #[allow(deprecated)]
+    stream.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+    drop(stream);
+}
+
+#[actix_web::test]
+async fn a_client_that_hangs_up_mid_request_can_retry_its_key_and_the_work_runs_once() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(100, 100).await;
+    let (_, token) = app.customer("hangup@x.io").await;
+    let keys: Vec<String> = (0..21).map(|k| format!("hang-up-{k}")).collect();
+    // A slow disk: each claim is still being written when its client hangs up.
+    let slow = voucherd::store::failpoints::Failpoint::SlowFlush;
+    app.store.failpoints.arm(slow);
+    for key in &keys {
+        claim_and_hang_up(&app, &id, &token, key).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.store.failpoints.disarm(slow);
+    let mut codes = HashSet::new();
+    for key in &keys {
+        let res = app.keyed_claim(&id, &token, key, json!({})).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{key}");
+        let again = app.keyed_claim(&id, &token, key, json!({})).await;
+        assert_eq!(again.status(), StatusCode::CREATED, "{key}");
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        let (first, second): (Value, Value) =
+            (res.json().await.unwrap(), again.json().await.unwrap());
+        assert_eq!(first, second, "{key}: one answer");
+        codes.insert(first["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes.len(), keys.len());
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(
+        wallet["items"].as_array().unwrap().len(),
+        keys.len(),
+        "each key's claim ran once: the ones cut off are the ones the retries got"
+    );
+}

@@ -521,3 +521,54 @@ async fn past_the_queue_requests_are_refused_with_503_and_nothing_is_stored() {
     // One with the provider and sixteen waiting (16 × concurrency); the rest refused.
     assert_eq!((accepted, refused), (17, 8));
 }
+
+#[actix_web::test]
+async fn a_request_the_store_refuses_gives_its_providers_place_back() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "BACK-1"})))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_provider(&dir, &provider);
+    // Seventeen places: one with the provider, sixteen waiting.
+    settings.providers[0].concurrency = 1;
+    let app = spawn_with(settings, dir).await;
+    let (_, token) = app.customer("refused@example.org").await;
+    // The store refuses writes (as a full writer queue does): every request fails after its
+    // provider place was taken.
+    app.store
+        .failpoints
+        .arm(voucherd::store::failpoints::Failpoint::RefuseWrites);
+    for i in 0..25 {
+        let res = app
+            .ask(
+                &token,
+                json!({"provider": "vps", "product": format!("p{i}"), "channel": "web"}),
+            )
+            .await;
+        assert_problem(res, 503, "overloaded").await;
+    }
+    app.store
+        .failpoints
+        .disarm(voucherd::store::failpoints::Failpoint::RefuseWrites);
+    // Every place was given back: the provider takes requests again.
+    let id = app
+        .accepted(
+            &token,
+            json!({"provider": "vps", "product": "after", "channel": "web"}),
+        )
+        .await;
+    let done = app.settled(&token, &id).await;
+    assert_eq!(done["code"], "BACK-1", "{done}");
+    assert!(
+        provider
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| String::from_utf8_lossy(&r.body).contains("after")),
+        "the refused requests never reached the provider"
+    );
+}

@@ -35,8 +35,10 @@ pub struct TestApp {
     pub admin_token: String,
     pub store_dir: tempfile::TempDir,
     pub actors: voucherd::actors::ActorAddrs,
+    /// The store's health and failpoints.
+    pub store: std::sync::Arc<voucherd::store::Health>,
     handle: actix_web::dev::ServerHandle,
-    stopped: Option<tokio::task::JoinHandle<()>>,
+    stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 pub fn test_settings(store_path: PathBuf) -> Settings {
@@ -74,13 +76,10 @@ pub async fn spawn_with_clock(
         .await
         .expect("build app");
     let actors = app.actors();
+    let store = app.store_health();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    let stopped = actix_web::rt::spawn(async move {
-        app.run_until_stopped()
-            .await
-            .expect("server stopped cleanly");
-    });
+    let stopped = actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -91,6 +90,7 @@ pub async fn spawn_with_clock(
         admin_token: String::new(),
         store_dir,
         actors,
+        store,
         handle,
         stopped: Some(stopped),
     };
@@ -288,9 +288,23 @@ impl TestApp {
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.handle.stop(true).await;
         if let Some(stopped) = self.stopped.take() {
-            stopped.await.expect("server task");
+            stopped
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
         self.store_dir
+    }
+
+    /// Waits (up to `within`) for the server to stop by itself: what it ended with, and its
+    /// store's directory.
+    pub async fn ended(mut self, within: Duration) -> (anyhow::Result<()>, tempfile::TempDir) {
+        let stopped = self.stopped.take().expect("server task");
+        let ended = tokio::time::timeout(within, stopped)
+            .await
+            .expect("the server stops by itself")
+            .expect("server task");
+        (ended, self.store_dir)
     }
 }
 

@@ -9,6 +9,7 @@ mod code_requests;
 mod crash;
 mod digests;
 mod distributions;
+mod durability;
 mod helpers;
 mod migration;
 mod networks;

@@ -248,7 +248,7 @@ mod tests {
                 }
                 s.campaigns().put(&c)?;
                 s.codes()
-                    .insert_new(c.id, &codes, None, now)
+                    .insert_new(c.id, &codes, None, c.pool_size, now)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .await

@@ -11,7 +11,8 @@ use actix::{
 use uuid::Uuid;
 
 use super::CampaignActor;
-use crate::domain::campaign::{Campaign, CodeRecord, Order};
+use crate::domain::ValidationError;
+use crate::domain::campaign::{Campaign, CampaignPatch, CodeRecord, Order};
 use crate::store::StoreError;
 use crate::store::codes::CodesError;
 
@@ -28,6 +29,10 @@ pub enum ClaimError {
     LimitReached(u32),
     #[error("codes already taken: {}", .0.join(", "))]
     Taken(Vec<String>),
+    #[error("the pool holds {pool_size} codes and has room for {room} more")]
+    Full { pool_size: u32, room: u64 },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,6 +41,7 @@ impl From<CodesError> for ClaimError {
     fn from(e: CodesError) -> Self {
         match e {
             CodesError::Taken(codes) => ClaimError::Taken(codes),
+            CodesError::Full { pool_size, room } => ClaimError::Full { pool_size, room },
             CodesError::Store(e) => ClaimError::Store(e),
         }
     }
@@ -58,7 +64,8 @@ pub struct PlaceOrder {
     pub phone: Option<String>,
 }
 
-/// Store new codes (all or none) and add them to the pool; answered with how many.
+/// Store new codes (all or none, never past the pool's size) and add them to the pool; answered
+/// with how many.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, ClaimError>")]
 pub struct AddCodes {
@@ -70,11 +77,11 @@ pub struct AddCodes {
 #[rtype(result = "Result<Campaign, ClaimError>")]
 pub struct EndCampaign;
 
-/// Store a changed campaign (built by the caller from the current one); claims after the answer
-/// see it.
+/// Apply a change to the campaign as it is now (never to a copy read elsewhere, which an `end`
+/// may have overtaken); claims after the answer see it.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Campaign, ClaimError>")]
-pub struct UpdateCampaign(pub Campaign);
+pub struct UpdateCampaign(pub CampaignPatch);
 
 impl CampaignActor {
     pub(super) fn touch(&mut self) {
@@ -130,6 +137,7 @@ fn same(e: &StoreError) -> StoreError {
         StoreError::Overloaded => StoreError::Overloaded,
         StoreError::Closed => StoreError::Closed,
         StoreError::Flush(m) => StoreError::Flush(m.clone()),
+        StoreError::Failed => StoreError::Failed,
         other => StoreError::Corrupt(other.to_string()),
     }
 }
@@ -203,7 +211,9 @@ impl CampaignActor {
                         let _ = w.answer.send(Ok(record));
                     }
                     Err(e) => {
-                        act.release(w.customer, vec![w.code]);
+                        if !e.may_have_applied() {
+                            act.release(w.customer, vec![w.code]);
+                        }
                         let _ = w.answer.send(Err(e.into()));
                     }
                 }
@@ -252,7 +262,9 @@ impl Handler<PlaceOrder> for CampaignActor {
             .map(move |written, act, _| match written {
                 Ok(records) => Ok((order, records)),
                 Err(e) => {
-                    act.release(customer, codes);
+                    if !e.may_have_applied() {
+                        act.release(customer, codes);
+                    }
                     Err(e.into())
                 }
             }),
@@ -269,13 +281,14 @@ impl Handler<AddCodes> for CampaignActor {
             return Box::pin(actix::fut::ready(Err(ClaimError::NotFound)));
         };
         let (store, id, now) = (self.store.clone(), self.id, self.clock.now());
-        let balance = state.campaign.gift_balance_cents;
+        let (balance, pool_size) = (state.campaign.gift_balance_cents, state.campaign.pool_size);
         let codes = Arc::new(msg.codes);
         let written = codes.clone();
         Box::pin(
             async move {
+                // The pool's room is checked by the writer, where additions are serialised.
                 store
-                    .write(move |s| Ok(s.codes().insert_new(id, &written, balance, now)))
+                    .write(move |s| Ok(s.codes().insert_new(id, &written, balance, pool_size, now)))
                     .await
             }
             .into_actor(self)
@@ -302,11 +315,7 @@ impl Handler<EndCampaign> for CampaignActor {
         let Some(state) = self.state.as_ref() else {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ClaimError::NotFound))));
         };
-        let mut ended = state.campaign.clone();
-        if ended.ended_at.is_none() {
-            ended.ended_at = Some(now);
-            ended.updated_at = now;
-        }
+        let ended = state.campaign.end(now);
         self.replace(ended)
     }
 }
@@ -316,10 +325,15 @@ impl Handler<UpdateCampaign> for CampaignActor {
 
     fn handle(&mut self, msg: UpdateCampaign, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        if self.state.is_none() {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ClaimError::NotFound))));
+        let now = self.clock.now();
+        let changed = match self.state.as_ref() {
+            None => Err(ClaimError::NotFound),
+            Some(state) => state.campaign.apply(&msg.0, now).map_err(ClaimError::from),
+        };
+        match changed {
+            Ok(campaign) => self.replace(campaign),
+            Err(e) => AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
         }
-        self.replace(msg.0)
     }
 }
 

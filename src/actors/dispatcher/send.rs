@@ -183,6 +183,19 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
                 Vec::new()
             }
         };
+        // Nothing leaves before the writes that made these entries (and this claim) are on
+        // disk: a crash must not forget a message that was sent. One flush for the batch.
+        let claimed = if claimed.is_empty() {
+            claimed
+        } else {
+            match out.store.barrier().await {
+                Ok(()) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: the claimed batch is not durable; not sending it");
+                    Vec::new()
+                }
+            }
+        };
         let full = claimed.len() == limit;
         // Everything the batch needs, in one store hop.
         let loaded = if claimed.is_empty() {

@@ -61,6 +61,24 @@ impl Default for Settlements {
     }
 }
 
+/// A place in a provider's queue, held from the API's check until the request is handed to the
+/// actor; dropping it gives the place back.
+#[derive(Debug)]
+pub struct Reservation {
+    provider: String,
+    busy: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(busy) = self.busy.take() {
+            let _ = busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(1))
+            });
+        }
+    }
+}
+
 /// A provider's actor, how many requests it has waiting or in flight, and how many it may.
 type Entry = (Addr<ProviderActor>, Arc<AtomicUsize>, usize);
 
@@ -105,30 +123,34 @@ impl Providers {
         self.actors.contains_key(name)
     }
 
-    /// Takes a place in `name`'s queue for one more request, if it is not full (the actor then
-    /// counts it itself).
-    pub fn reserve(&self, name: &str) -> bool {
-        self.actors.get(name).is_some_and(|(_, busy, cap)| {
-            busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                (b < *cap).then_some(b + 1)
-            })
-            .is_ok()
+    /// Takes a place in `name`'s queue for one more request, if it is not full. The place is
+    /// given back when the [`Reservation`] is dropped, unless [`Providers::submit`] hands it to
+    /// the actor (which then counts it itself): no early return can leak it.
+    pub fn reserve(&self, name: &str) -> Option<Reservation> {
+        let (_, busy, cap) = self.actors.get(name)?;
+        busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+            (b < *cap).then_some(b + 1)
+        })
+        .ok()?;
+        Some(Reservation {
+            provider: name.to_owned(),
+            busy: Some(busy.clone()),
         })
     }
 
-    /// Hands a stored pending request to its provider's actor; false when it cannot take it now
-    /// (it stays pending and is picked up at the actor's next start).
-    pub fn submit(&self, name: &str, id: Uuid) -> bool {
-        self.actors.get(name).is_some_and(|(addr, busy, _)| {
-            let sent = addr.try_send(Submit(id)).is_ok();
-            if !sent {
-                // Its place was reserved: give it back.
-                let _ = busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                    Some(b.saturating_sub(1))
-                });
-            }
-            sent
-        })
+    /// Hands a stored pending request to its provider's actor, with the place reserved for it;
+    /// false when the actor cannot take it now (the place is given back; the request stays
+    /// pending and is picked up at the actor's next start).
+    pub fn submit(&self, mut place: Reservation, id: Uuid) -> bool {
+        let Some((addr, _, _)) = self.actors.get(&place.provider) else {
+            return false;
+        };
+        let sent = addr.try_send(Submit(id)).is_ok();
+        if sent {
+            // The actor counts it now.
+            place.busy = None;
+        }
+        sent
     }
 
     pub fn addrs(&self) -> impl Iterator<Item = &Addr<ProviderActor>> {

@@ -1,0 +1,162 @@
+//! Campaigns and their codes: create, change, end, add codes, claim. A campaign's state is
+//! decided by its CampaignActor: a change is sent there as a patch and applied to the campaign as
+//! the actor holds it (so a change racing an `end` can never reopen it), codes are added through
+//! it and their number is checked against the pool by the store's writer (so additions racing
+//! each other can never overfill it), and claims are served from its pool.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Error, Services};
+use crate::actors::campaign::{AddCodes, Claim, EndCampaign, UpdateCampaign};
+use crate::actors::messages::Wake;
+use crate::domain::campaign::{
+    Campaign, CampaignPatch, CampaignSpec, CodeRecord, CodeSpec, check_code,
+};
+
+/// Codes one request may generate or import.
+pub const MAX_CODES_PER_REQUEST: u32 = 300_000;
+
+/// Stores a new campaign (a draft until it has codes): one key.
+pub async fn create(svc: &Services, spec: CampaignSpec) -> Result<Campaign, Error> {
+    let now = svc.clock.now();
+    let campaign = Campaign::new(spec, crate::domain::v7_at(now), now)?;
+    let stored = campaign.clone();
+    svc.store.write(move |s| s.campaigns().put(&stored)).await?;
+    Ok(campaign)
+}
+
+/// The campaign as stored (a memory read).
+pub fn get(svc: &Services, id: Uuid) -> Result<Campaign, Error> {
+    svc.store.campaigns().get(id)?.ok_or(Error::NotFound)
+}
+
+/// Changes a campaign's name, window or per-customer limit; claims after the answer follow it.
+pub async fn update(svc: &Services, id: Uuid, patch: CampaignPatch) -> Result<Campaign, Error> {
+    get(svc, id)?;
+    Ok(svc
+        .actors
+        .campaigns
+        .get(id)
+        .send(UpdateCampaign(patch))
+        .await??)
+}
+
+/// Ends a campaign now, for good: its remaining codes can no longer be claimed.
+pub async fn end(svc: &Services, id: Uuid) -> Result<Campaign, Error> {
+    get(svc, id)?;
+    let campaign = svc.actors.campaigns.get(id).send(EndCampaign).await??;
+    // Admins hear of it now rather than at the notifier's next look (a full mailbox: then).
+    let _ = svc.actors.notifier.try_send(Wake);
+    Ok(campaign)
+}
+
+/// Codes to add to a campaign.
+#[derive(Debug)]
+pub enum NewCodes {
+    /// This many, from the campaign's pattern.
+    Generate(u32),
+    /// These, as given.
+    Import(Vec<String>),
+}
+
+/// Generates or imports codes (unique across the store, never past the pool's size); returns
+/// how many were added. 409 when the pool has no room for them or an imported code is taken.
+pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize, Error> {
+    let campaign = get(svc, id)?;
+    // A first look at the room, to refuse before generating; the writer checks again.
+    let room = campaign.room(svc.store.codes().counts(id).total);
+    let full = || {
+        Error::Conflict(format!(
+            "the pool holds {} codes and has room for {room} more",
+            campaign.pool_size
+        ))
+    };
+    let codes = match new {
+        NewCodes::Generate(count) => {
+            if !(1..=MAX_CODES_PER_REQUEST).contains(&count) {
+                return Err(Error::invalid("count", "must be 1 to 300000"));
+            }
+            if u64::from(count) > room {
+                return Err(full());
+            }
+            generate(svc, campaign.code.clone(), count as usize).await?
+        }
+        NewCodes::Import(codes) => {
+            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
+                return Err(Error::invalid("codes", "give 1 to 300000 codes"));
+            }
+            if codes.len() as u64 > room {
+                return Err(full());
+            }
+            for c in &codes {
+                check_code(c)?;
+            }
+            codes
+        }
+    };
+    Ok(svc
+        .actors
+        .campaigns
+        .get(id)
+        .send(AddCodes { codes })
+        .await??)
+}
+
+/// `count` new codes from `spec`, distinct from each other and from every code stored now (a
+/// code made meanwhile is caught by the writer's check, and the request is 409). Off the async
+/// threads: a large pool takes a while.
+async fn generate(svc: &Services, spec: CodeSpec, count: usize) -> Result<Vec<String>, Error> {
+    let store = svc.store.clone();
+    store
+        .clone()
+        .run(move |_| {
+            let mut rng = rand::rng();
+            let mut made: HashSet<String> = HashSet::with_capacity(count);
+            // A pattern nearly full of codes makes many draws collide; past this many, give up.
+            let max_draws = count.saturating_mul(20).max(1000);
+            let mut draws = 0;
+            while made.len() < count && draws < max_draws {
+                let batch: Vec<String> = (0..(count - made.len()).min(10_000))
+                    .map(|_| spec.generate(&mut rng))
+                    .collect();
+                draws += batch.len();
+                let taken: HashSet<String> = store.codes().taken(&batch).into_iter().collect();
+                made.extend(batch.into_iter().filter(|c| !taken.contains(c)));
+            }
+            Ok(made)
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|made| {
+            if made.len() < count {
+                return Err(Error::Conflict(
+                    "the code pattern has too few free codes left; widen the pattern or the charset"
+                        .into(),
+                ));
+            }
+            Ok(made.into_iter().collect())
+        })
+}
+
+/// Claims one code of a campaign for `customer`: the durable code record and the campaign
+/// (for its end). 409 sold out or limit reached, 422 not active, 503 when too many claims wait.
+pub async fn claim(
+    svc: &Services,
+    id: Uuid,
+    customer: Uuid,
+) -> Result<(CodeRecord, Arc<Campaign>), Error> {
+    // Known before an actor is started for it (and its end, for the answer): from memory.
+    let campaign = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
+    let campaigns = &svc.actors.campaigns;
+    // Sold out is final until codes are added (which clears the mark): no trip to the actor.
+    if campaigns.sold_out(id) && campaign.is_open(svc.clock.now()) {
+        metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
+        return Err(Error::SoldOut);
+    }
+    let (addr, _slot) = campaigns.for_claim(id).ok_or(Error::Overloaded)?;
+    let record = addr.send(Claim { customer }).await??;
+    Ok((record, campaign))
+}

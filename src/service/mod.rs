@@ -1,0 +1,110 @@
+//! Use cases: one function per state change of an aggregate (accounts, campaigns and their
+//! codes, orders and redemptions, distributions, code requests, erasure). This is the one place
+//! a change is decided: handlers parse, call one function here and render its answer; actors and
+//! the CLI call the same functions. A use case takes [`Services`] (the store, the actors' `Addr`s,
+//! the clock, the settings), applies the domain's rules (`src/domain/`), hands the change to its
+//! owner (a campaign's state to its CampaignActor, a user's subscriptions to their
+//! SubscriptionManager, every record to the store's one writer) and returns a typed [`Error`].
+//!
+//! Nothing here knows HTTP: `http::error` maps [`Error`] to a status and a problem document.
+
+pub mod accounts;
+pub mod campaigns;
+pub mod code_requests;
+pub mod customers;
+pub mod distributions;
+pub mod orders;
+
+use std::sync::Arc;
+
+use crate::actors::ActorAddrs;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::domain::ValidationError;
+use crate::domain::auth::Denied;
+use crate::store::{Store, StoreError};
+
+/// What every use case reaches. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub actors: ActorAddrs,
+    pub settings: Arc<Settings>,
+}
+
+/// Why a use case did not change anything (or, for [`Error::Store`], could not say it did).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule of the input is broken (422 `validation_failed`).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("no such resource")]
+    NotFound,
+    #[error("your role does not allow this")]
+    Forbidden,
+    /// The state of what is changed does not allow it (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("every code of this campaign is taken")]
+    SoldOut,
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("{0}")]
+    NotActive(String),
+    #[error("{0}")]
+    NotRedeemable(String),
+    /// A queue is full (an actor's mailbox, a provider's places): retry shortly (503).
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
+    /// The store said no, or failed: its own kind decides the answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// A broken rule of `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid(ValidationError::new(field, message))
+    }
+}
+
+impl From<Denied> for Error {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Forbidden => Error::Forbidden,
+            Denied::Hidden => Error::NotFound,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    /// An actor whose mailbox is full or that is restarting: the caller may retry.
+    fn from(_: actix::MailboxError) -> Self {
+        Error::Overloaded
+    }
+}
+
+impl From<crate::actors::campaign::ClaimError> for Error {
+    fn from(e: crate::actors::campaign::ClaimError) -> Self {
+        use crate::actors::campaign::ClaimError;
+        match e {
+            ClaimError::NotFound => Error::NotFound,
+            ClaimError::NotActive(why) => Error::NotActive(why.to_owned()),
+            ClaimError::SoldOut => Error::SoldOut,
+            e @ ClaimError::LimitReached(_) => Error::LimitReached(e.to_string()),
+            e @ (ClaimError::Taken(_) | ClaimError::Full { .. }) => Error::Conflict(e.to_string()),
+            ClaimError::Invalid(e) => Error::Invalid(e),
+            ClaimError::Store(e) => Error::Store(e),
+        }
+    }
+}
+
+impl From<crate::actors::subscriptions::ManagerError> for Error {
+    fn from(e: crate::actors::subscriptions::ManagerError) -> Self {
+        match e {
+            crate::actors::subscriptions::ManagerError::Store(e) => Error::Store(e),
+            crate::actors::subscriptions::ManagerError::Mailbox(_) => Error::Overloaded,
+        }
+    }
+}
