@@ -273,9 +273,9 @@ fn run(path: &std::path::Path, users: usize) {
         let committed = store
             .run(|s| {
                 let mut n = 0usize;
-                let mut cursor: Option<String> = None;
+                let mut cursor = None;
                 loop {
-                    let page = s.deliveries().list(None, cursor.as_deref(), 500)?;
+                    let page = s.deliveries().list(None, cursor.as_ref(), 500)?;
                     n += page.items.len();
                     match page.next {
                         Some(c) => cursor = Some(c),

@@ -35,3 +35,24 @@ impl SendError {
         }
     }
 }
+
+/// A message that does not render fails the same way every time: not retried.
+impl From<templates::TemplateError> for SendError {
+    fn from(e: templates::TemplateError) -> Self {
+        SendError::permanent(e.to_string())
+    }
+}
+
+/// A body that does not serialise fails the same way every time: not retried.
+impl From<serde_json::Error> for SendError {
+    fn from(e: serde_json::Error) -> Self {
+        SendError::permanent(e.to_string())
+    }
+}
+
+/// A store that did not answer may answer the next attempt.
+impl From<crate::store::StoreError> for SendError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SendError::transient(e.to_string())
+    }
+}

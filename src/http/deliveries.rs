@@ -10,6 +10,7 @@ use super::pagination::limit;
 use crate::domain::auth::Principal;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::user::Role;
+use crate::store::deliveries::{Cursor, InvalidCursor};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list);
@@ -45,20 +46,19 @@ async fn list(
 ) -> Result<web::Json<DeliveryPage>, ApiError> {
     who.require(Role::Admin)?;
     let limit = limit(query.limit)?;
-    let cursor = query.cursor.clone();
-    if cursor
+    let cursor: Option<Cursor> = query
+        .cursor
         .as_deref()
-        .is_some_and(|c| !hex::decode(c).is_ok_and(|b| matches!(b.first(), Some(b'd' | b'm'))))
-    {
-        return Err(ApiError::BadRequest("invalid cursor".into()));
-    }
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: InvalidCursor| ApiError::BadRequest(e.to_string()))?;
     let status = query.status;
     let page = state
         .store
-        .run(move |s| s.deliveries().list(status, cursor.as_deref(), limit))
+        .run(move |s| s.deliveries().list(status, cursor.as_ref(), limit))
         .await?;
     Ok(web::Json(DeliveryPage {
-        next_cursor: page.next,
+        next_cursor: page.next.map(|c| c.to_string()),
         items: page.items,
     }))
 }

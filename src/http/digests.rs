@@ -235,8 +235,7 @@ async fn run(
         usize::from(state.settings.digest.max_vouchers),
         user,
     )
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     Ok(web::Json(RunOutcome {
         sent: done.sent,
         skipped: done.skipped,

@@ -250,8 +250,8 @@ pub enum Attempt {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub items: Vec<Delivery>,
-    /// Opaque: where the next page starts.
-    pub next: Option<String>,
+    /// Where the next page starts.
+    pub next: Option<Cursor>,
 }
 
 /// A record the outbox reads and rewrites: either kind, with its delivery state.
@@ -308,6 +308,42 @@ fn slot_of(d: &Delivery) -> (Uuid, Slot) {
 /// Listing cursors name the tree (`d` digests, then `m` messages) and the key in it.
 const DIGESTS_TAG: u8 = b'd';
 const MESSAGES_TAG: u8 = b'm';
+
+/// Where a listing goes on: hex of the family's tag and the key to start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    tag: u8,
+    from: Vec<u8>,
+}
+
+/// A cursor this server did not give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor")]
+pub struct InvalidCursor;
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut bytes = Vec::with_capacity(1 + self.from.len());
+        bytes.push(self.tag);
+        bytes.extend_from_slice(&self.from);
+        f.write_str(&hex::encode(bytes))
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = InvalidCursor;
+
+    fn from_str(s: &str) -> Result<Self, InvalidCursor> {
+        let bytes = hex::decode(s).map_err(|_| InvalidCursor)?;
+        match bytes.split_first() {
+            Some((&tag, from)) if tag == DIGESTS_TAG || tag == MESSAGES_TAG => Ok(Self {
+                tag,
+                from: from.to_vec(),
+            }),
+            _ => Err(InvalidCursor),
+        }
+    }
+}
 
 impl<'a> Deliveries<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
@@ -585,21 +621,21 @@ impl<'a> Deliveries<'a> {
     pub fn list(
         &self,
         status: Option<DeliveryStatus>,
-        cursor: Option<&str>,
+        cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let cursor = match cursor {
-            Some(c) => hex::decode(c).map_err(|_| StoreError::NotFound)?,
-            None => vec![DIGESTS_TAG],
+        let (tag, from): (&u8, &[u8]) = match cursor {
+            Some(c) => (&c.tag, &c.from),
+            None => (&DIGESTS_TAG, &[]),
         };
-        let (tag, from) = cursor.split_first().ok_or(StoreError::NotFound)?;
         let mut items = Vec::new();
         let mut scanned = 0;
         let wanted = |d: &DeliveryStatus| status.is_none_or(|s| s == *d);
         let stop = |tag: u8, k: &[u8]| {
-            let mut c = vec![tag];
-            c.extend_from_slice(k);
-            Some(hex::encode(c))
+            Some(Cursor {
+                tag,
+                from: k.to_vec(),
+            })
         };
         if *tag == DIGESTS_TAG {
             let tree = &self.store.trees().digests;
@@ -625,8 +661,6 @@ impl<'a> Deliveries<'a> {
                     }
                 }
             }
-        } else if *tag != MESSAGES_TAG {
-            return Err(StoreError::NotFound);
         }
         let tree = &self.store.trees().messages;
         let start = if *tag == MESSAGES_TAG && !from.is_empty() {

@@ -317,6 +317,24 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             code: "validation_failed",
         },
         Case {
+            name: "a deliveries cursor that is not hex",
+            method: Method::GET,
+            path: "/api/v1/deliveries?cursor=zz".into(),
+            token: Some(app.admin_token.clone()),
+            body: Body::None,
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
+            name: "a deliveries cursor of no family",
+            method: Method::GET,
+            path: "/api/v1/deliveries?cursor=7800".into(),
+            token: Some(app.admin_token.clone()),
+            body: Body::None,
+            status: 400,
+            code: "validation_failed",
+        },
+        Case {
             name: "API key with an unknown role",
             method: Method::POST,
             path: "/api/v1/api-keys".into(),
@@ -351,4 +369,36 @@ async fn bad_inputs_get_problems_and_change_nothing() {
     // Nothing was registered under the email the invalid registrations used.
     let res = app.try_login("new@x.io", "password-1").await;
     assert_problem(res, 401, "unauthorized").await;
+}
+
+#[actix_web::test]
+async fn a_store_that_cannot_take_writes_now_answers_503_not_500() {
+    let app = spawn_app().await;
+    // A customer with a digest owed today: running digests writes.
+    app.customer("owed@x.io").await;
+    let refuse = voucherd::store::failpoints::Failpoint::RefuseWrites;
+    app.store.failpoints.arm(refuse);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/digests/run",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    let problem = assert_problem(res, 503, "overloaded").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("retry"),
+        "{problem}"
+    );
+    app.store.failpoints.disarm(refuse);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/digests/run",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
 }

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::supervise::{SupervisedActor, note_restart};
 use crate::clock::SharedClock;
-use crate::store::Store;
 use crate::store::digests::Committed;
+use crate::store::{Store, StoreError};
 
 pub use crate::actors::messages::Wake;
 
@@ -130,7 +130,7 @@ pub async fn build_and_commit(
     items: Vec<(Uuid, NaiveDate, Option<DateTime<Utc>>)>,
     now: DateTime<Utc>,
     max_vouchers: usize,
-) -> anyhow::Result<Committed> {
+) -> Result<Committed, StoreError> {
     if items.is_empty() {
         return Ok(Committed::default());
     }
@@ -163,7 +163,7 @@ pub async fn run_now(
     clock: &SharedClock,
     max_vouchers: usize,
     user: Option<Uuid>,
-) -> anyhow::Result<Committed> {
+) -> Result<Committed, StoreError> {
     let now = clock.now();
     let mut total = Committed::default();
     let mut after: Option<Uuid> = None;

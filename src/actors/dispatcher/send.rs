@@ -208,8 +208,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
                     claimed
                         .into_iter()
                         .map(|d| {
-                            let l = load(s, &d, &mut cache)
-                                .unwrap_or_else(|e| Err(SendError::transient(e.to_string())));
+                            let l = load(s, &d, &mut cache).unwrap_or_else(|e| Err(e.into()));
                             Ok((d, l))
                         })
                         .collect::<Result<Vec<_>, StoreError>>()
@@ -381,8 +380,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                 &unsubscribe,
                 &out.public_url,
                 &out.host,
-            )
-            .map_err(|e| SendError::permanent(e.to_string()))?;
+            )?;
             let message = email.build(&out.from)?;
             out.mailer.send(message, &d.id.to_string()).await
         }
@@ -404,8 +402,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                         user.email.as_str(),
                         format!("<code-{}@{}>", d.id, out.host),
                         &out.public_url,
-                    )
-                    .map_err(|e| SendError::permanent(e.to_string()))?;
+                    )?;
                     out.mailer
                         .send(email.build(&out.from)?, &d.id.to_string())
                         .await
@@ -423,8 +420,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                         },
                         "code": code,
                         "valid_until": campaign.ends_at,
-                    }))
-                    .map_err(|e| SendError::permanent(e.to_string()))?;
+                    }))?;
                     out.webhooks.post(webhook, body, &d.id.to_string()).await
                 }
                 (Channel::Webhook, None) => Err(SendError::permanent("no webhook named")),
@@ -435,13 +431,11 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                     let Some(phone) = user.phone.as_ref() else {
                         return Err(SendError::permanent("the customer has no phone number"));
                     };
-                    let body = code_sms(&out.templates, &campaign, code, &out.public_url)
-                        .map_err(|e| SendError::permanent(e.to_string()))?;
+                    let body = code_sms(&out.templates, &campaign, code, &out.public_url)?;
                     sms.send(phone.as_str(), &body, &d.id.to_string()).await
                 }
                 (Channel::Push, _) => {
-                    let text = code_sms(&out.templates, &campaign, code, &out.public_url)
-                        .map_err(|e| SendError::permanent(e.to_string()))?;
+                    let text = code_sms(&out.templates, &campaign, code, &out.public_url)?;
                     let payload = serde_json::json!({
                         "title": campaign.name, "body": text, "code": code,
                         "campaign_id": campaign.id,
@@ -454,8 +448,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
             let Some(code) = r.code.as_deref() else {
                 return Err(SendError::permanent("the request has no code"));
             };
-            let text = requested_sms(&out.templates, &r.product, code)
-                .map_err(|e| SendError::permanent(e.to_string()))?;
+            let text = requested_sms(&out.templates, &r.product, code)?;
             let payload = serde_json::json!({
                 "title": r.product, "body": text, "code": code, "request_id": r.id,
             });
@@ -470,8 +463,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                     "the request has no phone number or no code",
                 ));
             };
-            let body = requested_sms(&out.templates, &r.product, code)
-                .map_err(|e| SendError::permanent(e.to_string()))?;
+            let body = requested_sms(&out.templates, &r.product, code)?;
             sms.send(phone, &body, &d.id.to_string()).await
         }
         Loaded::Alert(n) => {
@@ -486,8 +478,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                 &out.admin_emails.join(", "),
                 format!("<alert-{}@{}>", d.id, out.host),
                 &out.public_url,
-            )
-            .map_err(|e| SendError::permanent(e.to_string()))?;
+            )?;
             out.mailer
                 .send(email.build(&out.from)?, &d.id.to_string())
                 .await
@@ -507,14 +498,13 @@ async fn push_to_all(
     let subs = out
         .store
         .run(move |s| s.push_subscriptions().of_user(user))
-        .await
-        .map_err(|e| SendError::transient(e.to_string()))?;
+        .await?;
     if subs.is_empty() {
         return Err(SendError::permanent(
             "the customer has no push subscription",
         ));
     }
-    let body = serde_json::to_vec(payload).map_err(|e| SendError::permanent(e.to_string()))?;
+    let body = serde_json::to_vec(payload)?;
     let (mut delivered, mut error) = (false, None);
     for sub in subs {
         match out.push.send(&sub, &body).await {
