@@ -694,3 +694,45 @@ async fn a_users_subscriptions_are_listed_a_page_at_a_time() {
         .await;
     assert_problem(bad, 400, "validation_failed").await;
 }
+
+#[actix_web::test]
+async fn a_digest_leaves_only_once_the_write_that_made_it_is_on_disk() {
+    use voucherd::store::failpoints::Failpoint;
+    let mut mail = MailServer::start().await;
+    let feed = feed().await;
+    let (app, _clock) = spawn_at("2026-06-01T05:00:00Z", mail.port, &feed, |_| {}).await;
+    let (user, token) = app.subscriber("disk@x.io", "Europe/Paris", 8).await;
+    let res = app
+        .subscribe(&user, &token, json!({"retailer": "Acme"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // A slow disk: the run's write is applied at once but on disk only a quarter second later,
+    // and then the disk fails, so that write never becomes durable.
+    app.store.failpoints.arm(Failpoint::SlowFlush);
+    let run = app.call(
+        Method::POST,
+        "/api/v1/admin/digests/run",
+        Some(&app.admin_token),
+        None,
+    );
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The dispatcher is woken (as any other write would wake it) while the digest waits
+        // for the disk.
+        for _ in 0..10 {
+            app.actors.outbox_wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        app.store.failpoints.arm(Failpoint::Flush);
+        for _ in 0..10 {
+            app.actors.outbox_wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let (res, ()) = tokio::join!(run, meanwhile);
+    assert_problem(res, 503, "overloaded").await;
+    assert!(
+        mail.next(Duration::from_secs(2)).await.is_none(),
+        "a digest whose write never reached the disk was sent"
+    );
+}
