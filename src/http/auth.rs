@@ -9,6 +9,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::auth::{Principal, TokenKind, token_hash};
+use uuid::Uuid;
 
 /// The bearer token a request presents, if it has a plausible one.
 pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
@@ -62,4 +63,18 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         token_hash: hash,
         token_id: meta.id,
     })
+}
+
+/// The user must exist (an admin may name anyone).
+pub async fn existing_user(
+    state: &AppState,
+    who: &Principal,
+    id: Uuid,
+) -> Result<crate::domain::user::User, ApiError> {
+    who.may_access_user(id)?;
+    state
+        .store
+        .run(move |s| s.users().get(id))
+        .await?
+        .ok_or(ApiError::NotFound)
 }

@@ -7,67 +7,17 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::existing_user;
 use super::error::{ApiError, Problem};
 use super::pagination::limit;
-use super::subscriptions::existing_user;
-use super::vouchers::VoucherView;
+use super::views::VoucherView;
 use crate::actors::digest::run_now;
 use crate::domain::auth::Principal;
 use crate::domain::delivery::DeliveryStatus;
-use crate::domain::user::{Role, User, UserChanges};
+use crate::domain::user::Role;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(history).service(preview).service(run);
-}
-
-/// Applies a change to a user and moves their digest schedule with it (timezone, hour,
-/// frequency), in one durable write; the shard owning the timezone is told.
-pub async fn update_and_reschedule(
-    state: &AppState,
-    id: Uuid,
-    changes: UserChanges,
-    tokens: TokensAfter,
-) -> Result<User, ApiError> {
-    let now = state.clock.now();
-    let weekday = state.settings.digest.weekly_day;
-    let user = state
-        .store
-        .write(move |s| {
-            let user = s.users().update(id, &changes, now)?;
-            s.digests().schedule(&user, weekday, now)?;
-            if let TokensAfter::RevokeAllBut(keep) = tokens {
-                s.tokens().revoke_user_except(id, keep.as_ref())?;
-            }
-            Ok(user)
-        })
-        .await?;
-    state.actors.schedule_changed(user.timezone.0);
-    Ok(user)
-}
-
-/// What a user update does to the user's tokens (in the same write).
-#[derive(Debug, Clone, Copy)]
-pub enum TokensAfter {
-    Keep,
-    /// A password change: every token of the user but this one (the session that changed it).
-    RevokeAllBut(Option<[u8; 32]>),
-}
-
-/// Creates a user with their digest schedule, in one durable write.
-pub async fn create_and_schedule(state: &AppState, user: User) -> Result<(), ApiError> {
-    let now = state.clock.now();
-    let weekday = state.settings.digest.weekly_day;
-    let tz = user.timezone.0;
-    state
-        .store
-        .write(move |s| {
-            s.users().create(&user)?;
-            s.digests().schedule(&user, weekday, now)?;
-            Ok(())
-        })
-        .await?;
-    state.actors.schedule_changed(tz);
-    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,21 +11,16 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::subscriptions::NewSubscription;
+use super::views::NewSubscription;
 use crate::domain::auth::Principal;
-use crate::domain::campaign::CampaignStatus;
 use crate::domain::delivery::Channel;
-use crate::domain::digest::Target;
-use crate::domain::distribution::{Audience, Distribution, DistributionView, Progress};
+use crate::domain::distribution::DistributionView;
 use crate::domain::user::Role;
+use crate::service::distributions::{self as use_case, NewDistribution as Asked, Recipients};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create).service(get_one);
 }
-
-/// Customers one request may list (a thousand ids fit the default body limit; larger audiences
-/// are `subscribers_of`, or several distributions).
-pub const MAX_CUSTOMERS: usize = 1_000;
 
 /// Who gets a code — exactly one of `customers` or `subscribers_of` — and how it reaches them.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,134 +75,26 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let body = body.into_inner();
-    let campaign = state
-        .store
-        .campaigns()
-        .shared(id.into_inner())
-        .ok_or(ApiError::NotFound)?;
-    let webhook = match (body.channel, body.webhook) {
-        (Channel::Webhook, Some(name)) => {
-            if !state.settings.webhooks.iter().any(|w| w.name == name) {
-                return Err(ApiError::Invalid(format!(
-                    "webhook: no [[webhooks]] entry is named `{name}`"
-                )));
-            }
-            Some(name)
-        }
-        (Channel::Webhook, None) => {
-            return Err(ApiError::Invalid(
-                "webhook: name the [[webhooks]] entry for channel `webhook`".into(),
-            ));
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::Invalid(
-                "webhook: only with channel `webhook`".into(),
-            ));
-        }
-        (_, None) => None,
-    };
-    let (audience, recipients) = match (body.customers, body.subscribers_of) {
-        (Some(customers), None) => {
-            if customers.is_empty() || customers.len() > MAX_CUSTOMERS {
-                return Err(ApiError::Invalid(format!(
-                    "customers: give 1 to {MAX_CUSTOMERS} user ids"
-                )));
-            }
-            let mut seen = std::collections::HashSet::new();
-            let customers: Vec<Uuid> = customers.into_iter().filter(|c| seen.insert(*c)).collect();
-            let unknown: Vec<String> = customers
-                .iter()
-                .filter(|c| state.store.users().role(**c).is_none())
-                .take(20)
-                .map(Uuid::to_string)
-                .collect();
-            if !unknown.is_empty() {
-                return Err(ApiError::Invalid(format!(
-                    "customers: no such user: {}",
-                    unknown.join(", ")
-                )));
-            }
-            (Audience::Customers, customers)
-        }
-        (None, Some(s)) => {
-            let target = Target::parse(s.retailer.as_deref(), s.category.as_deref())?;
-            let followers = followers(&state, &target)?;
-            (Audience::SubscribersOf(target), followers)
-        }
+    let recipients = match (body.customers, body.subscribers_of) {
+        (Some(customers), None) => Recipients::Customers(customers),
+        (None, Some(s)) => Recipients::SubscribersOf {
+            retailer: s.retailer,
+            category: s.category,
+        },
         _ => {
             return Err(ApiError::Invalid(
                 "give exactly one of `customers` or `subscribers_of`".into(),
             ));
         }
     };
-    if body.channel == Channel::Sms && !state.settings.delivery.sms.enabled() {
-        return Err(ApiError::Invalid(
-            "channel: sms needs [delivery.sms] url in the configuration".into(),
-        ));
-    }
-    let now = state.clock.now();
-    let counts = state.store.codes().counts(campaign.id);
-    match campaign.status(counts.total, now) {
-        CampaignStatus::Active => {}
-        CampaignStatus::Ended => {
-            return Err(ApiError::CampaignNotActive("the campaign has ended".into()));
-        }
-        _ => {
-            return Err(ApiError::CampaignNotActive(
-                "the campaign has not started".into(),
-            ));
-        }
-    }
-    // A text message needs a number, a push a subscription: recipients without are left out and
-    // counted.
-    let mut progress = Progress::default();
-    let channel = body.channel;
-    let recipients = if matches!(channel, Channel::Sms | Channel::Push) {
-        let (with, without) = state
-            .store
-            .run(move |s| {
-                let mut with = Vec::with_capacity(recipients.len());
-                let mut without = 0u32;
-                for id in recipients {
-                    let reachable = match channel {
-                        Channel::Sms => s.users().get(id)?.and_then(|u| u.phone).is_some(),
-                        _ => !s.push_subscriptions().of_user(id)?.is_empty(),
-                    };
-                    if reachable {
-                        with.push(id);
-                    } else {
-                        without += 1;
-                    }
-                }
-                Ok((with, without))
-            })
-            .await?;
-        progress.skipped_unreachable = without;
-        with
-    } else {
-        recipients
-    };
-    let d = Distribution {
-        v: Distribution::VERSION,
-        id: crate::domain::v7_at(now),
-        campaign_id: campaign.id,
-        channel: body.channel,
-        webhook,
-        audience,
+    let new = Asked {
         recipients,
+        channel: body.channel,
+        webhook: body.webhook,
         created_by: who.user_id.unwrap_or(who.token_id),
-        created_at: now,
     };
-    let stored = d.clone();
-    let progress = state
-        .store
-        .write(move |s| s.distributions().create(&stored, progress))
-        .await?;
+    let (d, progress) = use_case::start(&state.services, id.into_inner(), new).await?;
     let view = DistributionView::of(&d, &progress);
-    state
-        .actors
-        .campaigns
-        .distribute(d, progress, state.actors.outbox_wake.clone());
     Ok(HttpResponse::Accepted()
         .insert_header((
             header::LOCATION,
@@ -217,28 +104,6 @@ async fn create(
             ),
         ))
         .json(view))
-}
-
-/// Everyone following `target` now, from memory.
-fn followers(state: &AppState, target: &Target) -> Result<Vec<Uuid>, ApiError> {
-    let subs = state.store.subscriptions();
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = subs.subscribers(target, after, 10_000)?;
-        let Some(last) = page.last().copied() else {
-            break;
-        };
-        all.extend(page);
-        if all.len() > Distribution::MAX_RECIPIENTS {
-            return Err(ApiError::Invalid(format!(
-                "subscribers_of: more than {} subscribers; list customers instead",
-                Distribution::MAX_RECIPIENTS
-            )));
-        }
-        after = Some(last);
-    }
-    Ok(all)
 }
 
 /// How far a distribution got (manager).

@@ -27,6 +27,7 @@ pub mod subscriptions;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
+pub mod views;
 pub mod vouchers;
 pub mod wallet;
 

@@ -1,38 +1,20 @@
 //! `/api/v1/networks…`: the configured affiliate networks, their health, and pulling one now.
 
 use actix_web::{get, post, web};
-use chrono::{DateTime, Utc};
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::views::{NetworkView, network_views};
 use crate::actors::messages::PullNow;
 use crate::domain::auth::Principal;
-use crate::domain::network::{NetworkRecord, NetworkState, PullSummary};
+use crate::domain::network::{NetworkState, PullSummary};
 use crate::domain::user::Role;
-use crate::feeds::FeedKind;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(pull);
-}
-
-/// A configured network and how its pulls go.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NetworkView {
-    pub name: String,
-    pub kind: FeedKind,
-    pub state: NetworkState,
-    pub last_pull_at: Option<DateTime<Utc>>,
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    /// Failed pulls in a row.
-    pub failures: u32,
-    /// When the next pull is due (the backoff time after a failure, else the schedule's).
-    pub next_pull_at: Option<DateTime<Utc>>,
-    pub schedule: String,
-    pub vouchers_active: u64,
-    pub last_summary: Option<PullSummary>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,53 +41,8 @@ async fn list(
 ) -> Result<web::Json<NetworkList>, ApiError> {
     who.require(Role::Manager)?;
     Ok(web::Json(NetworkList {
-        items: views(&state).await?,
+        items: network_views(&state).await?,
     }))
-}
-
-/// Every configured network with its health, in configuration order.
-pub(crate) async fn views(state: &AppState) -> Result<Vec<NetworkView>, ApiError> {
-    let configured = state.settings.networks.clone();
-    let now = state.clock.now();
-    let items = state
-        .store
-        .run(move |s| {
-            configured
-                .iter()
-                .map(|n| {
-                    let record = s
-                        .networks()
-                        .get(&n.name)?
-                        .unwrap_or_else(|| NetworkRecord::new(&n.name, n.kind, n.enabled));
-                    let next_pull_at = if n.enabled {
-                        record
-                            .retry_at
-                            .or_else(|| n.schedule().ok().and_then(|sch| sch.after(&now).next()))
-                    } else {
-                        None
-                    };
-                    Ok(NetworkView {
-                        vouchers_active: s.vouchers().active_in_network(&n.name)?,
-                        name: n.name.clone(),
-                        kind: n.kind,
-                        state: if n.enabled {
-                            record.state
-                        } else {
-                            NetworkState::Disabled
-                        },
-                        last_pull_at: record.last_pull_at,
-                        last_success_at: record.last_success_at,
-                        last_error: record.last_error,
-                        failures: record.failures,
-                        next_pull_at,
-                        schedule: n.schedule.clone(),
-                        last_summary: record.last_summary,
-                    })
-                })
-                .collect::<Result<Vec<_>, crate::store::StoreError>>()
-        })
-        .await?;
-    Ok(items)
 }
 
 /// Pull a network now; answers when the pull is done (admin). A failed pull answers 200 with

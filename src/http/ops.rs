@@ -31,8 +31,7 @@ async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
-/// Readiness: the store answers a read and can still make writes durable, and every actor
-/// answers a ping.
+/// Readiness: the store reads and can still write durably, and every actor answers a ping.
 #[utoipa::path(tag = "operations", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {

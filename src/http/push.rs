@@ -72,7 +72,7 @@ async fn list(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<PushSubscriptionList>, ApiError> {
     let user = id.into_inner();
-    super::subscriptions::existing_user(&state, &who, user).await?;
+    super::auth::existing_user(&state, &who, user).await?;
     let subs = state
         .store
         .run(move |s| s.push_subscriptions().of_user(user))
@@ -93,7 +93,7 @@ async fn subscribe(
     body: web::Json<NewPushSubscription>,
 ) -> Result<HttpResponse, ApiError> {
     let user = id.into_inner();
-    super::subscriptions::existing_user(&state, &who, user).await?;
+    super::auth::existing_user(&state, &who, user).await?;
     let body = body.into_inner();
     let https = url::Url::parse(&body.endpoint)
         .is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)));

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::networks::NetworkView;
+use super::views::NetworkView;
 use crate::domain::auth::Principal;
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::code_request::RequestStatus;
@@ -118,6 +118,41 @@ async fn overview(
     }
     let now = state.clock.now();
     let store = &state.store;
+    let since = now.date_naive() - chrono::Duration::days(OVERVIEW_DAYS - 1);
+    let figures = store.deliveries().figures(since);
+    let totals = store.deliveries().totals();
+    let (days, open, recent) = (figures.days, figures.open, figures.recent);
+    Ok(web::Json(Overview {
+        generated_at: now,
+        campaigns: campaigns_by_status(store, now),
+        vouchers_total: store.vouchers().count()?,
+        networks: super::views::network_views(&state).await?,
+        digests_by_day: digest_days(days),
+        deliveries: Channel::ALL
+            .into_iter()
+            .map(|channel| channel_row(channel, &open, &totals))
+            .collect(),
+        recent_deliveries: recent.into_iter().map(RecentDelivery::of).collect(),
+        code_requests: provider_rows(&state.settings.providers, store.code_requests().counts()),
+    }))
+}
+
+impl RecentDelivery {
+    fn of(d: crate::domain::delivery::Delivery) -> Self {
+        Self {
+            id: d.id,
+            channel: d.channel,
+            kind: d.payload.kind().to_owned(),
+            status: d.status,
+            attempts: d.attempts,
+            updated_at: d.updated_at,
+            last_error: d.last_error,
+        }
+    }
+}
+
+/// How many campaigns are in each state now.
+fn campaigns_by_status(store: &crate::store::Store, now: DateTime<Utc>) -> CampaignsByStatus {
     let mut campaigns = CampaignsByStatus::default();
     for c in store.campaigns().all() {
         match c.status(store.codes().counts(c.id).total, now) {
@@ -127,11 +162,16 @@ async fn overview(
             CampaignStatus::Ended => campaigns.ended += 1,
         }
     }
+    campaigns
+}
 
-    let since = now.date_naive() - chrono::Duration::days(OVERVIEW_DAYS - 1);
-    let figures = store.deliveries().figures(since);
+/// Digest outcomes per day, oldest first, from the day tallies.
+fn digest_days<I>(days: I) -> Vec<DigestDay>
+where
+    I: IntoIterator<Item = ((NaiveDate, bool, Channel, Outcome), u64)>,
+{
     let mut digests: BTreeMap<NaiveDate, DigestDay> = BTreeMap::new();
-    for ((date, digest, _, outcome), n) in figures.days {
+    for ((date, digest, _, outcome), n) in days {
         if !digest {
             continue;
         }
@@ -145,46 +185,39 @@ async fn overview(
             Outcome::Dead => day.dead += n,
         }
     }
-    let totals = store.deliveries().totals();
-    let total = |channel: Channel, outcome: Outcome| {
+    digests.into_values().collect()
+}
+
+/// One channel's open messages by status, and its outcomes since the start.
+fn channel_row(
+    channel: Channel,
+    open: &std::collections::HashMap<(Channel, DeliveryStatus), u64>,
+    totals: &BTreeMap<(bool, Channel, Outcome), u64>,
+) -> ChannelDeliveries {
+    let total = |outcome: Outcome| -> u64 {
         [true, false]
             .iter()
             .map(|d| totals.get(&(*d, channel, outcome)).copied().unwrap_or(0))
             .sum()
     };
-    let open = |channel: Channel, status: DeliveryStatus| {
-        figures.open.get(&(channel, status)).copied().unwrap_or(0)
-    };
-    let deliveries = Channel::ALL
-        .into_iter()
-        .map(|channel| ChannelDeliveries {
-            channel,
-            pending: open(channel, DeliveryStatus::Pending),
-            sending: open(channel, DeliveryStatus::Sending),
-            retrying: open(channel, DeliveryStatus::Failed),
-            sent: total(channel, Outcome::Sent),
-            failed_attempts: total(channel, Outcome::Failed),
-            dead: total(channel, Outcome::Dead),
-        })
-        .collect();
+    let open = |status: DeliveryStatus| open.get(&(channel, status)).copied().unwrap_or(0);
+    ChannelDeliveries {
+        channel,
+        pending: open(DeliveryStatus::Pending),
+        sending: open(DeliveryStatus::Sending),
+        retrying: open(DeliveryStatus::Failed),
+        sent: total(Outcome::Sent),
+        failed_attempts: total(Outcome::Failed),
+        dead: total(Outcome::Dead),
+    }
+}
 
-    let recent_deliveries = figures
-        .recent
-        .into_iter()
-        .map(|d| RecentDelivery {
-            id: d.id,
-            channel: d.channel,
-            kind: d.payload.kind().to_owned(),
-            status: d.status,
-            attempts: d.attempts,
-            updated_at: d.updated_at,
-            last_error: d.last_error,
-        })
-        .collect();
-
-    let mut providers: BTreeMap<String, ProviderRequests> = state
-        .settings
-        .providers
+/// Code requests per provider and status; every configured provider listed, with zeros.
+fn provider_rows(
+    configured: &[crate::config::ProviderSettings],
+    counts: impl IntoIterator<Item = ((String, RequestStatus), u64)>,
+) -> Vec<ProviderRequests> {
+    let mut providers: BTreeMap<String, ProviderRequests> = configured
         .iter()
         .map(|p| {
             let row = ProviderRequests {
@@ -194,7 +227,7 @@ async fn overview(
             (p.name.clone(), row)
         })
         .collect();
-    for ((provider, status), n) in store.code_requests().counts() {
+    for ((provider, status), n) in counts {
         let row = providers
             .entry(provider.clone())
             .or_insert_with(|| ProviderRequests {
@@ -207,17 +240,7 @@ async fn overview(
             RequestStatus::Failed => row.failed += n,
         }
     }
-
-    Ok(web::Json(Overview {
-        generated_at: now,
-        campaigns,
-        vouchers_total: store.vouchers().count()?,
-        networks: super::networks::views(&state).await?,
-        digests_by_day: digests.into_values().collect(),
-        deliveries,
-        recent_deliveries,
-        code_requests: providers.into_values().collect(),
-    }))
+    providers.into_values().collect()
 }
 
 /// The report of a campaign the caller may see (managers; anyone else 404).

@@ -3,13 +3,15 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::existing_user;
 use super::error::{ApiError, Problem};
 use super::pagination::{PageQuery, next_cursor};
+use super::views::NewSubscription;
 use crate::actors::subscriptions::{ListSubscriptions, Subscribe, Unsubscribe};
 use crate::domain::auth::Principal;
 use crate::domain::digest::{Subscription, Target};
@@ -17,51 +19,6 @@ use crate::domain::digest::{Subscription, Target};
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(create).service(remove);
 }
-
-/// Exactly one of `retailer` or `category` (the other absent or `null`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSubscription {
-    /// Follow this retailer (give this or `category`).
-    pub retailer: Option<String>,
-    /// Follow this category (give this or `retailer`).
-    pub category: Option<String>,
-}
-
-/// A name to follow: 1 to 200 characters, not blank, no control characters.
-const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
-
-/// `{"retailer": name}` or `{"category": name}`, as a `oneOf` (a derived schema could not say
-/// "exactly one").
-impl utoipa::PartialSchema for NewSubscription {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        let name = || {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(Target::MAX_LEN))
-                .pattern(Some(NAME_PATTERN))
-        };
-        let null = || ObjectBuilder::new().schema_type(Type::Null);
-        let one = |given: &str, other: &str, what: &str| {
-            ObjectBuilder::new()
-                .property(given, name().description(Some(what)))
-                .property(other, null())
-                .required(given)
-                .additional_properties(Some(
-                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
-                ))
-        };
-        OneOfBuilder::new()
-            .item(one("retailer", "category", "Follow this retailer"))
-            .item(one("category", "retailer", "Follow this category"))
-            .description(Some("Exactly one of `retailer` or `category`."))
-            .into()
-    }
-}
-
-impl ToSchema for NewSubscription {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
@@ -93,20 +50,6 @@ pub struct SubscriptionList {
     pub items: Vec<SubscriptionView>,
     /// All of a user's subscriptions come in one page.
     pub next_cursor: Option<String>,
-}
-
-/// The user must exist (an admin may name anyone).
-pub(super) async fn existing_user(
-    state: &AppState,
-    who: &Principal,
-    id: Uuid,
-) -> Result<crate::domain::user::User, ApiError> {
-    who.may_access_user(id)?;
-    state
-        .store
-        .run(move |s| s.users().get(id))
-        .await?
-        .ok_or(ApiError::NotFound)
 }
 
 /// A user's subscriptions, oldest first, a page at a time (self or admin).

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use crate::domain::user::{DigestFrequency, UserChanges};
+use crate::service::accounts::{self, TokensAfter};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(page).service(one_click);
@@ -87,13 +88,7 @@ async fn one_click(
         digest_frequency: Some(DigestFrequency::Off),
         ..Default::default()
     };
-    let user = super::digests::update_and_reschedule(
-        &state,
-        user.id,
-        changes,
-        super::digests::TokensAfter::Keep,
-    )
-    .await?;
+    let user = accounts::change(&state.services, user.id, changes, TokensAfter::Keep).await?;
     tracing::info!(user = %user.id, "unsubscribed from digests by link");
     Ok(html(
         &state,

@@ -7,13 +7,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::digests::{TokensAfter, update_and_reschedule};
 use super::error::{ApiError, Problem};
 use super::pagination::{PageQuery, next_cursor};
 use crate::domain::auth::Principal;
 use crate::domain::user::{
     DigestFrequency, DigestHour, Email, Password, Phone, Role, Timezone, User, UserChanges,
 };
+use crate::service::accounts::{self, TokensAfter};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(register)
@@ -198,7 +198,7 @@ async fn register(
         created_at: now,
         updated_at: now,
     };
-    super::digests::create_and_schedule(&state, user.clone()).await?;
+    let user = accounts::register(&state.services, user).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
         .json(UserView::from(&user)))
@@ -274,11 +274,6 @@ async fn update(
         role: body.role.filter(|_| who.role.includes(Role::Admin)),
         password_hash: None,
     };
-    if changes.role.is_some_and(|r| r != Role::Admin) && who.user_id == Some(id) {
-        return Err(ApiError::Conflict(
-            "an admin cannot demote themselves".into(),
-        ));
-    }
     let new_password = body.password.as_deref().map(Password::parse).transpose()?;
     let admin_for_other = who.role.includes(Role::Admin) && who.user_id != Some(id);
     if (changes.email.is_some() || new_password.is_some()) && !admin_for_other {
@@ -290,7 +285,7 @@ async fn update(
         let keep = (who.user_id == Some(id)).then_some(who.token_hash);
         tokens = TokensAfter::RevokeAllBut(keep);
     }
-    let user = update_and_reschedule(&state, id, changes, tokens).await?;
+    let user = accounts::update(&state.services, &who, id, changes, tokens).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
@@ -302,41 +297,7 @@ async fn erase(
     who: Principal,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    who.may_access_user(id)?;
-    if who.role.includes(Role::Admin) && who.user_id == Some(id) {
-        return Err(ApiError::Conflict(
-            "an admin cannot erase themselves".into(),
-        ));
-    }
-    // Subscriptions, digests, messages (with their deliveries), code requests, and the alerts about those
-    // (with the emails that carried them) first: a crash
-    // half-way leaves a user who can be erased again, never orphaned personal data. One writer
-    // command, so a subscription or settings change queued behind it finds no user (404).
-    let (erased, deliveries) = state
-        .store
-        .write(move |s| {
-            if s.users().get(id)?.is_none() {
-                return Err(crate::store::StoreError::NotFound);
-            }
-            s.subscriptions().erase_user(id)?;
-            let mut ids = s.digests().erase_user(id)?;
-            ids.extend(s.messages().erase_owner(id)?);
-            s.code_requests().erase_customer(id)?;
-            s.push_subscriptions().erase_user(id)?;
-            let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-            let alerts = s.notifications().erase_about(&deliveries)?;
-            deliveries.extend(alerts.iter().map(Uuid::to_string));
-            Ok((s.users().erase(id)?, deliveries))
-        })
-        .await?;
-    state.actors.registry.forget(id);
-    // The file transport's copies of what was sent to them (none with SMTP).
-    let store_path = state.settings.store.path.clone();
-    let files = web::block(move || crate::delivery::email::erase_files(&store_path, &deliveries))
-        .await
-        .unwrap_or(0);
-    tracing::info!(user = %id, tokens = erased.tokens, mail_files = files, "user erased");
+    accounts::erase(&state.services, &who, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -350,17 +311,18 @@ async fn set_role(
     body: web::Json<RoleBody>,
 ) -> Result<web::Json<UserView>, ApiError> {
     who.require(Role::Admin)?;
-    let id = id.into_inner();
-    if who.user_id == Some(id) && body.role != Role::Admin {
-        return Err(ApiError::Conflict(
-            "an admin cannot demote themselves".into(),
-        ));
-    }
     let changes = UserChanges {
         role: Some(body.role),
         ..UserChanges::default()
     };
-    let user = update_and_reschedule(&state, id, changes, TokensAfter::Keep).await?;
+    let user = accounts::update(
+        &state.services,
+        &who,
+        id.into_inner(),
+        changes,
+        TokensAfter::Keep,
+    )
+    .await?;
     Ok(web::Json(UserView::from(&user)))
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{get, web};
-use chrono::{DateTime, Utc};
+
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +18,8 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::pagination::limit;
-use crate::domain::voucher::{MAX_NAME, Voucher};
+use super::views::VoucherView;
+use crate::domain::voucher::MAX_NAME;
 use crate::store::vouchers::{Filter, Named};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -70,52 +71,6 @@ impl ListingCache {
                 page,
             },
         );
-    }
-}
-
-/// A collected voucher.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct VoucherView {
-    pub id: Uuid,
-    pub network: String,
-    pub external_id: String,
-    pub retailer: String,
-    pub category: Option<String>,
-    pub title: String,
-    pub description: Option<String>,
-    /// `null` when the offer needs no code.
-    pub code: Option<String>,
-    /// The code is a pattern (a regular expression the network matches), not a literal code.
-    pub code_is_pattern: bool,
-    pub url: Option<String>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub first_seen_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Valid now.
-    pub active: bool,
-}
-
-impl VoucherView {
-    pub fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
-        let o = &v.offer;
-        Self {
-            id: v.id,
-            network: v.network.clone(),
-            external_id: o.external_id.clone(),
-            retailer: o.retailer.clone(),
-            category: o.category.clone(),
-            title: o.title.clone(),
-            description: o.description.clone(),
-            code: o.code.clone(),
-            code_is_pattern: o.code_is_pattern,
-            url: o.url.clone(),
-            starts_at: o.starts_at,
-            ends_at: o.ends_at,
-            first_seen_at: v.first_seen_at,
-            updated_at: v.updated_at,
-            active: v.window().is_active(now),
-        }
     }
 }
 

@@ -33,6 +33,15 @@ pub struct Subscribe(pub Target);
 #[rtype(result = "Result<Subscription, ManagerError>")]
 pub struct Unsubscribe(pub Uuid);
 
+/// Erase the user and everything that names them (subscriptions, digests, messages and the
+/// alerts about them, code requests, push subscriptions, tokens, the user), in one writer
+/// command; then the manager stops, so no change queued behind it touches the erased user.
+/// Answered with the outbox ids whose copies (the file transport's) are to be removed too, and
+/// how many tokens went.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(usize, Vec<String>), ManagerError>")]
+pub struct EraseUser;
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(super) struct Stop;
@@ -104,6 +113,44 @@ impl Handler<Unsubscribe> for SubscriptionManager {
             }
             .into_actor(self)
             .map(move |removed, _, _| Ok(removed?)),
+        ))
+    }
+}
+
+impl Handler<EraseUser> for SubscriptionManager {
+    type Result = AtomicResponse<Self, Result<(usize, Vec<String>), ManagerError>>;
+
+    fn handle(&mut self, _: EraseUser, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (store, id) = (self.store.clone(), self.user);
+        AtomicResponse::new(Box::pin(
+            async move {
+                // Everything that names the user first, the user last: a crash half-way leaves
+                // a user who can be erased again, never orphaned personal data.
+                store
+                    .write(move |s| {
+                        if s.users().get(id)?.is_none() {
+                            return Err(StoreError::NotFound);
+                        }
+                        s.subscriptions().erase_user(id)?;
+                        let mut ids = s.digests().erase_user(id)?;
+                        ids.extend(s.messages().erase_owner(id)?);
+                        s.code_requests().erase_customer(id)?;
+                        s.push_subscriptions().erase_user(id)?;
+                        let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+                        let alerts = s.notifications().erase_about(&deliveries)?;
+                        deliveries.extend(alerts.iter().map(Uuid::to_string));
+                        Ok((s.users().erase(id)?.tokens, deliveries))
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(|erased, _, ctx| {
+                if erased.is_ok() {
+                    actix::ActorContext::stop(ctx);
+                }
+                Ok(erased?)
+            }),
         ))
     }
 }

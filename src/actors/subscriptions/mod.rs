@@ -140,4 +140,4 @@ impl Actor for SubscriptionManager {
     }
 }
 
-pub use handlers::{ListSubscriptions, ManagerError, Subscribe, Unsubscribe};
+pub use handlers::{EraseUser, ListSubscriptions, ManagerError, Subscribe, Unsubscribe};

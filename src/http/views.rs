@@ -1,0 +1,169 @@
+//! Shapes more than one route group answers or takes (a voucher, a network's health, a
+//! retailer-or-category body) and the reads that build them: kept here so that route files never
+//! import each other.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::digest::Target;
+use crate::domain::network::{NetworkRecord, NetworkState, PullSummary};
+use crate::domain::voucher::Voucher;
+use crate::feeds::FeedKind;
+
+/// A collected voucher.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VoucherView {
+    pub id: Uuid,
+    pub network: String,
+    pub external_id: String,
+    pub retailer: String,
+    pub category: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    /// `null` when the offer needs no code.
+    pub code: Option<String>,
+    /// The code is a pattern (a regular expression the network matches), not a literal code.
+    pub code_is_pattern: bool,
+    pub url: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub first_seen_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Valid now.
+    pub active: bool,
+}
+
+impl VoucherView {
+    pub fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
+        let o = &v.offer;
+        Self {
+            id: v.id,
+            network: v.network.clone(),
+            external_id: o.external_id.clone(),
+            retailer: o.retailer.clone(),
+            category: o.category.clone(),
+            title: o.title.clone(),
+            description: o.description.clone(),
+            code: o.code.clone(),
+            code_is_pattern: o.code_is_pattern,
+            url: o.url.clone(),
+            starts_at: o.starts_at,
+            ends_at: o.ends_at,
+            first_seen_at: v.first_seen_at,
+            updated_at: v.updated_at,
+            active: v.window().is_active(now),
+        }
+    }
+}
+
+/// Exactly one of `retailer` or `category` (the other absent or `null`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    /// Follow this retailer (give this or `category`).
+    pub retailer: Option<String>,
+    /// Follow this category (give this or `retailer`).
+    pub category: Option<String>,
+}
+
+/// A name to follow: 1 to 200 characters, not blank, no control characters.
+const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// `{"retailer": name}` or `{"category": name}`, as a `oneOf` (a derived schema could not say
+/// "exactly one").
+impl utoipa::PartialSchema for NewSubscription {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let name = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(Target::MAX_LEN))
+                .pattern(Some(NAME_PATTERN))
+        };
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one = |given: &str, other: &str, what: &str| {
+            ObjectBuilder::new()
+                .property(given, name().description(Some(what)))
+                .property(other, null())
+                .required(given)
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
+        };
+        OneOfBuilder::new()
+            .item(one("retailer", "category", "Follow this retailer"))
+            .item(one("category", "retailer", "Follow this category"))
+            .description(Some("Exactly one of `retailer` or `category`."))
+            .into()
+    }
+}
+
+impl ToSchema for NewSubscription {}
+
+/// A configured network and how its pulls go.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkView {
+    pub name: String,
+    pub kind: FeedKind,
+    pub state: NetworkState,
+    pub last_pull_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Failed pulls in a row.
+    pub failures: u32,
+    /// When the next pull is due (the backoff time after a failure, else the schedule's).
+    pub next_pull_at: Option<DateTime<Utc>>,
+    pub schedule: String,
+    pub vouchers_active: u64,
+    pub last_summary: Option<PullSummary>,
+}
+
+/// Every configured network with its health, in configuration order.
+pub async fn network_views(state: &AppState) -> Result<Vec<NetworkView>, ApiError> {
+    let configured = state.settings.networks.clone();
+    let now = state.clock.now();
+    let items = state
+        .store
+        .run(move |s| {
+            configured
+                .iter()
+                .map(|n| {
+                    let record = s
+                        .networks()
+                        .get(&n.name)?
+                        .unwrap_or_else(|| NetworkRecord::new(&n.name, n.kind, n.enabled));
+                    let next_pull_at = if n.enabled {
+                        record
+                            .retry_at
+                            .or_else(|| n.schedule().ok().and_then(|sch| sch.after(&now).next()))
+                    } else {
+                        None
+                    };
+                    Ok(NetworkView {
+                        vouchers_active: s.vouchers().active_in_network(&n.name)?,
+                        name: n.name.clone(),
+                        kind: n.kind,
+                        state: if n.enabled {
+                            record.state
+                        } else {
+                            NetworkState::Disabled
+                        },
+                        last_pull_at: record.last_pull_at,
+                        last_success_at: record.last_success_at,
+                        last_error: record.last_error,
+                        failures: record.failures,
+                        next_pull_at,
+                        schedule: n.schedule.clone(),
+                        last_summary: record.last_summary,
+                    })
+                })
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()
+        })
+        .await?;
+    Ok(items)
+}
