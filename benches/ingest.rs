@@ -140,7 +140,7 @@ fn child(kind: FeedKind, total: u64) {
             name: "bench".into(),
             kind,
             url: format!("{}/feed", server.uri()),
-            schedule: "0 0 0 1 1 *".into(),
+            schedule: voucherd::config::Schedule::parse("0 0 0 1 1 *").unwrap(),
             token: "t".into(),
             account: String::new(),
             timeout_s: 60,

@@ -130,7 +130,7 @@ fn child(path: &std::path::Path) {
     system.block_on(async move {
         let mut settings = Settings::defaults().unwrap();
         settings.store = store_settings(path);
-        settings.http.bind = "127.0.0.1:0".into();
+        settings.http.bind = "127.0.0.1:0".parse().unwrap();
         settings.networks.clear();
         settings.auth.bootstrap_admin_password = Some("bench-password-1".into());
         let started = Instant::now();

@@ -50,7 +50,11 @@ impl Application {
             Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
         bootstrap_admin(&store, &settings, &clock).await?;
         let secret = settings.auth.secret.clone();
-        let signer = LinkSigner::new(&store.write(move |s| s.meta().hmac_secret(&secret)).await?)?;
+        let signer = LinkSigner::new(
+            &store
+                .write(move |s| s.meta().hmac_secret(secret.expose()))
+                .await?,
+        )?;
         let templates_dir = Some(&settings.delivery.email.templates_dir)
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from);

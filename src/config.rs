@@ -93,6 +93,144 @@ timeout_s = 30
 enabled = true
 "#;
 
+/// Defaults of the keys of `[[networks]]`, `[[webhooks]]` and `[[providers]]` entries (the
+/// sections' defaults are [`DEFAULTS`]): one place for every default.
+mod defaults {
+    pub fn poll_interval_s() -> u64 {
+        10
+    }
+
+    pub fn give_up_after_s() -> u64 {
+        3600
+    }
+
+    pub fn concurrency() -> u32 {
+        64
+    }
+
+    pub fn webhook_timeout_s() -> u64 {
+        10
+    }
+
+    pub fn timeout_s() -> u64 {
+        30
+    }
+
+    pub fn enabled() -> bool {
+        true
+    }
+}
+
+/// A value that must not show in logs: `Debug` and `Display` print `***`. Serialised as it is
+/// (a file written from settings loads back the same); [`Settings::masked`] hides them for display.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Characters in it.
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    fn masked(&self) -> Self {
+        if self.0.is_empty() {
+            Self::default()
+        } else {
+            Self::new(MASK)
+        }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What `check-config` shows instead of a secret.
+const MASK: &str = "********";
+
+/// A cron expression with seconds (`sec min hour day month weekday`), evaluated in UTC: parsed
+/// once, when the settings are read. Written back as it was given.
+#[derive(Clone)]
+pub struct Schedule {
+    text: String,
+    parsed: cron::Schedule,
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parsed = text
+            .parse::<cron::Schedule>()
+            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))?;
+        Ok(Self {
+            text: text.to_owned(),
+            parsed,
+        })
+    }
+
+    pub fn cron(&self) -> &cron::Schedule {
+        &self.parsed
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        // Only networks have schedules: the message names the key as every other one does.
+        Schedule::parse(&text)
+            .map_err(|e| serde::de::Error::custom(format!("networks.schedule: {e}")))
+    }
+}
+
 /// Environment variable holding the bootstrap admin's password (not a config key: never in a file).
 pub const ADMIN_PASSWORD_ENV: &str = "VOUCHERD_ADMIN_PASSWORD";
 
@@ -123,9 +261,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
-    pub bind: String,
+    pub bind: SocketAddr,
     /// Base URL used in links sent to users (unsubscribe, callbacks).
-    pub public_url: String,
+    pub public_url: url::Url,
     pub workers: usize,
     pub body_limit_bytes: usize,
 }
@@ -148,7 +286,7 @@ pub struct AuthSettings {
     pub bootstrap_admin_email: String,
     pub token_ttl_hours: u32,
     /// HMAC key for signed links; generated once and kept in the store when empty.
-    pub secret: String,
+    pub secret: Secret,
     /// From `VOUCHERD_ADMIN_PASSWORD`, never from a file.
     #[serde(skip)]
     pub bootstrap_admin_password: Option<String>,
@@ -266,7 +404,7 @@ pub struct PushSettings {
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
     pub url: String,
-    pub api_key: String,
+    pub api_key: Secret,
     /// Messages per second at most.
     pub per_second: u32,
     /// Per request.
@@ -395,32 +533,20 @@ pub struct ProviderSettings {
     pub name: String,
     pub url: String,
     /// Verifies callbacks: `X-Signature: sha256=<hex HMAC-SHA256 of the body>`.
-    pub secret: String,
+    pub secret: Secret,
     /// Per request to the provider.
-    #[serde(default = "default_timeout_s")]
+    #[serde(default = "defaults::timeout_s")]
     pub timeout_s: u64,
     /// How often an accepted request without a callback is polled.
-    #[serde(default = "default_poll_interval_s")]
+    #[serde(default = "defaults::poll_interval_s")]
     pub poll_interval_s: u64,
     /// After this long without a code a request fails (and admins are told).
-    #[serde(default = "default_give_up_after_s")]
+    #[serde(default = "defaults::give_up_after_s")]
     pub give_up_after_s: u64,
     /// Requests to the provider in flight at once; more wait in a queue of 16 × this, and past it
     /// the API answers 503.
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "defaults::concurrency")]
     pub concurrency: u32,
-}
-
-fn default_poll_interval_s() -> u64 {
-    10
-}
-
-fn default_give_up_after_s() -> u64 {
-    3600
-}
-
-fn default_concurrency() -> u32 {
-    64
 }
 
 /// One webhook endpoint (a `[[webhooks]]` entry): a JSON POST per message, signed
@@ -430,13 +556,9 @@ fn default_concurrency() -> u32 {
 pub struct WebhookSettings {
     pub name: String,
     pub url: String,
-    pub secret: String,
-    #[serde(default = "default_webhook_timeout_s")]
+    pub secret: Secret,
+    #[serde(default = "defaults::webhook_timeout_s")]
     pub timeout_s: u64,
-}
-
-fn default_webhook_timeout_s() -> u64 {
-    10
 }
 
 /// One affiliate network (a `[[networks]]` entry).
@@ -448,35 +570,21 @@ pub struct NetworkSettings {
     /// `https://…`, or `file://path` (relative to the working directory) for a local file.
     pub url: String,
     /// Cron expression with seconds (`sec min hour day month weekday`), evaluated in UTC.
-    pub schedule: String,
+    pub schedule: Schedule,
     #[serde(default)]
-    pub token: String,
+    pub token: Secret,
     #[serde(default)]
     pub account: String,
-    #[serde(default = "default_timeout_s")]
+    #[serde(default = "defaults::timeout_s")]
     pub timeout_s: u64,
-    #[serde(default = "default_true")]
+    #[serde(default = "defaults::enabled")]
     pub enabled: bool,
     /// csv/json only: which column or field holds each voucher field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<crate::feeds::FieldMap>,
 }
 
-fn default_timeout_s() -> u64 {
-    30
-}
-
-fn default_true() -> bool {
-    true
-}
-
 impl NetworkSettings {
-    pub fn schedule(&self) -> Result<cron::Schedule, String> {
-        self.schedule
-            .parse::<cron::Schedule>()
-            .map_err(|e| format!("`{}` is not a cron expression: {e}", self.schedule))
-    }
-
     /// The local path of a `file://` URL.
     pub fn file_path(&self) -> Option<PathBuf> {
         self.url.strip_prefix("file://").map(PathBuf::from)
@@ -491,7 +599,7 @@ impl NetworkSettings {
         crate::feeds::Source {
             kind: self.kind,
             url: self.url.clone(),
-            token: self.token.clone(),
+            token: self.token.expose().to_owned(),
             account: self.account.clone(),
             map: self.map.clone().unwrap_or_default(),
         }
@@ -510,6 +618,25 @@ fn valid_name(name: &str) -> bool {
 /// An `http://` or `https://` URL with a host.
 fn http_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// A bad value of `key`: the message names the key.
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// A bad value of `key` in the `[[…]]` entry of this kind (`network`, `webhook`, `provider`) and
+/// name.
+fn invalid_entry(
+    kind: &str,
+    key: &'static str,
+    name: &str,
+    message: impl std::fmt::Display,
+) -> ConfigError {
+    invalid(key, format!("{kind} `{name}`: {message}"))
 }
 
 /// Values given on the command line; they override every other layer.
@@ -591,20 +718,8 @@ impl Settings {
 
     /// Rejects values that would only fail later, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-            ConfigError::Invalid {
-                key,
-                message: message.into(),
-            }
-        }
-        self.http.bind.parse::<SocketAddr>().map_err(|e| {
-            invalid(
-                "http.bind",
-                format!("`{}` is not host:port ({e})", self.http.bind),
-            )
-        })?;
         let url = &self.http.public_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(invalid(
                 "http.public_url",
                 format!("`{url}` is not an http(s) URL"),
@@ -731,49 +846,60 @@ impl Settings {
     }
 
     fn validate_providers(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, name: &str, message: &str| ConfigError::Invalid {
-            key,
-            message: format!("provider `{name}`: {message}"),
-        };
         let mut seen = std::collections::HashSet::new();
         for p in &self.providers {
             let name = p.name.as_str();
             if !valid_name(name) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "provider",
                     "providers.name",
                     name,
                     "must be 1-64 characters of a-z, 0-9, - and _",
                 ));
             }
             if !seen.insert(name) {
-                return Err(invalid("providers.name", name, "is used twice"));
+                return Err(invalid_entry(
+                    "provider",
+                    "providers.name",
+                    name,
+                    "is used twice",
+                ));
             }
             if !http_url(&p.url) {
-                return Err(invalid("providers.url", name, "must be an http(s):// URL"));
+                return Err(invalid_entry(
+                    "provider",
+                    "providers.url",
+                    name,
+                    "must be an http(s):// URL",
+                ));
             }
             if p.secret.len() < 16 {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "provider",
                     "providers.secret",
                     name,
                     "must be at least 16 characters (callbacks are checked with it)",
                 ));
             }
             if !(1..=600).contains(&p.timeout_s) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "provider",
                     "providers.timeout_s",
                     name,
                     "must be between 1 and 600",
                 ));
             }
             if p.poll_interval_s == 0 || p.give_up_after_s < p.poll_interval_s {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "provider",
                     "providers.poll_interval_s",
                     name,
                     "must be at least 1 and at most give_up_after_s",
                 ));
             }
             if !(1..=4096).contains(&p.concurrency) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "provider",
                     "providers.concurrency",
                     name,
                     "must be between 1 and 4096",
@@ -784,35 +910,44 @@ impl Settings {
     }
 
     fn validate_webhooks(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, name: &str, message: &str| ConfigError::Invalid {
-            key,
-            message: format!("webhook `{name}`: {message}"),
-        };
         let mut seen = std::collections::HashSet::new();
         for w in &self.webhooks {
             let name = w.name.as_str();
             if !valid_name(name) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "webhook",
                     "webhooks.name",
                     name,
                     "must be 1-64 characters of a-z, 0-9, - and _",
                 ));
             }
             if !seen.insert(name) {
-                return Err(invalid("webhooks.name", name, "is used twice"));
+                return Err(invalid_entry(
+                    "webhook",
+                    "webhooks.name",
+                    name,
+                    "is used twice",
+                ));
             }
             if !http_url(&w.url) {
-                return Err(invalid("webhooks.url", name, "must be an http(s):// URL"));
+                return Err(invalid_entry(
+                    "webhook",
+                    "webhooks.url",
+                    name,
+                    "must be an http(s):// URL",
+                ));
             }
             if w.secret.len() < 16 {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "webhook",
                     "webhooks.secret",
                     name,
                     "must be at least 16 characters (the receiver checks the signature with it)",
                 ));
             }
             if !(1..=600).contains(&w.timeout_s) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "webhook",
                     "webhooks.timeout_s",
                     name,
                     "must be between 1 and 600",
@@ -823,12 +958,6 @@ impl Settings {
     }
 
     fn validate_digest_and_delivery(&self) -> Result<(), ConfigError> {
-        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-            ConfigError::Invalid {
-                key,
-                message: message.into(),
-            }
-        }
         let d = &self.digest;
         if d.default_hour > 23 {
             return Err(invalid(
@@ -936,34 +1065,36 @@ impl Settings {
     }
 
     fn validate_networks(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, name: &str, message: String| ConfigError::Invalid {
-            key,
-            message: format!("network `{name}`: {message}"),
-        };
         let mut seen = std::collections::HashSet::new();
         for n in &self.networks {
             let name = n.name.as_str();
             if !valid_name(name) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "network",
                     "networks.name",
                     name,
-                    "must be 1-64 characters of a-z, 0-9, - and _".into(),
+                    "must be 1-64 characters of a-z, 0-9, - and _",
                 ));
             }
             if !seen.insert(name) {
-                return Err(invalid("networks.name", name, "is used twice".into()));
+                return Err(invalid_entry(
+                    "network",
+                    "networks.name",
+                    name,
+                    "is used twice",
+                ));
             }
-            n.schedule()
-                .map_err(|m| invalid("networks.schedule", name, m))?;
             if !(1..=600).contains(&n.timeout_s) {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "network",
                     "networks.timeout_s",
                     name,
-                    "must be between 1 and 600".into(),
+                    "must be between 1 and 600",
                 ));
             }
             if n.map.is_some() && !n.kind.is_mapped() {
-                return Err(invalid(
+                return Err(invalid_entry(
+                    "network",
                     "networks.map",
                     name,
                     format!(
@@ -974,7 +1105,8 @@ impl Settings {
             }
             if let Some(feed) = n.url.strip_prefix("builtin:") {
                 if !crate::feeds::is_builtin(feed) {
-                    return Err(invalid(
+                    return Err(invalid_entry(
+                        "network",
                         "networks.url",
                         name,
                         format!("there is no built-in feed `{feed}` (there is `demo`)"),
@@ -985,7 +1117,8 @@ impl Settings {
             match n.file_path() {
                 Some(path) => {
                     if n.enabled && !path.is_file() {
-                        return Err(invalid(
+                        return Err(invalid_entry(
+                            "network",
                             "networks.url",
                             name,
                             format!("{} is not a readable file", path.display()),
@@ -997,7 +1130,8 @@ impl Settings {
                         matches!(u.scheme(), "http" | "https") && u.host().is_some()
                     });
                     if !ok {
-                        return Err(invalid(
+                        return Err(invalid_entry(
+                            "network",
                             "networks.url",
                             name,
                             format!("`{}` is not an http(s), file:// or builtin: URL", n.url),
@@ -1009,80 +1143,39 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective settings as TOML with secrets masked (for `voucherd check-config`).
-    pub fn to_masked_toml(&self) -> String {
+    /// These settings with every secret shown as `********` (and the SMTP password in the URL).
+    pub fn masked(&self) -> Self {
         let mut shown = self.clone();
-        if !shown.auth.secret.is_empty() {
-            shown.auth.secret = "********".to_owned();
-        }
+        shown.auth.secret = shown.auth.secret.masked();
         if let Ok(mut url) = url::Url::parse(&shown.delivery.email.smtp_url)
             && url.password().is_some()
         {
-            let _ = url.set_password(Some("********"));
+            let _ = url.set_password(Some(MASK));
             shown.delivery.email.smtp_url = url.to_string();
         }
         for n in &mut shown.networks {
-            if !n.token.is_empty() {
-                n.token = "********".to_owned();
-            }
+            n.token = n.token.masked();
         }
-        if !shown.delivery.sms.api_key.is_empty() {
-            shown.delivery.sms.api_key = "********".to_owned();
-        }
+        shown.delivery.sms.api_key = shown.delivery.sms.api_key.masked();
         for w in &mut shown.webhooks {
-            w.secret = "********".to_owned();
+            w.secret = w.secret.masked();
         }
         for p in &mut shown.providers {
-            p.secret = "********".to_owned();
+            p.secret = p.secret.masked();
         }
-        toml_lines(&shown)
+        shown
     }
-}
 
-/// Renders settings as TOML (`[section]`, `[[array]]`, inline tables) via serde_json (no extra
-/// crate).
-fn toml_lines(settings: &Settings) -> String {
-    use serde_json::Value;
-    fn inline(v: &Value) -> String {
-        match v {
-            Value::Object(keys) => {
-                let parts: Vec<String> = keys
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {}", inline(v)))
-                    .collect();
-                format!("{{ {} }}", parts.join(", "))
-            }
-            other => other.to_string(),
-        }
+    /// The effective settings as TOML with secrets masked (for `voucherd check-config`): a file
+    /// that loads back to the same settings, but for the masks.
+    pub fn to_masked_toml(&self) -> String {
+        self.masked().to_toml()
     }
-    fn table(out: &mut String, header: String, body: &Value) {
-        out.push_str(&header);
-        out.push('\n');
-        if let Value::Object(keys) = body {
-            for (key, v) in keys {
-                out.push_str(&format!("{key} = {}\n", inline(v)));
-            }
-        }
-        out.push('\n');
+
+    /// The settings as a TOML file (secrets included).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# not shown: {e}\n"))
     }
-    let mut out = String::new();
-    let value = serde_json::to_value(settings).unwrap_or_default();
-    if let Value::Object(sections) = value {
-        for (section, body) in sections {
-            match &body {
-                Value::Array(items) => {
-                    if items.is_empty() {
-                        out.push_str(&format!("{section} = []\n\n"));
-                    }
-                    for item in items {
-                        table(&mut out, format!("[[{section}]]"), item);
-                    }
-                }
-                _ => table(&mut out, format!("[{section}]"), &body),
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1092,7 +1185,7 @@ mod tests {
     #[test]
     fn embedded_defaults_are_valid() {
         let s = Settings::defaults().unwrap();
-        assert_eq!(s.http.bind, "127.0.0.1:8080");
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.rate_limit.burst, 100);
     }
 
@@ -1144,16 +1237,71 @@ mod tests {
             store_path: None,
         };
         let s = Settings::load_layers(None, false, &overrides).unwrap();
-        assert_eq!(s.http.bind, "127.0.0.1:0");
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:0");
     }
 
     #[test]
     fn secrets_are_masked() {
         let mut s = Settings::defaults().unwrap();
-        s.auth.secret = "x".repeat(40);
+        s.auth.secret = Secret::new("x".repeat(40));
         let shown = s.to_masked_toml();
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("********"));
+    }
+
+    /// What `check-config` prints is a configuration file that loads back to the same settings:
+    /// the defaults, settings with no networks (whose `networks = []` once landed under a table),
+    /// and settings with an entry of every kind.
+    #[test]
+    fn printed_settings_load_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let defaults = Settings::defaults().unwrap();
+        let mut none = defaults.clone();
+        none.networks.clear();
+        let mut every = defaults.clone();
+        every.auth.secret = Secret::new("s".repeat(40));
+        every.networks[0].token = Secret::new("network-token");
+        every.webhooks = vec![WebhookSettings {
+            name: "shop".into(),
+            url: "https://shop.example/hooks".into(),
+            secret: Secret::new("webhook-secret-0123"),
+            timeout_s: 5,
+        }];
+        every.providers = vec![ProviderSettings {
+            name: "vps".into(),
+            url: "https://vps.example".into(),
+            secret: Secret::new("provider-secret-0123"),
+            timeout_s: 30,
+            poll_interval_s: 10,
+            give_up_after_s: 3600,
+            concurrency: 8,
+        }];
+        every.delivery.email.smtp_url = "smtp://user:pass@mail.example:2525".into();
+        for settings in [defaults, none, every] {
+            let text = settings.to_toml();
+            std::fs::write(&path, &text).unwrap();
+            let loaded = Settings::load_layers(Some(&path), false, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(
+                serde_json::to_value(&loaded).unwrap(),
+                serde_json::to_value(&settings).unwrap(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut s = Settings::defaults().unwrap();
+        s.auth.secret = Secret::new("x".repeat(40));
+        s.networks[0].token = Secret::new("network-token");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("xxxx") && !shown.contains("network-token"),
+            "{shown}"
+        );
+        assert!(shown.contains("***"));
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Actors {
                 clock: deps.clock.clone(),
                 outbox_wake: outbox_wake.clone(),
                 settlements: provider::Settlements::new(),
-                callback_base: deps.settings.http.public_url.clone(),
+                callback_base: deps.settings.http.public_url.to_string(),
                 email_alerts,
             },
         )?;

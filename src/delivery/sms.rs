@@ -29,7 +29,7 @@ impl Sms {
         Ok(Some(Self {
             client,
             url: settings.url.clone(),
-            api_key: settings.api_key.clone(),
+            api_key: settings.api_key.expose().to_owned(),
             timeout: Duration::from_secs(settings.timeout_s),
         }))
     }

@@ -34,7 +34,7 @@ impl Webhooks {
                     w.name.clone(),
                     Endpoint {
                         url: w.url.clone(),
-                        secret: w.secret.clone(),
+                        secret: w.secret.expose().to_owned(),
                         timeout: Duration::from_secs(w.timeout_s),
                     },
                 )

@@ -236,7 +236,7 @@ async fn callback(
         .get("x-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !crate::security::verify_body_signature(provider.secret.as_bytes(), &body, given) {
+    if !crate::security::verify_body_signature(provider.secret.expose().as_bytes(), &body, given) {
         return Err(ApiError::Unauthorized);
     }
     let cb: Callback = super::json::optional_json::<Option<Callback>>(&req, &body)?

@@ -140,7 +140,7 @@ pub async fn network_views(state: &AppState) -> Result<Vec<NetworkView>, ApiErro
                     let next_pull_at = if n.enabled {
                         record
                             .retry_at
-                            .or_else(|| n.schedule().ok().and_then(|sch| sch.after(&now).next()))
+                            .or_else(|| n.schedule.cron().after(&now).next())
                     } else {
                         None
                     };
@@ -158,7 +158,7 @@ pub async fn network_views(state: &AppState) -> Result<Vec<NetworkView>, ApiErro
                         last_error: record.last_error,
                         failures: record.failures,
                         next_pull_at,
-                        schedule: n.schedule.clone(),
+                        schedule: n.schedule.as_str().to_owned(),
                         last_summary: record.last_summary,
                     })
                 })

@@ -43,7 +43,7 @@ pub struct TestApp {
 
 pub fn test_settings(store_path: PathBuf) -> Settings {
     let mut s = Settings::defaults().expect("defaults");
-    s.http.bind = "127.0.0.1:0".into();
+    s.http.bind = "127.0.0.1:0".parse().expect("address");
     s.store.path = store_path;
     s.store.fsync = false;
     s.rate_limit.per_second = 10_000;
@@ -315,8 +315,8 @@ pub fn network(name: &str, kind: FeedKind, url: &str) -> NetworkSettings {
         name: name.into(),
         kind,
         url: url.into(),
-        schedule: "0 0 0 1 1 *".into(),
-        token: String::new(),
+        schedule: voucherd::config::Schedule::parse("0 0 0 1 1 *").expect("cron"),
+        token: Default::default(),
         account: String::new(),
         timeout_s: 5,
         enabled: true,

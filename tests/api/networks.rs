@@ -671,7 +671,7 @@ async fn the_schedule_pulls_and_a_failed_pull_is_retried_after_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path().join("data"));
     let mut n = network("td", FeedKind::Tradedoubler, &server.uri());
-    n.schedule = "*/1 * * * * *".into();
+    n.schedule = voucherd::config::Schedule::parse("*/1 * * * * *").unwrap();
     settings.networks = vec![n];
     settings.catalogue.retry_base_s = 1;
     let app = spawn_with(settings, dir).await;

@@ -74,7 +74,12 @@ impl Outbound {
         vapid: Arc<crate::delivery::push::Vapid>,
     ) -> anyhow::Result<Self> {
         let email = &settings.delivery.email;
-        let public_url = settings.http.public_url.trim_end_matches('/').to_owned();
+        let public_url = settings
+            .http
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         let host = url::Url::parse(&public_url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))

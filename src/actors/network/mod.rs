@@ -53,7 +53,7 @@ impl NetworkActor {
         clock: SharedClock,
         email_alerts: bool,
     ) -> Result<Self, String> {
-        let schedule = settings.schedule()?;
+        let schedule = settings.schedule.cron().clone();
         let fetcher = fetch::Fetcher::new(
             catalogue.max_response_mb as usize * 1024 * 1024,
             clock.clone(),
