@@ -299,6 +299,31 @@ impl<'a> Codes<'a> {
         }
     }
 
+    /// The records of each `(code, customer)` handed out, not yet written: a code no longer
+    /// available fails alone.
+    pub(crate) fn claimed_each(
+        &self,
+        claims: &[(Arc<str>, Uuid)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<CodeRecord, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(claims.len());
+        for (code, customer) in claims {
+            out.push(match self.get(code)? {
+                None => Err(StoreError::NotFound),
+                Some(r) if r.status != CodeStatus::Available => {
+                    Err(StoreError::Conflict("the code is no longer available"))
+                }
+                Some(mut r) => {
+                    r.status = CodeStatus::Claimed;
+                    r.holder = Some(*customer);
+                    r.claimed_at = Some(now);
+                    Ok(r)
+                }
+            });
+        }
+        Ok(out)
+    }
+
     /// Hands each `(code, customer)` its code, independently (one key each, one batch): a code no
     /// longer available fails alone. Writer only.
     pub fn claim_each(

@@ -1,10 +1,18 @@
 //! Distributions (tree `distributions`): `d` ‖ DistributionId(16) → Distribution (what was asked,
 //! written once) and `p` ‖ id → Progress (rewritten with each batch, in the batch's command with
-//! its claims and messages). Running ones are found at start by reading the progress records.
+//! its claims and messages: one sled transaction over the three trees, so a batch stands whole or
+//! not at all after an error or a crash). Running ones are found at start by reading the progress
+//! records.
 
+use std::sync::Arc;
+
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 use uuid::Uuid;
 
-use super::{Store, StoreError, decode, encode};
+use super::messages::Messages;
+use super::{Store, StoreError, decode, encode, unwrap_transaction};
+use crate::domain::delivery::MessageRecord;
 use crate::domain::distribution::{Distribution, Progress};
 
 const DEFINITION: u8 = b'd';
@@ -42,6 +50,60 @@ impl<'a> Distributions<'a> {
             .distributions
             .insert(key(PROGRESS, id), encode(progress)?)?;
         Ok(())
+    }
+
+    /// One batch of a distribution, all or nothing: each `(code, customer)` claimed (a code no
+    /// longer available fails alone), a message per code claimed (made by `message`), and the
+    /// progress with what was assigned — 3n + 1 keys in one transaction. Returns the progress
+    /// stored and which claims failed (by position). Writer only.
+    pub fn hand_out(
+        &self,
+        id: Uuid,
+        claims: &[(Arc<str>, Uuid)],
+        mut progress: Progress,
+        now: chrono::DateTime<chrono::Utc>,
+        message: impl Fn(&str, Uuid) -> MessageRecord,
+    ) -> Result<(Progress, Vec<usize>), StoreError> {
+        let each = self.store.codes().claimed_each(claims, now)?;
+        let mut records = Vec::with_capacity(claims.len());
+        let mut messages = Vec::with_capacity(claims.len());
+        let mut failed = Vec::new();
+        for (i, ((code, customer), claimed)) in claims.iter().zip(each).enumerate() {
+            match claimed {
+                Ok(record) => {
+                    messages.push(message(code, *customer));
+                    records.push(record);
+                }
+                Err(_) => failed.push(i),
+            }
+        }
+        progress.assigned += messages.len() as u32;
+        progress.skipped_other += failed.len() as u32;
+        let mut codes = Vec::with_capacity(records.len());
+        for r in &records {
+            codes.push((r.code.as_bytes().to_vec(), encode(r)?));
+        }
+        let outbox = Messages::encoded(&messages)?;
+        let stored = encode(&progress)?;
+        let trees = self.store.trees();
+        (&trees.codes, &trees.messages, &trees.distributions)
+            .transaction(|(c, m, d)| {
+                for (k, v) in &codes {
+                    c.insert(k.as_slice(), v.as_slice())?;
+                }
+                self.store
+                    .between_keys()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                for (k, v) in &outbox {
+                    m.insert(k.as_slice(), v.as_slice())?;
+                }
+                d.insert(&key(PROGRESS, id)[..], stored.as_slice())?;
+                Ok(())
+            })
+            .map_err(unwrap_transaction)?;
+        self.store.codes().index_claimed(&records);
+        self.store.messages().index_enqueued(&messages);
+        Ok((progress, failed))
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<(Distribution, Progress)>, StoreError> {

@@ -73,6 +73,32 @@ impl<'a> Messages<'a> {
         Ok(())
     }
 
+    /// The keys and values that add `messages` to the outbox (record and open marker each).
+    pub(crate) fn encoded(
+        messages: &[MessageRecord],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut kvs = Vec::with_capacity(messages.len() * 2);
+        for m in messages {
+            kvs.push((record_key(m.owner(), m.id).to_vec(), encode(m)?));
+            kvs.push((open_key(m.owner(), m.id).to_vec(), Vec::new()));
+        }
+        Ok(kvs)
+    }
+
+    /// The outbox's memory after `messages` were written.
+    pub(crate) fn index_enqueued(&self, messages: &[MessageRecord]) {
+        let due: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    (m.delivery.next_attempt_at, m.owner(), Slot::Message(m.id)),
+                    m.channel,
+                )
+            })
+            .collect();
+        self.store.deliveries().opened(&due);
+    }
+
     pub fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
         self.store
             .trees()

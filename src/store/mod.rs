@@ -127,6 +127,14 @@ impl From<serde_json::Error> for StoreError {
 
 pub(crate) use codec::{decode, encode};
 
+/// A transaction's failure as the store's: what the command aborted with, or sled's own error.
+pub(crate) fn unwrap_transaction(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => e.into(),
+    }
+}
+
 /// Records of a tree keyed by UUIDv7 ids, after `after` (exclusive), in id order, at most `limit`.
 pub(crate) fn values_after<T: DeserializeOwned>(
     tree: &sled::Tree,

@@ -18,9 +18,9 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError, Trees, decode, encode};
+use super::{Store, StoreError, Trees, decode, encode, unwrap_transaction};
 use crate::domain::campaign::{self, CodeRecord, NotRedeemable, Order, Redemption};
 use crate::domain::report::slot_of;
 
@@ -219,13 +219,5 @@ impl<'a> Orders<'a> {
                 Ok(())
             })
             .map_err(unwrap_transaction)
-    }
-}
-
-/// A transaction's failure as the store's: what the command aborted with, or sled's own error.
-fn unwrap_transaction(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => e.into(),
     }
 }

@@ -562,3 +562,45 @@ async fn customers_get_their_code_by_sms_and_those_without_a_number_are_counted(
         );
     }
 }
+
+#[actix_web::test]
+async fn a_batch_that_fails_between_its_keys_hands_out_nothing_and_is_done_again_whole() {
+    use voucherd::store::failpoints::Failpoint;
+    let app = spawn_app().await;
+    let id = app.active_campaign(10, 1).await;
+    let mut customers = Vec::new();
+    for i in 0..5 {
+        customers.push(app.customer(&format!("batch{i}@x.io")).await);
+    }
+    let ids: Vec<&str> = customers.iter().map(|(id, _)| id.as_str()).collect();
+    // Every batch fails after its claims were written, before its messages: as long as that
+    // lasts, no customer holds a code.
+    app.store.failpoints.arm(Failpoint::BetweenKeys);
+    let res = app
+        .distribute(&id, json!({"customers": ids, "channel": "email"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = location(&res);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (_, token) in &customers {
+        assert!(
+            app.wallet_codes(token).await.is_empty(),
+            "a code was handed out without its message"
+        );
+    }
+    app.store.failpoints.disarm(Failpoint::BetweenKeys);
+    // The batch is tried again and goes through whole: one code each, and its email queued.
+    let done = app.completed(&location).await;
+    assert_eq!(done["assigned"], 5, "{done}");
+    assert_eq!(done["skipped_other"], 0, "{done}");
+    for (_, token) in &customers {
+        assert_eq!(app.wallet_codes(token).await.len(), 1);
+    }
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["claimed"], 5);
+    let messages = app.deliveries("").await;
+    let codes = messages.iter().filter(|d| d["kind"] == "code").count();
+    assert_eq!(codes, 5, "{messages:?}");
+}

@@ -87,8 +87,12 @@ impl Handler<Distribute> for CampaignActor {
                         Ok(progress)
                     }
                     Err(e) => {
-                        for (code, customer) in reserved {
-                            act.release(customer, vec![code]);
+                        // A batch whose flush failed may stand: its codes are not handed out
+                        // again (the store has failed; the restart recovers the truth).
+                        if !e.may_have_applied() {
+                            for (code, customer) in reserved {
+                                act.release(customer, vec![code]);
+                            }
                         }
                         Err(e.into())
                     }
@@ -97,39 +101,29 @@ impl Handler<Distribute> for CampaignActor {
     }
 }
 
-/// One batch, in one writer command: the claims, a message per code claimed, the progress.
-/// Returns the progress stored and which claims failed (by position). Writer only.
+/// One batch, in one writer command (one transaction): the claims, a message per code claimed,
+/// the progress. Returns the progress stored and which claims failed (by position). Writer only.
 fn write_batch(
     s: &Store,
     d: &Distribution,
     claims: &[(Arc<str>, Uuid)],
-    mut progress: Progress,
+    progress: Progress,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Progress, Vec<usize>), StoreError> {
-    let each = s.codes().claim_each(claims, now)?;
-    let mut messages = Vec::with_capacity(claims.len());
-    let mut failed = Vec::new();
-    for (i, ((code, customer), claimed)) in claims.iter().zip(&each).enumerate() {
-        match claimed {
-            Ok(_) => messages.push(MessageRecord::new(
+    s.distributions()
+        .hand_out(d.id, claims, progress, now, |code, customer| {
+            MessageRecord::new(
                 d.channel,
                 MessagePayload::Code {
-                    user_id: *customer,
+                    user_id: customer,
                     campaign_id: d.campaign_id,
-                    code: code.to_string(),
+                    code: code.to_owned(),
                     distribution_id: d.id,
                 },
                 d.webhook.clone(),
                 now,
-            )),
-            Err(_) => failed.push(i),
-        }
-    }
-    s.messages().enqueue(&messages)?;
-    progress.assigned += messages.len() as u32;
-    progress.skipped_other += failed.len() as u32;
-    s.distributions().advance(d.id, &progress)?;
-    Ok((progress, failed))
+            )
+        })
 }
 
 impl CampaignRegistry {
