@@ -102,7 +102,7 @@ impl Application {
         });
         let openapi = http::openapi();
 
-        let listener = TcpListener::bind(&settings.http.bind)
+        let listener = TcpListener::bind(settings.http.bind)
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, "voucherd listening");

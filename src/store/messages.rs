@@ -74,9 +74,7 @@ impl<'a> Messages<'a> {
     }
 
     /// The keys and values that add `messages` to the outbox (record and open marker each).
-    pub(crate) fn encoded(
-        messages: &[MessageRecord],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub(crate) fn encoded(messages: &[MessageRecord]) -> Result<Vec<super::Kv>, StoreError> {
         let mut kvs = Vec::with_capacity(messages.len() * 2);
         for m in messages {
             kvs.push((record_key(m.owner(), m.id).to_vec(), encode(m)?));

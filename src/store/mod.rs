@@ -127,6 +127,9 @@ impl From<serde_json::Error> for StoreError {
 
 pub(crate) use codec::{decode, encode};
 
+/// A key and its value, staged for a transaction.
+pub(crate) type Kv = (Vec<u8>, Vec<u8>);
+
 /// A transaction's failure as the store's: what the command aborted with, or sled's own error.
 pub(crate) fn unwrap_transaction(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
     match e {
