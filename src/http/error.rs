@@ -262,7 +262,7 @@ pub fn query_config() -> web::QueryConfig {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, req: &HttpRequest| {
         let literal = req
-            .app_data::<web::Data<super::openapi::MethodTable>>()
+            .app_data::<web::Data<super::methods::MethodTable>>()
             .and_then(|t| t.literal(req.path()).map(<[_]>::to_vec));
         match literal {
             Some(methods) if !methods.contains(req.method()) => {
@@ -304,7 +304,7 @@ impl ResponseError for MethodNotAllowed {
 /// methods, else 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = req
-        .app_data::<web::Data<super::openapi::MethodTable>>()
+        .app_data::<web::Data<super::methods::MethodTable>>()
         .map(|t| t.allowed(req.path()))
         .unwrap_or_default();
     if allowed.is_empty() {

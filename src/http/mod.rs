@@ -13,6 +13,7 @@ pub mod distributions;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod methods;
 pub mod middleware;
 pub mod networks;
 pub mod notifications;
@@ -123,7 +124,7 @@ pub fn build_app(
     >,
 > {
     let limit = state.settings.http.body_limit_bytes;
-    let methods = web::Data::new(openapi::MethodTable::from_document(&openapi));
+    let methods = web::Data::new(methods::MethodTable::from_document(&openapi));
     let in_flight = state.in_flight.clone();
     App::new()
         .app_data(state)

@@ -17,13 +17,15 @@
 //! written in the same batch as the record, so the tallies agree with the records after a crash
 //! — and memory keeps every open message's channel and status. An overview reads both from memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::digests::{family_end, family_prefix, open_key, parse_key, record_key};
+use super::outbox::{Entry, Outbox, OutboxIndex, Slot, TALLY, Tally, parse_tally, tally_key};
+pub use super::outbox::{Outcome, RECENT, TallyKey};
 use super::{Store, StoreError, Trees, decode, encode, messages};
 use crate::domain::delivery::{
     Channel, Delivery, DeliveryState, DeliveryStatus, MessageRecord, Payload,
@@ -32,63 +34,6 @@ use crate::domain::digest::DigestRecord;
 
 /// Records a listing request reads at most.
 pub const SCAN_BUDGET: usize = 5_000;
-
-/// Which record an open entry is, under its owner: a digest (by period) or a message (by id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Slot {
-    Digest(NaiveDate),
-    Message(Uuid),
-}
-
-/// An open message: (next attempt, owner, which record).
-pub(crate) type Entry = (DateTime<Utc>, Uuid, Slot);
-
-/// How an attempt ended, as the day tallies count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    Sent,
-    /// Failed, another attempt scheduled.
-    Failed,
-    Dead,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 3] = [Outcome::Sent, Outcome::Failed, Outcome::Dead];
-
-    fn tag(self) -> u8 {
-        match self {
-            Outcome::Sent => 0,
-            Outcome::Failed => 1,
-            Outcome::Dead => 2,
-        }
-    }
-}
-
-/// A day tally: (UTC day, a digest or not, channel, outcome).
-pub type TallyKey = (NaiveDate, bool, Channel, Outcome);
-
-/// Key family of the day tallies (in tree `digests` for digests, `messages` for the rest).
-pub(crate) const TALLY: u8 = b't';
-
-pub(crate) fn tally_key(day: NaiveDate, channel: Channel, outcome: Outcome) -> [u8; 7] {
-    let mut k = [0u8; 7];
-    k[0] = TALLY;
-    let days = u32::try_from(day.num_days_from_ce()).unwrap_or(0);
-    k[1..5].copy_from_slice(&days.to_be_bytes());
-    k[5] = channel.tag();
-    k[6] = outcome.tag();
-    k
-}
-
-fn parse_tally(k: &[u8]) -> Option<(NaiveDate, Channel, Outcome)> {
-    let days = i32::try_from(u32::from_be_bytes(k.get(1..5)?.try_into().ok()?)).ok()?;
-    let day = NaiveDate::from_num_days_from_ce_opt(days)?;
-    let channel = Channel::from_tag(*k.get(5)?)?;
-    let outcome = Outcome::ALL
-        .into_iter()
-        .find(|o| Some(&o.tag()) == k.get(6))?;
-    Some((day, channel, outcome))
-}
 
 /// Reads one tree's day tallies into `days`.
 fn load_tallies(
@@ -110,59 +55,6 @@ fn load_tallies(
     Ok(())
 }
 
-/// Settled attempts the overview lists (since the server started).
-pub const RECENT: usize = 20;
-
-#[derive(Default)]
-struct Outbox {
-    /// The open messages in attempt order.
-    due: BTreeSet<Entry>,
-    /// Each open message's channel and status; changed only through [`Outbox::mark`].
-    open: HashMap<(Uuid, Slot), (Channel, DeliveryStatus)>,
-    /// How many open messages each channel has in each status (kept with `open`).
-    open_counts: HashMap<(Channel, DeliveryStatus), u64>,
-    /// Attempts ended per day, as stored in the tallies.
-    days: BTreeMap<TallyKey, u64>,
-    /// The last [`RECENT`] attempts settled, newest first.
-    recent: VecDeque<Delivery>,
-}
-
-impl Outbox {
-    /// Records an open message's channel and status, or (`None`) that it is no longer open.
-    fn mark(&mut self, owner: Uuid, slot: Slot, now: Option<(Channel, DeliveryStatus)>) {
-        let before = match now {
-            Some(state) => self.open.insert((owner, slot), state),
-            None => self.open.remove(&(owner, slot)),
-        };
-        if let Some(state) = before
-            && let Some(n) = self.open_counts.get_mut(&state)
-        {
-            *n = n.saturating_sub(1);
-        }
-        if let Some(state) = now {
-            *self.open_counts.entry(state).or_default() += 1;
-        }
-    }
-
-    /// Forgets the open messages `erased` picks (erasure).
-    fn forget(&mut self, erased: impl Fn(&Uuid, &Slot) -> bool) {
-        self.due.retain(|(_, u, s)| !erased(u, s));
-        let gone: Vec<(Uuid, Slot)> = self
-            .open
-            .keys()
-            .filter(|(u, s)| erased(u, s))
-            .copied()
-            .collect();
-        for (owner, slot) in gone {
-            self.mark(owner, slot, None);
-        }
-    }
-}
-
-/// The outbox in memory (see the module comment).
-#[derive(Default)]
-pub(crate) struct OutboxIndex(Mutex<Outbox>);
-
 /// The outbox's figures for a report: open messages by channel and status, the day tallies, and
 /// the attempts settled last (newest first).
 #[derive(Debug, Clone, Default)]
@@ -172,67 +64,65 @@ pub struct OutboxFigures {
     pub recent: Vec<Delivery>,
 }
 
-impl OutboxIndex {
-    /// Reads every open marker and its record (at open). A marker whose record is gone or closed
-    /// is dropped; an undecodable record is reported and left out.
-    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
-        let mut outbox = Outbox::default();
-        let mut stale = Vec::new();
-        let undecodable = |what: &str, e: &StoreError| {
-            tracing::error!(record = what, error = %e, "outbox: undecodable record left out");
-            metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
+/// The outbox's memory, from every open marker and its record (at open). A marker whose record
+/// is gone or closed is dropped; an undecodable record is reported and left out.
+pub(crate) fn load_outbox(trees: &Trees) -> Result<OutboxIndex, StoreError> {
+    let mut outbox = Outbox::default();
+    let mut stale = Vec::new();
+    let undecodable = |what: &str, e: &StoreError| {
+        tracing::error!(record = what, error = %e, "outbox: undecodable record left out");
+        metrics::counter!("voucherd_outbox_undecodable_total").increment(1);
+    };
+    for k in trees.digests.scan_prefix(family_prefix(true, None)).keys() {
+        let k = k?;
+        let Some((user, period)) = parse_key(&k) else {
+            stale.push(k);
+            continue;
         };
-        for k in trees.digests.scan_prefix(family_prefix(true, None)).keys() {
-            let k = k?;
-            let Some((user, period)) = parse_key(&k) else {
-                stale.push(k);
-                continue;
-            };
-            let Some(raw) = trees.digests.get(record_key(user, period))? else {
-                stale.push(k);
-                continue;
-            };
-            match decode::<DigestRecord>(&raw) {
-                Ok(r) if r.delivery.status.is_open() => {
-                    let slot = Slot::Digest(period);
-                    outbox.due.insert((r.delivery.next_attempt_at, user, slot));
-                    outbox.mark(user, slot, Some((Channel::Email, r.delivery.status)));
-                }
-                Ok(_) => stale.push(k),
-                Err(e) => undecodable(&format!("digest {user} {period}"), &e),
+        let Some(raw) = trees.digests.get(record_key(user, period))? else {
+            stale.push(k);
+            continue;
+        };
+        match decode::<DigestRecord>(&raw) {
+            Ok(r) if r.delivery.status.is_open() => {
+                let slot = Slot::Digest(period);
+                outbox.due.insert((r.delivery.next_attempt_at, user, slot));
+                outbox.mark(user, slot, Some((Channel::Email, r.delivery.status)));
             }
+            Ok(_) => stale.push(k),
+            Err(e) => undecodable(&format!("digest {user} {period}"), &e),
         }
-        for k in stale {
-            trees.digests.remove(k)?;
-        }
-        let mut stale = Vec::new();
-        for k in trees.messages.scan_prefix(messages::OPEN_PREFIX).keys() {
-            let k = k?;
-            let Some((owner, id)) = messages::parse_key(&k) else {
-                stale.push(k);
-                continue;
-            };
-            let Some(raw) = trees.messages.get(messages::record_key(owner, id))? else {
-                stale.push(k);
-                continue;
-            };
-            match decode::<MessageRecord>(&raw) {
-                Ok(m) if m.delivery.status.is_open() => {
-                    let slot = Slot::Message(id);
-                    outbox.due.insert((m.delivery.next_attempt_at, owner, slot));
-                    outbox.mark(owner, slot, Some((m.channel, m.delivery.status)));
-                }
-                Ok(_) => stale.push(k),
-                Err(e) => undecodable(&format!("message {id}"), &e),
-            }
-        }
-        for k in stale {
-            trees.messages.remove(k)?;
-        }
-        load_tallies(&trees.digests, true, &mut outbox.days)?;
-        load_tallies(&trees.messages, false, &mut outbox.days)?;
-        Ok(Self(Mutex::new(outbox)))
     }
+    for k in stale {
+        trees.digests.remove(k)?;
+    }
+    let mut stale = Vec::new();
+    for k in trees.messages.scan_prefix(messages::OPEN_PREFIX).keys() {
+        let k = k?;
+        let Some((owner, id)) = messages::parse_key(&k) else {
+            stale.push(k);
+            continue;
+        };
+        let Some(raw) = trees.messages.get(messages::record_key(owner, id))? else {
+            stale.push(k);
+            continue;
+        };
+        match decode::<MessageRecord>(&raw) {
+            Ok(m) if m.delivery.status.is_open() => {
+                let slot = Slot::Message(id);
+                outbox.due.insert((m.delivery.next_attempt_at, owner, slot));
+                outbox.mark(owner, slot, Some((m.channel, m.delivery.status)));
+            }
+            Ok(_) => stale.push(k),
+            Err(e) => undecodable(&format!("message {id}"), &e),
+        }
+    }
+    for k in stale {
+        trees.messages.remove(k)?;
+    }
+    load_tallies(&trees.digests, true, &mut outbox.days)?;
+    load_tallies(&trees.messages, false, &mut outbox.days)?;
+    Ok(OutboxIndex(Mutex::new(outbox)))
 }
 
 /// How an attempt ended.
@@ -286,9 +176,6 @@ impl Stored {
 pub struct Deliveries<'a> {
     store: &'a Store,
 }
-
-/// A day tally's key and its new count, stored with the record it counts.
-pub(crate) type Tally = ([u8; 7], u64);
 
 /// The owner and record a delivery is.
 fn slot_of(d: &Delivery) -> (Uuid, Slot) {
@@ -352,31 +239,6 @@ impl<'a> Deliveries<'a> {
 
     fn index(&self) -> &OutboxIndex {
         &self.store.indexes().outbox
-    }
-
-    /// Records just committed with their markers (pending): due at the given instants.
-    pub(crate) fn opened(&self, entries: &[(Entry, Channel)]) {
-        let mut outbox = self.index().0.lock();
-        for &((at, owner, slot), channel) in entries {
-            outbox.due.insert((at, owner, slot));
-            outbox.mark(owner, slot, Some((channel, DeliveryStatus::Pending)));
-        }
-    }
-
-    /// A user's digests erased with their markers.
-    pub(crate) fn closed(&self, user: Uuid, periods: &[NaiveDate]) {
-        self.index()
-            .0
-            .lock()
-            .forget(|u, s| *u == user && matches!(s, Slot::Digest(p) if periods.contains(p)));
-    }
-
-    /// Messages erased with their markers.
-    pub(crate) fn closed_messages(&self, owner: Uuid, ids: &[Uuid]) {
-        self.index()
-            .0
-            .lock()
-            .forget(|u, s| *u == owner && matches!(s, Slot::Message(id) if ids.contains(id)));
     }
 
     /// Open messages by channel and status, the day tallies from `since` on, and the attempts

@@ -339,7 +339,7 @@ impl<'a> Digests<'a> {
         let mut out = Committed::default();
         let mut batch = sled::Batch::default();
         let mut written: BTreeSet<(Uuid, NaiveDate)> = BTreeSet::new();
-        let mut opened: Vec<(super::deliveries::Entry, Channel)> = Vec::new();
+        let mut opened: Vec<(super::outbox::Entry, Channel)> = Vec::new();
         let mut moved: HashMap<Uuid, Schedule> = HashMap::new();
         {
             let state = self.index().0.read();
@@ -382,7 +382,7 @@ impl<'a> Digests<'a> {
                     batch.insert(&open_key(user, draft.period)[..], &[][..]);
                     written.insert((user, draft.period));
                     opened.push((
-                        (now, user, super::deliveries::Slot::Digest(draft.period)),
+                        (now, user, super::outbox::Slot::Digest(draft.period)),
                         Channel::Email,
                     ));
                     out.sent += 1;
@@ -409,7 +409,7 @@ impl<'a> Digests<'a> {
             }
         }
         drop(state);
-        self.store.deliveries().opened(&opened);
+        self.store.indexes().outbox.opened(&opened);
         Ok(out)
     }
 
@@ -515,7 +515,7 @@ impl<'a> Digests<'a> {
         }
         tree.apply_batch(batch)?;
         self.index().0.write().forget(user);
-        self.store.deliveries().closed(user, &periods);
+        self.store.indexes().outbox.closed(user, &periods);
         Ok(ids)
     }
 }

@@ -9,7 +9,7 @@
 
 use uuid::Uuid;
 
-use super::deliveries::{Slot, Tally};
+use super::outbox::{Slot, Tally};
 use super::{Store, StoreError, decode, encode};
 use crate::domain::delivery::MessageRecord;
 
@@ -69,7 +69,7 @@ impl<'a> Messages<'a> {
             ));
         }
         self.store.trees().messages.apply_batch(batch)?;
-        self.store.deliveries().opened(&due);
+        self.store.indexes().outbox.opened(&due);
         Ok(())
     }
 
@@ -94,7 +94,7 @@ impl<'a> Messages<'a> {
                 )
             })
             .collect();
-        self.store.deliveries().opened(&due);
+        self.store.indexes().outbox.opened(&due);
     }
 
     pub fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
@@ -151,7 +151,7 @@ impl<'a> Messages<'a> {
             }
         }
         tree.apply_batch(batch)?;
-        self.store.deliveries().closed_messages(user, &ids);
+        self.store.indexes().outbox.closed_messages(user, &ids);
         Ok(ids)
     }
 
@@ -180,7 +180,10 @@ impl<'a> Messages<'a> {
             }
         }
         tree.apply_batch(batch)?;
-        self.store.deliveries().closed_messages(Uuid::nil(), &ids);
+        self.store
+            .indexes()
+            .outbox
+            .closed_messages(Uuid::nil(), &ids);
         Ok(ids)
     }
 }

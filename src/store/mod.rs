@@ -54,6 +54,7 @@ pub mod meta;
 pub mod networks;
 pub mod notifications;
 pub mod orders;
+pub mod outbox;
 pub mod pool;
 pub mod push;
 pub mod schema;
@@ -207,7 +208,7 @@ pub(crate) struct Indexes {
     pub catalogue: vouchers::CatalogueIndex,
     pub subscriptions: subscriptions::SubscriptionIndex,
     pub digests: digests::DigestIndex,
-    pub outbox: deliveries::OutboxIndex,
+    pub outbox: outbox::OutboxIndex,
     pub codes: codes::CodeIndex,
     pub campaigns: campaigns::CampaignIndex,
     pub idempotency: idempotency::IdempotencyIndex,
@@ -222,7 +223,7 @@ impl Indexes {
         let tokens = tokens::TokenIndex::load(trees)?;
         let catalogue = vouchers::CatalogueIndex::load(trees)?;
         let subscriptions = subscriptions::SubscriptionIndex::load(trees)?;
-        let outbox = deliveries::OutboxIndex::load(trees)?;
+        let outbox = deliveries::load_outbox(trees)?;
         let codes = codes::CodeIndex::load(trees)?;
         let campaigns = campaigns::CampaignIndex::load(trees)?;
         let idempotency = idempotency::IdempotencyIndex::load(trees)?;

@@ -341,7 +341,7 @@ fn tally_delivery_outcomes(_db: &sled::Db, trees: &Trees) -> Result<(), StoreErr
 
     use crate::domain::delivery::{Channel, DeliveryState, DeliveryStatus, MessageRecord};
     use crate::domain::digest::DigestRecord;
-    use crate::store::deliveries::{Outcome, tally_key};
+    use crate::store::outbox::{Outcome, tally_key};
 
     fn count(tallies: &mut BTreeMap<[u8; 7], u64>, channel: Channel, d: &DeliveryState) {
         let day = d.updated_at.date_naive();
