@@ -331,29 +331,14 @@ impl<'a> Codes<'a> {
         claims: &[(Arc<str>, Uuid)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<CodeRecord, StoreError>>, StoreError> {
-        let mut out = Vec::with_capacity(claims.len());
+        let out = self.claimed_each(claims, now)?;
         let mut batch = sled::Batch::default();
-        for (code, customer) in claims {
-            let record = match self.get(code)? {
-                None => Err(StoreError::NotFound),
-                Some(r) if r.status != CodeStatus::Available => {
-                    Err(StoreError::Conflict("the code is no longer available"))
-                }
-                Some(mut r) => {
-                    r.status = CodeStatus::Claimed;
-                    r.holder = Some(*customer);
-                    r.claimed_at = Some(now);
-                    batch.insert(r.code.as_bytes(), encode(&r)?);
-                    Ok(r)
-                }
-            };
-            out.push(record);
+        for r in out.iter().flatten() {
+            batch.insert(r.code.as_bytes(), encode(r)?);
         }
         self.store.trees().codes.apply_batch(batch)?;
-        let mut state = self.index().0.write();
-        for r in out.iter().flatten() {
-            state.changed(CodeStatus::Available, r);
-        }
+        let claimed: Vec<CodeRecord> = out.iter().flatten().cloned().collect();
+        self.index_claimed(&claimed);
         Ok(out)
     }
 

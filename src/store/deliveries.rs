@@ -4,7 +4,7 @@
 //! with a lease), `sent`, `failed` (retry at a time) or `dead`; its `o` marker exists while it is
 //! owed an attempt.
 //!
-//! In memory ([`OutboxIndex`], rebuilt at open from the markers, changed only by the writer): the
+//! In memory ([`super::outbox`], built here at open from the markers, changed only by the writer): the
 //! open messages ordered by when they may next be attempted, so the dispatcher finds what is due
 //! without a scan. Claiming one rewrites its record (status `sending`, attempts + 1, a lease): one
 //! key. Settling it rewrites the record and, once it is `sent` or `dead`, removes its marker, both

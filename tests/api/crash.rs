@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, serve_with_env};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, serve_with_env};
 
 /// What the server acknowledged (2xx) before it was killed.
 #[derive(Default)]
@@ -320,15 +320,6 @@ async fn verify_codes(
 
 /// Kills the server when the test ends, passed or not (a server left running would hold the test
 /// runner's output open).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[actix_web::test]
 async fn acknowledged_claims_orders_and_distributions_survive_kill_9_and_the_pool_holds() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use voucherd::store::failpoints::Failpoint;
 
 use crate::campaigns::window;
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, assert_problem, serve_with_env, spawn_app, spawn_with,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Server, assert_problem, serve_with_env, spawn_app, spawn_with,
     test_settings,
 };
 
@@ -123,49 +123,25 @@ async fn an_order_or_a_redemption_that_fails_between_its_keys_leaves_nothing_beh
     assert_eq!(res.status(), StatusCode::CREATED);
     let redemption: Value = res.json().await.unwrap();
 
+    let rollback_path = format!(
+        "/api/v1/redemptions/{}/rollback",
+        redemption["id"].as_str().unwrap()
+    );
+    let roll_back = || app.call(Method::POST, &rollback_path, Some(&app.admin_token), None);
     app.store.failpoints.arm(Failpoint::BetweenKeys);
-    let rollback = app
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/redemptions/{}/rollback",
-                redemption["id"].as_str().unwrap()
-            ),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let rollback = roll_back().await;
     assert!(rollback.status().is_server_error());
     app.store.failpoints.disarm(Failpoint::BetweenKeys);
     let check = app
         .get_json(&format!("/api/v1/codes/{code}"), &app.admin_token)
         .await;
     assert_eq!(check["status"], "redeemed", "{check}");
-    let rollback = app
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/redemptions/{}/rollback",
-                redemption["id"].as_str().unwrap()
-            ),
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let rollback = roll_back().await;
     assert_eq!(
         rollback.status(),
         StatusCode::OK,
         "the rollback had not happened"
     );
-}
-
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {

@@ -547,6 +547,16 @@ pub fn serve_with_env(
     (child, format!("http://{address}"))
 }
 
+/// The real binary, killed (`kill -9`) and reaped when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free loopback port (bound, then released for the server about to use it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
