@@ -12,7 +12,11 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use super::{Store, StoreError, Trees, decode, encode};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::messages::Messages;
+use super::{Store, StoreError, Trees, decode, encode, unwrap_transaction};
 use crate::domain::code_request::{CodeRequest, RequestChannel, RequestStatus};
 use crate::domain::delivery::{Channel, MessagePayload, MessageRecord};
 
@@ -189,23 +193,43 @@ impl<'a> CodeRequests<'a> {
         r.fulfilled_at = Some(now);
         r.updated_at = now;
         r.error = None;
-        self.put(&r)?;
         let channel = match r.channel {
             RequestChannel::Web => None,
             RequestChannel::Sms => Some(Channel::Sms),
             RequestChannel::Push => Some(Channel::Push),
         };
-        if let Some(channel) = channel {
-            self.store.messages().enqueue(&[MessageRecord::new(
-                channel,
-                MessagePayload::Requested {
-                    user_id: r.customer,
-                    request_id: r.id,
-                },
-                None,
-                now,
-            )])?;
-        }
+        let messages: Vec<MessageRecord> = channel
+            .map(|channel| {
+                MessageRecord::new(
+                    channel,
+                    MessagePayload::Requested {
+                        user_id: r.customer,
+                        request_id: r.id,
+                    },
+                    None,
+                    now,
+                )
+            })
+            .into_iter()
+            .collect();
+        // The request and its message in one transaction: a crash between them would leave a
+        // code the customer is never sent.
+        let (record, outbox) = (encode(&r)?, Messages::encoded(&messages)?);
+        let trees = self.store.trees();
+        (&trees.code_requests, &trees.messages)
+            .transaction(|(requests, m)| {
+                requests.insert(&r.id.as_bytes()[..], record.as_slice())?;
+                self.store
+                    .between_keys()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                for (k, v) in &outbox {
+                    m.insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(unwrap_transaction)?;
+        self.index().0.write().note(&r);
+        self.store.messages().index_enqueued(&messages);
         Ok(Settled::Now(r))
     }
 
