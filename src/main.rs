@@ -46,6 +46,8 @@ enum Command {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // The store and the mail files hold password hashes, secrets and personal data.
+    voucherd::store::private_files_from_now_on();
     let cli = Cli::parse();
     voucherd::telemetry::init_logs(cli.log_json);
     let overrides = Overrides {

@@ -160,6 +160,8 @@ pub(crate) fn values_after<T: DeserializeOwned>(
 /// Opens sled, waiting briefly for the directory lock: a store handle dropped a moment ago (a
 /// restart in the same process) releases it from sled's own background thread, not at once.
 fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
+    // Password hashes, the token secret, the VAPID private key: readable by the owner only.
+    make_private(&settings.path)?;
     let config = sled::Config::new()
         .path(&settings.path)
         .cache_capacity(settings.cache_capacity_mb.saturating_mul(1024 * 1024));
@@ -176,6 +178,36 @@ fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Only the owner may read or write files the process creates from now on (the store's, the
+/// mail transport's): a umask of 077, whatever the caller's. Process-wide: called once by the
+/// binary before anything is opened.
+pub fn private_files_from_now_on() {
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+}
+
+/// Makes `dir` (created if missing) and everything in it private: directories 0700, files 0600.
+pub fn make_private(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every tree the store has, opened once.
@@ -370,6 +402,8 @@ impl Store {
         let trees = Trees::open(&db)?;
         schema::migrate(&db, &trees, migrations)?;
         let indexes = Indexes::load(&trees)?;
+        // What sled created on open (its log, config, snapshots) under the caller's umask.
+        make_private(&settings.path)?;
         let log_file = if settings.fsync {
             Some(Arc::new(
                 std::fs::OpenOptions::new()

@@ -17,5 +17,6 @@ mod operations;
 mod push;
 mod reports;
 mod restart;
+mod security;
 mod users;
 mod vouchers;

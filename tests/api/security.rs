@@ -1,0 +1,106 @@
+//! Holes a hostile client (or a neighbour on the host) found, each tried again here and refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, serve};
+
+/// Every directory under `dir` and its mode, and every file and its mode.
+fn modes(dir: &Path) -> Vec<(String, u32, bool)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        out.push((d.display().to_string(), mode, true));
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+                out.push((path.display().to_string(), mode, false));
+            }
+        }
+    }
+    out
+}
+
+async fn token(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/v1/auth/tokens"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The store holds password hashes, the token secret and the VAPID private key; the mail
+/// transport's files hold personal data. Whatever the umask the binary is started with (the test
+/// runner's is usually 022), nobody but its owner can read them.
+#[actix_web::test]
+async fn the_store_and_its_mail_are_readable_by_their_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let (child, base) = serve(&store);
+    let _server = Server(child);
+    let http = reqwest::Client::new();
+    // A customer following a demo retailer, and a digest written by the file transport.
+    let res = http
+        .post(format!("{base}/api/v1/users"))
+        .json(&json!({"email": "perm@x.io", "password": "password-1", "timezone": "UTC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = token(&http, &base, "perm@x.io", "password-1").await;
+    let res = http
+        .post(format!("{base}/api/v1/users/{user}/subscriptions"))
+        .bearer_auth(&customer)
+        .json(&json!({"category": "Books"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let admin = token(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mut mail = Vec::new();
+    for _ in 0..100 {
+        let res = http
+            .post(format!("{base}/api/v1/admin/digests/run"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        mail = std::fs::read_dir(store.join("mail"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !mail.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!mail.is_empty(), "the digest was written as a file");
+    let found = modes(&store);
+    assert!(
+        found.iter().any(|(p, _, _)| p.ends_with("/db")),
+        "{found:?}"
+    );
+    for (path, mode, is_dir) in &found {
+        let wanted = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, wanted, "{path} is {mode:o}");
+    }
+}
