@@ -160,13 +160,17 @@ impl CodeSpec {
     }
 }
 
-/// A code as given for import: 1 to 64 characters, no spaces or control characters.
+/// A code as given for import: 1 to 64 characters, no spaces, control characters or CSV
+/// separators (`,` `;` `"`: a code is a cell of an export).
 pub fn check_code(code: &str) -> Result<(), ValidationError> {
     let n = code.chars().count();
-    if n == 0 || n > MAX_CODE_LEN || code.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    let bad = |c: char| c.is_control() || c.is_whitespace() || matches!(c, ',' | ';' | '"');
+    if n == 0 || n > MAX_CODE_LEN || code.chars().any(bad) {
         return Err(ValidationError::new(
             "codes",
-            format!("`{code}`: a code is 1 to 64 characters, no spaces or control characters"),
+            format!(
+                "`{code}`: a code is 1 to 64 characters, no spaces, control characters, `,` `;` or `\"`"
+            ),
         ));
     }
     Ok(())

@@ -57,8 +57,32 @@ pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
     uuid::Uuid::from_u128(id)
 }
 
+/// `cell` as a spreadsheet will show it rather than run it: a leading `'` before a cell that
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP, CSV injection).
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{cell}")),
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        for (cell, shown) in [
+            ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+            ("+cmd|x", "'+cmd|x"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(1+1)", "'@SUM(1+1)"),
+            ("\tX", "'\tX"),
+            ("SALE-1=2", "SALE-1=2"),
+            ("", ""),
+        ] {
+            assert_eq!(super::spreadsheet_safe(cell), shown);
+        }
+    }
+
     #[test]
     fn ids_made_in_one_millisecond_follow_each_other_and_carry_the_time_given() {
         let t: chrono::DateTime<chrono::Utc> = "2026-06-01T05:00:00.123Z".parse().unwrap();

@@ -341,20 +341,21 @@ pub struct NewCodes {
     #[serde(default, deserialize_with = "super::json::some_whole")]
     #[schema(minimum = 1, maximum = 300_000, nullable = false)]
     pub count: Option<u32>,
-    /// Codes to import as given (1 to 64 characters, no spaces or control characters).
+    /// Codes to import as given (1 to 64 characters, no spaces, control characters or CSV
+    /// separators `,` `;` `"`).
     #[schema(min_items = 1, max_items = 300_000, nullable = false, value_type = Option<Vec<CodeText>>)]
     #[serde(default, deserialize_with = "super::json::some")]
     pub codes: Option<Vec<String>>,
 }
 
-/// One code as imported: 1 to 64 characters, no spaces or control characters.
+/// One code as imported: 1 to 64 characters, no spaces, control characters or `,` `;` `"`.
 pub struct CodeText;
 
 impl utoipa::PartialSchema for CodeText {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[^\\s\\u0000-\\u001F\\u007F-\\u009F]{1,64}$"))
+            .pattern(Some("^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$"))
             .into()
     }
 }
@@ -518,27 +519,10 @@ fn csv_export(
                 .run(move |s| s.codes().list(campaign, which, closed, after, PAGE))
                 .await;
             match page {
-                Ok((records, next)) => {
-                    let mut out = String::new();
-                    if after == 0 {
-                        out.push_str("code,status,holder,claimed_at\n");
-                    }
-                    for r in &records {
-                        let status = match r.status {
-                            CodeStatus::Available => "available",
-                            CodeStatus::Claimed => "claimed",
-                            CodeStatus::Redeemed => "redeemed",
-                        };
-                        out.push_str(&format!(
-                            "{},{},{},{}\n",
-                            r.code,
-                            status,
-                            r.holder.map(|h| h.to_string()).unwrap_or_default(),
-                            r.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default()
-                        ));
-                    }
-                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(out)), next))
-                }
+                Ok((records, next)) => match csv_rows(&records, after == 0) {
+                    Ok(out) => Some((Ok::<_, actix_web::Error>(web::Bytes::from(out)), next)),
+                    Err(e) => Some((Err(ApiError::internal(e).into()), None)),
+                },
                 Err(e) => Some((Err(ApiError::from(e).into()), None)),
             }
         }
@@ -550,6 +534,33 @@ fn csv_export(
             format!("attachment; filename=\"codes-{campaign}.csv\""),
         ))
         .streaming(stream)
+}
+
+/// Codes as CSV rows (`code,status,holder,claimed_at`, the header first when `header`), written
+/// by the csv crate: a cell holding a separator, quote or line end is quoted (a code cannot forge
+/// a row or a column), and a cell that a spreadsheet would run as a formula (starting with `= + -
+/// @`, a tab or a carriage return) is neutralised with a leading `'` (OWASP's CSV injection rule).
+fn csv_rows(records: &[CodeRecord], header: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new());
+    if header {
+        out.write_record(["code", "status", "holder", "claimed_at"])?;
+    }
+    for r in records {
+        let status = match r.status {
+            CodeStatus::Available => "available",
+            CodeStatus::Claimed => "claimed",
+            CodeStatus::Redeemed => "redeemed",
+        };
+        out.write_record([
+            crate::domain::spreadsheet_safe(&r.code).as_ref(),
+            status,
+            &r.holder.map(|h| h.to_string()).unwrap_or_default(),
+            &r.claimed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// Who a claim is for: absent for the caller; a manager names a customer.

@@ -104,3 +104,45 @@ async fn the_store_and_its_mail_are_readable_by_their_owner_only() {
         assert_eq!(*mode, wanted, "{path} is {mode:o}");
     }
 }
+
+/// Imported codes that a spreadsheet would run as formulas are exported neutralised, and a code
+/// cannot carry a separator that would forge a row or a column (OWASP: CSV injection).
+#[actix_web::test]
+async fn exported_codes_cannot_run_as_formulas_or_forge_rows() {
+    let app = crate::helpers::spawn_app().await;
+    let (starts, ends) = crate::campaigns::window();
+    let c = app
+        .campaign(json!({"name": "csv", "kind": "flash_sale", "pool_size": 10,
+            "starts_at": starts, "ends_at": ends}))
+        .await;
+    let id = c["id"].as_str().unwrap();
+    for forged in ["A,redeemed,x", "B;C", "D\"E"] {
+        let res = app.add_codes(id, json!({"codes": [forged]})).await;
+        crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    }
+    let formulas = ["=1+2", "+cmd|calc", "-2+3", "@SUM(1+1)", "PLAIN-1"];
+    let res = app.add_codes(id, json!({"codes": formulas})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let csv = app
+        .client
+        .get(app.url(&format!("/api/v1/campaigns/{id}/codes")))
+        .bearer_auth(&app.admin_token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let cells: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap().get(0).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        cells,
+        ["'=1+2", "'+cmd|calc", "'-2+3", "'@SUM(1+1)", "PLAIN-1"],
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 6, "a header and five rows: {csv}");
+}
