@@ -85,6 +85,7 @@ impl<'a> Users<'a> {
         if self.index().by_email.contains_key(&email) {
             return Err(StoreError::Conflict("a user with this email exists"));
         }
+        self.phone_is_free(user.phone.as_ref(), user.id)?;
         self.store
             .trees()
             .users
@@ -93,6 +94,27 @@ impl<'a> Users<'a> {
         self.index().count.fetch_add(1, Ordering::Relaxed);
         self.index().add_phone(user);
         self.index().roles.insert(user.id, user.role);
+        Ok(())
+    }
+
+    /// A phone number belongs to one account at most: a till finds a wallet by it, so whoever
+    /// registered someone else's number first would be handed their codes.
+    fn phone_is_free(
+        &self,
+        phone: Option<&crate::domain::user::Phone>,
+        user: Uuid,
+    ) -> Result<(), StoreError> {
+        let taken = phone.is_some_and(|p| {
+            self.index()
+                .by_phone
+                .get(p.as_str())
+                .is_some_and(|holders| holders.iter().any(|h| *h != user))
+        });
+        if taken {
+            return Err(StoreError::Conflict(
+                "this phone number belongs to another account",
+            ));
+        }
         Ok(())
     }
 
@@ -150,6 +172,9 @@ impl<'a> Users<'a> {
         let email_changed = new_email != old_email;
         if email_changed && self.index().by_email.contains_key(&new_email) {
             return Err(StoreError::Conflict("a user with this email exists"));
+        }
+        if before.phone != user.phone {
+            self.phone_is_free(user.phone.as_ref(), id)?;
         }
         self.store
             .trees()

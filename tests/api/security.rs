@@ -146,3 +146,47 @@ async fn exported_codes_cannot_run_as_formulas_or_forge_rows() {
     );
     assert_eq!(csv.lines().count(), 6, "a header and five rows: {csv}");
 }
+
+/// A phone number belongs to one account: registering someone else's number first would hand
+/// over their codes at a till that looks a wallet up by phone.
+#[actix_web::test]
+async fn a_phone_number_belongs_to_one_account() {
+    let app = crate::helpers::spawn_app().await;
+    let phone = "+33612345678";
+    let register = |email: &'static str, phone: Option<&'static str>| {
+        let mut body = json!({"email": email, "password": "password-1", "timezone": "UTC"});
+        if let Some(p) = phone {
+            body["phone"] = json!(p);
+        }
+        app.call(reqwest::Method::POST, "/api/v1/users", None, Some(body))
+    };
+    let owner = register("owner@x.io", Some(phone)).await;
+    assert_eq!(owner.status(), StatusCode::CREATED);
+    let owner = owner.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::helpers::assert_problem(register("thief@x.io", Some(phone)).await, 409, "conflict")
+        .await;
+    let thief = register("thief@x.io", None).await;
+    assert_eq!(thief.status(), StatusCode::CREATED);
+    let thief = thief.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let thief_token = app.login("thief@x.io", "password-1").await;
+    let res = app
+        .patch_user(&thief, &thief_token, json!({"phone": phone}))
+        .await;
+    crate::helpers::assert_problem(res, 409, "conflict").await;
+    // The till finds the owner's wallet; the owner may keep (re-send) their own number.
+    let wallet = app
+        .get_json("/api/v1/wallet?phone=%2B33612345678", &app.admin_token)
+        .await;
+    assert_eq!(wallet["customer"], owner.as_str(), "{wallet}");
+    let owner_token = app.login("owner@x.io", "password-1").await;
+    let res = app
+        .patch_user(&owner, &owner_token, json!({"phone": phone}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
