@@ -28,9 +28,15 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// Event streams open at once; more are refused (503).
 pub const MAX_STREAMS: usize = 1024;
+/// Event streams one caller (a user, or an API key) may hold open at once; more are refused (429),
+/// so one client cannot take every place.
+pub const MAX_STREAMS_PER_CALLER: usize = 8;
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 static OPEN_STREAMS: AtomicUsize = AtomicUsize::new(0);
+/// Streams open per caller (entries removed when they reach zero).
+static CALLER_STREAMS: std::sync::LazyLock<dashmap::DashMap<Uuid, usize>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
 
 /// How the code should reach the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -133,13 +139,10 @@ async fn events(
     // Subscribed before the first read, so a settle between the two is not missed.
     let mut settled = state.actors.providers.settlements.subscribe();
     visible(&state, &who, id).await?;
-    if OPEN_STREAMS.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
-        OPEN_STREAMS.fetch_sub(1, Ordering::AcqRel);
-        return Err(ApiError::Overloaded);
-    }
+    let slot = StreamSlot::take(who.user_id.unwrap_or(who.token_id))?;
     let store = state.store.clone();
     let stream = async_stream(move |tx| async move {
-        let _open = StreamSlot;
+        let _open = slot;
         loop {
             match store.run(move |s| s.code_requests().get(id)).await {
                 Ok(Some(r)) if r.status != RequestStatus::Pending => {
@@ -176,12 +179,35 @@ async fn events(
         .streaming(stream))
 }
 
-/// Frees a place among the open streams when the stream ends.
-struct StreamSlot;
+/// A place among the open streams, the caller's and everyone's; freed when dropped.
+struct StreamSlot(Uuid);
+
+impl StreamSlot {
+    /// A place for `caller`: 429 past their own cap, 503 past the server's.
+    fn take(caller: Uuid) -> Result<Self, ApiError> {
+        {
+            let mut mine = CALLER_STREAMS.entry(caller).or_insert(0);
+            if *mine >= MAX_STREAMS_PER_CALLER {
+                return Err(ApiError::RateLimited { retry_after: 5 });
+            }
+            *mine += 1;
+        }
+        // From here on, dropping the slot gives both places back.
+        let slot = Self(caller);
+        if OPEN_STREAMS.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
+            return Err(ApiError::Overloaded);
+        }
+        Ok(slot)
+    }
+}
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         OPEN_STREAMS.fetch_sub(1, Ordering::AcqRel);
+        CALLER_STREAMS.remove_if_mut(&self.0, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 

@@ -572,3 +572,45 @@ async fn a_request_the_store_refuses_gives_its_providers_place_back() {
         "the refused requests never reached the provider"
     );
 }
+
+#[actix_web::test]
+async fn one_customer_cannot_take_every_event_stream() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (_, greedy) = app.customer("greedy@example.org").await;
+    let (_, other) = app.customer("other@example.org").await;
+    let ask = json!({"provider": "vps", "product": "p", "channel": "web"});
+    let mine = app.accepted(&greedy, ask.clone()).await;
+    let theirs = app.accepted(&other, ask).await;
+    let open = |token: &str, id: &str| {
+        app.client
+            .get(app.url(&format!("/api/v1/code-requests/{id}/events")))
+            .bearer_auth(token)
+            .send()
+    };
+    // Held open (never read): eight streams of one customer.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let res = open(&greedy, &mine).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        held.push(res);
+    }
+    let ninth = open(&greedy, &mine).await.unwrap();
+    assert_eq!(ninth.headers()["retry-after"], "5");
+    assert_problem(ninth, 429, "rate_limited").await;
+    // Everyone else still gets theirs.
+    let res = open(&other, &theirs).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(held);
+}
