@@ -291,6 +291,9 @@ pub struct CampaignPatch {
     pub per_customer_limit: Option<u32>,
 }
 
+/// The longest custom charset (every code generated reads it).
+pub const MAX_CUSTOM_CHARSET: usize = 256;
+
 /// Codes one customer may hold at most, in any campaign.
 pub const MAX_PER_CUSTOMER: u32 = 1000;
 /// The longest campaign name, retailer or category.
@@ -354,6 +357,12 @@ impl CodeSpec {
                 return Err(ValidationError::new(
                     "code",
                     "give charset or custom_charset, not both",
+                ));
+            }
+            (_, Some(custom)) if custom.chars().count() > MAX_CUSTOM_CHARSET => {
+                return Err(ValidationError::new(
+                    "code.custom_charset",
+                    format!("must be at most {MAX_CUSTOM_CHARSET} characters"),
                 ));
             }
             (_, Some(custom)) => Charset::Custom(custom),

@@ -190,3 +190,29 @@ async fn a_phone_number_belongs_to_one_account() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// The document says a custom charset holds at most 256 characters; the server holds to it (every
+/// code generated reads the charset).
+#[actix_web::test]
+async fn a_custom_charset_is_bounded() {
+    let app = crate::helpers::spawn_app().await;
+    let (starts, ends) = crate::campaigns::window();
+    let long: String = ('\u{100}'..).take(300).collect();
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/campaigns",
+            Some(&app.admin_token),
+            Some(json!({"name": "c", "kind": "flash_sale", "pool_size": 10,
+                "starts_at": starts, "ends_at": ends, "code": {"custom_charset": long}})),
+        )
+        .await;
+    let problem = crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("custom_charset"),
+        "{problem}"
+    );
+}
