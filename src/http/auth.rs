@@ -45,7 +45,10 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let (user_id, role) = match meta.kind {
         TokenKind::ApiKey => {
             tokens.touch(meta.id, &hash, now);
-            (None, meta.role.ok_or(ApiError::Unauthorized)?)
+            (
+                None,
+                key_role(&state.store, &meta, now, 0).ok_or(ApiError::Unauthorized)?,
+            )
         }
         TokenKind::Session => {
             let user = meta.user_id.ok_or(ApiError::Unauthorized)?;
@@ -63,6 +66,36 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         token_hash: hash,
         token_id: meta.id,
     })
+}
+
+/// How far a chain of keys made by keys is followed before it is refused.
+const MAX_KEY_CHAIN: usize = 8;
+
+/// What an API key may do now: its own role, never above its creator's current role (a user's,
+/// or the creating key's, followed up the chain). A key whose creator is gone (erased, revoked,
+/// expired) acts no more: `None`. Keys made before creators were recorded keep their role.
+fn key_role(
+    store: &crate::store::Store,
+    key: &crate::store::tokens::TokenMeta,
+    now: chrono::DateTime<chrono::Utc>,
+    depth: usize,
+) -> Option<crate::domain::user::Role> {
+    let own = key.role?;
+    let Some(creator) = key.created_by else {
+        return Some(own);
+    };
+    let above = match store.users().role(creator) {
+        Some(role) => role,
+        None if depth < MAX_KEY_CHAIN => {
+            let parent = store
+                .tokens()
+                .api_key(creator)
+                .filter(|k| !k.is_expired(now))?;
+            key_role(store, &parent, now, depth + 1)?
+        }
+        None => return None,
+    };
+    Some(own.min(above))
 }
 
 /// The user must exist (an admin may name anyone).

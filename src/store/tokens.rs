@@ -74,6 +74,7 @@ impl TokenIndex {
                 user_id: record.user_id,
                 role: record.role,
                 expires_at: record.expires_at,
+                created_by: record.created_by,
             },
         );
         if let Some(user) = record.user_id {
@@ -119,6 +120,8 @@ pub struct TokenMeta {
     pub user_id: Option<Uuid>,
     pub role: Option<crate::domain::user::Role>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// An API key's creator: a user, or the API key that made it.
+    pub created_by: Option<Uuid>,
 }
 
 impl TokenMeta {
@@ -213,6 +216,12 @@ impl<'a> Tokens<'a> {
     /// What authenticating with the token `hash` needs, from memory.
     pub fn lookup(&self, hash: &Hash) -> Option<TokenMeta> {
         self.index().known.get(hash).map(|m| *m)
+    }
+
+    /// The API key with this id, as authentication reads it (memory only).
+    pub fn api_key(&self, id: Uuid) -> Option<TokenMeta> {
+        let hash = *self.index().api_keys.get(&id)?;
+        self.lookup(&hash)
     }
 
     /// Every API key with when it was last used (since start), in id (creation) order.

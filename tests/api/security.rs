@@ -216,3 +216,59 @@ async fn a_custom_charset_is_bounded() {
         "{problem}"
     );
 }
+
+/// An API key never acts above its creator's current role: demoting the creator caps the key,
+/// erasing the creator ends it (and a key made by such a key follows it).
+#[actix_web::test]
+async fn api_keys_never_outlive_or_outrank_their_creator() {
+    let app = crate::helpers::spawn_app().await;
+    let (second, token) = app.customer("second-admin@x.io").await;
+    let res = app.set_role(&second, &app.admin_token, "admin").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.create_api_key(&token, "ops", "admin").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let key = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A key made by that key.
+    let res = app.create_api_key(&key, "ops-child", "admin").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let child = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for k in [&key, &child] {
+        assert_eq!(app.list_users(k, "").await.status(), StatusCode::OK);
+    }
+
+    // Demoted to manager: neither key acts as an admin any more.
+    let res = app.set_role(&second, &app.admin_token, "manager").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for k in [&key, &child] {
+        crate::helpers::assert_problem(app.list_users(k, "").await, 403, "forbidden").await;
+        crate::helpers::assert_problem(
+            app.create_api_key(k, "more", "admin").await,
+            403,
+            "forbidden",
+        )
+        .await;
+        let res = app
+            .call(reqwest::Method::GET, "/api/v1/campaigns", Some(k), None)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "still a manager's key");
+    }
+
+    // Erased: neither key authenticates.
+    let res = app.delete_user(&second, &app.admin_token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for k in [&key, &child] {
+        crate::helpers::assert_problem(
+            app.call(reqwest::Method::GET, "/api/v1/campaigns", Some(k), None)
+                .await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+}
