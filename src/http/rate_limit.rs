@@ -143,10 +143,21 @@ impl Gcra {
     }
 }
 
-/// The limits of `[rate_limit]`: requests per client, and failed logins per account.
+/// One client address may fail this many times more logins than one account from it (an office
+/// behind one address has several people).
+pub const ADDRESS_LOGINS: u64 = 5;
+
+fn login_key(account: &str, address: &str) -> String {
+    format!("{account}\u{0}{address}")
+}
+
+/// The limits of `[rate_limit]`: requests per client, and failed logins per account and address.
 pub struct RateLimiter {
     requests: Gcra,
+    /// Failed logins per (account, client address).
     logins: Gcra,
+    /// Failed logins per client address, over every account: [`ADDRESS_LOGINS`] times an account's.
+    login_addresses: Gcra,
     proxies: Vec<(IpAddr, u8)>,
     epoch: Instant,
 }
@@ -163,6 +174,13 @@ impl RateLimiter {
             logins: Gcra::new(
                 60_000_000_000 / per_minute,
                 settings.login_per_minute,
+                settings.max_clients,
+            ),
+            login_addresses: Gcra::new(
+                60_000_000_000 / (per_minute * ADDRESS_LOGINS),
+                settings
+                    .login_per_minute
+                    .saturating_mul(ADDRESS_LOGINS as u32),
                 settings.max_clients,
             ),
             // Validated with the settings; an entry that does not parse trusts nobody.
@@ -184,9 +202,17 @@ impl RateLimiter {
         self.requests.check_at(key, now)
     }
 
-    /// Refuses a login (or a password check) for an account that used up its failures.
-    pub fn check_login(&self, account: &str) -> Result<(), ApiError> {
-        match self.logins.wait_at(account, self.now()) {
+    /// Refuses a login (or a password check) of `account` from `address` (see [`client_address`])
+    /// when that pair used up its failures, or the address did over all accounts. Failures count
+    /// per pair, not per account: nobody elsewhere can lock an account out, and the right
+    /// password from an address with no failures works.
+    pub fn check_login(&self, account: &str, address: &str) -> Result<(), ApiError> {
+        let now = self.now();
+        let wait = self
+            .logins
+            .wait_at(&login_key(account, address), now)
+            .max(self.login_addresses.wait_at(address, now));
+        match wait {
             0 => Ok(()),
             retry_after => {
                 metrics::counter!("voucherd_login_throttled_total").increment(1);
@@ -195,9 +221,11 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one failed login of an account.
-    pub fn login_failed(&self, account: &str) {
-        self.logins.check_at(account, self.now());
+    /// Counts one failed login of `account` from `address`.
+    pub fn login_failed(&self, account: &str, address: &str) {
+        let now = self.now();
+        self.logins.check_at(&login_key(account, address), now);
+        self.login_addresses.check_at(address, now);
     }
 
     pub fn tracked_keys(&self) -> usize {
@@ -266,10 +294,18 @@ fn client_key(req: &ServiceRequest, limiter: &RateLimiter) -> String {
     let state = req.app_data::<web::Data<AppState>>();
     if let (Some(token), Some(state)) = (super::auth::bearer(req.request()), state) {
         let hash = crate::domain::auth::token_hash(&token);
-        if state.store.tokens().is_known(&hash) {
-            return format!("t:{}", hex::encode(&hash[..16]));
+        // Keyed by who holds the token (the user, or the API key), not the token: logging in
+        // again buys no allowance.
+        if let Some(meta) = state.store.tokens().lookup(&hash) {
+            return format!("u:{}", meta.user_id.unwrap_or(meta.id));
         }
     }
+    client_address(req.request(), limiter)
+}
+
+/// The client's address as limits count it (an IPv6 client by its /64): the peer's, or the
+/// nearest untrusted one in `X-Forwarded-For` when the peer is a trusted proxy.
+pub fn client_address(req: &actix_web::HttpRequest, limiter: &RateLimiter) -> String {
     let forwarded: Vec<&str> = req
         .headers()
         .get_all(HeaderName::from_static("x-forwarded-for"))
@@ -390,17 +426,26 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_are_throttled_per_account() {
+    fn failed_logins_are_throttled_per_account_and_address() {
         let l = limiter(10, 5);
         for _ in 0..3 {
-            assert!(l.check_login("a@x.org").is_ok());
-            l.login_failed("a@x.org");
+            assert!(l.check_login("a@x.org", "ip:1").is_ok());
+            l.login_failed("a@x.org", "ip:1");
         }
         assert!(matches!(
-            l.check_login("a@x.org"),
+            l.check_login("a@x.org", "ip:1"),
             Err(ApiError::RateLimited { retry_after }) if (1..=20).contains(&retry_after)
         ));
-        assert!(l.check_login("b@x.org").is_ok());
+        assert!(l.check_login("b@x.org", "ip:1").is_ok());
+        assert!(
+            l.check_login("a@x.org", "ip:2").is_ok(),
+            "not locked out elsewhere"
+        );
+        // One address failing over many accounts is throttled as a whole.
+        for n in 0..(3 * ADDRESS_LOGINS) {
+            l.login_failed(&format!("spray{n}@x.org"), "ip:3");
+        }
+        assert!(l.check_login("fresh@x.org", "ip:3").is_err());
     }
 
     #[test]

@@ -30,11 +30,13 @@ pub struct TokenView {
 
 /// Exchange email and password for a bearer token. Wrong password and unknown email get the
 /// same 401, in the same time. An account (known or not) that failed `login_per_minute` times
-/// in the last minute gets 429 until its allowance comes back, right password or not.
+/// in the last minute from one client address gets 429 there until its allowance comes back,
+/// right password or not; other addresses are not affected.
 #[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem), (status = 429, body = Problem)))]
 #[post("/auth/tokens")]
 async fn login(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
@@ -42,14 +44,15 @@ async fn login(
         return Err(ApiError::Unauthorized);
     }
     let account = email.trim().to_ascii_lowercase();
-    state.rate_limiter.check_login(&account)?;
+    let address = super::rate_limit::client_address(&req, &state.rate_limiter);
+    state.rate_limiter.check_login(&account, &address)?;
     let user = state.store.run(move |s| s.users().by_email(&email)).await?;
     let ok = state
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.rate_limiter.login_failed(&account);
+        state.rate_limiter.login_failed(&account, &address);
         return Err(ApiError::Unauthorized);
     };
     let now = state.clock.now();

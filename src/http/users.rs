@@ -256,6 +256,7 @@ async fn get_user(
 async fn update(
     state: web::Data<AppState>,
     who: Principal,
+    req: actix_web::HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<UserPatch>,
 ) -> Result<web::Json<UserView>, ApiError> {
@@ -277,7 +278,8 @@ async fn update(
     let new_password = body.password.as_deref().map(Password::parse).transpose()?;
     let admin_for_other = who.role.includes(Role::Admin) && who.user_id != Some(id);
     if (changes.email.is_some() || new_password.is_some()) && !admin_for_other {
-        check_current_password(&state, id, body.current_password).await?;
+        let address = super::rate_limit::client_address(&req, &state.rate_limiter);
+        check_current_password(&state, id, &address, body.current_password).await?;
     }
     let mut tokens = TokensAfter::Keep;
     if let Some(p) = new_password {
@@ -332,6 +334,7 @@ async fn set_role(
 async fn check_current_password(
     state: &AppState,
     id: Uuid,
+    address: &str,
     given: Option<String>,
 ) -> Result<(), ApiError> {
     let missing = || {
@@ -342,14 +345,14 @@ async fn check_current_password(
     let given = given.ok_or_else(missing)?;
     let user = load(state, id).await?;
     let account = user.email.folded();
-    state.rate_limiter.check_login(&account)?;
+    state.rate_limiter.check_login(&account, address)?;
     if given.chars().count() > 512
         || !state
             .passwords
             .verify(given, Some(user.password_hash))
             .await?
     {
-        state.rate_limiter.login_failed(&account);
+        state.rate_limiter.login_failed(&account, address);
         return Err(missing());
     }
     Ok(())

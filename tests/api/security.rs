@@ -272,3 +272,62 @@ async fn api_keys_never_outlive_or_outrank_their_creator() {
         .await;
     }
 }
+
+/// Ten wrong passwords from one address used to lock the account for everyone, admins included.
+/// Failures now count per (account, address): the right password from elsewhere works.
+#[actix_web::test]
+async fn nobody_can_lock_someone_else_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.rate_limit.login_per_minute = 3;
+    // The test client plays a proxy, so each request can say which address it comes from.
+    settings.rate_limit.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    app.customer("victim@x.io").await;
+    let login = |from: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/tokens"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": "victim@x.io", "password": password}))
+            .send()
+    };
+    for _ in 0..3 {
+        let res = login("203.0.113.5", "wrong-guess").await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login("203.0.113.5", "customer-password").await.unwrap();
+    crate::helpers::assert_problem(res, 429, "rate_limited").await;
+    let res = login("198.51.100.7", "customer-password").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "the owner elsewhere gets in"
+    );
+}
+
+/// Requests count per user (or API key), not per token: logging in again buys no allowance.
+#[actix_web::test]
+async fn more_tokens_buy_no_more_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 8;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    app.customer("many@x.io").await;
+    let mut tokens = vec![];
+    for _ in 0..3 {
+        tokens.push(app.login("many@x.io", "customer-password").await);
+    }
+    let mut refused = 0;
+    for token in &tokens {
+        for _ in 0..6 {
+            if app.me(token).await.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused >= 8,
+        "18 requests on one user's allowance of 8 (+1/s): {refused} refused"
+    );
+}
