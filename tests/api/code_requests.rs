@@ -614,3 +614,44 @@ async fn one_customer_cannot_take_every_event_stream() {
     assert_eq!(res.status(), StatusCode::OK);
     drop(held);
 }
+
+#[actix_web::test]
+async fn a_provider_answer_that_is_huge_or_holds_control_characters_gives_no_code() {
+    let provider = MockServer::start().await;
+    // Two bad answers, then a good one: only the good one becomes the code.
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "AB\u{1b}[2JC"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": "BIG", "padding": "x".repeat(1 << 20)})),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "GOOD-1"})))
+        .with_priority(3)
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (_, token) = app.customer("careful@example.org").await;
+    let id = app
+        .accepted(
+            &token,
+            json!({"provider": "vps", "product": "p", "channel": "web"}),
+        )
+        .await;
+    let done = app.settled(&token, &id).await;
+    assert_eq!(done["code"], "GOOD-1", "{done}");
+    assert_eq!(provider.received_requests().await.unwrap().len(), 3);
+}

@@ -36,6 +36,24 @@ struct Answer {
     code: Option<String>,
 }
 
+/// The most of a provider's answer that is read: a code fits in far less.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// The code of a provider's 200, if it is one: an answer of at most [`MAX_ANSWER_BYTES`] (read
+/// no further), JSON `{code}`, the code 1 to 200 characters without control characters (it is
+/// shown on pages and sent by SMS).
+async fn usable_code(mut res: reqwest::Response) -> Option<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let code = serde_json::from_slice::<Answer>(&body).ok()?.code?;
+    crate::domain::bounded_text("code", &code, CodeRequest::MAX_CODE_LEN).ok()
+}
+
 impl Handler<Ping> for ProviderActor {
     type Result = Result<(), ActorPanic>;
 
@@ -192,13 +210,9 @@ impl Call {
         };
         let status = res.status();
         match status.as_u16() {
-            200 => match res.json::<Answer>().await {
-                Ok(Answer { code: Some(code) })
-                    if !code.trim().is_empty() && code.len() <= CodeRequest::MAX_CODE_LEN =>
-                {
-                    self.fulfil(id, code.trim().to_owned()).await
-                }
-                _ => Outcome::Error("a 200 without a usable `code`".into(), left),
+            200 => match usable_code(res).await {
+                Some(code) => self.fulfil(id, code).await,
+                None => Outcome::Error("a 200 without a usable `code`".into(), left),
             },
             202 if !request.accepted => {
                 let now = self.now;
