@@ -1,7 +1,7 @@
 //! `/api/v1/orders` (buy codes, all or nothing) and `/api/v1/redemptions` (redeem a code against
 //! an order, and roll a redemption back once).
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,7 +15,11 @@ use crate::service::customers::acting_for;
 use crate::service::orders as use_case;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(order).service(redeem).service(roll_back);
+    cfg.service(order)
+        .service(get_order)
+        .service(redeem)
+        .service(get_redemption)
+        .service(roll_back);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -66,14 +70,38 @@ async fn order(
     .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
-        .json(OrderView {
-            id: order.id,
-            campaign_id: order.campaign_id,
-            customer: order.customer,
-            codes: order.codes,
-            amount_cents: order.amount_cents,
-            created_at: order.created_at,
-        }))
+        .json(OrderView::from(order)))
+}
+
+impl From<crate::domain::campaign::Order> for OrderView {
+    fn from(o: crate::domain::campaign::Order) -> Self {
+        Self {
+            id: o.id,
+            campaign_id: o.campaign_id,
+            customer: o.customer,
+            codes: o.codes,
+            amount_cents: o.amount_cents,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// One order (its customer, or a manager; anyone else 404): where an order's `Location` points.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "order id")), responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
+#[get("/orders/{id}")]
+async fn get_order(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let id = id.into_inner();
+    let found = state.store.run(move |s| s.orders().get(id)).await?;
+    match found {
+        Some(o) if who.role.includes(Role::Manager) || who.user_id == Some(o.customer) => {
+            Ok(web::Json(OrderView::from(o)))
+        }
+        _ => Err(ApiError::NotFound),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -133,6 +161,22 @@ async fn redeem(
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/redemptions/{}", redemption.id)))
         .json(RedemptionView::from(redemption)))
+}
+
+/// One redemption (manager): where a redemption's `Location` points.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "redemption id")), responses((status = 200, body = RedemptionView), (status = 404, body = Problem)))]
+#[get("/redemptions/{id}")]
+async fn get_redemption(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<RedemptionView>, ApiError> {
+    who.require(Role::Manager)?;
+    let id = id.into_inner();
+    let found = state.store.run(move |s| s.orders().redemption(id)).await?;
+    found
+        .map(|r| web::Json(RedemptionView::from(r)))
+        .ok_or(ApiError::NotFound)
 }
 
 /// Roll a redemption back, once (manager): the code is held again and a gift card gets back what

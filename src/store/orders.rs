@@ -142,6 +142,15 @@ impl<'a> Orders<'a> {
             .transpose()
     }
 
+    pub fn redemption(&self, id: Uuid) -> Result<Option<Redemption>, StoreError> {
+        self.store
+            .trees()
+            .redemptions
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
     /// Redeems a code (2 keys: the redemption, the code). Writer only.
     pub fn redeem(
         &self,

@@ -116,6 +116,8 @@ async fn the_openapi_document_describes_every_route() {
         "GET /api/v1/retailers",
         "GET /api/v1/categories",
         "GET /api/v1/notifications",
+        "GET /api/v1/orders/{id}",
+        "GET /api/v1/redemptions/{id}",
         "POST /api/v1/campaigns",
         "GET /api/v1/campaigns",
         "GET /api/v1/campaigns/{id}",

@@ -331,3 +331,43 @@ async fn more_tokens_buy_no_more_requests() {
         "18 requests on one user's allowance of 8 (+1/s): {refused} refused"
     );
 }
+
+/// The `Location` of an order and of a redemption points at a route that answers, to the one
+/// who may see it (a till needs both).
+#[actix_web::test]
+async fn the_location_of_an_order_or_a_redemption_resolves_for_those_who_may_see_it() {
+    let app = crate::helpers::spawn_app().await;
+    let id = app.active_campaign(5, 5).await;
+    let (_, buyer) = app.customer("buyer@x.io").await;
+    let (_, other) = app.customer("other@x.io").await;
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(&buyer),
+            Some(json!({"campaign_id": id, "quantity": 2})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(app.get_json(&location, &buyer).await, order);
+    assert_eq!(app.get_json(&location, &app.admin_token).await, order);
+    let res = app
+        .call(reqwest::Method::GET, &location, Some(&other), None)
+        .await;
+    crate::helpers::assert_problem(res, 404, "not_found").await;
+
+    let code = order["codes"][0].as_str().unwrap();
+    let res = app
+        .redeem(json!({"code": code, "order_amount_cents": 1000}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let redemption: Value = res.json().await.unwrap();
+    assert_eq!(app.get_json(&location, &app.admin_token).await, redemption);
+    let res = app
+        .call(reqwest::Method::GET, &location, Some(&buyer), None)
+        .await;
+    crate::helpers::assert_problem(res, 403, "forbidden").await;
+}
