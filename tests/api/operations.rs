@@ -273,8 +273,44 @@ async fn the_openapi_document_describes_every_route() {
         .await
         .unwrap();
     let push_id = push["id"].as_str().unwrap().to_owned();
+    let shop: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(&app.admin_token),
+            Some(json!({"name": "route check order", "kind": "flash_sale", "pool_size": 1,
+                "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::days(1)).to_rfc3339()})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let shop_id = shop["id"].as_str().unwrap().to_owned();
+    let added = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{shop_id}/codes"),
+            Some(&app.admin_token),
+            Some(json!({"codes": ["ROUTE-ORDER-1"]})),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let order: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&app.admin_token),
+            Some(json!({"campaign_id": shop_id, "quantity": 1, "customer": admin_id})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = order["id"].as_str().unwrap().to_owned();
     for route in &expected {
-        let path = if route.contains("/vouchers/") {
+        let path = if route.contains("/orders/") {
+            route.replace("{id}", &order_id)
+        } else if route.contains("/vouchers/") {
             route.replace("{id}", &voucher_id)
         } else if route.contains("/redemptions/") {
             route.replace("{id}", &redemption_id)
