@@ -52,6 +52,7 @@ pub async fn observe(
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), id);
     }
+    harden_pages(res.headers_mut());
     let route = res
         .request()
         .match_pattern()
@@ -62,6 +63,32 @@ pub async fn observe(
     metrics::histogram!("voucherd_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     Ok(res)
+}
+
+/// What every page may not be: framed by another site (clickjacking), sniffed into another type,
+/// given a base or plugins. Added to any HTML answer that does not set its own policy (the
+/// Swagger UI at `/docs`); pages with their own (the dashboard, the unsubscribe page) keep it.
+pub const PAGE_POLICY: &str = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+fn harden_pages(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header::{
+        CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let html = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        return;
+    }
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_POLICY),
+        );
+    }
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
 /// The problem for an error actix raised about the request body, if it is one (not already an

@@ -22,6 +22,10 @@ struct PageContext<'a> {
     email: &'a str,
 }
 
+/// The unsubscribe page's Content-Security-Policy.
+pub const UNSUBSCRIBE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 fn html(
     state: &AppState,
     status: actix_web::http::StatusCode,
@@ -37,6 +41,9 @@ fn html(
     ) {
         Ok(body) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
+            // Nothing but its own inline style and a form posting back to itself.
+            .insert_header(("Content-Security-Policy", UNSUBSCRIBE_POLICY))
+            .insert_header(("Referrer-Policy", "no-referrer"))
             .body(body),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::internal(e)),
     }

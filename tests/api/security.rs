@@ -371,3 +371,31 @@ async fn the_location_of_an_order_or_a_redemption_resolves_for_those_who_may_see
         .await;
     crate::helpers::assert_problem(res, 403, "forbidden").await;
 }
+
+/// The unsubscribe page and the API's documentation page cannot be framed by another site, and
+/// the unsubscribe page runs nothing and posts only to itself.
+#[actix_web::test]
+async fn pages_cannot_be_framed_and_the_unsubscribe_page_runs_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let (user, _) = app.customer("framed@x.io").await;
+    let token = crate::helpers::unsubscribe_token(&user);
+    for path in [format!("/unsubscribe/{token}"), "/docs/".to_owned()] {
+        let res = app.call(reqwest::Method::GET, &path, None, None).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let csp = res.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(res.headers()["x-frame-options"], "DENY", "{path}");
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+    let res = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/unsubscribe/{token}"),
+            None,
+            None,
+        )
+        .await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+}
