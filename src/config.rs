@@ -16,6 +16,7 @@ bind = "127.0.0.1:8080"
 public_url = "http://127.0.0.1:8080"
 workers = 2
 body_limit_bytes = 65536
+metrics_token = ""
 
 [store]
 path = "./data"
@@ -266,6 +267,8 @@ pub struct HttpSettings {
     pub public_url: url::Url,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (empty: public).
+    pub metrics_token: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1147,6 +1150,7 @@ impl Settings {
     pub fn masked(&self) -> Self {
         let mut shown = self.clone();
         shown.auth.secret = shown.auth.secret.masked();
+        shown.http.metrics_token = shown.http.metrics_token.masked();
         if let Ok(mut url) = url::Url::parse(&shown.delivery.email.smtp_url)
             && url.password().is_some()
         {

@@ -193,6 +193,17 @@ pub fn body_signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", mac.unwrap_or_default())
 }
 
+/// Whether two secrets are the same, in a time that does not depend on where they differ (their
+/// digests are compared in full).
+pub fn same_secret(given: &[u8], wanted: &[u8]) -> bool {
+    use sha2::Digest as _;
+    let (a, b) = (sha2::Sha256::digest(given), sha2::Sha256::digest(wanted));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 /// Whether `header` (`sha256=<hex>`) is the signature of `body` with `secret` (constant-time).
 pub fn verify_body_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
     use hmac::Mac as _;

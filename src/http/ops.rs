@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::ApiError;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
@@ -51,10 +52,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+/// Prometheus text exposition; with `http.metrics_token` set, only for `Authorization: Bearer
+/// <that token>` (401 otherwise).
+#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::http::error::Problem)))]
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    let wanted = state.settings.http.metrics_token.expose();
+    if !wanted.is_empty() {
+        let given = super::auth::bearer(&req).unwrap_or_default();
+        if !crate::security::same_secret(given.as_bytes(), wanted.as_bytes()) {
+            return actix_web::ResponseError::error_response(&ApiError::Unauthorized);
+        }
+    }
     let (users, vouchers) = state
         .store
         .run(|s| Ok((s.users().count()?, s.vouchers().count()?)))

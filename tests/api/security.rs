@@ -399,3 +399,34 @@ async fn pages_cannot_be_framed_and_the_unsubscribe_page_runs_nothing() {
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     assert!(csp.contains("form-action 'self'"), "{csp}");
 }
+
+/// `/metrics` tells anyone how busy the server is and what it does; with `http.metrics_token`
+/// set it answers only the scraper that knows the token.
+#[actix_web::test]
+async fn metrics_can_be_kept_for_the_scraper_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.http.metrics_token = "scrape-token-0123456789".into();
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    for token in [None, Some("wrong"), Some(app.admin_token.as_str())] {
+        let res = app
+            .call(reqwest::Method::GET, "/metrics", token, None)
+            .await;
+        crate::helpers::assert_problem(res, 401, "unauthorized").await;
+    }
+    let res = app
+        .call(
+            reqwest::Method::GET,
+            "/metrics",
+            Some("scrape-token-0123456789"),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("voucherd_http_requests_total")
+    );
+}
