@@ -76,6 +76,7 @@ timeout_s = 10
 subject = "mailto:admin@localhost"
 per_second = 50
 timeout_s = 10
+allow_loopback = false
 
 [subscriptions]
 max_per_user = 200
@@ -399,6 +400,9 @@ pub struct PushSettings {
     pub per_second: u32,
     /// Per request to a push service.
     pub timeout_s: u64,
+    /// Whether push endpoints on this machine (`http://127.0.0.1…`) are allowed: for tests and a
+    /// local relay only. Otherwise an endpoint must be `https://` to a public host.
+    pub allow_loopback: bool,
 }
 
 /// The SMS gateway: a JSON `POST {url} {to, body}` with `Authorization: Bearer {api_key}` (the

@@ -5,6 +5,7 @@
 //! Web Push notifications ([`push`]).
 
 pub mod email;
+pub mod endpoint;
 pub mod push;
 pub mod render;
 pub mod sms;

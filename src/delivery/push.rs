@@ -64,6 +64,7 @@ fn decode_keys(p256dh: &str, auth: &str) -> Result<(p256::PublicKey, Auth), &'st
 
 pub struct Push {
     client: reqwest::Client,
+    allowed: super::endpoint::Allowed,
     vapid: std::sync::Arc<Vapid>,
     subject: String,
     timeout: Duration,
@@ -74,13 +75,20 @@ impl Push {
         settings: &PushSettings,
         vapid: std::sync::Arc<Vapid>,
     ) -> Result<Self, reqwest::Error> {
+        let allowed = super::endpoint::Allowed {
+            loopback: settings.allow_loopback,
+        };
+        // Names resolve to allowed addresses only, at every send: an endpoint that was public
+        // when it was given cannot be pointed at the private network later.
         let client = reqwest::Client::builder()
             .user_agent(concat!("voucherd/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
+            .dns_resolver(super::endpoint::PublicResolver::shared(allowed))
             .build()?;
         Ok(Self {
             client,
+            allowed,
             vapid,
             subject: settings.subject.clone(),
             timeout: Duration::from_secs(settings.timeout_s),
@@ -92,6 +100,10 @@ impl Push {
         let permanent = |m: String| PushError::Failed(SendError::permanent(m));
         let (public, auth) =
             decode_keys(&sub.p256dh, &sub.auth).map_err(|m| permanent(m.into()))?;
+        url::Url::parse(&sub.endpoint)
+            .map_err(|e| e.to_string())
+            .and_then(|u| self.allowed.url(&u))
+            .map_err(|m| permanent(format!("the endpoint is refused: {m}")))?;
         let endpoint: http::Uri = sub
             .endpoint
             .parse()

@@ -95,13 +95,21 @@ async fn subscribe(
     let user = id.into_inner();
     super::auth::existing_user(&state, &who, user).await?;
     let body = body.into_inner();
-    let https = url::Url::parse(&body.endpoint)
-        .is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)));
-    if !https || body.endpoint.len() > 2048 {
+    if body.endpoint.len() > 2048 {
         return Err(ApiError::Invalid(
             "endpoint: must be an https:// URL of at most 2048 characters".into(),
         ));
     }
+    let allowed = crate::delivery::endpoint::Allowed {
+        loopback: state.settings.delivery.push.allow_loopback,
+    };
+    let endpoint =
+        url::Url::parse(&body.endpoint).map_err(|e| ApiError::Invalid(format!("endpoint: {e}")))?;
+    allowed.check(&endpoint).await.map_err(|m| {
+        ApiError::Invalid(format!(
+            "endpoint: must be an https:// URL of a public push service ({m})"
+        ))
+    })?;
     crate::delivery::push::check_keys(&body.keys.p256dh, &body.keys.auth)
         .map_err(|m| ApiError::Invalid(m.into()))?;
     let now = state.clock.now();
@@ -122,16 +130,6 @@ async fn subscribe(
         Added::New(s) => HttpResponse::Created().json(PushSubscriptionView::from(&s)),
         Added::Existing(s) => HttpResponse::Ok().json(PushSubscriptionView::from(&s)),
     })
-}
-
-/// A push service on this machine (tests, a local relay) may be plain http.
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
 }
 
 /// Forget a push subscription (self or admin): 204; 404 when there is none by that id.

@@ -44,6 +44,8 @@ pub struct TestApp {
 pub fn test_settings(store_path: PathBuf) -> Settings {
     let mut s = Settings::defaults().expect("defaults");
     s.http.bind = "127.0.0.1:0".parse().expect("address");
+    // The tests' push services run on loopback.
+    s.delivery.push.allow_loopback = true;
     s.store.path = store_path;
     s.store.fsync = false;
     s.rate_limit.per_second = 10_000;

@@ -253,3 +253,34 @@ async fn a_requested_code_is_pushed() {
     assert_eq!(message["code"], "PUSH-0001");
     assert_eq!(message["body"], "Your gift-10 code: PUSH-0001");
 }
+
+/// A push endpoint makes the server POST there, signed with its key: it must be a public https
+/// host, never the cloud's metadata address, the private network or this machine — checked when
+/// the browser's subscription is given and again when a push is sent.
+#[actix_web::test]
+async fn push_endpoints_must_be_public_https_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.delivery.push.allow_loopback = false;
+    let app = crate::helpers::spawn_with(settings.clone(), dir).await;
+    let (user, token) = app.customer("ssrf@x.io").await;
+    let browser = Browser::new();
+    for endpoint in [
+        "https://169.254.169.254/latest/meta-data/iam",
+        "https://10.0.0.1:8443/actuator/shutdown",
+        "https://[fd00::1]/push",
+        "https://127.0.0.1:9/push",
+        "http://127.0.0.1:9/push",
+        "https://localhost/push",
+        "http://push.example/push",
+    ] {
+        let res = app
+            .push_subscribe(&user, &token, browser.subscription(endpoint))
+            .await;
+        crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    }
+    let listed = app
+        .get_json(&format!("/api/v1/users/{user}/push-subscriptions"), &token)
+        .await;
+    assert_eq!(listed["items"], json!([]), "nothing was kept");
+}
