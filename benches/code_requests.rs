@@ -77,7 +77,8 @@ fn start(provider_port: u16, concurrency: usize) -> Server {
     let config = format!(
         "networks = []\n\n[[providers]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{provider_port}\"\n\
          secret = \"bench-provider-secret\"\ntimeout_s = 30\npoll_interval_s = 10\n\
-         give_up_after_s = 3600\nconcurrency = {concurrency}\n"
+         give_up_after_s = 3600\nconcurrency = {concurrency}\nproducts = [\"*\"]\n\n\
+         [code_requests]\nmax_pending_per_customer = 10000\nmax_per_customer_per_day = 100000\n"
     );
     server::start(Some(&config), &[])
 }

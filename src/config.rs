@@ -84,6 +84,10 @@ max_per_user = 200
 [notify]
 admin_emails = []
 
+[code_requests]
+max_pending_per_customer = 5
+max_per_customer_per_day = 20
+
 [[networks]]
 name = "demo"
 kind = "csv"
@@ -248,6 +252,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub subscriptions: SubscriptionSettings,
     pub notify: NotifySettings,
+    pub code_requests: CodeRequestSettings,
     /// One `NetworkActor` each.
     #[serde(default)]
     pub networks: Vec<NetworkSettings>,
@@ -554,6 +559,26 @@ pub struct ProviderSettings {
     /// the API answers 503.
     #[serde(default = "defaults::concurrency")]
     pub concurrency: u32,
+    /// What customers may ask this provider for, as the provider names it; `"*"` allows any
+    /// text (only for a provider that refuses what it does not sell).
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+impl ProviderSettings {
+    pub fn offers(&self, product: &str) -> bool {
+        self.products.iter().any(|p| p == "*" || p == product)
+    }
+}
+
+/// Bounds on what one customer may ask of the providers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequestSettings {
+    /// Requests of one customer waiting for a code at once; past it 429.
+    pub max_pending_per_customer: u32,
+    /// Requests of one customer in any 24 hours; past it 429.
+    pub max_per_customer_per_day: u32,
 }
 
 /// One webhook endpoint (a `[[webhooks]]` entry): a JSON POST per message, signed
@@ -767,6 +792,19 @@ impl Settings {
                 "must be 8 to 128 characters, like any password",
             ));
         }
+        let cr = &self.code_requests;
+        if !(1..=10_000).contains(&cr.max_pending_per_customer) {
+            return Err(invalid(
+                "code_requests.max_pending_per_customer",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=100_000).contains(&cr.max_per_customer_per_day) {
+            return Err(invalid(
+                "code_requests.max_per_customer_per_day",
+                "must be between 1 and 100000",
+            ));
+        }
         if !(1..=10_000).contains(&self.subscriptions.max_per_user) {
             return Err(invalid(
                 "subscriptions.max_per_user",
@@ -902,6 +940,25 @@ impl Settings {
                     "providers.poll_interval_s",
                     name,
                     "must be at least 1 and at most give_up_after_s",
+                ));
+            }
+            if p.products.is_empty() {
+                return Err(invalid_entry(
+                    "provider",
+                    "providers.products",
+                    name,
+                    "list what customers may ask for (\"*\" for any text)",
+                ));
+            }
+            if p.products
+                .iter()
+                .any(|x| crate::domain::bounded_text("product", x, 200).is_err())
+            {
+                return Err(invalid_entry(
+                    "provider",
+                    "providers.products",
+                    name,
+                    "each product is 1 to 200 characters without control characters",
                 ));
             }
             if !(1..=4096).contains(&p.concurrency) {
@@ -1284,6 +1341,7 @@ mod tests {
             poll_interval_s: 10,
             give_up_after_s: 3600,
             concurrency: 8,
+            products: vec!["gift-card-10".into()],
         }];
         every.delivery.email.smtp_url = "smtp://user:pass@mail.example:2525".into();
         for settings in [defaults, none, every] {

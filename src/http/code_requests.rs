@@ -95,6 +95,7 @@ async fn create(
             AskedChannel::Push => RequestChannel::Push,
         },
         customer,
+        by_manager: who.role.includes(Role::Manager),
     };
     let request = use_case::ask(&state.services, ask).await?;
     Ok(HttpResponse::Accepted()

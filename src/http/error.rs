@@ -63,6 +63,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// An allowance of the caller's is used up (not a request rate): 429.
+    #[error("{0}")]
+    Throttled(String),
     #[error("the server is busy; retry shortly")]
     Overloaded,
     #[error("internal error")]
@@ -84,7 +87,7 @@ impl ApiError {
             ApiError::CodeNotRedeemable(_) => "code_not_redeemable",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::Throttled(_) => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
@@ -122,7 +125,7 @@ impl ResponseError for ApiError {
             ApiError::CampaignNotActive(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -137,6 +140,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => {
                 res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::Throttled(_) => {
+                res.insert_header((header::RETRY_AFTER, "60"));
             }
             ApiError::RateLimited { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
@@ -203,6 +209,7 @@ impl From<crate::service::Error> for ApiError {
             Error::NotActive(m) => ApiError::CampaignNotActive(m),
             Error::NotRedeemable(m) => ApiError::CodeNotRedeemable(m),
             Error::Overloaded => ApiError::Overloaded,
+            Error::TooMany(why) => ApiError::Throttled(why),
             Error::Store(e) => e.into(),
         }
     }

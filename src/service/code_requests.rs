@@ -15,6 +15,8 @@ pub struct Ask {
     pub phone: Option<String>,
     pub channel: RequestChannel,
     pub customer: uuid::Uuid,
+    /// A manager asks for a customer: the SMS may go to another number.
+    pub by_manager: bool,
 }
 
 /// Stores a pending request and hands it to its provider: the request as stored. 422 for an
@@ -22,13 +24,24 @@ pub struct Ask {
 /// queue is full.
 pub async fn ask(svc: &Services, ask: Ask) -> Result<CodeRequest, Error> {
     let providers = &svc.actors.providers;
-    if !providers.knows(&ask.provider) {
+    let Some(offered) = svc
+        .settings
+        .providers
+        .iter()
+        .find(|p| p.name == ask.provider)
+    else {
         return Err(Error::invalid(
             "provider",
             format!("no [[providers]] entry is named `{}`", ask.provider),
         ));
-    }
+    };
     let product = bounded_text("product", &ask.product, CodeRequest::MAX_PRODUCT_LEN)?;
+    if !offered.offers(&product) {
+        return Err(Error::invalid(
+            "product",
+            format!("provider `{}` does not offer `{product}`", ask.provider),
+        ));
+    }
     let customer = ask.customer;
     if ask.channel == RequestChannel::Push {
         let subscribed = svc
@@ -43,15 +56,25 @@ pub async fn ask(svc: &Services, ask: Ask) -> Result<CodeRequest, Error> {
         }
     }
     let given = ask.phone.as_deref().map(Phone::parse).transpose()?;
+    let own = svc
+        .store
+        .run(move |s| s.users().get(customer))
+        .await?
+        .ok_or(Error::NotFound)?
+        .phone;
     let phone = match (ask.channel, given) {
+        // A customer's texts go to their own number: a request is no way to text strangers.
+        (RequestChannel::Sms, Some(p))
+            if !ask.by_manager && own.as_ref().is_none_or(|o| o.as_str() != p.as_str()) =>
+        {
+            return Err(Error::invalid(
+                "phone",
+                "an SMS goes to your own number (set it on your account)",
+            ));
+        }
         (_, Some(p)) => Some(p.as_str().to_owned()),
         (RequestChannel::Sms, None) => {
-            let user = svc
-                .store
-                .run(move |s| s.users().get(customer))
-                .await?
-                .ok_or(Error::NotFound)?;
-            let phone = user.phone.ok_or_else(|| {
+            let phone = own.ok_or_else(|| {
                 Error::invalid("phone", "give one, or set the customer's number, for sms")
             })?;
             Some(phone.as_str().to_owned())
@@ -86,10 +109,19 @@ pub async fn ask(svc: &Services, ask: Ask) -> Result<CodeRequest, Error> {
         fulfilled_at: None,
     };
     let stored = request.clone();
-    // A failed write returns here and drops `place`, which gives it back.
+    let caps = &svc.settings.code_requests;
+    let (max_pending, max_per_day) = (
+        caps.max_pending_per_customer as usize,
+        caps.max_per_customer_per_day as usize,
+    );
+    // A failed or refused write returns here and drops `place`, which gives it back.
     svc.store
-        .write(move |s| s.code_requests().put(&stored))
-        .await?;
+        .write(move |s| {
+            s.code_requests()
+                .create(&stored, max_pending, max_per_day, now)
+        })
+        .await?
+        .map_err(|capped| Error::TooMany(capped.to_string()))?;
     // Stored first: a request the actor cannot take now is picked up at its next start.
     if !providers.submit(place, request.id) {
         tracing::warn!(request = %request.id, "provider actor busy; the request waits for its restart");

@@ -54,6 +54,9 @@ pub enum Error {
     NotActive(String),
     #[error("{0}")]
     NotRedeemable(String),
+    /// The caller used up an allowance of theirs (429).
+    #[error("{0}")]
+    TooMany(String),
     /// A queue is full (an actor's mailbox, a provider's places): retry shortly (503).
     #[error("the server is busy; retry shortly")]
     Overloaded,

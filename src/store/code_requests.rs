@@ -75,6 +75,20 @@ impl State {
     }
 }
 
+/// Which per-customer cap a new request would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Capped {
+    #[error("at most {0} requests may wait for a code at once")]
+    Pending(usize),
+    #[error("at most {0} requests in 24 hours")]
+    Daily(usize),
+}
+
+/// When a UUIDv7 was made, in ms since the epoch.
+fn made_at_ms(id: &Uuid) -> i64 {
+    i64::try_from(id.as_u128() >> 80).unwrap_or(i64::MAX)
+}
+
 /// How settling a request went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -122,6 +136,41 @@ impl<'a> CodeRequests<'a> {
             .insert(r.id.as_bytes(), encode(r)?)?;
         self.index().0.write().note(r);
         Ok(())
+    }
+
+    /// Stores a new pending request unless its customer has `max_pending` waiting already, or
+    /// made `max_per_day` in the 24 hours before `now` (checked here, on the writer, so requests
+    /// racing each other cannot pass the caps): `Err` names the cap reached. One key. Writer only.
+    pub fn create(
+        &self,
+        r: &CodeRequest,
+        max_pending: usize,
+        max_per_day: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Capped>, StoreError> {
+        {
+            let state = self.index().0.read();
+            let mine = state
+                .by_customer
+                .get(&r.customer)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if mine.iter().filter(|id| state.pending.contains(id)).count() >= max_pending {
+                return Ok(Err(Capped::Pending(max_pending)));
+            }
+            // Ids are time-ordered (UUIDv7): the latest are last.
+            let since = (now - chrono::Duration::hours(24)).timestamp_millis();
+            let today = mine
+                .iter()
+                .rev()
+                .take_while(|id| made_at_ms(id) >= since)
+                .count();
+            if today >= max_per_day {
+                return Ok(Err(Capped::Daily(max_per_day)));
+            }
+        }
+        self.put(r)?;
+        Ok(Ok(()))
     }
 
     /// How many requests each provider has in each status (memory only).

@@ -23,6 +23,8 @@ fn with_provider(dir: &tempfile::TempDir, provider: &MockServer) -> Settings {
         poll_interval_s: 1,
         give_up_after_s: 3600,
         concurrency: 4,
+        // This provider refuses what it does not sell itself.
+        products: vec!["*".into()],
     }];
     s
 }
@@ -446,7 +448,7 @@ async fn the_code_goes_out_by_sms_and_bad_requests_change_nothing() {
     let mut settings = with_provider(&dir, &provider);
     settings.delivery.sms.url = format!("{}/send", gateway.uri());
     let app = spawn_with(settings, dir).await;
-    let (_, token) = app.customer("text@example.org").await;
+    let (user, token) = app.customer("text@example.org").await;
     for (body, code) in [
         (
             json!({"provider": "nope", "product": "x", "channel": "web"}),
@@ -468,6 +470,11 @@ async fn the_code_goes_out_by_sms_and_bad_requests_change_nothing() {
         assert_problem(app.ask(&token, body).await, 422, code).await;
     }
     assert!(provider.received_requests().await.unwrap().is_empty());
+    // A customer's text goes to their own number.
+    let res = app
+        .patch_user(&user, &token, json!({"phone": "+4915199999999"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let rid = app.accepted(&token, json!({"provider": "vps", "product": "gift-50", "channel": "sms", "phone": "+4915199999999"})).await;
     app.settled(&token, &rid).await;
     let mut sent = Vec::new();
@@ -498,6 +505,9 @@ async fn past_the_queue_requests_are_refused_with_503_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = with_provider(&dir, &provider);
     settings.providers[0].concurrency = 1;
+    // One customer fills the provider's queue here: their own caps are not what is tested.
+    settings.code_requests.max_pending_per_customer = 100;
+    settings.code_requests.max_per_customer_per_day = 100;
     let app = spawn_with(settings, dir).await;
     let (_, token) = app.customer("busy@example.org").await;
     let (mut accepted, mut refused) = (0, 0);
@@ -654,4 +664,97 @@ async fn a_provider_answer_that_is_huge_or_holds_control_characters_gives_no_cod
     let done = app.settled(&token, &id).await;
     assert_eq!(done["code"], "GOOD-1", "{done}");
     assert_eq!(provider.received_requests().await.unwrap().len(), 3);
+}
+
+/// One customer sent ten SMS requests to ten foreign numbers for any product text: products now
+/// come from the provider's list, a customer's SMS goes to their own number, and the requests one
+/// customer has waiting, and makes in a day, are capped (429).
+#[actix_web::test]
+async fn a_customer_asks_only_for_listed_products_texts_only_themselves_and_is_capped() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    let gateway = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = with_provider(&dir, &provider);
+    settings.providers[0].products = vec!["gift-card-10".into(), "gift-card-25".into()];
+    settings.delivery.sms.url = format!("{}/send", gateway.uri());
+    settings.code_requests.max_pending_per_customer = 3;
+    settings.code_requests.max_per_customer_per_day = 4;
+    let app = spawn_with(settings, dir).await;
+    let (user, token) = app.customer("asker@example.org").await;
+    let res = app
+        .patch_user(&user, &token, json!({"phone": "+4915100000001"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for body in [
+        json!({"provider": "vps", "product": "gift-500 EUR", "channel": "web"}),
+        json!({"provider": "vps", "product": "gift-card-10", "channel": "sms", "phone": "+4915177777777"}),
+    ] {
+        assert_problem(app.ask(&token, body).await, 422, "validation_failed").await;
+    }
+    // A manager may text the number a customer gives at the till.
+    app.accepted(
+        &app.admin_token,
+        json!({"provider": "vps", "product": "gift-card-25", "channel": "sms",
+                "phone": "+4915177777777", "customer": user}),
+    )
+    .await;
+    // Pending at once: 3 (the manager's request counts), then 429.
+    for _ in 0..2 {
+        app.accepted(
+            &token,
+            json!({"provider": "vps", "product": "gift-card-10", "channel": "sms"}),
+        )
+        .await;
+    }
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-card-10", "channel": "web"}),
+        )
+        .await;
+    assert_eq!(res.headers()["retry-after"], "60");
+    assert_problem(res, 429, "rate_limited").await;
+    // Settled requests free their place, not the day's allowance.
+    let pending: Vec<String> = provider
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::POST)
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(pending.len(), 3);
+    for id in &pending {
+        let body = json!({"request_id": id, "code": format!("C-{id}")});
+        let raw = serde_json::to_vec(&body).unwrap();
+        let res = app.callback(&body, &sign(&raw)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    app.accepted(
+        &token,
+        json!({"provider": "vps", "product": "gift-card-10", "channel": "web"}),
+    )
+    .await;
+    let res = app
+        .ask(
+            &token,
+            json!({"provider": "vps", "product": "gift-card-10", "channel": "web"}),
+        )
+        .await;
+    assert_problem(res, 429, "rate_limited").await;
 }

@@ -77,6 +77,8 @@ async fn the_openapi_document_describes_every_route() {
         poll_interval_s: 60,
         give_up_after_s: 3600,
         concurrency: 1,
+        // This provider refuses what it does not sell itself.
+        products: vec!["*".into()],
     }];
     let app = spawn_with(settings, dir).await;
     app.await_first_pulls().await;

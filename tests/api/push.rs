@@ -216,6 +216,8 @@ async fn a_requested_code_is_pushed() {
         poll_interval_s: 1,
         give_up_after_s: 60,
         concurrency: 2,
+        // This provider refuses what it does not sell itself.
+        products: vec!["*".into()],
     }];
     let app = spawn_with(settings, dir).await;
     let (id, token) = app.customer("app@example.org").await;
