@@ -69,27 +69,70 @@ impl LinkSigner {
 pub enum HashError {
     #[error("password hashing failed: {0}")]
     Failed(String),
+    /// Too many password checks are waiting: the caller should retry shortly (503).
+    #[error("too many password checks are waiting")]
+    Busy,
 }
 
+/// Password checks and hashes waiting for a place at once (per place running); past it 503.
+pub const WAITING_PER_PLACE: usize = 16;
+
+/// argon2id hashing and verification, a bounded number at once (`concurrency`, each on a blocking
+/// thread) with a bounded number waiting; more are refused ([`HashError::Busy`]).
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
-    /// A real hash of a random password: verified against when the email is unknown, so an unknown
-    /// email costs the same time as a wrong password.
-    decoy: Arc<str>,
+    /// Callers holding or waiting for a place.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    max_queued: usize,
+    /// How long a real verification takes lately (µs): an unknown email waits as long, without
+    /// spending the CPU (anonymous guesses must not slow real logins).
+    verify_us: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A place in the hashing queue, given back when dropped.
+struct Queued(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Passwords {
     pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        let concurrency = concurrency.max(1);
+        // One real verification now: how long an unknown email should take from the start.
         let random: [u8; 16] = rand::random();
         let decoy = hash_blocking(&hex::encode(random))?;
+        let started = std::time::Instant::now();
+        verify_blocking("not the password", &decoy);
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            decoy: decoy.into(),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            max_queued: concurrency * (WAITING_PER_PLACE + 1),
+            verify_us: Arc::new(std::sync::atomic::AtomicU64::new(took)),
         })
     }
 
+    /// A place in the queue, or `Busy` when it is full.
+    fn queue(&self) -> Result<Queued, HashError> {
+        use std::sync::atomic::Ordering;
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_queued).then_some(n + 1)
+            })
+            .map_err(|_| {
+                metrics::counter!("voucherd_password_checks_total", "result" => "busy")
+                    .increment(1);
+                HashError::Busy
+            })?;
+        Ok(Queued(self.queued.clone()))
+    }
+
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+        let _queued = self.queue()?;
         let _permit = self
             .permits
             .acquire()
@@ -100,23 +143,40 @@ impl Passwords {
             .map_err(|e| HashError::Failed(e.to_string()))?
     }
 
-    /// Checks `password` against `stored` (or against the decoy when there is no user).
+    /// Checks `password` against `stored`. With no user (`None`) no hash is computed: the answer
+    /// (false) comes after as long as a real check takes lately, so an unknown email answers like
+    /// a wrong password without costing the CPU.
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
+        use std::sync::atomic::Ordering;
+        let Some(phc) = stored else {
+            metrics::counter!("voucherd_password_checks_total", "result" => "unknown").increment(1);
+            let us = self.verify_us.load(Ordering::Acquire);
+            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+            return Ok(false);
+        };
+        let _queued = self.queue()?;
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        let known = stored.is_some();
-        let phc = stored.unwrap_or_else(|| self.decoy.to_string());
+        metrics::counter!("voucherd_password_checks_total", "result" => "argon2").increment(1);
+        let started = std::time::Instant::now();
         let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &phc))
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        Ok(known && ok)
+        // A moving average (7/8 old, 1/8 new) of how long a check takes.
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .verify_us
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |avg| {
+                Some(avg - avg / 8 + took / 8)
+            });
+        Ok(ok)
     }
 }
 

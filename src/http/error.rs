@@ -223,7 +223,10 @@ impl From<actix::MailboxError> for ApiError {
 
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
-        ApiError::internal(e)
+        match e {
+            HashError::Busy => ApiError::Overloaded,
+            e @ HashError::Failed(_) => ApiError::internal(e),
+        }
     }
 }
 

@@ -430,3 +430,70 @@ async fn metrics_can_be_kept_for_the_scraper_with_a_token() {
             .contains("voucherd_http_requests_total")
     );
 }
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Anonymous guesses with random emails used to run argon2 each and slow every real login: an
+/// unknown email now costs no hash (it only waits as long as one), and a flood of real checks is
+/// refused past a bounded queue (503) rather than queued without end.
+#[actix_web::test]
+async fn guesses_at_unknown_emails_cost_no_hashing_and_a_flood_is_refused_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let (child, base) = crate::helpers::serve_with_env(
+        &store,
+        &[
+            ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
+            ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+        ],
+    );
+    let _server = Server(child);
+    let http = reqwest::Client::new();
+    let metrics = || async {
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let argon2 = "voucherd_password_checks_total{result=\"argon2\"}";
+    let unknown = "voucherd_password_checks_total{result=\"unknown\"}";
+    let before = metrics().await;
+    for i in 0..20 {
+        let res = http
+            .post(format!("{base}/api/v1/auth/tokens"))
+            .json(&json!({"email": format!("nobody{i}@x.io"), "password": "guess-guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let after = metrics().await;
+    assert_eq!(metric(&after, argon2), metric(&before, argon2), "{after}");
+    assert_eq!(metric(&after, unknown) - metric(&before, unknown), 20.0);
+
+    // Two hundred real logins at once: each is a hash; past the queue they are refused at once.
+    let logins = (0..200).map(|_| {
+        http.post(format!("{base}/api/v1/auth/tokens"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(logins).await;
+    let (mut created, mut busy) = (0, 0);
+    for res in answers {
+        match res.unwrap().status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => busy += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(created > 0 && busy > 0, "{created} created, {busy} refused");
+}
