@@ -446,6 +446,28 @@ impl<'a> Codes<'a> {
         Ok((records, next))
     }
 
+    /// Erasure: the codes `customer` holds keep their state (counts and reports stay right) but
+    /// name nobody (`Uuid::nil()`); one batch. Returns how many. Writer only.
+    pub fn forget_holder(&self, customer: Uuid) -> Result<usize, StoreError> {
+        let held = self.held_by(customer)?;
+        let mut batch = sled::Batch::default();
+        let mut records = Vec::with_capacity(held.len());
+        for mut r in held {
+            r.holder = Some(Uuid::nil());
+            batch.insert(r.code.as_bytes(), encode(&r)?);
+            records.push(r);
+        }
+        self.store.trees().codes.apply_batch(batch)?;
+        let mut state = self.index().0.write();
+        let codes = state.holders.remove(&customer).unwrap_or_default();
+        for code in &codes {
+            if let Some(meta) = state.by_code.get_mut(code) {
+                meta.holder = Some(Uuid::nil());
+            }
+        }
+        Ok(records.len())
+    }
+
     /// Every code a customer holds, in the order they got them.
     pub fn held_by(&self, customer: Uuid) -> Result<Vec<CodeRecord>, StoreError> {
         let codes: Vec<Arc<str>> = self

@@ -92,6 +92,30 @@ impl<'a> Idempotency<'a> {
         Ok(())
     }
 
+    /// Erasure: forgets the remembered answers that name `user` (their bodies hold the user's id
+    /// or email). Reads the answers of the last 24 hours. Writer only.
+    pub fn forget_naming(&self, user: uuid::Uuid, email: &str) -> Result<usize, StoreError> {
+        let (id, email) = (user.to_string(), email.as_bytes());
+        let tree = &self.store.trees().idempotency;
+        let mut gone = Vec::new();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let r: Remembered = decode(&v)?;
+            let names = |needle: &[u8]| r.body.windows(needle.len()).any(|w| w == needle);
+            if names(id.as_bytes()) || (!email.is_empty() && names(email)) {
+                gone.push(k);
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for k in &gone {
+            batch.remove(k.clone());
+        }
+        tree.apply_batch(batch)?;
+        let mut index = self.store.indexes().idempotency.0.lock();
+        index.retain(|(_, hash)| !gone.iter().any(|k| k.as_ref() == hash.as_slice()));
+        Ok(gone.len())
+    }
+
     /// Forgets the answers whose 24 hours are over; returns how many. Writer only.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let end = (now.timestamp_micros(), [0u8; 32]);

@@ -142,6 +142,38 @@ impl<'a> Orders<'a> {
             .transpose()
     }
 
+    /// Erasure: `customer`'s orders and redemptions stay (what was sold and redeemed) but name
+    /// nobody: the customer becomes `Uuid::nil()` (none, for a redemption) and the phone given
+    /// at purchase goes. Reads every order and redemption (erasure is rare). Writer only.
+    pub fn forget_customer(&self, customer: Uuid) -> Result<usize, StoreError> {
+        let trees = self.store.trees();
+        let mut orders = sled::Batch::default();
+        let mut n = 0;
+        for kv in trees.orders.iter() {
+            let (k, v) = kv?;
+            let mut o: Order = decode(&v)?;
+            if o.customer == customer {
+                o.customer = Uuid::nil();
+                o.phone = None;
+                orders.insert(k, encode(&o)?);
+                n += 1;
+            }
+        }
+        let mut redemptions = sled::Batch::default();
+        for kv in trees.redemptions.iter() {
+            let (k, v) = kv?;
+            let mut r: Redemption = decode(&v)?;
+            if r.customer == Some(customer) {
+                r.customer = None;
+                redemptions.insert(k, encode(&r)?);
+                n += 1;
+            }
+        }
+        trees.orders.apply_batch(orders)?;
+        trees.redemptions.apply_batch(redemptions)?;
+        Ok(n)
+    }
+
     pub fn redemption(&self, id: Uuid) -> Result<Option<Redemption>, StoreError> {
         self.store
             .trees()

@@ -243,6 +243,20 @@ impl<'a> Tokens<'a> {
         Ok(keys)
     }
 
+    /// Erasure: revokes the API keys `user` made (their records name them). Writer only.
+    pub fn revoke_keys_made_by(&self, user: Uuid) -> Result<usize, StoreError> {
+        let made: Vec<Uuid> = self
+            .api_keys()?
+            .into_iter()
+            .filter(|(k, _)| k.created_by == Some(user))
+            .map(|(k, _)| k.id)
+            .collect();
+        for id in &made {
+            self.revoke_api_key(*id)?;
+        }
+        Ok(made.len())
+    }
+
     /// Revokes the API key with this id; returns whether it existed. Writer only.
     pub fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         let Some(hash) = self.index().api_keys.get(&id).map(|h| *h) else {

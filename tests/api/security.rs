@@ -497,3 +497,105 @@ async fn guesses_at_unknown_emails_cost_no_hashing_and_a_flood_is_refused_not_qu
     }
     assert!(created > 0 && busy > 0, "{created} created, {busy} refused");
 }
+
+/// After `DELETE /users/{id}` nothing in any tree of the store names the person: not their id,
+/// email or phone — orders, redemptions and codes stay (sales and reports), naming nobody.
+#[actix_web::test]
+async fn erasure_leaves_no_record_naming_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::helpers::test_settings(dir.path().join("data"));
+    let app = crate::helpers::spawn_with(settings.clone(), dir).await;
+    let phone = "+33698765432";
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            None,
+            Some(
+                json!({"email": "Gone.Person@Example.org", "password": "password-1",
+                "timezone": "Europe/Paris", "phone": phone}),
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.login("gone.person@example.org", "password-1").await;
+    // Everything a customer leaves behind: a subscription, a keyed claim, an order with a phone,
+    // a redemption naming them, an API key made by them (as an admin, for a moment).
+    let res = app
+        .subscribe(&user, &token, json!({"retailer": "Somewhere"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let campaign = app.active_campaign(10, 5).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{campaign}/claims")))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "erase-me-1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let code = res.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"campaign_id": campaign, "quantity": 2, "phone": phone})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .redeem(json!({"code": code, "customer": user, "order_amount_cents": 1000}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.set_role(&user, &app.admin_token, "admin").await;
+    let res = app.create_api_key(&token, "theirs", "customer").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.set_role(&user, &app.admin_token, "customer").await;
+
+    let res = app.delete_user(&user, &app.admin_token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{campaign}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        (c["claimed"].as_u64(), c["redeemed"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let dir = app.stop().await;
+
+    let store = voucherd::store::Store::open(&settings.store).unwrap();
+    let mut export = Vec::new();
+    voucherd::store::backup::export(&store, &mut export).unwrap();
+    let export = String::from_utf8(export).unwrap();
+    let id: uuid::Uuid = user.parse().unwrap();
+    for (what, needle) in [
+        ("the id", hex::encode(id.as_bytes())),
+        ("the id as text", hex::encode(user.as_bytes())),
+        ("the email", hex::encode("gone.person@example.org")),
+        ("the email as given", hex::encode("Gone.Person@Example.org")),
+        ("the phone", hex::encode(phone)),
+    ] {
+        for line in export.lines().skip(1) {
+            let record: Value = serde_json::from_str(line).unwrap();
+            for part in ["key", "value"] {
+                let hex = record[part].as_str().unwrap_or_default();
+                assert!(
+                    !hex.contains(&needle),
+                    "{what} is still in tree {}: {line}",
+                    record["tree"]
+                );
+            }
+        }
+    }
+    drop((store, dir));
+}

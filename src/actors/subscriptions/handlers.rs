@@ -129,14 +129,19 @@ impl Handler<EraseUser> for SubscriptionManager {
                 // a user who can be erased again, never orphaned personal data.
                 store
                     .write(move |s| {
-                        if s.users().get(id)?.is_none() {
+                        let Some(user) = s.users().get(id)? else {
                             return Err(StoreError::NotFound);
-                        }
+                        };
                         s.subscriptions().erase_user(id)?;
                         let mut ids = s.digests().erase_user(id)?;
                         ids.extend(s.messages().erase_owner(id)?);
                         s.code_requests().erase_customer(id)?;
                         s.push_subscriptions().erase_user(id)?;
+                        // What stays (sales, redemptions, codes) names nobody.
+                        s.orders().forget_customer(id)?;
+                        s.codes().forget_holder(id)?;
+                        s.idempotency().forget_naming(id, user.email.as_str())?;
+                        s.tokens().revoke_keys_made_by(id)?;
                         let mut deliveries: Vec<String> = ids.iter().map(Uuid::to_string).collect();
                         let alerts = s.notifications().erase_about(&deliveries)?;
                         deliveries.extend(alerts.iter().map(Uuid::to_string));
