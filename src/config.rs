@@ -35,6 +35,7 @@ burst = 100
 trusted_proxies = []
 login_per_minute = 10
 max_clients = 100000
+idempotency_keys_per_day = 100000
 
 [catalogue]
 retention_days = 30
@@ -316,6 +317,8 @@ pub struct RateLimitSettings {
     pub login_per_minute: u32,
     /// Clients (tokens, addresses, accounts) tracked at once; past it new ones share one bucket.
     pub max_clients: usize,
+    /// Requests with an `Idempotency-Key` one user (or API key) may send a day; past it 429.
+    pub idempotency_keys_per_day: u32,
 }
 
 impl RateLimitSettings {
@@ -843,6 +846,12 @@ impl Settings {
         }
         if self.rate_limit.login_per_minute == 0 {
             return Err(invalid("rate_limit.login_per_minute", "must be at least 1"));
+        }
+        if self.rate_limit.idempotency_keys_per_day == 0 {
+            return Err(invalid(
+                "rate_limit.idempotency_keys_per_day",
+                "must be at least 1",
+            ));
         }
         if self.rate_limit.max_clients < 100 {
             return Err(invalid("rate_limit.max_clients", "must be at least 100"));

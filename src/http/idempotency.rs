@@ -36,9 +36,40 @@ pub const HEADER: &str = "idempotency-key";
 /// How long a request waits for another one running under its key.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Requests running under a key now, so a second one waits instead of running.
+/// Requests running under a key now, so a second one waits instead of running; and the keys each
+/// caller used today (memory only), so one caller cannot fill the store with remembered answers.
 #[derive(Default)]
-pub struct InFlight(DashMap<[u8; 32], Arc<Notify>>);
+pub struct InFlight {
+    running: DashMap<[u8; 32], Arc<Notify>>,
+    /// Keyed requests per caller on `day`.
+    used: DashMap<uuid::Uuid, u32>,
+    day: std::sync::atomic::AtomicI32,
+}
+
+impl InFlight {
+    /// Counts a keyed request of `scope` today: false past `per_day`. A retry of a remembered
+    /// key counts too (it is a keyed request), so the bound holds for any mix.
+    fn new_key_allowed(
+        &self,
+        scope: uuid::Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+        per_day: u32,
+    ) -> bool {
+        use chrono::Datelike;
+        use std::sync::atomic::Ordering;
+        let today = now.num_days_from_ce();
+        // A new day: yesterday's counts go (the map holds today's callers only).
+        if self.day.swap(today, Ordering::AcqRel) != today {
+            self.used.clear();
+        }
+        let mut count = self.used.entry(scope).or_insert(0);
+        if *count >= per_day {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
 
 fn matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
@@ -82,6 +113,13 @@ pub async fn idempotent(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let body = req.extract::<Bytes>().await?;
+    let per_day = state.settings.rate_limit.idempotency_keys_per_day;
+    if !in_flight.new_key_allowed(scope, state.clock.now(), per_day) {
+        let e = ApiError::Throttled(format!(
+            "Idempotency-Key: at most {per_day} keys a day; send the request without one"
+        ));
+        return Ok(req.into_response(e.error_response()));
+    }
     let key: [u8; 32] = Sha256::new()
         .chain_update(scope.as_bytes())
         .chain_update(given.as_bytes())
@@ -112,7 +150,7 @@ pub async fn idempotent(
             Ok(None) => {}
         }
         let notify = Arc::new(Notify::new());
-        let running = match in_flight.0.entry(key) {
+        let running = match in_flight.running.entry(key) {
             dashmap::mapref::entry::Entry::Vacant(v) => {
                 v.insert(notify.clone());
                 Running {
@@ -179,7 +217,7 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.in_flight.0.remove(&self.key);
+        self.in_flight.running.remove(&self.key);
         self.notify.notify_waiters();
     }
 }
@@ -198,7 +236,16 @@ async fn run_and_remember(
     let bytes = actix_web::body::to_bytes(body)
         .await
         .map_err(|_| ApiError::internal("reading an answer to remember"))?;
-    let worth_remembering = !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS;
+    // Answers worth retrying, and answers that created nothing for anyone (an unknown
+    // resource, a refused caller), are not kept: a client cannot fill the disk with them.
+    let worth_remembering = !status.is_server_error()
+        && !matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::NOT_FOUND
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+        );
     if worth_remembering {
         let answer = Remembered {
             v: 1,

@@ -376,6 +376,7 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
             login_per_minute: 3,
             max_clients: 100,
+            idempotency_keys_per_day: 10,
         })
     }
 

@@ -599,3 +599,37 @@ async fn erasure_leaves_no_record_naming_the_person() {
     }
     drop((store, dir));
 }
+
+/// An Idempotency-Key used to be remembered even for an answer that created nothing (a 404): a
+/// client could fill the store with keys. Such answers are not kept, and keyed requests per
+/// caller per day are capped (429).
+#[actix_web::test]
+async fn idempotency_keys_cannot_fill_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.rate_limit.idempotency_keys_per_day = 3;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    let campaign = app.active_campaign(5, 5).await;
+    let (_, token) = app.customer("keys@x.io").await;
+    let keyed = |campaign: String, key: &'static str| {
+        app.client
+            .post(app.url(&format!("/api/v1/campaigns/{campaign}/claims")))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&json!({}))
+            .send()
+    };
+    let nowhere = "0190b3f2-0000-7000-8000-000000000000".to_owned();
+    let res = keyed(nowhere, "k-1").await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Not remembered: the same key serves the next (other) request.
+    let res = keyed(campaign.clone(), "k-1").await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = keyed(campaign.clone(), "k-2").await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = keyed(campaign.clone(), "k-3").await.unwrap();
+    crate::helpers::assert_problem(res, 429, "rate_limited").await;
+    // Without a key the caller is served as ever.
+    let res = app.claim(&campaign, &token, None).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
