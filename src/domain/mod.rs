@@ -57,6 +57,11 @@ pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
     uuid::Uuid::from_u128(id)
 }
 
+/// Zero-width, joiner, bidi mark, embedding, override and isolate characters, and the BOM.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// `cell` as a spreadsheet will show it rather than run it: a leading `'` before a cell that
 /// starts with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP, CSV injection).
 pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -98,7 +103,15 @@ mod tests {
     #[test]
     fn bounded_text_trims_spaces_but_refuses_control_characters_anywhere() {
         assert_eq!(super::bounded_text("f", "  shop  ", 10).unwrap(), "shop");
-        for bad in ["shop\u{b}", "\nshop", "sh\u{0}op", "   "] {
+        for bad in [
+            "shop\u{b}",
+            "\nshop",
+            "sh\u{0}op",
+            "   ",
+            "shop\u{202E}gnp.exe",
+            "sh\u{200B}op",
+            "\u{FEFF}shop",
+        ] {
             assert!(super::bounded_text("f", bad, 10).is_err(), "{bad:?}");
         }
     }
@@ -143,6 +156,14 @@ pub fn bounded_text(
         return Err(ValidationError::new(
             field,
             "must not contain control characters",
+        ));
+    }
+    // Invisible and direction-changing characters make a name read as another (`\u{202E}`
+    // reverses what follows; zero-width ones hide differences).
+    if value.chars().any(is_invisible) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain invisible or direction-changing characters",
         ));
     }
     Ok(trimmed.to_owned())

@@ -633,3 +633,32 @@ async fn idempotency_keys_cannot_fill_the_store() {
     let res = app.claim(&campaign, &token, None).await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+/// A right-to-left override or a zero-width character makes a name read as another (an invoice
+/// "for gnp.exe", two retailers that look the same): refused wherever a name is given.
+#[actix_web::test]
+async fn names_cannot_hide_or_reverse_what_they_say() {
+    let app = crate::helpers::spawn_app().await;
+    let (user, token) = app.customer("names@x.io").await;
+    let (starts, ends) = crate::campaigns::window();
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/campaigns",
+            Some(&app.admin_token),
+            Some(
+                json!({"name": "Sale \u{202E}gnp.exe", "kind": "flash_sale", "pool_size": 5,
+                "starts_at": starts, "ends_at": ends}),
+            ),
+        )
+        .await;
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    let res = app
+        .subscribe(&user, &token, json!({"retailer": "Ac\u{200B}me"}))
+        .await;
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    let res = app
+        .create_api_key(&app.admin_token, "\u{2066}shop\u{2069}", "customer")
+        .await;
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+}
