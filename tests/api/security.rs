@@ -662,3 +662,108 @@ async fn names_cannot_hide_or_reverse_what_they_say() {
         .await;
     crate::helpers::assert_problem(res, 422, "validation_failed").await;
 }
+
+/// Probes that held when the server was attacked, kept so they keep holding: another customer's
+/// records, admin routes for a customer, mass assignment of a role, a code redeemed by many at
+/// once, a gift card drawn below zero.
+#[actix_web::test]
+async fn the_probes_that_held_keep_holding() {
+    use reqwest::Method;
+    let app = crate::helpers::spawn_app().await;
+    let (alice, alice_token) = app.customer("alice@x.io").await;
+    let (bob, bob_token) = app.customer("bob@x.io").await;
+    // Another customer's records: 404, as if they did not exist.
+    for path in [
+        format!("/api/v1/users/{bob}"),
+        format!("/api/v1/users/{bob}/subscriptions"),
+        format!("/api/v1/users/{bob}/digests"),
+        format!("/api/v1/users/{bob}/push-subscriptions"),
+    ] {
+        let res = app.call(Method::GET, &path, Some(&alice_token), None).await;
+        crate::helpers::assert_problem(res, 404, "not_found").await;
+    }
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/wallet?customer={bob}"),
+            Some(&alice_token),
+            None,
+        )
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // Admin and manager routes: refused for a customer.
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/users".to_owned(), None),
+        (Method::GET, "/api/v1/deliveries".to_owned(), None),
+        (Method::GET, "/api/v1/campaigns".to_owned(), None),
+        (
+            Method::PUT,
+            format!("/api/v1/users/{alice}/role"),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys".to_owned(),
+            Some(json!({"name": "mine", "role": "admin"})),
+        ),
+    ] {
+        let res = app.call(method, &path, Some(&alice_token), body).await;
+        crate::helpers::assert_problem(res, 403, "forbidden").await;
+    }
+    // Mass assignment: a role in a customer's own change is ignored.
+    let res = app
+        .patch_user(&alice, &alice_token, json!({"role": "admin"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["role"], "customer");
+    // One code, twenty redemptions at once: one is taken.
+    let id = app.active_campaign(1, 1).await;
+    let res = app.claim(&id, &bob_token, None).await;
+    let code = res.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| {
+            app.redeem(json!({"code": code, "customer": bob, "order_amount_cents": 1000}))
+        }))
+        .await;
+    let taken = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    assert_eq!(taken, 1, "a code is redeemed once");
+    // A gift card of 10.00 drawn by three orders of 6.00 at once: never below zero.
+    let (starts, ends) = crate::campaigns::window();
+    let gift = app
+        .campaign(
+            json!({"name": "gift", "kind": "gift_card", "gift_balance_cents": 1000,
+            "pool_size": 1, "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let gift = gift["id"].as_str().unwrap();
+    app.add_codes(gift, json!({"count": 1})).await;
+    let card = app.claim(gift, &alice_token, None).await;
+    let card = card.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let draws =
+        futures_util::future::join_all((0..3).map(|_| {
+            app.redeem(json!({"code": card, "customer": alice, "order_amount_cents": 600}))
+        }))
+        .await;
+    let mut drawn = 0;
+    for res in draws {
+        if res.status() == StatusCode::CREATED {
+            drawn += res.json::<Value>().await.unwrap()["discount_cents"]
+                .as_i64()
+                .unwrap();
+        }
+    }
+    assert!(drawn <= 1000, "drew {drawn} of 1000");
+    let check = app
+        .get_json(&format!("/api/v1/codes/{card}"), &app.admin_token)
+        .await;
+    assert!(check["balance_cents"].as_i64().unwrap_or(0) >= 0, "{check}");
+}
