@@ -33,6 +33,22 @@ fn sign(body: &[u8]) -> String {
     voucherd::security::body_signature(SECRET.as_bytes(), body)
 }
 
+/// A provider that takes every request for later and never has the code yet.
+async fn processing_provider() -> MockServer {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/codes/.+$"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&provider)
+        .await;
+    provider
+}
+
 /// Waits (up to 2 s) until the provider has received a request.
 async fn until_asked(provider: &MockServer) {
     for _ in 0..100 {
@@ -585,17 +601,7 @@ async fn a_request_the_store_refuses_gives_its_providers_place_back() {
 
 #[actix_web::test]
 async fn one_customer_cannot_take_every_event_stream() {
-    let provider = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/codes"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
-        .mount(&provider)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/codes/.+$"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&provider)
-        .await;
+    let provider = processing_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = with_provider(&dir, &provider);
     // Accepted, then not looked at again within the test (nor after it).
@@ -681,17 +687,7 @@ async fn a_provider_answer_that_is_huge_or_holds_control_characters_gives_no_cod
 /// customer has waiting, and makes in a day, are capped (429).
 #[actix_web::test]
 async fn a_customer_asks_only_for_listed_products_texts_only_themselves_and_is_capped() {
-    let provider = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/codes"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "processing"})))
-        .mount(&provider)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/codes/.+$"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&provider)
-        .await;
+    let provider = processing_provider().await;
     let gateway = MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = with_provider(&dir, &provider);

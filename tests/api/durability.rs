@@ -10,8 +10,8 @@ use voucherd::store::failpoints::Failpoint;
 
 use crate::campaigns::window;
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Server, assert_problem, serve_with_env, spawn_app, spawn_with,
-    test_settings,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Server, assert_problem, login_to, serve_with_env, spawn_app,
+    spawn_with, test_settings,
 };
 
 #[actix_web::test]
@@ -144,20 +144,6 @@ async fn an_order_or_a_redemption_that_fails_between_its_keys_leaves_nothing_beh
     );
 }
 
-async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let res = http
-        .post(format!("{base}/api/v1/auth/tokens"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[actix_web::test]
 async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +154,7 @@ async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order()
         .unwrap();
     let (child, base) = serve_with_env(&store, &[]);
     let server = Server(child);
-    let admin = login(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin = login_to(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (starts, ends) = window();
     let campaign: Value = http
         .post(format!("{base}/api/v1/campaigns"))
@@ -205,7 +191,7 @@ async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order()
     // flushing what it wrote so far.
     let (child, base) = serve_with_env(&store, &[("VOUCHERD_FAILPOINTS", "crash_between_keys")]);
     let mut server = Server(child);
-    let token = login(&http, &base, "crash@x.io", "password-1").await;
+    let token = login_to(&http, &base, "crash@x.io", "password-1").await;
     let res = http
         .post(format!("{base}/api/v1/orders"))
         .bearer_auth(&token)
@@ -218,8 +204,8 @@ async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order()
 
     let (child, base) = serve_with_env(&store, &[]);
     let _server = Server(child);
-    let token = login(&http, &base, "crash@x.io", "password-1").await;
-    let admin = login(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = login_to(&http, &base, "crash@x.io", "password-1").await;
+    let admin = login_to(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let wallet: Value = http
         .get(format!("{base}/api/v1/wallet"))
         .bearer_auth(&token)

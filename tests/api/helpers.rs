@@ -549,6 +549,21 @@ pub fn serve_with_env(
     (child, format!("http://{address}"))
 }
 
+/// Logs in at a server started elsewhere (the real binary): its token.
+pub async fn login_to(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/v1/auth/tokens"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
 /// The real binary, killed (`kill -9`) and reaped when dropped.
 pub struct Server(pub std::process::Child);
 

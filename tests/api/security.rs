@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, serve};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, login_to, serve};
 
 /// Every directory under `dir` and its mode, and every file and its mode.
 fn modes(dir: &Path) -> Vec<(String, u32, bool)> {
@@ -28,20 +28,6 @@ fn modes(dir: &Path) -> Vec<(String, u32, bool)> {
         }
     }
     out
-}
-
-async fn token(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let res = http
-        .post(format!("{base}/api/v1/auth/tokens"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// The store holds password hashes, the token secret and the VAPID private key; the mail
@@ -66,7 +52,7 @@ async fn the_store_and_its_mail_are_readable_by_their_owner_only() {
         .as_str()
         .unwrap()
         .to_owned();
-    let customer = token(&http, &base, "perm@x.io", "password-1").await;
+    let customer = login_to(&http, &base, "perm@x.io", "password-1").await;
     let res = http
         .post(format!("{base}/api/v1/users/{user}/subscriptions"))
         .bearer_auth(&customer)
@@ -75,7 +61,7 @@ async fn the_store_and_its_mail_are_readable_by_their_owner_only() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let admin = token(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin = login_to(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let mut mail = Vec::new();
     for _ in 0..100 {
         let res = http
