@@ -376,29 +376,21 @@ async fn a_store_that_cannot_take_writes_now_answers_503_not_500() {
     let app = spawn_app().await;
     // A customer with a digest owed today: running digests writes.
     app.customer("owed@x.io").await;
-    let refuse = voucherd::store::failpoints::Failpoint::RefuseWrites;
-    app.store.failpoints.arm(refuse);
-    let res = app
-        .call(
+    let run = || {
+        app.call(
             Method::POST,
             "/api/v1/admin/digests/run",
             Some(&app.admin_token),
             None,
         )
-        .await;
-    let problem = assert_problem(res, 503, "overloaded").await;
+    };
+    let refuse = voucherd::store::failpoints::Failpoint::RefuseWrites;
+    app.store.failpoints.arm(refuse);
+    let problem = assert_problem(run().await, 503, "overloaded").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("retry"),
         "{problem}"
     );
     app.store.failpoints.disarm(refuse);
-    let res = app
-        .call(
-            Method::POST,
-            "/api/v1/admin/digests/run",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(run().await.status().as_u16(), 200);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, serve_with_env};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, get_from as get, serve_with_env};
 
 /// What the server acknowledged (2xx) before it was killed.
 #[derive(Default)]
@@ -35,17 +35,6 @@ async fn admin_token(http: &reqwest::Client, base: &str) -> String {
     assert_eq!(res.status(), StatusCode::CREATED);
     let body: Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
-}
-
-async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> (StatusCode, Value) {
-    let res = http
-        .get(format!("{base}/api/v1{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Checks everything acknowledged so far against the restarted server, and that every stored

@@ -10,8 +10,8 @@ use voucherd::store::failpoints::Failpoint;
 
 use crate::campaigns::window;
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Server, assert_problem, login_to, serve_with_env, spawn_app,
-    spawn_with, test_settings,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Server, assert_problem, get_from, login_to, serve_with_env,
+    spawn_app, spawn_with, test_settings,
 };
 
 #[actix_web::test]
@@ -206,25 +206,9 @@ async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order()
     let _server = Server(child);
     let token = login_to(&http, &base, "crash@x.io", "password-1").await;
     let admin = login_to(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let wallet: Value = http
-        .get(format!("{base}/api/v1/wallet"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, wallet) = get_from(&http, &base, &token, "/wallet").await;
     assert_eq!(wallet["items"], json!([]), "no code without its order");
-    let c: Value = http
-        .get(format!("{base}/api/v1/campaigns/{id}"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, c) = get_from(&http, &base, &admin, &format!("/campaigns/{id}")).await;
     assert_eq!(c["claimed"], 0, "{c}");
     let res = http
         .post(format!("{base}/api/v1/orders"))

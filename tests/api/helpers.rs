@@ -564,6 +564,24 @@ pub async fn login_to(http: &reqwest::Client, base: &str, email: &str, password:
         .to_owned()
 }
 
+/// `GET {base}/api/v1{path}` with a token, at a server started elsewhere: status and JSON body
+/// (null when it is none).
+pub async fn get_from(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> (StatusCode, Value) {
+    let res = http
+        .get(format!("{base}/api/v1{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 /// The real binary, killed (`kill -9`) and reaped when dropped.
 pub struct Server(pub std::process::Child);
 
