@@ -81,6 +81,17 @@ impl TestApp {
         .await
     }
 
+    /// A campaign's codes as CSV (the admin asks).
+    pub(crate) async fn codes_csv(&self, campaign: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/v1/campaigns/{campaign}/codes")))
+            .bearer_auth(&self.admin_token)
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn get_json(&self, path: &str, token: &str) -> Value {
         let res = self.call(Method::GET, path, Some(token), None).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
@@ -450,14 +461,7 @@ async fn codes_are_exported_as_csv_and_claims_survive_a_restart() {
                 .to_owned(),
         );
     }
-    let res = app
-        .client
-        .get(app.url(&format!("/api/v1/campaigns/{id}/codes")))
-        .bearer_auth(&app.admin_token)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let res = app.codes_csv(&id).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()["content-type"]

@@ -109,17 +109,7 @@ async fn exported_codes_cannot_run_as_formulas_or_forge_rows() {
     let formulas = ["=1+2", "+cmd|calc", "-2+3", "@SUM(1+1)", "PLAIN-1"];
     let res = app.add_codes(id, json!({"codes": formulas})).await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let csv = app
-        .client
-        .get(app.url(&format!("/api/v1/campaigns/{id}/codes")))
-        .bearer_auth(&app.admin_token)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = app.codes_csv(id).await.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let cells: Vec<String> = reader
         .records()
