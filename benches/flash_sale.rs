@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use server::{PASSWORD, Server};
 
 mod common;
-use common::env;
+use common::{cpu_ms, env};
+#[path = "common/redis.rs"]
+mod redis;
 #[path = "common/server.rs"]
 mod server;
 
@@ -49,20 +51,28 @@ async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Va
     body
 }
 
-/// CPU time (user + system) a process has used, in ms, from `/proc/<pid>/stat` (Linux).
-fn cpu_ms(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3; utime and stime
-    // are fields 14 and 15, in clock ticks (100 per second).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+/// Under `BENCH_CALLGRIND`: counts the server's instructions from now on (`on`), or writes what
+/// was counted since `on` as a profile part named `label` and stops counting.
+fn callgrind(pid: &str, on: bool, label: &str) {
+    if std::env::var("BENCH_CALLGRIND").map_or(true, |v| v.is_empty()) {
+        return;
+    }
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("callgrind_control")
+            .args(args)
+            .arg(pid)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("callgrind_control (valgrind) runs");
+        assert!(status.success(), "callgrind_control {args:?}");
     };
-    (ticks(11) + ticks(12)) * 10.0
+    if on {
+        run(&["-i", "on"]);
+        run(&["-z"]);
+    } else {
+        run(&["-d", label]);
+        run(&["-i", "off"]);
+    }
 }
 
 /// Builds the request a connection sends (connection number, request number).
@@ -169,7 +179,8 @@ async fn main() {
     let server = start();
     let base = server.base.clone();
     let setup = reqwest::Client::new();
-    for _ in 0..200 {
+    // Up to 10 s (a minute under callgrind).
+    for _ in 0..1200 {
         if let Ok(r) = setup.get(format!("{base}/readyz")).send().await
             && r.status().is_success()
         {
@@ -236,8 +247,9 @@ async fn main() {
     )
     .await;
     println!(
-        "  generating {pool} codes (one request): {:.2} s",
-        t.elapsed().as_secs_f64()
+        "  generating {pool} codes (one request): {:.2} s; server peak memory so far {:.1} MiB",
+        t.elapsed().as_secs_f64(),
+        common::peak_rss_mb(&server.child.id().to_string())
     );
     let gone = post(
         &setup,
@@ -274,16 +286,20 @@ async fn main() {
         .collect();
     let tokens = Arc::new(tokens);
     let server_pid = server.child.id().to_string();
-    let cpu = |label: &str, before: (f64, f64), n: usize| {
-        let (server_ms, client_ms) = (cpu_ms(&server_pid) - before.0, cpu_ms("self") - before.1);
+    let cpu_at = || (common::cpu_split_ms(&server_pid), cpu_ms("self"));
+    let cpu = |label: &str, before: ((f64, f64), f64), n: usize| {
+        let ((user, system), client) = cpu_at();
+        let per = |ms: f64| ms * 1000.0 / n.max(1) as f64;
+        let (user, system) = (per(user - before.0.0), per(system - before.0.1));
         println!(
-            "  cpu per answer, {label}: server {:.1} µs, client {:.1} µs",
-            server_ms * 1000.0 / n.max(1) as f64,
-            client_ms * 1000.0 / n.max(1) as f64
+            "  cpu per answer, {label}: server {:.1} µs (user {user:.1}, system {system:.1}), client {:.1} µs",
+            user + system,
+            per(client - before.1)
         );
     };
     let health_url = format!("{base}/healthz");
-    let at = (cpu_ms(&server_pid), cpu_ms("self"));
+    let at = cpu_at();
+    callgrind(&server_pid, true, "");
     let mut health = phase(
         &clients,
         seconds,
@@ -292,11 +308,13 @@ async fn main() {
         Arc::new(move |c, _, _| c.get(&health_url)),
     )
     .await;
+    callgrind(&server_pid, false, "healthz");
     cpu("/healthz", at, health.ok + health.other);
     let claim_url = format!("{base}/api/v1/campaigns/{big}/claims");
-    let at = (cpu_ms(&server_pid), cpu_ms("self"));
+    let at = cpu_at();
     let per_conn = (tokens.len() / connections).max(1);
     let t2 = tokens.clone();
+    callgrind(&server_pid, true, "");
     let mut claims = phase(
         &clients,
         seconds,
@@ -308,9 +326,10 @@ async fn main() {
         }),
     )
     .await;
+    callgrind(&server_pid, false, "claims");
     cpu("claims", at, claims.ok + claims.other);
     let sold_url = format!("{base}/api/v1/campaigns/{gone}/claims");
-    let at = (cpu_ms(&server_pid), cpu_ms("self"));
+    let at = cpu_at();
     let t3 = tokens.clone();
     let mut sold_out = phase(
         &clients,
@@ -380,4 +399,24 @@ async fn main() {
         .unwrap();
     assert_eq!(c["claimed"].as_u64().unwrap() as usize, claims.ok);
     drop(server);
+
+    // The peer, on the same machine in the same run: as many claims as voucherd's pool.
+    match redis::Redis::start() {
+        None => {
+            println!("  redis-server / redis-benchmark not installed: no comparison with Redis")
+        }
+        Some(peer) => {
+            let sha = peer.prepare(pool);
+            let r = peer.claims(&sha, connections, pool, 1000);
+            assert_eq!(r.claimed as usize, pool, "every Redis claim took a code");
+            println!(
+                "  Redis + Lua (appendfsync always): {:>9.0} claims/s  p50 {:.2} ms  p99 {:.2} ms; cpu per answer: server {:.1} µs, client {:.1} µs",
+                r.per_second, r.p50_ms, r.p99_ms, r.server_us, r.client_us
+            );
+            println!(
+                "  voucherd ÷ Redis: {:.2} (durable claims)",
+                claims.rate() / r.per_second.max(1.0)
+            );
+        }
+    }
 }

@@ -33,7 +33,22 @@ pub fn start(config: Option<&str>, env: &[(&str, String)]) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_voucherd"))
+    // BENCH_CALLGRIND=FILE: the server runs under valgrind's callgrind, counting nothing until
+    // the bench switches it on (`callgrind_control -i on`), its profile written to FILE.
+    let mut command = match std::env::var("BENCH_CALLGRIND") {
+        Ok(out) if !out.is_empty() => {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                &format!("--callgrind-out-file={out}"),
+                env!("CARGO_BIN_EXE_voucherd"),
+            ]);
+            c
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_voucherd")),
+    };
+    let child = command
         .current_dir(dir.path())
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .env("VOUCHERD_ADMIN_PASSWORD", PASSWORD)

@@ -220,7 +220,7 @@ pub enum CampaignStatus {
 impl Campaign {
     pub const VERSION: u16 = 1;
     /// The largest pool one campaign may have.
-    pub const MAX_POOL: u32 = 1_000_000;
+    pub const MAX_POOL: u32 = 10_000_000;
 
     pub fn status(&self, codes_total: u64, now: DateTime<Utc>) -> CampaignStatus {
         if self.ended_at.is_some() || now >= self.ends_at {
@@ -242,6 +242,41 @@ impl Campaign {
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         self.ended_at.is_none() && now >= self.starts_at && now < self.ends_at
     }
+
+    /// Whether `n` more codes may go to a customer who holds `held` of this campaign's codes
+    /// now, with `available` codes left: the one rule claims, orders and distributions follow.
+    pub fn may_hand_out(
+        &self,
+        now: DateTime<Utc>,
+        held: u32,
+        n: u32,
+        available: u64,
+    ) -> Result<(), Refusal> {
+        if self.ended_at.is_some() || now >= self.ends_at {
+            return Err(Refusal::NotActive("the campaign has ended"));
+        }
+        if now < self.starts_at {
+            return Err(Refusal::NotActive("the campaign has not started"));
+        }
+        if held.saturating_add(n) > self.per_customer_limit {
+            return Err(Refusal::LimitReached(self.per_customer_limit));
+        }
+        if available < u64::from(n) {
+            return Err(Refusal::SoldOut);
+        }
+        Ok(())
+    }
+}
+
+/// Why a campaign's codes cannot be handed out now ([`Campaign::may_hand_out`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    NotActive(&'static str),
+    #[error("every code of this campaign is taken")]
+    SoldOut,
+    #[error("at most {0} codes per customer")]
+    LimitReached(u32),
 }
 
 /// A discount as a request gives it: `{percent}` or `{amount_cents, currency}`.
@@ -432,7 +467,7 @@ impl Campaign {
         }
         let code = CodeSpec::from_parts(spec.code)?;
         if !(1..=Self::MAX_POOL).contains(&spec.pool_size) {
-            return Err(ValidationError::new("pool_size", "must be 1 to 1000000"));
+            return Err(ValidationError::new("pool_size", "must be 1 to 10000000"));
         }
         if u128::from(spec.pool_size) > code.space() {
             return Err(ValidationError::new(
@@ -919,6 +954,42 @@ mod tests {
                 .field,
             "ends_at"
         );
+    }
+
+    proptest! {
+        /// Codes go out only while the campaign is open, never past the customer's limit and
+        /// never more than are left; and whenever all three hold, they go out.
+        #[test]
+        fn codes_go_out_only_within_the_window_the_limit_and_the_pool(
+            ended in any::<bool>(),
+            start in -100i64..100,
+            length in 1i64..200,
+            limit in 0u32..20,
+            held in 0u32..25,
+            n in 1u32..5,
+            available in 0u64..10,
+        ) {
+            let now = Utc::now();
+            let mut c = campaign(None);
+            c.starts_at = now + chrono::Duration::seconds(start);
+            c.ends_at = c.starts_at + chrono::Duration::seconds(length);
+            c.per_customer_limit = limit;
+            if ended {
+                c = c.end(now);
+            }
+            let answer = c.may_hand_out(now, held, n, available);
+            let open = c.is_open(now);
+            let allowed = open && held + n <= limit && available >= u64::from(n);
+            prop_assert_eq!(answer.is_ok(), allowed);
+            match answer {
+                Err(Refusal::NotActive(_)) => prop_assert!(!open),
+                Err(Refusal::LimitReached(l)) => prop_assert!(open && l == limit && held + n > limit),
+                Err(Refusal::SoldOut) => {
+                    prop_assert!(open && held + n <= limit && available < u64::from(n));
+                }
+                Ok(()) => {}
+            }
+        }
     }
 
     proptest! {

@@ -12,12 +12,26 @@ use crate::domain::auth::{Principal, TokenKind, token_hash};
 use uuid::Uuid;
 
 /// The bearer token a request presents, if it has a plausible one.
-pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
+pub(super) fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
-        .then(|| token.to_owned())
+        .then_some(token)
+}
+
+/// The hash of the token a request presents (what the token index is keyed by), computed once
+/// per request: rate limiting, idempotency and authentication all ask for it.
+pub(super) fn presented_hash(req: &HttpRequest) -> Option<[u8; 32]> {
+    use actix_web::HttpMessage;
+    #[derive(Clone, Copy)]
+    struct Presented(Option<[u8; 32]>);
+    if let Some(p) = req.extensions().get::<Presented>() {
+        return p.0;
+    }
+    let hash = bearer(req).map(token_hash);
+    req.extensions_mut().insert(Presented(hash));
+    hash
 }
 
 impl FromRequest for Principal {
@@ -34,8 +48,7 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
-    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
-    let hash = token_hash(&token);
+    let hash = presented_hash(req).ok_or(ApiError::Unauthorized)?;
     let now = state.clock.now();
     let tokens = state.store.tokens();
     let meta = tokens

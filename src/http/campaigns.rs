@@ -88,8 +88,8 @@ pub struct NewCampaign {
     #[serde(default, deserialize_with = "super::json::whole_opt")]
     pub price_cents: Option<i64>,
     pub code: Option<CodeSpecBody>,
-    /// How many codes the campaign may hold (1 to 1,000,000).
-    #[schema(minimum = 1, maximum = 1_000_000)]
+    /// How many codes the campaign may hold (1 to 10,000,000).
+    #[schema(minimum = 1, maximum = 10_000_000)]
     #[serde(deserialize_with = "super::json::whole")]
     pub pool_size: u32,
     pub starts_at: DateTime<Utc>,
@@ -339,11 +339,11 @@ async fn end(
 pub struct NewCodes {
     /// Codes to generate from the campaign's pattern.
     #[serde(default, deserialize_with = "super::json::some_whole")]
-    #[schema(minimum = 1, maximum = 300_000, nullable = false)]
+    #[schema(minimum = 1, maximum = 1_000_000, nullable = false)]
     pub count: Option<u32>,
     /// Codes to import as given (1 to 64 characters, no spaces, control characters or CSV
     /// separators `,` `;` `"`).
-    #[schema(min_items = 1, max_items = 300_000, nullable = false, value_type = Option<Vec<CodeText>>)]
+    #[schema(min_items = 1, max_items = 1_000_000, nullable = false, value_type = Option<Vec<CodeText>>)]
     #[serde(default, deserialize_with = "super::json::some")]
     pub codes: Option<Vec<String>>,
 }

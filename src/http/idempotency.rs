@@ -105,8 +105,7 @@ pub async fn idempotent(
         }
     };
     // Scoped to whoever asks; an unknown token is left to authentication (401).
-    let scope = super::auth::bearer(req.request())
-        .map(|t| crate::domain::auth::token_hash(&t))
+    let scope = super::auth::presented_hash(req.request())
         .and_then(|h| state.store.tokens().lookup(&h))
         .map(|m| m.user_id.unwrap_or(m.id));
     let Some(scope) = scope else {

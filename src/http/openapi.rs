@@ -152,7 +152,7 @@ pub fn optional_bodies(doc: &mut Document) {
 /// - a body: 413 (over `http.body_limit_bytes`) and 415 (not JSON);
 /// - a bearer token: 401 (missing, unknown, expired) and 403 (role too low);
 /// - a path parameter: 404 (no such resource, or not yours);
-/// - everything but monitoring: 429 (rate limit) and 503 (writer queue or a mailbox full).
+/// - everything but monitoring: 429 (rate limit) and 503 (the writer queue or a mailbox full).
 pub fn declare_errors(doc: &mut Document) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let limited = !UNLIMITED.contains(&path.as_str());

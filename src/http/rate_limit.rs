@@ -292,8 +292,7 @@ fn in_block(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 /// a fresh fake token per request buys nothing.
 fn client_key(req: &ServiceRequest, limiter: &RateLimiter) -> String {
     let state = req.app_data::<web::Data<AppState>>();
-    if let (Some(token), Some(state)) = (super::auth::bearer(req.request()), state) {
-        let hash = crate::domain::auth::token_hash(&token);
+    if let (Some(hash), Some(state)) = (super::auth::presented_hash(req.request()), state) {
         // Keyed by who holds the token (the user, or the API key), not the token: logging in
         // again buys no allowance.
         if let Some(meta) = state.store.tokens().lookup(&hash) {

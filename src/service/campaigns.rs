@@ -5,19 +5,23 @@
 //! each other can never overfill it), and claims are served from its pool.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
 use super::{Error, Services};
-use crate::actors::campaign::{AddCodes, Claim, EndCampaign, UpdateCampaign};
+use crate::actors::campaign::{AddCodes, ClaimError, EndCampaign, UpdateCampaign};
 use crate::actors::messages::Wake;
 use crate::domain::campaign::{
-    Campaign, CampaignPatch, CampaignSpec, CodeRecord, CodeSpec, check_code,
+    Campaign, CampaignPatch, CampaignSpec, CodeRecord, CodeSpec, Refusal, check_code,
 };
+use crate::store::StoreError;
 
 /// Codes one request may generate or import.
-pub const MAX_CODES_PER_REQUEST: u32 = 300_000;
+pub const MAX_CODES_PER_REQUEST: u32 = 1_000_000;
+/// Codes written per store command when adding many: bounds the memory a large addition holds
+/// and how long it keeps the writer from claims.
+pub const CODES_PER_WRITE: usize = 20_000;
 
 /// Stores a new campaign (a draft until it has codes): one key.
 pub async fn create(svc: &Services, spec: CampaignSpec) -> Result<Campaign, Error> {
@@ -74,19 +78,27 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             campaign.pool_size
         ))
     };
-    let codes = match new {
+    match new {
         NewCodes::Generate(count) => {
             if !(1..=MAX_CODES_PER_REQUEST).contains(&count) {
-                return Err(Error::invalid("count", "must be 1 to 300000"));
+                return Err(Error::invalid("count", "must be 1 to 1000000"));
             }
             if u64::from(count) > room {
                 return Err(full());
             }
-            generate(svc, campaign.code.clone(), count as usize).await?
+            // Generated and written a part at a time; each part is made distinct from every code
+            // stored by then, the parts before it included.
+            let mut added = 0;
+            while added < count as usize {
+                let part = (count as usize - added).min(CODES_PER_WRITE);
+                let codes = generate(svc, campaign.code.clone(), part).await?;
+                added += add_part(svc, id, codes).await?;
+            }
+            Ok(added)
         }
         NewCodes::Import(codes) => {
             if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
-                return Err(Error::invalid("codes", "give 1 to 300000 codes"));
+                return Err(Error::invalid("codes", "give 1 to 1000000 codes"));
             }
             if codes.len() as u64 > room {
                 return Err(full());
@@ -94,9 +106,23 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             for c in &codes {
                 check_code(c)?;
             }
-            codes
+            // All or none: a taken code refuses the whole import before anything is written (the
+            // writer checks each part again).
+            let taken = svc.store.codes().taken(&codes);
+            if !taken.is_empty() {
+                return Err(ClaimError::Taken(taken).into());
+            }
+            let mut added = 0;
+            for part in codes.chunks(CODES_PER_WRITE) {
+                added += add_part(svc, id, part.to_vec()).await?;
+            }
+            Ok(added)
         }
-    };
+    }
+}
+
+/// One part of an addition, through the campaign's actor (which adds it to its pool).
+async fn add_part(svc: &Services, id: Uuid, codes: Vec<String>) -> Result<usize, Error> {
     Ok(svc
         .actors
         .campaigns
@@ -142,21 +168,52 @@ async fn generate(svc: &Services, spec: CodeSpec, count: usize) -> Result<Vec<St
 }
 
 /// Claims one code of a campaign for `customer`: the durable code record and the campaign
-/// (for its end). 409 sold out or limit reached, 422 not active, 503 when too many claims wait.
+/// (for its end). Decided and written in one step on the store's writer, where the pool lives
+/// (`Codes::claim_next`). 409 sold out or limit reached, 422 not active.
 pub async fn claim(
     svc: &Services,
     id: Uuid,
     customer: Uuid,
 ) -> Result<(CodeRecord, Arc<Campaign>), Error> {
-    // Known before an actor is started for it (and its end, for the answer): from memory.
     let campaign = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
-    let campaigns = &svc.actors.campaigns;
-    // Sold out is final until codes are added (which clears the mark): no trip to the actor.
-    if campaigns.sold_out(id) && campaign.is_open(svc.clock.now()) {
-        metrics::counter!("voucherd_claims_total", "result" => "sold_out").increment(1);
+    // Sold out is final until codes are added: answered from memory, without the writer.
+    let counts = svc.store.codes().counts(id);
+    if counts.claimed >= counts.total && campaign.is_open(svc.clock.now()) {
+        SOLD_OUT.get_or_init(|| counted("sold_out")).increment(1);
         return Err(Error::SoldOut);
     }
-    let (addr, _slot) = campaigns.for_claim(id).ok_or(Error::Overloaded)?;
-    let record = addr.send(Claim { customer }).await??;
-    Ok((record, campaign))
+    let now = svc.clock.now();
+    let claimed = svc
+        .store
+        .write(move |s| {
+            // The campaign as last written (on this thread): an end written before is seen.
+            let Some(campaign) = s.campaigns().shared(id) else {
+                return Err(StoreError::NotFound);
+            };
+            s.codes().claim_next(&campaign, customer, now)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Error::NotFound,
+            e => Error::Store(e),
+        })?;
+    let (result, outcome) = match &claimed {
+        Ok(_) => (&CLAIMED, "ok"),
+        Err(Refusal::SoldOut) => (&SOLD_OUT, "sold_out"),
+        Err(Refusal::LimitReached(_)) => (&LIMIT, "limit"),
+        Err(Refusal::NotActive(_)) => (&NOT_ACTIVE, "not_active"),
+    };
+    result.get_or_init(|| counted(outcome)).increment(1);
+    Ok((claimed?, campaign))
+}
+
+/// Claims by outcome: handles made once (a labelled counter looked up per claim costs a label
+/// clone and a map lookup).
+static CLAIMED: OnceLock<metrics::Counter> = OnceLock::new();
+static SOLD_OUT: OnceLock<metrics::Counter> = OnceLock::new();
+static LIMIT: OnceLock<metrics::Counter> = OnceLock::new();
+static NOT_ACTIVE: OnceLock<metrics::Counter> = OnceLock::new();
+
+fn counted(result: &'static str) -> metrics::Counter {
+    metrics::counter!("voucherd_claims_total", "result" => result)
 }

@@ -93,12 +93,20 @@ impl From<crate::actors::campaign::ClaimError> for Error {
         use crate::actors::campaign::ClaimError;
         match e {
             ClaimError::NotFound => Error::NotFound,
-            ClaimError::NotActive(why) => Error::NotActive(why.to_owned()),
-            ClaimError::SoldOut => Error::SoldOut,
-            e @ ClaimError::LimitReached(_) => Error::LimitReached(e.to_string()),
             e @ (ClaimError::Taken(_) | ClaimError::Full { .. }) => Error::Conflict(e.to_string()),
             ClaimError::Invalid(e) => Error::Invalid(e),
             ClaimError::Store(e) => Error::Store(e),
+        }
+    }
+}
+
+impl From<crate::domain::campaign::Refusal> for Error {
+    fn from(e: crate::domain::campaign::Refusal) -> Self {
+        use crate::domain::campaign::Refusal;
+        match e {
+            Refusal::NotActive(why) => Error::NotActive(why.to_owned()),
+            Refusal::SoldOut => Error::SoldOut,
+            e @ Refusal::LimitReached(_) => Error::LimitReached(e.to_string()),
         }
     }
 }

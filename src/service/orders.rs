@@ -1,12 +1,12 @@
-//! Orders (codes bought, all or nothing, through the campaign's actor) and redemptions (a code
+//! Orders (codes bought, all or nothing, taken from the pool on the store's writer) and redemptions (a code
 //! used against an order, and rolled back once), decided on the store's one writer.
 
 use uuid::Uuid;
 
 use super::{Error, Services};
-use crate::actors::campaign::PlaceOrder;
 use crate::domain::campaign::{CodeRecord, Order, Redemption};
 use crate::domain::user::Phone;
+use crate::store::StoreError;
 use crate::store::orders::RedeemError;
 
 /// Codes one order may buy.
@@ -27,21 +27,23 @@ pub async fn place(
         .map(Phone::parse)
         .transpose()?
         .map(|p| p.as_str().to_owned());
-    if svc.store.campaigns().shared(campaign).is_none() {
-        return Err(Error::NotFound);
-    }
-    let (addr, _slot) = svc
-        .actors
-        .campaigns
-        .for_claim(campaign)
-        .ok_or(Error::Overloaded)?;
-    Ok(addr
-        .send(PlaceOrder {
-            customer,
-            quantity,
-            phone,
+    let now = svc.clock.now();
+    let id = campaign;
+    let placed = svc
+        .store
+        .write(move |s| {
+            // Decided where the pool lives, under the campaign as last written.
+            let Some(campaign) = s.campaigns().shared(id) else {
+                return Err(StoreError::NotFound);
+            };
+            s.orders().place(&campaign, customer, quantity, phone, now)
         })
-        .await??)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Error::NotFound,
+            e => Error::Store(e),
+        })?;
+    Ok(placed?)
 }
 
 /// Redeems a code against an order: what it took off. 409 when the code cannot be redeemed.

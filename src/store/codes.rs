@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use super::{Store, StoreError, Trees, decode, encode};
-use crate::domain::campaign::{CodeRecord, CodeStatus};
+use crate::domain::campaign::{Campaign, CodeRecord, CodeStatus, Refusal};
 
 #[derive(Debug, Clone, Copy)]
 struct CodeMeta {
@@ -24,10 +24,49 @@ struct CodeMeta {
 struct CampaignCodes {
     /// In the order they were made: a listing cursor is a position here.
     codes: Vec<Arc<str>>,
+    /// What an unclaimed code's record holds besides its text, per run of codes made together
+    /// (by the position of its first code): so a claim writes the record without reading it.
+    made: Vec<Made>,
+    /// No code before this position is available: where the next hand-out looks first (codes go
+    /// out oldest first, and only a failed write gives one back).
+    next: usize,
     claimed: u64,
     redeemed: u64,
+    /// Codes each customer holds (claimed or redeemed), for the per-customer limit.
+    held: HashMap<Uuid, u32>,
     /// Claims per quarter hour (UTC, [`crate::domain::report::slot_of`]), for reports.
     claims_by_slot: std::collections::BTreeMap<i64, u64>,
+}
+
+/// Codes made together: from position `from` on, until the next run.
+#[derive(Debug, Clone, Copy)]
+struct Made {
+    from: usize,
+    at: DateTime<Utc>,
+    balance_cents: Option<i64>,
+}
+
+impl CampaignCodes {
+    fn push(&mut self, code: Arc<str>, at: DateTime<Utc>, balance_cents: Option<i64>) {
+        let same_run = self
+            .made
+            .last()
+            .is_some_and(|m| m.at == at && m.balance_cents == balance_cents);
+        if !same_run {
+            self.made.push(Made {
+                from: self.codes.len(),
+                at,
+                balance_cents,
+            });
+        }
+        self.codes.push(code);
+    }
+
+    /// The run the code at `position` was made in.
+    fn made_at(&self, position: usize) -> Option<Made> {
+        let i = self.made.partition_point(|m| m.from <= position);
+        i.checked_sub(1).and_then(|i| self.made.get(i)).copied()
+    }
 }
 
 #[derive(Default)]
@@ -69,6 +108,12 @@ impl CodeState {
                     .entry(crate::domain::report::slot_of(at))
                     .or_default() += 1;
             }
+            if was.0 == 0
+                && now.0 == 1
+                && let Some(holder) = record.holder
+            {
+                *c.held.entry(holder).or_default() += 1;
+            }
         }
         if let Some(holder) = record.holder
             && old_holder != Some(holder)
@@ -80,7 +125,12 @@ impl CodeState {
     fn add(&mut self, record: &CodeRecord) {
         let code: Arc<str> = Arc::from(record.code.as_str());
         let campaign = self.campaigns.entry(record.campaign_id).or_default();
-        campaign.codes.push(code.clone());
+        campaign.push(code.clone(), record.created_at, record.balance_cents);
+        if record.status != CodeStatus::Available
+            && let Some(holder) = record.holder
+        {
+            *campaign.held.entry(holder).or_default() += 1;
+        }
         match record.status {
             CodeStatus::Available => {}
             CodeStatus::Claimed => campaign.claimed += 1,
@@ -151,14 +201,6 @@ pub struct CodeCounts {
     pub total: u64,
     pub claimed: u64,
     pub redeemed: u64,
-}
-
-/// What a campaign's claims start from: its unclaimed codes (in the order they were made) and how
-/// many codes each customer holds.
-#[derive(Debug, Default)]
-pub struct ClaimState {
-    pub available: Vec<Arc<str>>,
-    pub held: HashMap<Uuid, u32>,
 }
 
 /// Which codes a listing shows.
@@ -245,101 +287,150 @@ impl<'a> Codes<'a> {
         Ok(())
     }
 
-    /// Hands available codes to `customer` (rewrites one key each, one batch), for a claim or an
-    /// order. `Conflict` when one is not available (the caller's reservation was wrong): then none
-    /// is handed out. Writer only.
-    pub fn claim(
+    /// Hands `n` codes of `campaign` to `customer` if the campaign's rule allows it
+    /// ([`Campaign::may_hand_out`], from this index: the codes left and what the customer holds),
+    /// the oldest available first, and marks them taken here; returns their records as they are
+    /// to be written (built from memory: nothing is read). The caller writes them, or gives them
+    /// back with [`Codes::give_back`] when its write fails. Writer only: so no two hand-outs
+    /// race, and a change to the campaign (written on this thread too) holds from the next one.
+    pub(crate) fn take(
         &self,
-        codes: &[Arc<str>],
+        campaign: &Campaign,
         customer: Uuid,
+        n: u32,
         order: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
-        let records = self.claimed_records(codes, customer, order, now)?;
-        let mut batch = sled::Batch::default();
-        for r in &records {
-            batch.insert(r.code.as_bytes(), encode(r)?);
-        }
-        self.store.trees().codes.apply_batch(batch)?;
-        self.index_claimed(&records);
-        Ok(records)
-    }
-
-    /// The records of `codes` handed to `customer`, not yet written: `Conflict` when one is not
-    /// available.
-    pub(crate) fn claimed_records(
-        &self,
-        codes: &[Arc<str>],
-        customer: Uuid,
-        order: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
-        let mut records = Vec::with_capacity(codes.len());
-        for code in codes {
-            let Some(mut record) = self.get(code)? else {
-                return Err(StoreError::NotFound);
-            };
-            if record.status != CodeStatus::Available {
-                return Err(StoreError::Conflict("the code is no longer available"));
-            }
-            record.status = CodeStatus::Claimed;
-            record.holder = Some(customer);
-            record.claimed_at = Some(now);
-            record.order_id = order;
-            records.push(record);
-        }
-        Ok(records)
-    }
-
-    /// The in-memory indexes after `records` were written as claimed.
-    pub(crate) fn index_claimed(&self, records: &[CodeRecord]) {
+    ) -> Result<Vec<CodeRecord>, Refusal> {
         let mut state = self.index().0.write();
-        for r in records {
-            state.changed(CodeStatus::Available, r);
-        }
-    }
-
-    /// The records of each `(code, customer)` handed out, not yet written: a code no longer
-    /// available fails alone.
-    pub(crate) fn claimed_each(
-        &self,
-        claims: &[(Arc<str>, Uuid)],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Result<CodeRecord, StoreError>>, StoreError> {
-        let mut out = Vec::with_capacity(claims.len());
-        for (code, customer) in claims {
-            out.push(match self.get(code)? {
-                None => Err(StoreError::NotFound),
-                Some(r) if r.status != CodeStatus::Available => {
-                    Err(StoreError::Conflict("the code is no longer available"))
-                }
-                Some(mut r) => {
-                    r.status = CodeStatus::Claimed;
-                    r.holder = Some(*customer);
-                    r.claimed_at = Some(now);
-                    Ok(r)
-                }
+        let CodeState {
+            by_code,
+            campaigns,
+            holders,
+        } = &mut *state;
+        let Some(c) = campaigns.get_mut(&campaign.id) else {
+            campaign.may_hand_out(now, 0, n, 0)?;
+            return Err(Refusal::SoldOut);
+        };
+        let held = c.held.get(&customer).copied().unwrap_or(0);
+        let available = (c.codes.len() as u64).saturating_sub(c.claimed);
+        campaign.may_hand_out(now, held, n, available)?;
+        let mut out = Vec::with_capacity(n as usize);
+        while out.len() < n as usize && c.next < c.codes.len() {
+            let position = c.next;
+            c.next += 1;
+            let code = &c.codes[position];
+            let Some(meta) = by_code.get_mut(code) else {
+                continue;
+            };
+            if meta.status != CodeStatus::Available {
+                continue;
+            }
+            let Some(made) = c.made_at(position) else {
+                continue;
+            };
+            meta.status = CodeStatus::Claimed;
+            meta.holder = Some(customer);
+            holders.entry(customer).or_default().push(code.clone());
+            out.push(CodeRecord {
+                v: CodeRecord::VERSION,
+                code: code.to_string(),
+                campaign_id: campaign.id,
+                status: CodeStatus::Claimed,
+                holder: Some(customer),
+                claimed_at: Some(now),
+                balance_cents: made.balance_cents,
+                created_at: made.at,
+                order_id: order,
+                redeemed_at: None,
             });
         }
+        let taken = out.len() as u64;
+        c.claimed += taken;
+        *c.held.entry(customer).or_default() += taken as u32;
+        *c.claims_by_slot
+            .entry(crate::domain::report::slot_of(now))
+            .or_default() += taken;
+        if taken < u64::from(n) {
+            // The counts said there were enough: they were wrong. Give these back, refuse.
+            drop(state);
+            self.give_back(&out);
+            return Err(Refusal::SoldOut);
+        }
         Ok(out)
     }
 
-    /// Hands each `(code, customer)` its code, independently (one key each, one batch): a code no
-    /// longer available fails alone. Writer only.
-    pub fn claim_each(
-        &self,
-        claims: &[(Arc<str>, Uuid)],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Result<CodeRecord, StoreError>>, StoreError> {
-        let out = self.claimed_each(claims, now)?;
-        let mut batch = sled::Batch::default();
-        for r in out.iter().flatten() {
-            batch.insert(r.code.as_bytes(), encode(r)?);
+    /// Undoes [`Codes::take`] for records whose write failed: available again, first in line.
+    pub(crate) fn give_back(&self, records: &[CodeRecord]) {
+        let mut state = self.index().0.write();
+        let CodeState {
+            by_code,
+            campaigns,
+            holders,
+        } = &mut *state;
+        for r in records {
+            if let Some(meta) = by_code.get_mut(r.code.as_str()) {
+                meta.status = CodeStatus::Available;
+                meta.holder = None;
+            }
+            if let Some(holder) = r.holder
+                && let Some(list) = holders.get_mut(&holder)
+                && let Some(i) = list.iter().rposition(|c| **c == *r.code)
+            {
+                list.remove(i);
+            }
+            if let Some(c) = campaigns.get_mut(&r.campaign_id) {
+                c.claimed = c.claimed.saturating_sub(1);
+                if let Some(holder) = r.holder
+                    && let Some(h) = c.held.get_mut(&holder)
+                {
+                    *h = h.saturating_sub(1);
+                }
+                if let Some(at) = r.claimed_at
+                    && let Some(slot) = c
+                        .claims_by_slot
+                        .get_mut(&crate::domain::report::slot_of(at))
+                {
+                    *slot = slot.saturating_sub(1);
+                }
+                // Rare: the next hand-out looks from the start again.
+                c.next = 0;
+            }
         }
-        self.store.trees().codes.apply_batch(batch)?;
-        let claimed: Vec<CodeRecord> = out.iter().flatten().cloned().collect();
-        self.index_claimed(&claimed);
-        Ok(out)
+    }
+
+    /// Claims one code of `campaign` for `customer` in one step (decided, written, indexed):
+    /// one key. Writer only.
+    pub fn claim_next(
+        &self,
+        campaign: &Campaign,
+        customer: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Result<CodeRecord, Refusal>, StoreError> {
+        let records = match self.take(campaign, customer, 1, None, now) {
+            Ok(records) => records,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        self.written(&records, || {
+            let trees = self.store.trees();
+            for r in &records {
+                trees.codes.insert(r.code.as_bytes(), encode(r)?)?;
+            }
+            Ok(())
+        })?;
+        Ok(records.into_iter().next().ok_or(Refusal::SoldOut))
+    }
+
+    /// Runs `write` for records just taken; gives them back when it fails.
+    pub(crate) fn written<T>(
+        &self,
+        records: &[CodeRecord],
+        write: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let out = write();
+        if out.is_err() {
+            self.give_back(records);
+        }
+        out
     }
 
     /// The in-memory indexes after a code whose status was `before` was written as `record` (a
@@ -379,26 +470,6 @@ impl<'a> Codes<'a> {
                 redeemed: c.redeemed,
             })
             .unwrap_or_default()
-    }
-
-    /// Where a campaign's claims start (from memory).
-    pub fn claim_state(&self, campaign: Uuid) -> ClaimState {
-        let state = self.index().0.read();
-        let mut out = ClaimState::default();
-        let Some(c) = state.campaigns.get(&campaign) else {
-            return out;
-        };
-        for code in &c.codes {
-            let Some(meta) = state.by_code.get(code) else {
-                continue;
-            };
-            match (meta.status, meta.holder) {
-                (CodeStatus::Available, _) => out.available.push(code.clone()),
-                (_, Some(holder)) => *out.held.entry(holder).or_default() += 1,
-                _ => {}
-            }
-        }
-        out
     }
 
     /// A page of a campaign's codes in the order they were made, from position `after` on;
@@ -465,10 +536,16 @@ impl<'a> Codes<'a> {
                 meta.holder = Some(Uuid::nil());
             }
         }
+        for c in state.campaigns.values_mut() {
+            if let Some(n) = c.held.remove(&customer) {
+                *c.held.entry(Uuid::nil()).or_default() += n;
+            }
+        }
         Ok(records.len())
     }
 
-    /// Every code a customer holds, in the order they got them.
+    /// Every code a customer holds, in the order they got them: as stored (a code the writer is
+    /// handing out right now is listed once its write is in).
     pub fn held_by(&self, customer: Uuid) -> Result<Vec<CodeRecord>, StoreError> {
         let codes: Vec<Arc<str>> = self
             .index()
@@ -480,7 +557,9 @@ impl<'a> Codes<'a> {
             .unwrap_or_default();
         let mut out = Vec::with_capacity(codes.len());
         for code in &codes {
-            if let Some(r) = self.get(code)? {
+            if let Some(r) = self.get(code)?
+                && r.holder == Some(customer)
+            {
                 out.push(r);
             }
         }

@@ -4,14 +4,13 @@
 //! not at all after an error or a crash). Running ones are found at start by reading the progress
 //! records.
 
-use std::sync::Arc;
-
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use uuid::Uuid;
 
 use super::messages::Messages;
 use super::{Store, StoreError, decode, encode, unwrap_transaction};
+use crate::domain::campaign::Refusal;
 use crate::domain::delivery::MessageRecord;
 use crate::domain::distribution::{Distribution, Progress};
 
@@ -56,54 +55,70 @@ impl<'a> Distributions<'a> {
     /// longer available fails alone), a message per code claimed (made by `message`), and the
     /// progress with what was assigned — 3n + 1 keys in one transaction. Returns the progress
     /// stored and which claims failed (by position). Writer only.
+    /// One batch of a distribution, decided and written in one step: each recipient who still
+    /// has an account gets one code if the campaign's rule allows it (or counts as skipped, by
+    /// why), a message per code goes to the outbox, and the progress is stored — in one
+    /// transaction. Writer only.
     pub fn hand_out(
         &self,
-        id: Uuid,
-        claims: &[(Arc<str>, Uuid)],
+        d: &Distribution,
+        recipients: &[Uuid],
         mut progress: Progress,
         now: chrono::DateTime<chrono::Utc>,
         message: impl Fn(&str, Uuid) -> MessageRecord,
-    ) -> Result<(Progress, Vec<usize>), StoreError> {
-        let each = self.store.codes().claimed_each(claims, now)?;
-        let mut records = Vec::with_capacity(claims.len());
-        let mut messages = Vec::with_capacity(claims.len());
-        let mut failed = Vec::new();
-        for (i, ((code, customer), claimed)) in claims.iter().zip(each).enumerate() {
-            match claimed {
-                Ok(record) => {
-                    messages.push(message(code, *customer));
-                    records.push(record);
-                }
-                Err(_) => failed.push(i),
+    ) -> Result<Progress, StoreError> {
+        let campaign = self
+            .store
+            .campaigns()
+            .shared(d.campaign_id)
+            .ok_or(StoreError::NotFound)?;
+        let codes = self.store.codes();
+        let mut records = Vec::with_capacity(recipients.len());
+        for &customer in recipients {
+            if self.store.users().role(customer).is_none() {
+                progress.skipped_other += 1; // erased since
+                continue;
+            }
+            match codes.take(&campaign, customer, 1, None, now) {
+                Ok(taken) => records.extend(taken),
+                Err(Refusal::LimitReached(_)) => progress.skipped_limit_reached += 1,
+                Err(Refusal::SoldOut) => progress.skipped_sold_out += 1,
+                Err(Refusal::NotActive(_)) => progress.skipped_other += 1,
             }
         }
-        progress.assigned += messages.len() as u32;
-        progress.skipped_other += failed.len() as u32;
-        let mut codes = Vec::with_capacity(records.len());
-        for r in &records {
-            codes.push((r.code.as_bytes().to_vec(), encode(r)?));
-        }
-        let outbox = Messages::encoded(&messages)?;
-        let stored = encode(&progress)?;
-        let trees = self.store.trees();
-        (&trees.codes, &trees.messages, &trees.distributions)
-            .transaction(|(c, m, d)| {
-                for (k, v) in &codes {
-                    c.insert(k.as_slice(), v.as_slice())?;
-                }
-                self.store
-                    .between_keys()
-                    .map_err(ConflictableTransactionError::Abort)?;
-                for (k, v) in &outbox {
-                    m.insert(k.as_slice(), v.as_slice())?;
-                }
-                d.insert(&key(PROGRESS, id)[..], stored.as_slice())?;
-                Ok(())
-            })
-            .map_err(unwrap_transaction)?;
-        self.store.codes().index_claimed(&records);
+        progress.assigned += records.len() as u32;
+        let messages: Vec<MessageRecord> = records
+            .iter()
+            .filter_map(|r| r.holder.map(|h| message(&r.code, h)))
+            .collect();
+        codes.written(&records, || {
+            let mut claimed = Vec::with_capacity(records.len());
+            for r in &records {
+                claimed.push((r.code.as_bytes().to_vec(), encode(r)?));
+            }
+            let outbox = Messages::encoded(&messages)?;
+            let stored = encode(&progress)?;
+            let trees = self.store.trees();
+            (&trees.codes, &trees.messages, &trees.distributions)
+                .transaction(|(c, m, dist)| {
+                    for (k, v) in &claimed {
+                        c.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    self.store
+                        .between_keys()
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    for (k, v) in &outbox {
+                        m.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    dist.insert(&key(PROGRESS, d.id)[..], stored.as_slice())?;
+                    Ok(())
+                })
+                .map_err(unwrap_transaction)
+        })?;
         self.store.messages().index_enqueued(&messages);
-        Ok((progress, failed))
+        metrics::counter!("voucherd_claims_total", "result" => "ok")
+            .increment(records.len() as u64);
+        Ok(progress)
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<(Distribution, Progress)>, StoreError> {

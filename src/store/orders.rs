@@ -11,7 +11,6 @@
 //! discount they gave, so a report reads no record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
@@ -21,7 +20,9 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{Store, StoreError, Trees, decode, encode, unwrap_transaction};
-use crate::domain::campaign::{self, CodeRecord, NotRedeemable, Order, Redemption};
+use crate::domain::campaign::{
+    self, Campaign, CodeRecord, NotRedeemable, Order, Redemption, Refusal,
+};
 use crate::domain::report::slot_of;
 
 /// A campaign's standing redemptions.
@@ -104,33 +105,57 @@ impl<'a> Orders<'a> {
 
     /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys, one
     /// transaction). Writer only.
-    pub fn place(&self, order: &Order, codes: &[Arc<str>]) -> Result<Vec<CodeRecord>, StoreError> {
-        let records = self.store.codes().claimed_records(
-            codes,
-            order.customer,
-            Some(order.id),
-            order.created_at,
-        )?;
-        let mut claimed = Vec::with_capacity(records.len());
-        for r in &records {
-            claimed.push((r.code.as_bytes().to_vec(), encode(r)?));
-        }
-        let placed = encode(order)?;
-        let trees = self.store.trees();
-        (&trees.codes, &trees.orders)
-            .transaction(|(codes, orders)| {
-                for (k, v) in &claimed {
-                    codes.insert(k.as_slice(), v.as_slice())?;
-                }
-                self.store
-                    .between_keys()
-                    .map_err(ConflictableTransactionError::Abort)?;
-                orders.insert(order.id.as_bytes(), placed.as_slice())?;
-                Ok(())
-            })
-            .map_err(unwrap_transaction)?;
-        self.store.codes().index_claimed(&records);
-        Ok(records)
+    /// Buys `quantity` codes of `campaign` for `customer`, all or nothing, if the campaign's rule
+    /// allows it: the codes (rewritten, one key each) and the order (one key), in one
+    /// transaction. Writer only.
+    pub fn place(
+        &self,
+        campaign: &Campaign,
+        customer: Uuid,
+        quantity: u32,
+        phone: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(Order, Vec<CodeRecord>), Refusal>, StoreError> {
+        let id = crate::domain::v7_at(now);
+        let codes = self.store.codes();
+        let records = match codes.take(campaign, customer, quantity, Some(id), now) {
+            Ok(records) => records,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let order = Order {
+            v: 1,
+            id,
+            campaign_id: campaign.id,
+            customer,
+            codes: records.iter().map(|r| r.code.clone()).collect(),
+            amount_cents: campaign
+                .price_cents
+                .unwrap_or(0)
+                .saturating_mul(i64::from(quantity)),
+            phone,
+            created_at: now,
+        };
+        codes.written(&records, || {
+            let mut claimed = Vec::with_capacity(records.len());
+            for r in &records {
+                claimed.push((r.code.as_bytes().to_vec(), encode(r)?));
+            }
+            let placed = encode(&order)?;
+            let trees = self.store.trees();
+            (&trees.codes, &trees.orders)
+                .transaction(|(codes, orders)| {
+                    for (k, v) in &claimed {
+                        codes.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    self.store
+                        .between_keys()
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    orders.insert(order.id.as_bytes(), placed.as_slice())?;
+                    Ok(())
+                })
+                .map_err(unwrap_transaction)
+        })?;
+        Ok(Ok((order, records)))
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<Order>, StoreError> {

@@ -1,8 +1,9 @@
-//! Running a distribution: its recipients in batches of [`BATCH`], each batch handled by the
-//! campaign's actor (which reserves one code per recipient under the pool and the limit) and
-//! written as one command: the batch's claims (one key each), one message per code in the outbox
-//! (two keys each: record and open marker) and the progress (one key). So a batch of n costs 3n +
-//! 1 keys and one flush; a restart resumes after the last batch written.
+//! Running a distribution: its recipients in batches of [`BATCH`], each batch sent by the
+//! campaign's actor to the store's writer, where one code per recipient is taken under the
+//! campaign's rule (the pool, the limit, the window) and written in the same command: the
+//! batch's claims (one key each), one message per code in the outbox (two keys each: record and
+//! open marker) and the progress (one key). So a batch of n costs 3n + 1 keys and one flush; a
+//! restart resumes after the last batch written.
 //!
 //! A crash between the writer's apply and its flush loses the whole tail it had not flushed
 //! (sled recovers a prefix of its log): the batch is then redone from the stored progress.
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{ActorFutureExt, Handler, Message, ResponseActFuture, WrapFuture};
-use uuid::Uuid;
 
 use super::handlers::ClaimError;
 use super::{CampaignActor, CampaignRegistry};
@@ -44,74 +44,34 @@ impl Handler<Distribute> for CampaignActor {
         let mut progress = msg.progress;
         let start = (progress.done as usize).min(d.recipients.len());
         let end = (start + BATCH).min(d.recipients.len());
-        let mut claims: Vec<(Arc<str>, Uuid)> = Vec::with_capacity(end - start);
-        for &customer in &d.recipients[start..end] {
-            if self.store.users().role(customer).is_none() {
-                progress.skipped_other += 1; // erased since
-                continue;
-            }
-            match self.reserve(customer, 1) {
-                Ok(mut codes) => claims.push((codes.remove(0), customer)),
-                Err(ClaimError::LimitReached(_)) => progress.skipped_limit_reached += 1,
-                Err(ClaimError::SoldOut) => progress.skipped_sold_out += 1,
-                Err(ClaimError::NotActive(_)) => progress.skipped_other += 1,
-                Err(e) => {
-                    for (code, customer) in claims {
-                        self.release(customer, vec![code]);
-                    }
-                    return Box::pin(actix::fut::ready(Err(e)));
-                }
-            }
-        }
         progress.done = end as u32;
         let (store, now) = (self.store.clone(), self.clock.now());
         if end == d.recipients.len() {
             progress.finished_at = Some(now);
         }
-        let reserved = claims.clone();
         let work = async move {
             store
-                .write(move |s| write_batch(s, &d, &claims, progress, now))
+                .write(move |s| write_batch(s, &d, start..end, progress, now))
                 .await
         };
-        Box::pin(
-            work.into_actor(self)
-                .map(move |written, act, _| match written {
-                    Ok((progress, failed)) => {
-                        metrics::counter!("voucherd_claims_total", "result" => "ok")
-                            .increment((reserved.len() - failed.len()) as u64);
-                        for i in failed {
-                            let (code, customer) = reserved[i].clone();
-                            act.release(customer, vec![code]);
-                        }
-                        Ok(progress)
-                    }
-                    Err(e) => {
-                        // A batch whose flush failed may stand: its codes are not handed out
-                        // again (the store has failed; the restart recovers the truth).
-                        if !e.may_have_applied() {
-                            for (code, customer) in reserved {
-                                act.release(customer, vec![code]);
-                            }
-                        }
-                        Err(e.into())
-                    }
-                }),
-        )
+        Box::pin(work.into_actor(self).map(|written, _, _| match written {
+            Err(StoreError::NotFound) => Err(ClaimError::NotFound),
+            other => Ok(other?),
+        }))
     }
 }
 
 /// One batch, in one writer command (one transaction): the claims, a message per code claimed,
-/// the progress. Returns the progress stored and which claims failed (by position). Writer only.
+/// the progress. Returns the progress stored. Writer only.
 fn write_batch(
     s: &Store,
     d: &Distribution,
-    claims: &[(Arc<str>, Uuid)],
+    batch: std::ops::Range<usize>,
     progress: Progress,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Progress, Vec<usize>), StoreError> {
+) -> Result<Progress, StoreError> {
     s.distributions()
-        .hand_out(d.id, claims, progress, now, |code, customer| {
+        .hand_out(d, &d.recipients[batch], progress, now, |code, customer| {
             MessageRecord::new(
                 d.channel,
                 MessagePayload::Code {
@@ -219,6 +179,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::collections::HashSet;
 
+    use uuid::Uuid;
+
     use super::*;
     use crate::domain::delivery::Channel;
     use crate::domain::distribution::Audience;
@@ -259,11 +221,6 @@ mod tests {
             created_at: now,
         };
         // A previous run wrote its first batch, then stopped.
-        let first: Vec<(Arc<str>, Uuid)> = recipients[..BATCH]
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (Arc::from(format!("RESUME{i:04}")), *u))
-            .collect();
         let stored = d.clone();
         store
             .write(move |s| {
@@ -272,7 +229,7 @@ mod tests {
                     done: BATCH as u32,
                     ..p
                 };
-                write_batch(s, &stored, &first, p, now).map(|_| ())
+                write_batch(s, &stored, 0..BATCH, p, now).map(|_| ())
             })
             .await
             .unwrap();
