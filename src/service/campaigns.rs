@@ -16,6 +16,7 @@ use crate::domain::campaign::{
     Campaign, CampaignPatch, CampaignSpec, CodeRecord, CodeSpec, Refusal, check_code,
 };
 use crate::store::StoreError;
+use crate::store::codes::Atomic;
 
 /// Codes one request may generate or import.
 pub const MAX_CODES_PER_REQUEST: u32 = 1_000_000;
@@ -92,7 +93,7 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             while added < count as usize {
                 let part = (count as usize - added).min(CODES_PER_WRITE);
                 let codes = generate(svc, campaign.code.clone(), part).await?;
-                added += add_part(svc, id, codes).await?;
+                added += add_part(svc, id, codes, Atomic::InBatches).await?;
             }
             Ok(added)
         }
@@ -106,28 +107,29 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             for c in &codes {
                 check_code(c)?;
             }
-            // All or none: a taken code refuses the whole import before anything is written (the
-            // writer checks each part again).
+            // A taken code refuses the whole import before the writer is asked (it checks again).
             let taken = svc.store.codes().taken(&codes);
             if !taken.is_empty() {
                 return Err(ClaimError::Taken(taken).into());
             }
-            let mut added = 0;
-            for part in codes.chunks(CODES_PER_WRITE) {
-                added += add_part(svc, id, part.to_vec()).await?;
-            }
-            Ok(added)
+            // One write, all or none, even across a crash.
+            add_part(svc, id, codes, Atomic::Whole).await
         }
     }
 }
 
 /// One part of an addition, through the campaign's actor (which adds it to its pool).
-async fn add_part(svc: &Services, id: Uuid, codes: Vec<String>) -> Result<usize, Error> {
+async fn add_part(
+    svc: &Services,
+    id: Uuid,
+    codes: Vec<String>,
+    atomic: Atomic,
+) -> Result<usize, Error> {
     Ok(svc
         .actors
         .campaigns
         .get(id)
-        .send(AddCodes { codes })
+        .send(AddCodes { codes, atomic })
         .await??)
 }
 

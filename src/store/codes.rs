@@ -1,29 +1,24 @@
 //! Codes: one key per code (`codes` code bytes → CodeRecord), so a code is unique across the
 //! whole store by construction. In memory ([`CodeIndex`], rebuilt at open, changed only by the
-//! writer): every code's campaign, status and holder; each campaign's codes in the order they were
-//! made with its counters; each customer's codes (the wallet). Making a code writes one key;
-//! claiming one rewrites one key.
+//! writer): every code's status and holder (in a compact [`CodeTable`]); each campaign's codes in
+//! the order they were made, with its counters, what each customer holds and where its next
+//! available code is; each customer's codes (the wallet). Making a code writes one key; claiming
+//! one rewrites one key, built from memory ([`Codes::take`]: the pool lives here, on the writer).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use super::code_table::{CodeId, CodeTable};
 use super::{Store, StoreError, Trees, decode, encode};
 use crate::domain::campaign::{Campaign, CodeRecord, CodeStatus, Refusal};
-
-#[derive(Debug, Clone, Copy)]
-struct CodeMeta {
-    status: CodeStatus,
-    holder: Option<Uuid>,
-}
 
 #[derive(Debug, Default)]
 struct CampaignCodes {
     /// In the order they were made: a listing cursor is a position here.
-    codes: Vec<Arc<str>>,
+    codes: Vec<CodeId>,
     /// What an unclaimed code's record holds besides its text, per run of codes made together
     /// (by the position of its first code): so a claim writes the record without reading it.
     made: Vec<Made>,
@@ -47,7 +42,7 @@ struct Made {
 }
 
 impl CampaignCodes {
-    fn push(&mut self, code: Arc<str>, at: DateTime<Utc>, balance_cents: Option<i64>) {
+    fn push(&mut self, code: CodeId, at: DateTime<Utc>, balance_cents: Option<i64>) {
         let same_run = self
             .made
             .last()
@@ -71,92 +66,70 @@ impl CampaignCodes {
 
 #[derive(Default)]
 struct CodeState {
-    by_code: HashMap<Arc<str>, CodeMeta>,
+    table: CodeTable,
     campaigns: HashMap<Uuid, CampaignCodes>,
-    holders: HashMap<Uuid, Vec<Arc<str>>>,
+    /// Each customer's codes, in the order they got them.
+    holders: HashMap<Uuid, Vec<CodeId>>,
+}
+
+/// How a status counts: (claimed, redeemed).
+fn rank(s: CodeStatus) -> (u64, u64) {
+    match s {
+        CodeStatus::Available => (0, 0),
+        CodeStatus::Claimed => (1, 0),
+        CodeStatus::Redeemed => (1, 1),
+    }
 }
 
 impl CodeState {
     /// A code went from `before` to `record.status` (and maybe got a holder).
     fn changed(&mut self, before: CodeStatus, record: &CodeRecord) {
-        let code: Arc<str> = match self.by_code.get_key_value(record.code.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(record.code.as_str()),
-        };
-        let old_holder = self.by_code.get(&code).and_then(|m| m.holder);
-        self.by_code.insert(
-            code.clone(),
-            CodeMeta {
-                status: record.status,
-                holder: record.holder,
-            },
-        );
+        let id = self.table.id_or_insert(&record.code);
+        let old_holder = self.table.holder(id);
+        self.table.set(id, record.status, record.holder);
         if let Some(c) = self.campaigns.get_mut(&record.campaign_id) {
-            let rank = |s: CodeStatus| match s {
-                CodeStatus::Available => (0, 0),
-                CodeStatus::Claimed => (1, 0),
-                CodeStatus::Redeemed => (1, 1),
-            };
             let (was, now) = (rank(before), rank(record.status));
             c.claimed = (c.claimed + now.0).saturating_sub(was.0);
             c.redeemed = (c.redeemed + now.1).saturating_sub(was.1);
-            if was.0 == 0
-                && now.0 == 1
-                && let Some(at) = record.claimed_at
-            {
-                *c.claims_by_slot
-                    .entry(crate::domain::report::slot_of(at))
-                    .or_default() += 1;
-            }
-            if was.0 == 0
-                && now.0 == 1
-                && let Some(holder) = record.holder
-            {
-                *c.held.entry(holder).or_default() += 1;
+            if was.0 == 0 && now.0 == 1 {
+                if let Some(at) = record.claimed_at {
+                    *c.claims_by_slot
+                        .entry(crate::domain::report::slot_of(at))
+                        .or_default() += 1;
+                }
+                if let Some(holder) = record.holder {
+                    *c.held.entry(holder).or_default() += 1;
+                }
             }
         }
         if let Some(holder) = record.holder
             && old_holder != Some(holder)
         {
-            self.holders.entry(holder).or_default().push(code);
+            self.holders.entry(holder).or_default().push(id);
         }
     }
 
-    fn add(&mut self, record: &CodeRecord) {
-        let code: Arc<str> = Arc::from(record.code.as_str());
+    /// A code as stored, added at open or when made (wallets are ordered by the caller).
+    fn add(&mut self, record: &CodeRecord) -> CodeId {
+        let id = self.table.id_or_insert(&record.code);
+        self.table.set(id, record.status, record.holder);
         let campaign = self.campaigns.entry(record.campaign_id).or_default();
-        campaign.push(code.clone(), record.created_at, record.balance_cents);
-        if record.status != CodeStatus::Available
-            && let Some(holder) = record.holder
-        {
-            *campaign.held.entry(holder).or_default() += 1;
-        }
-        match record.status {
-            CodeStatus::Available => {}
-            CodeStatus::Claimed => campaign.claimed += 1,
-            CodeStatus::Redeemed => {
-                campaign.claimed += 1;
-                campaign.redeemed += 1;
+        campaign.push(id, record.created_at, record.balance_cents);
+        let (claimed, redeemed) = rank(record.status);
+        campaign.claimed += claimed;
+        campaign.redeemed += redeemed;
+        if claimed == 1 {
+            if let Some(holder) = record.holder {
+                *campaign.held.entry(holder).or_default() += 1;
+            }
+            if let Some(at) = record.claimed_at {
+                *campaign
+                    .claims_by_slot
+                    .entry(crate::domain::report::slot_of(at))
+                    .or_default() += 1;
             }
         }
-        if record.status != CodeStatus::Available
-            && let Some(at) = record.claimed_at
-        {
-            *campaign
-                .claims_by_slot
-                .entry(crate::domain::report::slot_of(at))
-                .or_default() += 1;
-        }
-        if let Some(holder) = record.holder {
-            self.holders.entry(holder).or_default().push(code.clone());
-        }
-        self.by_code.insert(
-            code,
-            CodeMeta {
-                status: record.status,
-                holder: record.holder,
-            },
-        );
+        id
     }
 }
 
@@ -165,31 +138,49 @@ impl CodeState {
 pub(crate) struct CodeIndex(RwLock<CodeState>);
 
 impl CodeIndex {
-    /// Reads every code once (at open). Codes are stored by their text, not in the order they were
-    /// made, so each campaign's list is ordered by creation time (then text) after the scan, and
-    /// each wallet by claim time.
+    /// Reads every code once (at open), one record at a time (nothing but the index is kept).
+    /// Codes are stored by their text, not in the order they were made, so each campaign's list
+    /// is ordered by creation time (then text) after the scan, and each wallet by claim time.
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
-        let mut records = Vec::new();
+        let mut state = CodeState::default();
+        // (made, id, balance) and (claimed, id, holder): the orders to restore.
+        let mut made: HashMap<Uuid, Vec<(i64, CodeId, Option<i64>)>> = HashMap::new();
+        let mut claimed: Vec<(i64, CodeId, Uuid)> = Vec::new();
         for kv in trees.codes.iter() {
             let (_, v) = kv?;
-            records.push(decode::<CodeRecord>(&v)?);
-        }
-        records.sort_by(|a, b| (a.created_at, &a.code).cmp(&(b.created_at, &b.code)));
-        let mut state = CodeState::default();
-        for r in &records {
-            state.add(r);
-        }
-        // Wallets list codes in the order they were claimed.
-        let mut held: Vec<&CodeRecord> = records.iter().filter(|r| r.holder.is_some()).collect();
-        held.sort_by(|a, b| (a.claimed_at, &a.code).cmp(&(b.claimed_at, &b.code)));
-        state.holders.clear();
-        for r in held {
-            if let (Some(holder), Some((code, _))) =
-                (r.holder, state.by_code.get_key_value(r.code.as_str()))
-            {
-                let code = code.clone();
-                state.holders.entry(holder).or_default().push(code);
+            let r = decode::<CodeRecord>(&v)?;
+            let id = state.add(&r);
+            made.entry(r.campaign_id).or_default().push((
+                r.created_at.timestamp_micros(),
+                id,
+                r.balance_cents,
+            ));
+            if let Some(holder) = r.holder {
+                let at = r.claimed_at.map_or(i64::MIN, |t| t.timestamp_micros());
+                claimed.push((at, id, holder));
             }
+        }
+        let CodeState {
+            table,
+            campaigns,
+            holders,
+        } = &mut state;
+        for (campaign, mut order) in made {
+            order.sort_unstable_by(|a, b| (a.0, table.text(a.1)).cmp(&(b.0, table.text(b.1))));
+            let Some(c) = campaigns.get_mut(&campaign) else {
+                continue;
+            };
+            // The list and its runs in the order the codes were made.
+            c.codes = Vec::with_capacity(order.len());
+            c.made.clear();
+            for (at, id, balance) in order {
+                let at = DateTime::from_timestamp_micros(at).unwrap_or_default();
+                c.push(id, at, balance);
+            }
+        }
+        claimed.sort_unstable_by(|a, b| (a.0, table.text(a.1)).cmp(&(b.0, table.text(b.1))));
+        for (_, id, holder) in claimed {
+            holders.entry(holder).or_default().push(id);
         }
         Ok(Self(RwLock::new(state)))
     }
@@ -201,6 +192,22 @@ pub struct CodeCounts {
     pub total: u64,
     pub claimed: u64,
     pub redeemed: u64,
+}
+
+/// Codes per sled batch when new codes are written [`Atomic::InBatches`]. sled defers what a
+/// batch replaces until the batch ends, so its memory grows with the batch: 300,000 generated
+/// codes peaked at 1,397 MiB in batches of 20,000, 947 MiB in batches of 2,000 and 278 MiB in
+/// batches of 500, which was also the fastest (1.5 s against 4.2 s; `cargo bench --bench
+/// flash_sale`).
+pub const SLED_BATCH: usize = 500;
+
+/// Whether new codes are written as one sled batch (all or none even across a crash: an import)
+/// or in batches of [`SLED_BATCH`] (a crash may keep a prefix of an unacknowledged part: for
+/// generated codes, which nobody has seen, that only leaves the pool with some codes already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomic {
+    Whole,
+    InBatches,
 }
 
 /// Which codes a listing shows.
@@ -231,7 +238,7 @@ impl<'a> Codes<'a> {
         let mut seen = HashSet::new();
         codes
             .iter()
-            .filter(|c| state.by_code.contains_key(c.as_str()) || !seen.insert(c.as_str()))
+            .filter(|c| state.table.find(c).is_some() || !seen.insert(c.as_str()))
             .cloned()
             .collect()
     }
@@ -247,6 +254,7 @@ impl<'a> Codes<'a> {
         balance_cents: Option<i64>,
         pool_size: u32,
         now: DateTime<Utc>,
+        atomic: Atomic,
     ) -> Result<(), CodesError> {
         let room = u64::from(pool_size).saturating_sub(self.counts(campaign).total);
         if codes.len() as u64 > room {
@@ -256,7 +264,6 @@ impl<'a> Codes<'a> {
         if !taken.is_empty() {
             return Err(CodesError::Taken(taken));
         }
-        let mut batch = sled::Batch::default();
         let records: Vec<CodeRecord> = codes
             .iter()
             .map(|code| CodeRecord {
@@ -272,15 +279,24 @@ impl<'a> Codes<'a> {
                 redeemed_at: None,
             })
             .collect();
-        for r in &records {
-            batch.insert(r.code.as_bytes(), encode(r)?);
+        let per_batch = match atomic {
+            Atomic::Whole => records.len().max(1),
+            Atomic::InBatches => SLED_BATCH,
+        };
+        for part in records.chunks(per_batch) {
+            let mut batch = sled::Batch::default();
+            for r in part {
+                batch.insert(r.code.as_bytes(), encode(r)?);
+            }
+            self.store
+                .trees()
+                .codes
+                .apply_batch(batch)
+                .map_err(StoreError::from)?;
         }
-        self.store
-            .trees()
-            .codes
-            .apply_batch(batch)
-            .map_err(StoreError::from)?;
         let mut state = self.index().0.write();
+        let text: usize = records.iter().map(|r| r.code.len()).sum();
+        state.table.reserve(records.len(), text);
         for r in &records {
             state.add(r);
         }
@@ -303,7 +319,7 @@ impl<'a> Codes<'a> {
     ) -> Result<Vec<CodeRecord>, Refusal> {
         let mut state = self.index().0.write();
         let CodeState {
-            by_code,
+            table,
             campaigns,
             holders,
         } = &mut *state;
@@ -318,22 +334,18 @@ impl<'a> Codes<'a> {
         while out.len() < n as usize && c.next < c.codes.len() {
             let position = c.next;
             c.next += 1;
-            let code = &c.codes[position];
-            let Some(meta) = by_code.get_mut(code) else {
-                continue;
-            };
-            if meta.status != CodeStatus::Available {
+            let id = c.codes[position];
+            if table.status(id) != CodeStatus::Available {
                 continue;
             }
             let Some(made) = c.made_at(position) else {
                 continue;
             };
-            meta.status = CodeStatus::Claimed;
-            meta.holder = Some(customer);
-            holders.entry(customer).or_default().push(code.clone());
+            table.set(id, CodeStatus::Claimed, Some(customer));
+            holders.entry(customer).or_default().push(id);
             out.push(CodeRecord {
                 v: CodeRecord::VERSION,
-                code: code.to_string(),
+                code: table.text(id).to_owned(),
                 campaign_id: campaign.id,
                 status: CodeStatus::Claimed,
                 holder: Some(customer),
@@ -363,18 +375,18 @@ impl<'a> Codes<'a> {
     pub(crate) fn give_back(&self, records: &[CodeRecord]) {
         let mut state = self.index().0.write();
         let CodeState {
-            by_code,
+            table,
             campaigns,
             holders,
         } = &mut *state;
         for r in records {
-            if let Some(meta) = by_code.get_mut(r.code.as_str()) {
-                meta.status = CodeStatus::Available;
-                meta.holder = None;
-            }
+            let Some(id) = table.find(&r.code) else {
+                continue;
+            };
+            table.set(id, CodeStatus::Available, None);
             if let Some(holder) = r.holder
                 && let Some(list) = holders.get_mut(&holder)
-                && let Some(i) = list.iter().rposition(|c| **c == *r.code)
+                && let Some(i) = list.iter().rposition(|&c| c == id)
             {
                 list.remove(i);
             }
@@ -482,27 +494,26 @@ impl<'a> Codes<'a> {
         after: usize,
         limit: usize,
     ) -> Result<(Vec<CodeRecord>, Option<usize>), StoreError> {
-        let picked: Vec<(usize, Arc<str>)> = {
+        let picked: Vec<(usize, String)> = {
             let state = self.index().0.read();
             let Some(c) = state.campaigns.get(&campaign) else {
                 return Ok((Vec::new(), None));
             };
+            let table = &state.table;
             c.codes
                 .iter()
                 .enumerate()
                 .skip(after)
-                .filter(|(_, code)| {
-                    let Some(meta) = state.by_code.get(*code) else {
-                        return false;
-                    };
+                .filter(|(_, id)| {
+                    let status = table.status(**id);
                     match which {
                         Listed::All => true,
-                        Listed::Status(s) => meta.status == s,
-                        Listed::Expired => closed && meta.status != CodeStatus::Redeemed,
+                        Listed::Status(s) => status == s,
+                        Listed::Expired => closed && status != CodeStatus::Redeemed,
                     }
                 })
                 .take(limit)
-                .map(|(i, code)| (i, code.clone()))
+                .map(|(i, id)| (i, table.text(*id).to_owned()))
                 .collect()
         };
         let next = (picked.len() == limit)
@@ -530,11 +541,10 @@ impl<'a> Codes<'a> {
         }
         self.store.trees().codes.apply_batch(batch)?;
         let mut state = self.index().0.write();
-        let codes = state.holders.remove(&customer).unwrap_or_default();
-        for code in &codes {
-            if let Some(meta) = state.by_code.get_mut(code) {
-                meta.holder = Some(Uuid::nil());
-            }
+        let ids = state.holders.remove(&customer).unwrap_or_default();
+        for &id in &ids {
+            let status = state.table.status(id);
+            state.table.set(id, status, Some(Uuid::nil()));
         }
         for c in state.campaigns.values_mut() {
             if let Some(n) = c.held.remove(&customer) {
@@ -547,14 +557,18 @@ impl<'a> Codes<'a> {
     /// Every code a customer holds, in the order they got them: as stored (a code the writer is
     /// handing out right now is listed once its write is in).
     pub fn held_by(&self, customer: Uuid) -> Result<Vec<CodeRecord>, StoreError> {
-        let codes: Vec<Arc<str>> = self
-            .index()
-            .0
-            .read()
-            .holders
-            .get(&customer)
-            .cloned()
-            .unwrap_or_default();
+        let codes: Vec<String> = {
+            let state = self.index().0.read();
+            state
+                .holders
+                .get(&customer)
+                .map(|ids| {
+                    ids.iter()
+                        .map(|&id| state.table.text(id).to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         let mut out = Vec::with_capacity(codes.len());
         for code in &codes {
             if let Some(r) = self.get(code)?

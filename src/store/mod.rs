@@ -41,6 +41,7 @@
 pub mod backup;
 pub mod campaigns;
 pub mod code_requests;
+pub mod code_table;
 pub mod codec;
 pub mod codes;
 pub mod deliveries;

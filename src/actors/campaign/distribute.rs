@@ -184,6 +184,7 @@ mod tests {
     use super::*;
     use crate::domain::delivery::Channel;
     use crate::domain::distribution::Audience;
+    use crate::store::codes::Atomic;
     use crate::store::test_support;
 
     #[actix_web::test]
@@ -204,7 +205,7 @@ mod tests {
                 }
                 s.campaigns().put(&c)?;
                 s.codes()
-                    .insert_new(c.id, &codes, None, c.pool_size, now)
+                    .insert_new(c.id, &codes, None, c.pool_size, now, Atomic::Whole)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .await

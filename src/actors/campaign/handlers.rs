@@ -8,7 +8,7 @@ use super::CampaignActor;
 use crate::domain::ValidationError;
 use crate::domain::campaign::{Campaign, CampaignPatch};
 use crate::store::StoreError;
-use crate::store::codes::CodesError;
+use crate::store::codes::{Atomic, CodesError};
 
 /// Why a claim (or another change) was refused.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,7 @@ impl From<CodesError> for ClaimError {
 #[rtype(result = "Result<usize, ClaimError>")]
 pub struct AddCodes {
     pub codes: Vec<String>,
+    pub atomic: Atomic,
 }
 
 /// End the campaign now: no claim is served after this is answered.
@@ -69,13 +70,16 @@ impl Handler<AddCodes> for CampaignActor {
         };
         let (store, id, now) = (self.store.clone(), self.id, self.clock.now());
         let (balance, pool_size) = (state.gift_balance_cents, state.pool_size);
-        let codes = msg.codes;
+        let (codes, atomic) = (msg.codes, msg.atomic);
         let n = codes.len();
         Box::pin(
             async move {
                 // The pool's room is checked by the writer, where additions are serialised.
                 store
-                    .write(move |s| Ok(s.codes().insert_new(id, &codes, balance, pool_size, now)))
+                    .write(move |s| {
+                        Ok(s.codes()
+                            .insert_new(id, &codes, balance, pool_size, now, atomic))
+                    })
                     .await
             }
             .into_actor(self)

@@ -1,0 +1,171 @@
+//! Every code the store holds, in memory, in compact arrays: a code is known by its id (its
+//! position among all codes made since the store opened), its text lives in one shared buffer,
+//! its status in a byte and its holder in four (holders are numbered once). Found by text through
+//! a hash table of ids. About 30 bytes a code plus its text, against ~130 for a map from a
+//! shared string to a record: a million-code pool costs ~40 MB here.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+use uuid::Uuid;
+
+use crate::domain::campaign::CodeStatus;
+
+/// A code's place in the table.
+pub(crate) type CodeId = u32;
+
+/// The holder number of a code nobody holds.
+const NOBODY: u32 = u32::MAX;
+
+#[derive(Default)]
+pub(crate) struct CodeTable {
+    /// Every code's text, one after another: code `id` ends at `ends[id]`.
+    text: Vec<u8>,
+    ends: Vec<u64>,
+    status: Vec<CodeStatus>,
+    /// Position in `people`, or [`NOBODY`].
+    holder: Vec<u32>,
+    by_text: HashTable<CodeId>,
+    hasher: RandomState,
+    people: Vec<Uuid>,
+    person: HashMap<Uuid, u32>,
+}
+
+impl CodeTable {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Room for `more` codes of about `text` bytes in all, reserved at once (a pool being made
+    /// grows the arrays once, not by doubling).
+    pub(crate) fn reserve(&mut self, more: usize, text: usize) {
+        self.text.reserve(text);
+        self.ends.reserve(more);
+        self.status.reserve(more);
+        self.holder.reserve(more);
+        let hasher = &self.hasher;
+        let (bytes, ends) = (&self.text, &self.ends);
+        self.by_text
+            .reserve(more, |&id| hasher.hash_one(text_of(bytes, ends, id)));
+    }
+
+    pub(crate) fn text(&self, id: CodeId) -> &str {
+        text_of(&self.text, &self.ends, id)
+    }
+
+    pub(crate) fn find(&self, code: &str) -> Option<CodeId> {
+        let hash = self.hasher.hash_one(code);
+        self.by_text
+            .find(hash, |&id| self.text(id) == code)
+            .copied()
+    }
+
+    /// The id of `code`, added (available, held by nobody) if it is not in the table yet.
+    pub(crate) fn id_or_insert(&mut self, code: &str) -> CodeId {
+        if let Some(id) = self.find(code) {
+            return id;
+        }
+        let id = self.ends.len() as CodeId;
+        self.text.extend_from_slice(code.as_bytes());
+        self.ends.push(self.text.len() as u64);
+        self.status.push(CodeStatus::Available);
+        self.holder.push(NOBODY);
+        let hasher = &self.hasher;
+        let (bytes, ends) = (&self.text, &self.ends);
+        self.by_text
+            .insert_unique(hasher.hash_one(code), id, |&id| {
+                hasher.hash_one(text_of(bytes, ends, id))
+            });
+        id
+    }
+
+    pub(crate) fn status(&self, id: CodeId) -> CodeStatus {
+        self.status
+            .get(id as usize)
+            .copied()
+            .unwrap_or(CodeStatus::Available)
+    }
+
+    pub(crate) fn holder(&self, id: CodeId) -> Option<Uuid> {
+        let n = *self.holder.get(id as usize)?;
+        self.people.get(n as usize).copied()
+    }
+
+    pub(crate) fn set(&mut self, id: CodeId, status: CodeStatus, holder: Option<Uuid>) {
+        let n = match holder {
+            None => NOBODY,
+            Some(who) => match self.person.get(&who) {
+                Some(&n) => n,
+                None => {
+                    let n = self.people.len() as u32;
+                    self.people.push(who);
+                    self.person.insert(who, n);
+                    n
+                }
+            },
+        };
+        if let (Some(s), Some(h)) = (
+            self.status.get_mut(id as usize),
+            self.holder.get_mut(id as usize),
+        ) {
+            *s = status;
+            *h = n;
+        }
+    }
+}
+
+fn text_of<'t>(bytes: &'t [u8], ends: &[u64], id: CodeId) -> &'t str {
+    let id = id as usize;
+    let start = if id == 0 {
+        0
+    } else {
+        ends.get(id - 1).copied().unwrap_or(0) as usize
+    };
+    let end = ends.get(id).copied().unwrap_or(0) as usize;
+    // Only whole `&str`s are ever appended, so every slice between two ends is UTF-8.
+    bytes
+        .get(start..end)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The table answers as a map from text to (status, holder) would, whatever is added
+        /// and changed, in any order.
+        #[test]
+        fn the_table_agrees_with_a_map(
+            steps in proptest::collection::vec(("[A-Z0-9é]{1,6}", 0u8..3, proptest::option::of(0u8..4)), 1..300),
+        ) {
+            let people: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+            let mut table = CodeTable::default();
+            let mut model: HashMap<String, (CodeStatus, Option<Uuid>)> = HashMap::new();
+            for (code, status, holder) in steps {
+                let status = match status {
+                    0 => CodeStatus::Available,
+                    1 => CodeStatus::Claimed,
+                    _ => CodeStatus::Redeemed,
+                };
+                let holder = holder.map(|h| people[h as usize]);
+                let id = table.id_or_insert(&code);
+                prop_assert_eq!(table.text(id), code.as_str());
+                table.set(id, status, holder);
+                model.insert(code, (status, holder));
+            }
+            prop_assert_eq!(table.len(), model.len());
+            for (code, (status, holder)) in &model {
+                let id = table.find(code).unwrap();
+                prop_assert_eq!(table.text(id), code.as_str());
+                prop_assert_eq!(table.status(id), *status);
+                prop_assert_eq!(table.holder(id), *holder);
+            }
+            prop_assert!(table.find("not-a-code").is_none());
+        }
+    }
+}
