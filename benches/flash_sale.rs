@@ -174,7 +174,7 @@ async fn phase(
 async fn main() {
     let connections = env("BENCH_CONNECTIONS", 64);
     let customers = env("BENCH_CUSTOMERS", 320).max(connections);
-    let pool = env("BENCH_POOL", 300_000);
+    let pool = env("BENCH_POOL", 1_000_000);
     let seconds = env("BENCH_SECONDS", 10) as u64;
     let server = start();
     let base = server.base.clone();

@@ -48,6 +48,9 @@ enum Command {
 async fn main() -> ExitCode {
     // The store and the mail files hold password hashes, secrets and personal data.
     voucherd::store::private_files_from_now_on();
+    // Transparent huge pages make each 4 KiB the allocator touches in its arenas 2 MiB resident:
+    // an empty server measured 116 MiB resident with them and 60 MiB without.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     voucherd::telemetry::init_logs(cli.log_json);
     let overrides = Overrides {

@@ -87,13 +87,27 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             if u64::from(count) > room {
                 return Err(full());
             }
-            // Generated and written a part at a time; each part is made distinct from every code
-            // stored by then, the parts before it included.
+            // Generated and written a part at a time, the next part generated while one is
+            // written (each distinct from every code stored when it is made; one that collides
+            // with the part in flight is refused by the writer, left out and made again).
+            let count = count as usize;
             let mut added = 0;
-            while added < count as usize {
-                let part = (count as usize - added).min(CODES_PER_WRITE);
-                let codes = generate(svc, campaign.code.clone(), part).await?;
-                added += add_part(svc, id, codes, Atomic::InBatches).await?;
+            let mut made = generate(svc, campaign.code.clone(), count.min(CODES_PER_WRITE)).await?;
+            while !made.is_empty() {
+                let ahead = (count - added - made.len()).min(CODES_PER_WRITE);
+                let write = add_generated(svc, id, made);
+                let (written, next) = if ahead > 0 {
+                    let (w, m) = tokio::join!(write, generate(svc, campaign.code.clone(), ahead));
+                    (w?, m?)
+                } else {
+                    (write.await?, Vec::new())
+                };
+                added += written;
+                made = next;
+                if made.is_empty() && added < count {
+                    let rest = (count - added).min(CODES_PER_WRITE);
+                    made = generate(svc, campaign.code.clone(), rest).await?;
+                }
             }
             Ok(added)
         }
@@ -118,7 +132,29 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
     }
 }
 
-/// One part of an addition, through the campaign's actor (which adds it to its pool).
+/// Writes generated codes; those the writer finds taken meanwhile (a part made while this one
+/// was written may hold one) are left out. Returns how many were written.
+async fn add_generated(svc: &Services, id: Uuid, mut codes: Vec<String>) -> Result<usize, Error> {
+    let actor = svc.actors.campaigns.get(id);
+    loop {
+        let part = AddCodes {
+            codes: codes.clone(),
+            atomic: Atomic::InBatches,
+        };
+        match actor.send(part).await? {
+            Err(ClaimError::Taken(taken)) => {
+                let taken: HashSet<String> = taken.into_iter().collect();
+                codes.retain(|c| !taken.contains(c));
+                if codes.is_empty() {
+                    return Ok(0);
+                }
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// One part of an addition, through the campaign's actor.
 async fn add_part(
     svc: &Services,
     id: Uuid,

@@ -48,7 +48,7 @@ impl CodeTable {
         let hasher = &self.hasher;
         let (bytes, ends) = (&self.text, &self.ends);
         self.by_text
-            .reserve(more, |&id| hasher.hash_one(text_of(bytes, ends, id)));
+            .reserve(more, |&id| hasher.hash_one(bytes_of(bytes, ends, id)));
     }
 
     pub(crate) fn text(&self, id: CodeId) -> &str {
@@ -56,17 +56,25 @@ impl CodeTable {
     }
 
     pub(crate) fn find(&self, code: &str) -> Option<CodeId> {
-        let hash = self.hasher.hash_one(code);
+        let hash = self.hasher.hash_one(code.as_bytes());
         self.by_text
-            .find(hash, |&id| self.text(id) == code)
+            .find(hash, |&id| {
+                bytes_of(&self.text, &self.ends, id) == code.as_bytes()
+            })
             .copied()
     }
 
     /// The id of `code`, added (available, held by nobody) if it is not in the table yet.
     pub(crate) fn id_or_insert(&mut self, code: &str) -> CodeId {
-        if let Some(id) = self.find(code) {
-            return id;
+        match self.find(code) {
+            Some(id) => id,
+            None => self.push(code),
         }
+    }
+
+    /// Adds `code`, which the caller knows is not in the table (the store's scan at open reads
+    /// each code once): available, held by nobody.
+    pub(crate) fn push(&mut self, code: &str) -> CodeId {
         let id = self.ends.len() as CodeId;
         self.text.extend_from_slice(code.as_bytes());
         self.ends.push(self.text.len() as u64);
@@ -75,8 +83,8 @@ impl CodeTable {
         let hasher = &self.hasher;
         let (bytes, ends) = (&self.text, &self.ends);
         self.by_text
-            .insert_unique(hasher.hash_one(code), id, |&id| {
-                hasher.hash_one(text_of(bytes, ends, id))
+            .insert_unique(hasher.hash_one(code.as_bytes()), id, |&id| {
+                hasher.hash_one(bytes_of(bytes, ends, id))
             });
         id
     }
@@ -116,7 +124,7 @@ impl CodeTable {
     }
 }
 
-fn text_of<'t>(bytes: &'t [u8], ends: &[u64], id: CodeId) -> &'t str {
+fn bytes_of<'t>(bytes: &'t [u8], ends: &[u64], id: CodeId) -> &'t [u8] {
     let id = id as usize;
     let start = if id == 0 {
         0
@@ -124,11 +132,12 @@ fn text_of<'t>(bytes: &'t [u8], ends: &[u64], id: CodeId) -> &'t str {
         ends.get(id - 1).copied().unwrap_or(0) as usize
     };
     let end = ends.get(id).copied().unwrap_or(0) as usize;
+    bytes.get(start..end).unwrap_or_default()
+}
+
+fn text_of<'t>(bytes: &'t [u8], ends: &[u64], id: CodeId) -> &'t str {
     // Only whole `&str`s are ever appended, so every slice between two ends is UTF-8.
-    bytes
-        .get(start..end)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("")
+    std::str::from_utf8(bytes_of(bytes, ends, id)).unwrap_or("")
 }
 
 #[cfg(test)]

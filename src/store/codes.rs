@@ -109,9 +109,14 @@ impl CodeState {
         }
     }
 
-    /// A code as stored, added at open or when made (wallets are ordered by the caller).
-    fn add(&mut self, record: &CodeRecord) -> CodeId {
-        let id = self.table.id_or_insert(&record.code);
+    /// A code as stored, added when made, or at open (`known_new`: the scan reads each code
+    /// once). Wallets are ordered by the caller.
+    fn add(&mut self, record: &CodeRecord, known_new: bool) -> CodeId {
+        let id = if known_new {
+            self.table.push(&record.code)
+        } else {
+            self.table.id_or_insert(&record.code)
+        };
         self.table.set(id, record.status, record.holder);
         let campaign = self.campaigns.entry(record.campaign_id).or_default();
         campaign.push(id, record.created_at, record.balance_cents);
@@ -149,7 +154,7 @@ impl CodeIndex {
         for kv in trees.codes.iter() {
             let (_, v) = kv?;
             let r = decode::<CodeRecord>(&v)?;
-            let id = state.add(&r);
+            let id = state.add(&r, true);
             made.entry(r.campaign_id).or_default().push((
                 r.created_at.timestamp_micros(),
                 id,
@@ -161,12 +166,14 @@ impl CodeIndex {
             }
         }
         let CodeState {
-            table,
+            table: _,
             campaigns,
             holders,
         } = &mut state;
         for (campaign, mut order) in made {
-            order.sort_unstable_by(|a, b| (a.0, table.text(a.1)).cmp(&(b.0, table.text(b.1))));
+            // Ids were given in the scan's order, which is the codes' byte order: (time, id)
+            // sorts by time, then text, without reading a text.
+            order.sort_unstable_by_key(|&(at, id, _)| (at, id));
             let Some(c) = campaigns.get_mut(&campaign) else {
                 continue;
             };
@@ -178,7 +185,7 @@ impl CodeIndex {
                 c.push(id, at, balance);
             }
         }
-        claimed.sort_unstable_by(|a, b| (a.0, table.text(a.1)).cmp(&(b.0, table.text(b.1))));
+        claimed.sort_unstable_by_key(|&(at, id, _)| (at, id));
         for (_, id, holder) in claimed {
             holders.entry(holder).or_default().push(id);
         }
@@ -194,12 +201,12 @@ pub struct CodeCounts {
     pub redeemed: u64,
 }
 
-/// Codes per sled batch when new codes are written [`Atomic::InBatches`]. sled defers what a
-/// batch replaces until the batch ends, so its memory grows with the batch: 300,000 generated
-/// codes peaked at 1,397 MiB in batches of 20,000, 947 MiB in batches of 2,000 and 278 MiB in
-/// batches of 500, which was also the fastest (1.5 s against 4.2 s; `cargo bench --bench
-/// flash_sale`).
-pub const SLED_BATCH: usize = 500;
+/// Codes per sled batch when new codes are written [`Atomic::InBatches`] (in key order). sled
+/// holds what a batch replaces until the batch ends, so memory grows faster than the batch:
+/// generating 1,000,000 codes (`/tmp`-style run of the release binary, sled cache 256 MB) peaked
+/// at 2,345 MiB with batches of 2,000, 468 MiB with 500 and 455 MiB with 250, and took 5.6, 5.0
+/// and 4.8 s (128: 5.8 s). Unsorted batches of 20,000 had peaked at 1,397 MiB for 300,000 codes.
+pub const SLED_BATCH: usize = 250;
 
 /// Whether new codes are written as one sled batch (all or none even across a crash: an import)
 /// or in batches of [`SLED_BATCH`] (a crash may keep a prefix of an unacknowledged part: for
@@ -283,7 +290,10 @@ impl<'a> Codes<'a> {
             Atomic::Whole => records.len().max(1),
             Atomic::InBatches => SLED_BATCH,
         };
-        for part in records.chunks(per_batch) {
+        // In key order, so each sled batch touches few of the tree's leaves.
+        let mut order: Vec<&CodeRecord> = records.iter().collect();
+        order.sort_unstable_by(|a, b| a.code.cmp(&b.code));
+        for part in order.chunks(per_batch) {
             let mut batch = sled::Batch::default();
             for r in part {
                 batch.insert(r.code.as_bytes(), encode(r)?);
@@ -298,7 +308,7 @@ impl<'a> Codes<'a> {
         let text: usize = records.iter().map(|r| r.code.len()).sum();
         state.table.reserve(records.len(), text);
         for r in &records {
-            state.add(r);
+            state.add(r, false);
         }
         Ok(())
     }
