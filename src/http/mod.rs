@@ -137,7 +137,7 @@ pub fn build_app(
         .wrap(actix_web::middleware::from_fn(idempotency::idempotent))
         .wrap(actix_web::middleware::from_fn(rate_limit::limit))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
-        .wrap(tracing_actix_web::TracingLogger::default())
+        .wrap(tracing_actix_web::TracingLogger::<middleware::RequestSpan>::new())
         .into_utoipa_app()
         .configure(routes)
         .into_app()

@@ -307,7 +307,10 @@ impl<'a> Codes<'a> {
         let mut state = self.index().0.write();
         let text: usize = records.iter().map(|r| r.code.len()).sum();
         state.table.reserve(records.len(), text);
-        for r in &records {
+        // Listed and handed out in key order within the lot (as a restart orders codes made at
+        // the same time): consecutive claims then rewrite neighbouring keys, mostly in one of
+        // sled's leaves.
+        for r in order {
             state.add(r, false);
         }
         Ok(())
