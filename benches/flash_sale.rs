@@ -234,7 +234,7 @@ async fn main() {
     let now = chrono::Utc::now();
     let window = |kind: &str, size: usize| {
         json!({"name": kind, "kind": "flash_sale", "discount": {"percent": 50}, "pool_size": size,
-            "per_customer_limit": 100000, "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "per_customer_limit": 1000, "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
             "ends_at": (now + chrono::Duration::days(1)).to_rfc3339(),
             "code": {"length": 12, "charset": "upper"}})
     };
