@@ -496,6 +496,71 @@ async fn codes_are_exported_as_csv_and_claims_survive_a_restart() {
     );
 }
 
+/// The first 500 codes of a campaign as listed.
+async fn first_listed(app: &TestApp, id: &str) -> Vec<String> {
+    let page = app
+        .get_json(
+            &format!("/api/v1/campaigns/{id}/codes?limit=500"),
+            &app.admin_token,
+        )
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A large generation is written in parts and lands whole; codes go out in the order they are
+/// listed (a lot in code order), from the record as made (a gift card's balance), and a restart
+/// lists and hands them out in the same order.
+#[actix_web::test]
+async fn codes_go_out_in_the_order_they_are_listed_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    let (starts, ends) = window();
+    let pool = 20_100; // more than one write (20,000 codes each)
+    let c = app
+        .campaign(
+            json!({"name": "lots", "kind": "gift_card", "gift_balance_cents": 2500,
+            "pool_size": pool, "starts_at": starts, "ends_at": ends, "per_customer_limit": 10}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let res = app.add_codes(&id, json!({"count": pool})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let before = first_listed(&app, &id).await;
+    let mut sorted = before.clone();
+    sorted.sort();
+    assert_eq!(before, sorted, "a lot is listed in code order");
+    let (_, token) = app.customer("lots@x.io").await;
+    for expected in &before[..3] {
+        let res = app.claim(&id, &token, None).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let claimed: Value = res.json().await.unwrap();
+        assert_eq!(claimed["code"].as_str(), Some(expected.as_str()));
+    }
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["codes_total"].as_u64(), Some(pool));
+
+    let dir = app.stop().await;
+    let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
+    assert_eq!(first_listed(&app, &id).await, before);
+    let res = app.claim(&id, &token, None).await;
+    let claimed: Value = res.json().await.unwrap();
+    assert_eq!(claimed["code"].as_str(), Some(before[3].as_str()));
+    let code = app
+        .get_json(&format!("/api/v1/codes/{}", before[3]), &app.admin_token)
+        .await;
+    assert_eq!(
+        (code["status"].as_str(), code["balance_cents"].as_i64()),
+        (Some("claimed"), Some(2500))
+    );
+}
+
 #[actix_web::test]
 async fn orders_are_all_or_nothing_and_priced() {
     let app = spawn_app().await;
