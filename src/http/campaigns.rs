@@ -575,8 +575,10 @@ pub struct ClaimView {
     pub code: String,
     pub campaign_id: Uuid,
     pub customer: Uuid,
+    #[serde(serialize_with = "super::json::timestamp")]
     pub claimed_at: DateTime<Utc>,
     /// When the code stops being redeemable (the campaign's end).
+    #[serde(serialize_with = "super::json::timestamp")]
     pub expires_at: DateTime<Utc>,
 }
 

@@ -77,6 +77,60 @@ pub fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     T::deserialize(d).map(Some)
 }
 
+/// A UTC time as RFC 3339, exactly as chrono writes it (`2026-12-06T23:07:00.123456Z`: a
+/// fraction of 3, 6 or 9 digits when there is one), without going through `fmt` (the claim's
+/// answer spent 5,000 of its 8,600 instructions in chrono's formatting). Years outside 0–9999
+/// and leap seconds are left to chrono.
+pub fn timestamp<S: serde::Serializer>(
+    t: &chrono::DateTime<chrono::Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 32];
+    match rfc3339(t, &mut buf) {
+        Some(n) => s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default()),
+        None => serde::Serialize::serialize(t, s),
+    }
+}
+
+fn rfc3339(t: &chrono::DateTime<chrono::Utc>, buf: &mut [u8; 32]) -> Option<usize> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut n = 0;
+    let mut put = |value: u32, digits: u32, after: Option<u8>| {
+        for i in (0..digits).rev() {
+            buf[n] = b'0' + (value / 10u32.pow(i) % 10) as u8;
+            n += 1;
+        }
+        if let Some(c) = after {
+            buf[n] = c;
+            n += 1;
+        }
+    };
+    put(year, 4, Some(b'-'));
+    put(t.month(), 2, Some(b'-'));
+    put(t.day(), 2, Some(b'T'));
+    put(t.hour(), 2, Some(b':'));
+    put(t.minute(), 2, Some(b':'));
+    put(t.second(), 2, None);
+    if nanos != 0 {
+        let (value, digits) = if nanos.is_multiple_of(1_000_000) {
+            (nanos / 1_000_000, 3)
+        } else if nanos.is_multiple_of(1_000) {
+            (nanos / 1_000, 6)
+        } else {
+            (nanos, 9)
+        };
+        put(0, 0, Some(b'.'));
+        put(value, digits, None);
+    }
+    put(0, 0, Some(b'Z'));
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +173,25 @@ mod tests {
         assert!(matches!(read("[]"), Err(ApiError::Invalid(_))));
         assert!(matches!(read("[7]"), Err(ApiError::Invalid(_))));
         assert!(matches!(read("[7"), Err(ApiError::BadRequest(_))));
+    }
+
+    proptest::proptest! {
+        /// The fast form is chrono's, to the character, for any time (whole seconds, milli-,
+        /// micro- and nanoseconds).
+        #[test]
+        fn timestamps_are_written_as_chrono_writes_them(
+            secs in -62_135_596_800i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+            precision in 0usize..4,
+        ) {
+            let nanos = [0, nanos / 1_000_000 * 1_000_000, nanos / 1_000 * 1_000, nanos][precision];
+            let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
+            let mut fast = serde_json::Serializer::new(Vec::new());
+            timestamp(&t, &mut fast).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8(fast.into_inner()).unwrap(),
+                serde_json::to_string(&t).unwrap()
+            );
+        }
     }
 }
