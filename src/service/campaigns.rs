@@ -91,6 +91,13 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             // written (each distinct from every code stored when it is made; one that collides
             // with the part in flight is refused by the writer, left out and made again).
             let count = count as usize;
+            let text = count.saturating_mul(campaign.code.generate(&mut rand::rng()).len());
+            svc.store
+                .write(move |s| {
+                    s.codes().make_room(id, count, text);
+                    Ok(())
+                })
+                .await?;
             let mut added = 0;
             let mut made = generate(svc, campaign.code.clone(), count.min(CODES_PER_WRITE)).await?;
             while !made.is_empty() {

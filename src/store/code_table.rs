@@ -41,10 +41,10 @@ impl CodeTable {
     /// Room for `more` codes of about `text` bytes in all, reserved at once (a pool being made
     /// grows the arrays once, not by doubling).
     pub(crate) fn reserve(&mut self, more: usize, text: usize) {
-        self.text.reserve(text);
-        self.ends.reserve(more);
-        self.status.reserve(more);
-        self.holder.reserve(more);
+        self.text.reserve_exact(text);
+        self.ends.reserve_exact(more);
+        self.status.reserve_exact(more);
+        self.holder.reserve_exact(more);
         let hasher = &self.hasher;
         let (bytes, ends) = (&self.text, &self.ends);
         self.by_text

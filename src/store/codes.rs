@@ -316,6 +316,20 @@ impl<'a> Codes<'a> {
         Ok(())
     }
 
+    /// Makes room in memory for `count` more codes of `campaign`, about `text` bytes of code
+    /// text in all, before a large generation writes them part by part: the arrays then grow
+    /// once instead of doubling (a doubling holds the old and the new array at once). Writer only.
+    pub fn make_room(&self, campaign: Uuid, count: usize, text: usize) {
+        let mut state = self.index().0.write();
+        state.table.reserve(count, text);
+        state
+            .campaigns
+            .entry(campaign)
+            .or_default()
+            .codes
+            .reserve_exact(count);
+    }
+
     /// Hands `n` codes of `campaign` to `customer` if the campaign's rule allows it
     /// ([`Campaign::may_hand_out`], from this index: the codes left and what the customer holds),
     /// the oldest available first, and marks them taken here; returns their records as they are
