@@ -203,7 +203,7 @@ pub struct CodeCounts {
 
 /// Codes per sled batch when new codes are written [`Atomic::InBatches`] (in key order). sled
 /// holds what a batch replaces until the batch ends, so memory grows faster than the batch:
-/// generating 1,000,000 codes (`/tmp`-style run of the release binary, sled cache 256 MB) peaked
+/// generating 1,000,000 codes through the API of the release binary (sled cache 256 MB) peaked
 /// at 2,345 MiB with batches of 2,000, 468 MiB with 500 and 455 MiB with 250, and took 5.6, 5.0
 /// and 4.8 s (128: 5.8 s). Unsorted batches of 20,000 had peaked at 1,397 MiB for 300,000 codes.
 pub const SLED_BATCH: usize = 250;
