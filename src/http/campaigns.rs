@@ -583,8 +583,8 @@ pub struct ClaimView {
 }
 
 /// Claim a code (a customer for themselves; a manager with `{customer}`): 201 with the code once
-/// it is durable; 409 `sold_out` or `limit_reached`; 422 `campaign_not_active`; 503 when the
-/// campaign's queue is full.
+/// it is durable; 409 `sold_out` or `limit_reached`; 422 `campaign_not_active`; 503
+/// `overloaded` when the store's writer stays busy for two seconds.
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body(content = ClaimBody, description = "Optional: absent claims for the caller"), responses((status = 201, body = ClaimView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/campaigns/{id}/claims")]
 async fn claim(
