@@ -342,8 +342,8 @@ pub struct NewCodes {
     #[schema(minimum = 1, maximum = 1_000_000, nullable = false)]
     pub count: Option<u32>,
     /// Codes to import as given (1 to 64 characters, no spaces, control characters or CSV
-    /// separators `,` `;` `"`).
-    #[schema(min_items = 1, max_items = 1_000_000, nullable = false, value_type = Option<Vec<CodeText>>)]
+    /// separators `,` `;` `"`), at most 20,000 a request, all stored or none.
+    #[schema(min_items = 1, max_items = 20_000, nullable = false, value_type = Option<Vec<CodeText>>)]
     #[serde(default, deserialize_with = "super::json::some")]
     pub codes: Option<Vec<String>>,
 }

@@ -119,8 +119,10 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             Ok(added)
         }
         NewCodes::Import(codes) => {
-            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
-                return Err(Error::invalid("codes", "give 1 to 1000000 codes"));
+            // An import is one sled batch (all or none), and a batch's memory grows faster than
+            // the batch: at most one part's worth per request.
+            if codes.is_empty() || codes.len() > CODES_PER_WRITE {
+                return Err(Error::invalid("codes", "give 1 to 20000 codes"));
             }
             if codes.len() as u64 > room {
                 return Err(full());
