@@ -223,27 +223,27 @@ pub async fn claim(
     customer: Uuid,
 ) -> Result<(CodeRecord, Arc<Campaign>), Error> {
     let campaign = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
-    // Sold out is final until codes are added: answered from memory, without the writer.
-    let counts = svc.store.codes().counts(id);
-    if counts.claimed >= counts.total && campaign.is_open(svc.clock.now()) {
-        SOLD_OUT.get_or_init(|| counted("sold_out")).increment(1);
-        return Err(Error::SoldOut);
-    }
     let now = svc.clock.now();
-    let claimed = svc
-        .store
-        .write(move |s| {
-            // The campaign as last written (on this thread): an end written before is seen.
-            let Some(campaign) = s.campaigns().shared(id) else {
-                return Err(StoreError::NotFound);
-            };
-            s.codes().claim_next(&campaign, customer, now)
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => Error::NotFound,
-            e => Error::Store(e),
-        })?;
+    // A refusal from memory (ended, at the limit, sold out) is answered without a writer
+    // command: a customer looping claims at their limit costs no flush.
+    let claimed = match svc.store.codes().may_hand_out(&campaign, customer, 1, now) {
+        Err(refusal) => Ok(Err(refusal)),
+        Ok(()) => {
+            svc.store
+                .write(move |s| {
+                    // The campaign as last written (on this thread): an end written before is seen.
+                    let Some(campaign) = s.campaigns().shared(id) else {
+                        return Err(StoreError::NotFound);
+                    };
+                    s.codes().claim_next(&campaign, customer, now)
+                })
+                .await
+        }
+    }
+    .map_err(|e| match e {
+        StoreError::NotFound => Error::NotFound,
+        e => Error::Store(e),
+    })?;
     let (result, outcome) = match &claimed {
         Ok(_) => (&CLAIMED, "ok"),
         Err(Refusal::SoldOut) => (&SOLD_OUT, "sold_out"),

@@ -29,6 +29,11 @@ pub async fn place(
         .map(|p| p.as_str().to_owned());
     let now = svc.clock.now();
     let id = campaign;
+    // Refused from memory when it cannot go through (no writer command, no flush).
+    let known = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
+    svc.store
+        .codes()
+        .may_hand_out(&known, customer, quantity, now)?;
     let placed = svc
         .store
         .write(move |s| {

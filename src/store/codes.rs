@@ -498,6 +498,27 @@ impl<'a> Codes<'a> {
             .unwrap_or_default()
     }
 
+    /// [`Campaign::may_hand_out`] as the index stands now, from any thread: a refusal here
+    /// (ended, at the limit, sold out) holds until the writer changes something, so callers
+    /// answer it without queueing a command; an allowance is only a hint ([`Codes::take`]
+    /// decides).
+    pub fn may_hand_out(
+        &self,
+        campaign: &Campaign,
+        customer: Uuid,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let state = self.index().0.read();
+        let (held, available) = state.campaigns.get(&campaign.id).map_or((0, 0), |c| {
+            (
+                c.held.get(&customer).copied().unwrap_or(0),
+                (c.codes.len() as u64).saturating_sub(c.claimed),
+            )
+        });
+        campaign.may_hand_out(now, held, n, available)
+    }
+
     pub fn counts(&self, campaign: Uuid) -> CodeCounts {
         let state = self.index().0.read();
         state

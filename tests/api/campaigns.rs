@@ -496,6 +496,39 @@ async fn codes_are_exported_as_csv_and_claims_survive_a_restart() {
     );
 }
 
+/// A claim or an order that cannot go through (the customer at their limit, the pool empty) is
+/// answered from memory: it still gets its 409 while the store refuses every write, when a claim
+/// that would take a code gets 503.
+#[actix_web::test]
+async fn refusals_are_answered_without_the_store() {
+    use voucherd::store::failpoints::Failpoint;
+    let app = spawn_app().await;
+    let limited = app.active_campaign(5, 1).await;
+    let gone = app.active_campaign(1, 1).await;
+    let (_, token) = app.customer("refused@x.io").await;
+    let (_, other) = app.customer("other@x.io").await;
+    for id in [&limited, &gone] {
+        assert_eq!(
+            app.claim(id, &token, None).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    app.store.failpoints.arm(Failpoint::RefuseWrites);
+    assert_problem(
+        app.claim(&limited, &token, None).await,
+        409,
+        "limit_reached",
+    )
+    .await;
+    assert_problem(app.claim(&gone, &other, None).await, 409, "sold_out").await;
+    assert_problem(app.claim(&limited, &other, None).await, 503, "overloaded").await;
+    app.store.failpoints.disarm(Failpoint::RefuseWrites);
+    assert_eq!(
+        app.claim(&limited, &other, None).await.status(),
+        StatusCode::CREATED
+    );
+}
+
 /// The first 500 codes of a campaign as listed.
 async fn first_listed(app: &TestApp, id: &str) -> Vec<String> {
     let page = app
