@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ValidationError;
+use super::promotion::{CodeMode, MAX_BUDGETS, Promotion};
 use super::user::Timezone;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -203,6 +204,9 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::domain::times::micros")]
     pub updated_at: DateTime<Utc>,
+    /// Checkout: shared or unique codes, conditions, cap, budgets, validity, pause.
+    #[serde(default)]
+    pub promotion: Promotion,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -213,12 +217,14 @@ pub enum CampaignStatus {
     /// Has codes; its window has not opened.
     Scheduled,
     Active,
+    /// Active, but paused: nothing is handed out or redeemed until it is resumed.
+    Paused,
     /// Its window closed, or it was ended.
     Ended,
 }
 
 impl Campaign {
-    pub const VERSION: u16 = 1;
+    pub const VERSION: u16 = 2;
     /// The largest pool one campaign may have.
     pub const MAX_POOL: u32 = 10_000_000;
 
@@ -229,6 +235,8 @@ impl Campaign {
             CampaignStatus::Draft
         } else if now < self.starts_at {
             CampaignStatus::Scheduled
+        } else if self.promotion.paused_at.is_some() {
+            CampaignStatus::Paused
         } else {
             CampaignStatus::Active
         }
@@ -257,6 +265,14 @@ impl Campaign {
         }
         if now < self.starts_at {
             return Err(Refusal::NotActive("the campaign has not started"));
+        }
+        if self.promotion.paused_at.is_some() {
+            return Err(Refusal::NotActive("the campaign is paused"));
+        }
+        if self.promotion.code_mode == CodeMode::Shared {
+            return Err(Refusal::NotActive(
+                "a shared code is redeemed without a claim",
+            ));
         }
         if held.saturating_add(n) > self.per_customer_limit {
             return Err(Refusal::LimitReached(self.per_customer_limit));
@@ -315,6 +331,8 @@ pub struct CampaignSpec {
     pub per_customer_limit: Option<u32>,
     pub retailer: Option<String>,
     pub category: Option<String>,
+    /// As asked for; checked by [`Campaign::new`] (`paused_at` is ignored).
+    pub promotion: Promotion,
 }
 
 /// A change to a campaign: what may change once it exists (never its state: `end` is final).
@@ -432,6 +450,66 @@ fn window(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), Valida
     Ok(())
 }
 
+/// The checkout settings as asked for, once each rule holds: a cap only on a percentage, shared
+/// codes not for gift cards, local end of day only with days after claim.
+fn checked_promotion(
+    kind: CampaignKind,
+    discount: &Option<Discount>,
+    mut p: Promotion,
+) -> Result<Promotion, ValidationError> {
+    p.paused_at = None;
+    p.rules = p.rules.checked()?;
+    if let Some(cap) = p.max_discount_cents {
+        if !matches!(discount, Some(Discount::Percent(_))) {
+            return Err(ValidationError::new(
+                "discount.max_cents",
+                "caps a percentage discount only",
+            ));
+        }
+        if cap < 1 {
+            return Err(ValidationError::new(
+                "discount.max_cents",
+                "must be at least 1",
+            ));
+        }
+    }
+    if p.budgets.len() > MAX_BUDGETS {
+        return Err(ValidationError::new("budgets", "at most 10 budgets"));
+    }
+    p.budgets = p
+        .budgets
+        .into_iter()
+        .map(|b| b.checked())
+        .collect::<Result<_, _>>()?;
+    if p.code_mode == CodeMode::Shared && kind == CampaignKind::GiftCard {
+        return Err(ValidationError::new(
+            "code_mode",
+            "a gift card's balance is one holder's: gift cards are unique codes",
+        ));
+    }
+    if p.validity_days_after_claim
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        return Err(ValidationError::new(
+            "validity_days_after_claim",
+            "must be 1 to 3650",
+        ));
+    }
+    if p.validity_days_after_claim.is_some() && p.code_mode == CodeMode::Shared {
+        return Err(ValidationError::new(
+            "validity_days_after_claim",
+            "a shared code is never claimed",
+        ));
+    }
+    if p.expire_at_local_end_of_day && p.validity_days_after_claim.is_none() {
+        return Err(ValidationError::new(
+            "expire_at_local_end_of_day",
+            "needs validity_days_after_claim",
+        ));
+    }
+    Ok(p)
+}
+
 fn optional_name(
     field: &'static str,
     value: Option<String>,
@@ -446,6 +524,7 @@ impl Campaign {
     pub fn new(spec: CampaignSpec, id: Uuid, now: DateTime<Utc>) -> Result<Self, ValidationError> {
         let name = super::bounded_text("name", &spec.name, MAX_NAME_LEN)?;
         let discount = Discount::from_parts(spec.kind, spec.discount)?;
+        let promotion = checked_promotion(spec.kind, &discount, spec.promotion)?;
         let gift_balance_cents = match (spec.kind, spec.gift_balance_cents) {
             (CampaignKind::GiftCard, Some(cents)) if cents >= 1 => Some(cents),
             (CampaignKind::GiftCard, _) => {
@@ -502,7 +581,26 @@ impl Campaign {
             ended_at: None,
             created_at: now,
             updated_at: now,
+            promotion,
         })
+    }
+
+    /// This campaign paused (`true`) or resumed at `now`; `None` when it has ended (ending is
+    /// final: neither applies).
+    pub fn pause(&self, paused: bool, now: DateTime<Utc>) -> Option<Self> {
+        if self.ended_at.is_some() || now >= self.ends_at {
+            return None;
+        }
+        let mut next = self.clone();
+        next.promotion.paused_at = if paused {
+            self.promotion.paused_at.or(Some(now))
+        } else {
+            None
+        };
+        if next.promotion.paused_at != self.promotion.paused_at {
+            next.updated_at = now;
+        }
+        Some(next)
     }
 
     /// This campaign with `patch` applied, if the result keeps every rule. Its state is not
@@ -575,6 +673,23 @@ impl CodeRecord {
     pub const VERSION: u16 = 1;
 }
 
+/// What is set on one code besides its holding (`code_flags` tree, by the code): whether it is
+/// disabled, and for a shared code that it is shared and how often it may be used. Only codes
+/// with something set have one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeFlags {
+    pub v: u16,
+    pub campaign_id: Uuid,
+    pub disabled: bool,
+    pub shared: bool,
+    /// A shared code's uses at most (`None`: unlimited).
+    pub usage_limit: Option<u64>,
+}
+
+impl CodeFlags {
+    pub const VERSION: u16 = 1;
+}
+
 /// A purchase of codes (`orders` tree, by id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
@@ -607,111 +722,32 @@ pub struct Redemption {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::domain::times::micros_opt")]
     pub rolled_back_at: Option<DateTime<Utc>>,
+    /// The shop's reference of the buyer, when they have no account here.
+    #[serde(default)]
+    pub customer_ref: Option<String>,
+    /// The order's currency, when it was given.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// What it took off each line of the order (line index, minor units).
+    #[serde(default)]
+    pub lines: Vec<(u32, i64)>,
+    /// A use of a shared code (counted against its usage limit while it stands).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 impl Redemption {
-    pub const VERSION: u16 = 1;
-}
+    pub const VERSION: u16 = 2;
 
-/// What redeeming a code takes off an order of `order_amount` (minor units): a percentage
-/// (rounded down) or a fixed amount, never more than the order; without an order amount, a fixed
-/// amount in full and a percentage of nothing.
-pub fn discount_for(discount: &Discount, order_amount: Option<i64>) -> i64 {
-    match (discount, order_amount) {
-        (Discount::Percent(p), Some(total)) => total.max(0).saturating_mul(i64::from(*p)) / 100,
-        (Discount::Percent(_), None) => 0,
-        (Discount::Amount { cents, .. }, Some(total)) => (*cents).min(total.max(0)),
-        (Discount::Amount { cents, .. }, None) => *cents,
-    }
-}
-
-/// Why a code cannot be redeemed (409 `code_not_redeemable`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotRedeemable {
-    #[error("the code is not held by anyone")]
-    NotHeld,
-    #[error("the code is already redeemed")]
-    Redeemed,
-    #[error("the code has expired")]
-    Expired,
-    #[error("the campaign has ended")]
-    Ended,
-    #[error("the campaign has not started")]
-    NotStarted,
-    #[error("the code is held by another customer")]
-    OtherHolder,
-    #[error("the gift card's balance is spent")]
-    Spent,
-}
-
-/// Redeems `code` of `campaign` at `now` against an order: the code as it is after, and the
-/// redemption. A discount code is used up; a gift card is drawn down by the order amount (all of
-/// what is left when no amount is given) and used up when nothing is left. Never below zero.
-pub fn redeem(
-    mut code: CodeRecord,
-    campaign: &Campaign,
-    customer: Option<Uuid>,
-    order_amount_cents: Option<i64>,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(CodeRecord, Redemption), NotRedeemable> {
-    match code.status {
-        CodeStatus::Available => return Err(NotRedeemable::NotHeld),
-        CodeStatus::Redeemed => return Err(NotRedeemable::Redeemed),
-        CodeStatus::Claimed => {}
-    }
-    if campaign.ended_at.is_some_and(|e| e <= now) {
-        return Err(NotRedeemable::Ended);
-    }
-    if now >= campaign.ends_at {
-        return Err(NotRedeemable::Expired);
-    }
-    if now < campaign.starts_at {
-        return Err(NotRedeemable::NotStarted);
-    }
-    if customer.is_some() && customer != code.holder {
-        return Err(NotRedeemable::OtherHolder);
-    }
-    let (discount_cents, balance_cents) = match (code.balance_cents, &campaign.discount) {
-        (Some(balance), _) => {
-            if balance <= 0 {
-                return Err(NotRedeemable::Spent);
-            }
-            let drawn = order_amount_cents.map_or(balance, |a| a.max(0).min(balance));
-            (drawn, Some(balance - drawn))
+    /// Who redeemed, as the per-customer counts and budgets know them.
+    pub fn customer_key(&self) -> Option<super::promotion::Customer> {
+        use super::promotion::Customer;
+        match (&self.customer_ref, self.customer) {
+            (Some(r), _) => Some(Customer::Ref(r.clone())),
+            (None, Some(u)) => Some(Customer::User(u)),
+            (None, None) => None,
         }
-        (None, Some(d)) => (discount_for(d, order_amount_cents), None),
-        (None, None) => (0, None),
-    };
-    code.balance_cents = balance_cents.or(code.balance_cents);
-    if balance_cents.is_none_or(|b| b == 0) {
-        code.status = CodeStatus::Redeemed;
     }
-    code.redeemed_at = Some(now);
-    let redemption = Redemption {
-        v: Redemption::VERSION,
-        id,
-        code: code.code.clone(),
-        campaign_id: campaign.id,
-        customer: code.holder,
-        order_amount_cents,
-        discount_cents,
-        balance_cents,
-        created_at: now,
-        rolled_back_at: None,
-    };
-    Ok((code, redemption))
-}
-
-/// Undoes a redemption: the code is held again, a gift card gets back exactly what was drawn.
-pub fn roll_back(mut code: CodeRecord, redemption: &Redemption) -> CodeRecord {
-    code.status = CodeStatus::Claimed;
-    if let Some(balance) = code.balance_cents.as_mut()
-        && redemption.balance_cents.is_some()
-    {
-        *balance += redemption.discount_cents;
-    }
-    code
 }
 
 #[cfg(test)]
@@ -740,6 +776,7 @@ mod tests {
             ended_at: None,
             created_at: now,
             updated_at: now,
+            promotion: Default::default(),
         }
     }
 
@@ -755,105 +792,6 @@ mod tests {
             created_at: Utc::now(),
             order_id: None,
             redeemed_at: None,
-        }
-    }
-
-    #[test]
-    fn discounts_never_exceed_the_order_and_codes_are_used_once() {
-        let (me, other, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
-        let pct = campaign(Some(Discount::Percent(15)));
-        let (code, r) = redeem(
-            held(me, None),
-            &pct,
-            Some(me),
-            Some(1999),
-            Uuid::now_v7(),
-            now,
-        )
-        .unwrap();
-        assert_eq!((r.discount_cents, code.status), (299, CodeStatus::Redeemed));
-        assert_eq!(
-            redeem(code, &pct, None, Some(100), Uuid::now_v7(), now).unwrap_err(),
-            NotRedeemable::Redeemed
-        );
-        let fixed = campaign(Some(Discount::Amount {
-            cents: 500,
-            currency: "EUR".into(),
-        }));
-        let (_, r) = redeem(held(me, None), &fixed, None, Some(300), Uuid::now_v7(), now).unwrap();
-        assert_eq!(r.discount_cents, 300, "never above the order");
-        assert_eq!(
-            redeem(
-                held(me, None),
-                &fixed,
-                Some(other),
-                None,
-                Uuid::now_v7(),
-                now
-            )
-            .unwrap_err(),
-            NotRedeemable::OtherHolder
-        );
-        let mut ended = fixed.clone();
-        ended.ended_at = Some(now - chrono::Duration::seconds(1));
-        assert_eq!(
-            redeem(held(me, None), &ended, None, None, Uuid::now_v7(), now).unwrap_err(),
-            NotRedeemable::Ended
-        );
-    }
-
-    #[test]
-    fn gift_cards_draw_down_to_zero_and_roll_back_exactly() {
-        let (me, now) = (Uuid::now_v7(), Utc::now());
-        let card = campaign(None);
-        let (code, first) = redeem(
-            held(me, Some(5000)),
-            &card,
-            None,
-            Some(3000),
-            Uuid::now_v7(),
-            now,
-        )
-        .unwrap();
-        assert_eq!(
-            (first.discount_cents, code.balance_cents),
-            (3000, Some(2000))
-        );
-        assert_eq!(code.status, CodeStatus::Claimed, "money left: still usable");
-        let (code, second) = redeem(code, &card, None, Some(9000), Uuid::now_v7(), now).unwrap();
-        assert_eq!((second.discount_cents, code.balance_cents), (2000, Some(0)));
-        assert_eq!(code.status, CodeStatus::Redeemed);
-        let code = roll_back(code, &second);
-        assert_eq!(
-            (code.balance_cents, code.status),
-            (Some(2000), CodeStatus::Claimed)
-        );
-        let code = roll_back(code, &first);
-        assert_eq!(code.balance_cents, Some(5000));
-    }
-
-    proptest! {
-        #[test]
-        fn a_gift_balance_never_goes_below_zero(
-            start in 1i64..1_000_000,
-            orders in proptest::collection::vec(proptest::option::of(-10i64..2_000_000), 1..20),
-        ) {
-            let (me, now) = (Uuid::now_v7(), Utc::now());
-            let card = campaign(None);
-            let mut code = held(me, Some(start));
-            let mut drawn = 0;
-            for amount in orders {
-                match redeem(code.clone(), &card, None, amount, Uuid::now_v7(), now) {
-                    Ok((next, r)) => {
-                        prop_assert!(r.discount_cents >= 0);
-                        drawn += r.discount_cents;
-                        code = next;
-                    }
-                    Err(e) => prop_assert!(matches!(e, NotRedeemable::Redeemed | NotRedeemable::Spent)),
-                }
-                prop_assert!(code.balance_cents.unwrap() >= 0);
-                prop_assert_eq!(code.balance_cents.unwrap() + drawn, start);
-            }
         }
     }
 
@@ -929,7 +867,61 @@ mod tests {
             per_customer_limit: None,
             retailer: None,
             category: None,
+            promotion: Promotion::default(),
         }
+    }
+
+    #[test]
+    fn checkout_settings_that_contradict_each_other_are_refused() {
+        let now = Utc::now();
+        let with = |f: &dyn Fn(&mut CampaignSpec)| {
+            let mut s = spec(100, "S-##");
+            f(&mut s);
+            Campaign::new(s, Uuid::now_v7(), now)
+        };
+        let field = |r: Result<Campaign, ValidationError>| r.unwrap_err().field;
+        // A cap on something that is not a percentage.
+        assert_eq!(
+            field(with(&|s| s.promotion.max_discount_cents = Some(100))),
+            "discount.max_cents"
+        );
+        assert_eq!(
+            field(with(&|s| {
+                s.kind = CampaignKind::GiftCard;
+                s.gift_balance_cents = Some(100);
+                s.promotion.code_mode = CodeMode::Shared;
+            })),
+            "code_mode"
+        );
+        assert_eq!(
+            field(with(&|s| s.promotion.expire_at_local_end_of_day = true)),
+            "expire_at_local_end_of_day"
+        );
+        assert_eq!(
+            field(with(&|s| s.promotion.validity_days_after_claim = Some(0))),
+            "validity_days_after_claim"
+        );
+        let ok = with(&|s| {
+            s.promotion.paused_at = Some(now);
+            s.discount = Some(DiscountParts {
+                percent: Some(10),
+                ..Default::default()
+            });
+            s.promotion.max_discount_cents = Some(2000);
+        })
+        .unwrap();
+        assert_eq!(ok.promotion.paused_at, None, "born unpaused");
+        // Paused and resumed, never once ended.
+        let now = ok.starts_at + chrono::Duration::minutes(1);
+        let paused = ok.pause(true, now).unwrap();
+        assert_eq!(paused.status(1, now), CampaignStatus::Paused);
+        assert_eq!(
+            paused.may_hand_out(now, 0, 1, 5),
+            Err(Refusal::NotActive("the campaign is paused"))
+        );
+        let resumed = paused.pause(false, now).unwrap();
+        assert_eq!(resumed.status(1, now), CampaignStatus::Active);
+        assert!(resumed.end(now).pause(false, now).is_none());
     }
 
     #[test]

@@ -3,12 +3,14 @@
 
 pub mod auth;
 pub mod campaign;
+pub mod checkout;
 pub mod code_request;
 pub mod delivery;
 pub mod digest;
 pub mod distribution;
 pub mod network;
 pub mod notification;
+pub mod promotion;
 pub mod push;
 pub mod report;
 pub mod schedule;

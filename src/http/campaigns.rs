@@ -17,6 +17,10 @@ use crate::domain::campaign::{
     Campaign, CampaignKind, CampaignPatch as Patch, CampaignSpec, CampaignStatus, CodeRecord,
     CodeSpecParts, CodeStatus, Discount, DiscountParts,
 };
+use crate::domain::checkout::code_expires_at;
+use crate::domain::promotion::{
+    Budget, CodeMode, Measure, Per, Period, Promotion, Rules, Scope, Weekday,
+};
 use crate::domain::user::Role;
 use crate::service::campaigns::{self as use_case, NewCodes as Adding};
 use crate::service::customers::acting_for;
@@ -30,6 +34,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_campaign)
         .service(update)
         .service(end)
+        .service(pause)
+        .service(resume)
         .service(add_codes)
         .service(list_codes);
 }
@@ -48,6 +54,141 @@ pub struct DiscountBody {
     /// ISO 4217 (three capital letters).
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
+    /// The most a percentage takes off one order, minor units.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub max_cents: Option<i64>,
+}
+
+/// Values a line must have (`include`, when not empty) and must not have (`exclude`);
+/// compared case-blind.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeBody {
+    #[serde(default)]
+    #[schema(max_items = 100, value_type = Vec<ScopeText>)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    #[schema(max_items = 100, value_type = Vec<ScopeText>)]
+    pub exclude: Vec<String>,
+}
+
+/// One SKU, retailer or category: 1 to 200 characters.
+#[derive(ToSchema)]
+#[schema(min_length = 1, max_length = 200)]
+pub struct ScopeText(#[allow(dead_code)] String);
+
+impl From<ScopeBody> for Scope {
+    fn from(b: ScopeBody) -> Self {
+        Scope {
+            include: b.include,
+            exclude: b.exclude,
+        }
+    }
+}
+
+/// Conditions on the order, all of which must hold. `skus`, `retailers` and `categories` also
+/// limit the discount to the lines they admit.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesBody {
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub min_order_cents: Option<i64>,
+    /// Items (the sum of quantities) the order must have.
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub min_items: Option<u32>,
+    /// The order's currency must be this one.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub skus: ScopeBody,
+    #[serde(default)]
+    pub retailers: ScopeBody,
+    #[serde(default)]
+    pub categories: ScopeBody,
+    /// Weekdays (campaign's timezone) when codes apply; empty: every day.
+    #[serde(default)]
+    #[schema(max_items = 7)]
+    pub weekdays: Vec<Weekday>,
+    /// Hours 0–23 (campaign's timezone) when codes apply; empty: every hour.
+    #[serde(default)]
+    #[schema(max_items = 24, value_type = Vec<HourOfDay>)]
+    pub hours: Vec<u8>,
+}
+
+/// An hour of the day, 0 to 23.
+#[derive(ToSchema)]
+#[schema(minimum = 0, maximum = 23)]
+pub struct HourOfDay(#[allow(dead_code)] u8);
+
+impl From<RulesBody> for Rules {
+    fn from(b: RulesBody) -> Self {
+        Rules {
+            min_order_cents: b.min_order_cents,
+            min_items: b.min_items,
+            currency: b.currency,
+            skus: b.skus.into(),
+            retailers: b.retailers.into(),
+            categories: b.categories.into(),
+            weekdays: b.weekdays,
+            hours: b.hours,
+        }
+    }
+}
+
+/// A ceiling on what the campaign gives per period (in its timezone), for the campaign or for
+/// each customer: redemptions past it answer 409 `budget_exhausted`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetBody {
+    pub measure: Measure,
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
+    #[serde(deserialize_with = "super::json::whole")]
+    pub limit: i64,
+    #[serde(default = "total")]
+    pub period: Period,
+    #[serde(default = "per_campaign")]
+    pub per: Per,
+}
+
+impl From<&Rules> for RulesBody {
+    fn from(r: &Rules) -> Self {
+        let scope = |s: &Scope| ScopeBody {
+            include: s.include.clone(),
+            exclude: s.exclude.clone(),
+        };
+        RulesBody {
+            min_order_cents: r.min_order_cents,
+            min_items: r.min_items,
+            currency: r.currency.clone(),
+            skus: scope(&r.skus),
+            retailers: scope(&r.retailers),
+            categories: scope(&r.categories),
+            weekdays: r.weekdays.clone(),
+            hours: r.hours.clone(),
+        }
+    }
+}
+
+/// A budget and what its current period holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetView {
+    pub measure: Measure,
+    pub limit: i64,
+    pub period: Period,
+    pub per: Per,
+    /// Used in the current period (for a per-customer budget: by all customers together).
+    pub used: i64,
+}
+
+fn total() -> Period {
+    Period::Total
+}
+
+fn per_campaign() -> Per {
+    Per::Campaign
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,6 +246,25 @@ pub struct NewCampaign {
     pub retailer: Option<String>,
     #[schema(max_length = 200)]
     pub category: Option<String>,
+    /// `unique` (default: each code held by one customer, used once) or `shared` (a code such
+    /// as SUMMER10 typed by anyone, redeemed without a claim, up to its `usage_limit`;
+    /// `per_customer_limit` then counts each customer's redemptions).
+    #[serde(default)]
+    pub code_mode: CodeMode,
+    #[serde(default)]
+    pub rules: Option<RulesBody>,
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub budgets: Vec<BudgetBody>,
+    /// A claimed code expires this many days after its claim (or at the campaign's end, if
+    /// sooner). Unique codes only.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    pub validity_days_after_claim: Option<u32>,
+    /// With `validity_days_after_claim`: valid until midnight of that day in the holder's own
+    /// timezone.
+    #[serde(default)]
+    pub expire_at_local_end_of_day: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,6 +289,8 @@ pub struct DiscountView {
     pub amount_cents: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cents: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,6 +318,14 @@ pub struct CampaignView {
     pub codes_total: u64,
     pub claimed: u64,
     pub redeemed: u64,
+    pub code_mode: CodeMode,
+    /// Standing redemptions (for a shared campaign, its uses).
+    pub redemptions: u64,
+    pub rules: RulesBody,
+    pub budgets: Vec<BudgetView>,
+    pub validity_days_after_claim: Option<u32>,
+    pub expire_at_local_end_of_day: bool,
+    pub paused_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -178,11 +348,13 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
                 percent: Some(*p),
                 amount_cents: None,
                 currency: None,
+                max_cents: c.promotion.max_discount_cents,
             },
             Discount::Amount { cents, currency } => DiscountView {
                 percent: None,
                 amount_cents: Some(*cents),
                 currency: Some(currency.clone()),
+                max_cents: None,
             },
         }),
         gift_balance_cents: c.gift_balance_cents,
@@ -199,6 +371,25 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
         codes_total: counts.total,
         claimed: counts.claimed,
         redeemed: counts.redeemed,
+        code_mode: c.promotion.code_mode,
+        redemptions: state.store.orders().redemption_tally(c.id).count,
+        rules: RulesBody::from(&c.promotion.rules),
+        budgets: state
+            .store
+            .orders()
+            .budget_use(c, state.clock.now())
+            .into_iter()
+            .map(|u| BudgetView {
+                measure: u.budget.measure,
+                limit: u.budget.limit,
+                period: u.budget.period,
+                per: u.budget.per,
+                used: u.used,
+            })
+            .collect(),
+        validity_days_after_claim: c.promotion.validity_days_after_claim,
+        expire_at_local_end_of_day: c.promotion.expire_at_local_end_of_day,
+        paused_at: c.promotion.paused_at,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -206,7 +397,27 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
 
 impl From<NewCampaign> for CampaignSpec {
     fn from(b: NewCampaign) -> Self {
+        let max_discount_cents = b.discount.as_ref().and_then(|d| d.max_cents);
+        let promotion = Promotion {
+            code_mode: b.code_mode,
+            rules: b.rules.map(Rules::from).unwrap_or_default(),
+            max_discount_cents,
+            budgets: b
+                .budgets
+                .into_iter()
+                .map(|x| Budget {
+                    measure: x.measure,
+                    limit: x.limit,
+                    period: x.period,
+                    per: x.per,
+                })
+                .collect(),
+            validity_days_after_claim: b.validity_days_after_claim,
+            expire_at_local_end_of_day: b.expire_at_local_end_of_day,
+            paused_at: None,
+        };
         Self {
+            promotion,
             name: b.name,
             kind: b.kind,
             discount: b.discount.map(|d| DiscountParts {
@@ -332,10 +543,37 @@ async fn end(
     Ok(web::Json(view(&state, &campaign)))
 }
 
+/// Pause a campaign (manager): nothing is claimed, ordered, distributed or redeemed until it
+/// is resumed (its answers say `paused`). 409 once it has ended.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), responses((status = 200, body = CampaignView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/campaigns/{id}/pause")]
+async fn pause(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = use_case::pause(&state.services, id.into_inner(), true).await?;
+    Ok(web::Json(view(&state, &campaign)))
+}
+
+/// Resume a paused campaign (manager). 409 once it has ended: `end` is final.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), responses((status = 200, body = CampaignView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/campaigns/{id}/resume")]
+async fn resume(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<CampaignView>, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = use_case::pause(&state.services, id.into_inner(), false).await?;
+    Ok(web::Json(view(&state, &campaign)))
+}
+
 /// `{count}` to generate, or `{codes}` to import: exactly one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1, max_properties = 1)]
+#[schema(min_properties = 1, max_properties = 2)]
 pub struct NewCodes {
     /// Codes to generate from the campaign's pattern.
     #[serde(default, deserialize_with = "super::json::some_whole")]
@@ -343,24 +581,14 @@ pub struct NewCodes {
     pub count: Option<u32>,
     /// Codes to import as given (1 to 64 characters, no spaces, control characters or CSV
     /// separators `,` `;` `"`), at most 20,000 a request, all stored or none.
-    #[schema(min_items = 1, max_items = 20_000, nullable = false, value_type = Option<Vec<CodeText>>)]
+    #[schema(min_items = 1, max_items = 20_000, nullable = false, value_type = Option<Vec<super::views::CodeText>>)]
     #[serde(default, deserialize_with = "super::json::some")]
     pub codes: Option<Vec<String>>,
+    /// A shared campaign's codes: how often each may be redeemed (absent: unlimited).
+    #[serde(default, deserialize_with = "super::json::some_whole")]
+    #[schema(minimum = 1, nullable = false)]
+    pub usage_limit: Option<u64>,
 }
-
-/// One code as imported: 1 to 64 characters, no spaces, control characters or `,` `;` `"`.
-pub struct CodeText;
-
-impl utoipa::PartialSchema for CodeText {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$"))
-            .into()
-    }
-}
-
-impl ToSchema for CodeText {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CodesAdded {
@@ -381,14 +609,18 @@ async fn add_codes(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let id = id.into_inner();
-    let adding = match body.into_inner() {
+    let body = body.into_inner();
+    let usage_limit = body.usage_limit;
+    let adding = match body {
         NewCodes {
             count: Some(count),
             codes: None,
+            ..
         } => Adding::Generate(count),
         NewCodes {
             count: None,
             codes: Some(codes),
+            ..
         } => Adding::Import(codes),
         _ => {
             return Err(ApiError::Invalid(
@@ -396,7 +628,7 @@ async fn add_codes(
             ));
         }
     };
-    let added = use_case::add_codes(&state.services, id, adding).await?;
+    let added = use_case::add_codes(&state.services, id, adding, usage_limit).await?;
     Ok(HttpResponse::Created().json(CodesAdded {
         added,
         codes_total: state.store.codes().counts(id).total,
@@ -597,11 +829,21 @@ async fn claim(
     let body: ClaimBody = super::json::optional_json(&req, &body)?;
     let customer = acting_for(&state.services, &who, body.customer)?;
     let (record, campaign) = use_case::claim(&state.services, id.into_inner(), customer).await?;
+    // Valid until midnight in the holder's timezone: their record is read (only then).
+    let holder_tz = if campaign.promotion.expire_at_local_end_of_day {
+        state
+            .store
+            .run(move |s| s.users().get(customer))
+            .await?
+            .map(|u| u.timezone.0)
+    } else {
+        None
+    };
     Ok(HttpResponse::Created().json(ClaimView {
+        expires_at: code_expires_at(&campaign, record.claimed_at, holder_tz),
         code: record.code,
         campaign_id: record.campaign_id,
         customer,
         claimed_at: record.claimed_at.unwrap_or_else(|| state.clock.now()),
-        expires_at: campaign.closes_at(),
     }))
 }

@@ -22,7 +22,8 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine word: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `code_not_redeemable`, `method_not_allowed`,
+    /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `code_not_redeemable`,
+    /// `usage_limit_reached`, `customer_limit_reached`, `budget_exhausted`, `method_not_allowed`,
     /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
     /// `internal_error`.
     pub code: String,
@@ -55,8 +56,11 @@ pub enum ApiError {
     LimitReached(String),
     #[error("{0}")]
     CampaignNotActive(String),
-    #[error("{0}")]
-    CodeNotRedeemable(String),
+    /// A code that does not apply to the order (409): `usage_limit_reached`,
+    /// `customer_limit_reached` and `budget_exhausted` by their own word, any other reason as
+    /// `code_not_redeemable` (the reason in the detail).
+    #[error("{} (reason: {})", .0.describe(), .0.as_str())]
+    Inapplicable(crate::domain::promotion::Reason),
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be application/json")]
@@ -84,7 +88,15 @@ impl ApiError {
             ApiError::SoldOut => "sold_out",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::CampaignNotActive(_) => "campaign_not_active",
-            ApiError::CodeNotRedeemable(_) => "code_not_redeemable",
+            ApiError::Inapplicable(reason) => {
+                use crate::domain::promotion::Reason;
+                match reason {
+                    Reason::UsageLimitReached
+                    | Reason::CustomerLimitReached
+                    | Reason::BudgetExhausted => reason.as_str(),
+                    _ => "code_not_redeemable",
+                }
+            }
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } | ApiError::Throttled(_) => "rate_limited",
@@ -121,7 +133,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_)
             | ApiError::SoldOut
             | ApiError::LimitReached(_)
-            | ApiError::CodeNotRedeemable(_) => StatusCode::CONFLICT,
+            | ApiError::Inapplicable(_) => StatusCode::CONFLICT,
             ApiError::CampaignNotActive(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -207,7 +219,7 @@ impl From<crate::service::Error> for ApiError {
             Error::SoldOut => ApiError::SoldOut,
             Error::LimitReached(m) => ApiError::LimitReached(m),
             Error::NotActive(m) => ApiError::CampaignNotActive(m),
-            Error::NotRedeemable(m) => ApiError::CodeNotRedeemable(m),
+            Error::Inapplicable(reason) => ApiError::Inapplicable(reason),
             Error::Overloaded => ApiError::Overloaded,
             Error::TooMany(why) => ApiError::Throttled(why),
             Error::Store(e) => e.into(),

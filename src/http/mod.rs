@@ -28,6 +28,7 @@ pub mod subscriptions;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
+pub mod validations;
 pub mod views;
 pub mod vouchers;
 pub mod wallet;
@@ -76,6 +77,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             utoipa_actix_web::scope("/api/v1")
                 .configure(campaigns::routes)
                 .configure(orders::routes)
+                .configure(validations::routes)
                 .configure(wallet::routes)
                 .configure(distributions::routes)
                 .configure(code_requests::routes)

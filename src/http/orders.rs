@@ -4,21 +4,27 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::pagination::limit;
+use super::views::{LineDiscount, OrderBody, OrderTotals, RedeemableView, checkout_customer};
 use crate::domain::auth::Principal;
+use crate::domain::campaign::Redemption;
+use crate::domain::promotion::{Checkout, Customer};
 use crate::domain::user::Role;
 use crate::service::customers::acting_for;
 use crate::service::orders as use_case;
+use crate::store::orders::RedemptionFilter;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(order)
         .service(get_order)
         .service(redeem)
         .service(get_redemption)
+        .service(list_redemptions)
         .service(roll_back);
 }
 
@@ -109,12 +115,20 @@ async fn get_order(
 pub struct NewRedemption {
     #[schema(min_length = 1, max_length = 64)]
     pub code: String,
-    /// When given, the code must be this customer's.
+    /// A voucherd user: a unique code must be theirs (else `not_found`); a shared code counts
+    /// its per-customer limit and budgets for them.
     pub customer: Option<Uuid>,
-    /// The order's total: a percentage is taken of it, a fixed amount never exceeds it, a gift
-    /// card is drawn down by it (all that is left when absent).
+    /// The shop's own reference for a buyer without an account here (an id, or an email,
+    /// compared case-blind).
+    #[schema(min_length = 1, max_length = 200)]
+    pub customer_ref: Option<String>,
+    /// The order, with its currency and items: the same engine as a validation.
+    pub order: Option<OrderBody>,
+    /// The old body: the order's total only (no currency checked). A percentage is taken of it,
+    /// a fixed amount never exceeds it, a gift card is drawn down by it (all that is left when
+    /// absent). Not with `order`.
     #[serde(default, deserialize_with = "super::json::whole_opt")]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub order_amount_cents: Option<i64>,
 }
 
@@ -124,20 +138,36 @@ pub struct RedemptionView {
     pub code: String,
     pub campaign_id: Uuid,
     pub customer: Option<Uuid>,
+    pub customer_ref: Option<String>,
+    pub order_amount_cents: Option<i64>,
+    pub currency: Option<String>,
     pub discount_cents: i64,
+    /// What it took off each line of the order.
+    pub items: Vec<LineDiscount>,
     pub balance_cents: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub rolled_back_at: Option<DateTime<Utc>>,
 }
 
-impl From<crate::domain::campaign::Redemption> for RedemptionView {
-    fn from(r: crate::domain::campaign::Redemption) -> Self {
+impl From<Redemption> for RedemptionView {
+    fn from(r: Redemption) -> Self {
         Self {
             id: r.id,
             code: r.code,
             campaign_id: r.campaign_id,
             customer: r.customer,
+            customer_ref: r.customer_ref,
+            order_amount_cents: r.order_amount_cents,
+            currency: r.currency,
             discount_cents: r.discount_cents,
+            items: r
+                .lines
+                .into_iter()
+                .map(|(index, discount_cents)| LineDiscount {
+                    index,
+                    discount_cents,
+                })
+                .collect(),
             balance_cents: r.balance_cents,
             created_at: r.created_at,
             rolled_back_at: r.rolled_back_at,
@@ -145,9 +175,21 @@ impl From<crate::domain::campaign::Redemption> for RedemptionView {
     }
 }
 
-/// Redeem a code against an order (manager): 201 with what it took off; 409
-/// `code_not_redeemable` when it is redeemed, expired, ended, not held or someone else's.
-#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewRedemption, responses((status = 201, body = RedemptionView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// A redemption as made: the record, and the same breakdown a validation gives.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeemedView {
+    #[serde(flatten)]
+    pub redemption: RedemptionView,
+    pub valid: bool,
+    pub order: OrderTotals,
+    pub redeemables: Vec<RedeemableView>,
+}
+
+/// Redeem a code against an order (manager or API key): 201 with what it took off, per line.
+/// 404 for an unknown code or someone else's; 409 `usage_limit_reached`,
+/// `customer_limit_reached`, `budget_exhausted`, or `code_not_redeemable` with the reason
+/// (redeemed, expired, ended, paused, disabled, not held, spent, a rule not met).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewRedemption, responses((status = 201, body = RedeemedView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/redemptions")]
 async fn redeem(
     state: web::Data<AppState>,
@@ -156,11 +198,37 @@ async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let b = body.into_inner();
-    let redemption =
-        use_case::redeem(&state.services, b.code, b.customer, b.order_amount_cents).await?;
+    let customer = checkout_customer(&who, b.customer, b.customer_ref)?;
+    let checkout = match (b.order, b.order_amount_cents) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Invalid(
+                "order_amount_cents: give order or order_amount_cents, not both".into(),
+            ));
+        }
+        (Some(body), None) => body.checkout()?,
+        (None, Some(amount)) => Checkout::new(Some(amount), None, Vec::new())?,
+        (None, None) => Checkout::unpriced(),
+    };
+    let amount = checkout.priced.then_some(checkout.amount_cents);
+    let (redemption, applied) =
+        use_case::redeem(&state.services, b.code.clone(), customer, checkout).await?;
+    let amount = amount.unwrap_or(applied.discount_cents);
+    let view = RedeemedView {
+        valid: true,
+        order: OrderTotals {
+            amount_cents: amount,
+            discount_cents: applied.discount_cents,
+            total_cents: amount - applied.discount_cents,
+        },
+        redeemables: vec![RedeemableView::of(b.code, &Ok(applied))],
+        redemption: RedemptionView::from(redemption),
+    };
     Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/redemptions/{}", redemption.id)))
-        .json(RedemptionView::from(redemption)))
+        .insert_header((
+            "Location",
+            format!("/api/v1/redemptions/{}", view.redemption.id),
+        ))
+        .json(view))
 }
 
 /// One redemption (manager): where a redemption's `Location` points.
@@ -177,6 +245,70 @@ async fn get_redemption(
     found
         .map(|r| web::Json(RedemptionView::from(r)))
         .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RedemptionQuery {
+    /// Only this campaign's.
+    pub campaign: Option<Uuid>,
+    /// Only this user's.
+    pub customer: Option<Uuid>,
+    /// Only this reference's (as given at redemption).
+    #[param(min_length = 1, max_length = 200)]
+    pub customer_ref: Option<String>,
+    /// Only those made at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedemptionPage {
+    pub items: Vec<RedemptionView>,
+    /// More may follow (a page reads at most 10,000 redemptions, so a narrow filter may give a
+    /// short page and a cursor).
+    pub next_cursor: Option<String>,
+}
+
+/// Redemptions, newest first (manager): `?campaign=&customer=&customer_ref=&since=`, paged.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(RedemptionQuery), responses((status = 200, body = RedemptionPage), (status = 400, body = Problem)))]
+#[get("/redemptions")]
+async fn list_redemptions(
+    state: web::Data<AppState>,
+    who: Principal,
+    q: web::Query<RedemptionQuery>,
+) -> Result<web::Json<RedemptionPage>, ApiError> {
+    who.require(Role::Manager)?;
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let customer = match (q.customer, q.customer_ref) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give customer or customer_ref, not both".into(),
+            ));
+        }
+        (Some(u), None) => Some(Customer::User(u)),
+        (None, Some(r)) => Some(Customer::reference(&r)?),
+        (None, None) => None,
+    };
+    let filter = RedemptionFilter {
+        campaign: q.campaign,
+        customer,
+        since: q.since,
+    };
+    let cursor = q.cursor;
+    let (items, next) = state
+        .store
+        .run(move |s| s.orders().list_redemptions(&filter, cursor, limit))
+        .await?;
+    Ok(web::Json(RedemptionPage {
+        items: items.into_iter().map(RedemptionView::from).collect(),
+        next_cursor: next.map(|id| id.to_string()),
+    }))
 }
 
 /// Roll a redemption back, once (manager): the code is held again and a gift card gets back what

@@ -54,6 +54,7 @@ pub struct CampaignsByStatus {
     pub draft: u64,
     pub scheduled: u64,
     pub active: u64,
+    pub paused: u64,
     pub ended: u64,
 }
 
@@ -159,6 +160,7 @@ fn campaigns_by_status(store: &crate::store::Store, now: DateTime<Utc>) -> Campa
             CampaignStatus::Draft => campaigns.draft += 1,
             CampaignStatus::Scheduled => campaigns.scheduled += 1,
             CampaignStatus::Active => campaigns.active += 1,
+            CampaignStatus::Paused => campaigns.paused += 1,
             CampaignStatus::Ended => campaigns.ended += 1,
         }
     }

@@ -167,3 +167,168 @@ pub async fn network_views(state: &AppState) -> Result<Vec<NetworkView>, ApiErro
         .await?;
     Ok(items)
 }
+
+/// One line of an order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineBody {
+    #[schema(min_length = 1, max_length = 200)]
+    pub sku: String,
+    #[schema(max_length = 200)]
+    pub retailer: Option<String>,
+    #[schema(max_length = 200)]
+    pub category: Option<String>,
+    #[serde(deserialize_with = "super::json::whole")]
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub quantity: u32,
+    /// One unit's price, minor units.
+    #[serde(deserialize_with = "super::json::whole")]
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    pub price_cents: i64,
+}
+
+/// An order as the shop sends it: `amount_cents` is the sum of the items when they are given
+/// (422 when it differs; it may then be left out).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderBody {
+    #[serde(default, deserialize_with = "super::json::whole_opt")]
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    pub amount_cents: Option<i64>,
+    /// ISO 4217.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub items: Vec<OrderLineBody>,
+}
+
+impl OrderBody {
+    pub fn checkout(self) -> Result<crate::domain::promotion::Checkout, ApiError> {
+        let items = self
+            .items
+            .into_iter()
+            .map(|l| crate::domain::promotion::OrderLine {
+                sku: l.sku,
+                retailer: l.retailer,
+                category: l.category,
+                quantity: l.quantity,
+                price_cents: l.price_cents,
+            })
+            .collect();
+        Ok(crate::domain::promotion::Checkout::new(
+            self.amount_cents,
+            Some(&self.currency),
+            items,
+        )?)
+    }
+}
+
+/// What the order comes to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderTotals {
+    pub amount_cents: i64,
+    pub discount_cents: i64,
+    pub total_cents: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Applicability {
+    Applicable,
+    Inapplicable,
+}
+
+/// What one code takes off one line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineDiscount {
+    /// The line's position in `order.items`, from 0.
+    pub index: u32,
+    pub discount_cents: i64,
+}
+
+/// One code of a validation (or the one of a redemption).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeemableView {
+    pub code: String,
+    pub status: Applicability,
+    /// Why it does not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::domain::promotion::Reason>,
+    pub discount_cents: i64,
+    pub items: Vec<LineDiscount>,
+    /// A gift card's balance after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_cents: Option<i64>,
+}
+
+impl RedeemableView {
+    pub fn of(
+        code: String,
+        result: &Result<crate::domain::promotion::Applied, crate::domain::promotion::Reason>,
+    ) -> Self {
+        match result {
+            Ok(a) => Self {
+                code,
+                status: Applicability::Applicable,
+                reason: None,
+                discount_cents: a.discount_cents,
+                items: a
+                    .lines
+                    .iter()
+                    .map(|&(i, d)| LineDiscount {
+                        index: i as u32,
+                        discount_cents: d,
+                    })
+                    .collect(),
+                balance_cents: a.balance_cents,
+            },
+            Err(reason) => Self {
+                code,
+                status: Applicability::Inapplicable,
+                reason: Some(*reason),
+                discount_cents: 0,
+                items: Vec::new(),
+                balance_cents: None,
+            },
+        }
+    }
+}
+
+/// Who a validation or a redemption is for: a voucherd user (`customer`) or the shop's own
+/// reference (`customer_ref`, an id or an email), one of them; `None` for neither.
+pub fn checkout_customer(
+    who: &crate::domain::auth::Principal,
+    customer: Option<Uuid>,
+    customer_ref: Option<String>,
+) -> Result<Option<crate::domain::promotion::Customer>, ApiError> {
+    use crate::domain::promotion::Customer;
+    use crate::domain::user::Role;
+    let manager = who.role.includes(Role::Manager);
+    match (customer, customer_ref) {
+        (Some(_), Some(_)) => Err(ApiError::Invalid(
+            "customer: give customer or customer_ref, not both".into(),
+        )),
+        (_, Some(_)) if !manager => Err(ApiError::Forbidden),
+        (None, Some(r)) => Ok(Some(Customer::reference(&r)?)),
+        (Some(c), None) if manager || who.user_id == Some(c) => Ok(Some(Customer::User(c))),
+        (Some(_), None) => Err(ApiError::NotFound),
+        // A customer validates for themselves.
+        (None, None) if !manager => Ok(who.user_id.map(Customer::User)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// One code as imported: 1 to 64 characters, no spaces, control characters or `,` `;` `"`.
+pub struct CodeText;
+
+impl utoipa::PartialSchema for CodeText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$"))
+            .into()
+    }
+}
+
+impl ToSchema for CodeText {}

@@ -1,6 +1,6 @@
 //! `/api/v1/wallet` (the codes a customer holds) and `/api/v1/codes/{code}` (validate one code).
 
-use actix_web::{get, web};
+use actix_web::{get, patch, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -10,17 +10,58 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::auth::Principal;
 use crate::domain::campaign::{CodeRecord, CodeStatus};
+use crate::domain::checkout::code_expires_at;
 use crate::domain::user::{Phone, Role};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(wallet).service(code);
+    cfg.service(wallet).service(code).service(set_code);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeChange {
+    /// A disabled code is not handed out, and answers `disabled` when validated or redeemed.
+    pub disabled: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeFlagsView {
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub disabled: bool,
+    /// A shared code (redeemed by anyone, up to `usage_limit`).
+    pub shared: bool,
+    pub usage_limit: Option<u64>,
+}
+
+/// Disable or enable one code (manager).
+#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code")), request_body = CodeChange, responses((status = 200, body = CodeFlagsView), (status = 404, body = super::error::Problem)))]
+#[patch("/codes/{code}")]
+async fn set_code(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+    body: web::Json<CodeChange>,
+) -> Result<web::Json<CodeFlagsView>, ApiError> {
+    who.require(Role::Manager)?;
+    let (record, flags) =
+        crate::service::campaigns::set_disabled(&state.services, path.into_inner(), body.disabled)
+            .await?;
+    Ok(web::Json(CodeFlagsView {
+        code: record.code,
+        campaign_id: record.campaign_id,
+        disabled: flags.disabled,
+        shared: flags.shared,
+        usage_limit: flags.usage_limit,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WalletQuery {
-    /// Managers: the customer with this phone number (E.164). With `customer` too, both must
-    /// name the same customer (404 otherwise).
+    /// Managers: everything under this phone number (E.164): its account's codes, and codes
+    /// bought or requested with it. With `customer` too, both must name the same account (404
+    /// otherwise).
     #[param(pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub phone: Option<String>,
     /// Managers: the customer with this id.
@@ -37,6 +78,7 @@ pub struct HeldCode {
     pub claimed_at: Option<DateTime<Utc>>,
     pub balance_cents: Option<i64>,
     pub valid_from: DateTime<Utc>,
+    /// The campaign's end, or earlier for a code valid some days after its claim.
     pub valid_until: DateTime<Utc>,
 }
 
@@ -52,7 +94,8 @@ pub struct ProviderCode {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Wallet {
-    pub customer: Uuid,
+    /// The account the codes are held in (none when a phone number has no account).
+    pub customer: Option<Uuid>,
     /// Campaign codes.
     pub items: Vec<HeldCode>,
     /// Codes from provider servers (`POST /code-requests`), in the order they came.
@@ -69,8 +112,10 @@ fn status_of(r: &CodeRecord, open_until: DateTime<Utc>, now: DateTime<Utc>) -> &
 }
 
 /// Every code a customer holds, in the order they got them: a customer their own; a manager
-/// anyone's by `phone` or `customer`.
-#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(WalletQuery), responses((status = 200, body = Wallet), (status = 404, description = "no customer with that phone or id (or an API key asking for its own)", body = super::error::Problem)))]
+/// anyone's by `customer`, or by `phone`: the codes of the account with that number, every code
+/// bought with it (orders placed with that phone) and every code requested with it (code
+/// requests with that phone), guests' included.
+#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(WalletQuery), responses((status = 200, body = Wallet), (status = 404, description = "no customer with that id (or an API key asking for its own)", body = super::error::Problem)))]
 #[get("/wallet")]
 async fn wallet(
     state: web::Data<AppState>,
@@ -78,50 +123,86 @@ async fn wallet(
     query: web::Query<WalletQuery>,
 ) -> Result<web::Json<Wallet>, ApiError> {
     let q = query.into_inner();
-    let customer = match (q.phone, q.customer) {
-        (None, None) => who.user_id.ok_or(ApiError::NotFound)?,
+    let (customer, phone): (Option<Uuid>, Option<Phone>) = match (q.phone, q.customer) {
+        (None, None) => (Some(who.user_id.ok_or(ApiError::NotFound)?), None),
         (phone, customer) => {
             who.require(Role::Manager)?;
-            let by_phone = match phone {
+            let phone = phone.map(|p| Phone::parse(&p)).transpose()?;
+            let by_phone = match &phone {
                 Some(phone) => {
-                    let phone = Phone::parse(&phone)?;
-                    let found = state.store.run(move |s| s.users().by_phone(&phone)).await?;
-                    Some(found.ok_or(ApiError::NotFound)?)
+                    let phone = phone.clone();
+                    state.store.run(move |s| s.users().by_phone(&phone)).await?
                 }
                 None => None,
             };
             match (by_phone, customer) {
                 // Both given: they must name the same customer.
                 (Some(a), Some(b)) if a != b => return Err(ApiError::NotFound),
-                (Some(id), _) | (None, Some(id)) => id,
-                (None, None) => return Err(ApiError::NotFound),
+                (Some(id), _) => (Some(id), phone),
+                (None, Some(id)) if phone.is_none() => {
+                    state.store.users().role(id).ok_or(ApiError::NotFound)?;
+                    (Some(id), None)
+                }
+                (None, Some(_)) => return Err(ApiError::NotFound),
+                (None, None) => (None, phone),
             }
         }
     };
     let now = state.clock.now();
-    let items = state
+    let found = state
         .store
         .run(move |s| {
-            let held = s.codes().held_by(customer)?;
-            let mut items = Vec::with_capacity(held.len());
-            for r in held {
+            let mut records = match customer {
+                Some(c) => s.codes().held_by(c)?,
+                None => Vec::new(),
+            };
+            let mut requests = match customer {
+                Some(c) => s.code_requests().fulfilled_for(c)?,
+                None => Vec::new(),
+            };
+            if let Some(phone) = &phone {
+                let phone = phone.as_str();
+                let mut seen: std::collections::HashSet<String> =
+                    records.iter().map(|r| r.code.clone()).collect();
+                for order in s.orders().by_phone(phone)? {
+                    for bought in &order.codes {
+                        if seen.insert(bought.clone())
+                            && let Some(r) = s.codes().get(bought)?
+                        {
+                            records.push(r);
+                        }
+                    }
+                }
+                let known: std::collections::HashSet<Uuid> =
+                    requests.iter().map(|r| r.id).collect();
+                for r in s.code_requests().fulfilled_for_phone(phone)? {
+                    if !known.contains(&r.id) {
+                        requests.push(r);
+                    }
+                }
+            }
+            let mut items = Vec::with_capacity(records.len());
+            for r in records {
                 let Some(c) = s.campaigns().get(r.campaign_id)? else {
                     continue;
                 };
+                let holder_tz = match (r.holder, c.promotion.expire_at_local_end_of_day) {
+                    (Some(h), true) => s.users().get(h)?.map(|u| u.timezone.0),
+                    _ => None,
+                };
+                let until = code_expires_at(&c, r.claimed_at, holder_tz);
                 items.push(HeldCode {
-                    status: status_of(&r, c.closes_at(), now).to_owned(),
+                    status: status_of(&r, until, now).to_owned(),
                     code: r.code,
                     campaign_id: c.id,
                     campaign: c.name,
                     claimed_at: r.claimed_at,
                     balance_cents: r.balance_cents,
                     valid_from: c.starts_at,
-                    valid_until: c.ends_at,
+                    valid_until: until,
                 });
             }
-            let provider_codes = s
-                .code_requests()
-                .fulfilled_for(customer)?
+            let provider_codes = requests
                 .into_iter()
                 .filter_map(|r| {
                     Some(ProviderCode {
@@ -136,7 +217,7 @@ async fn wallet(
             Ok((items, provider_codes))
         })
         .await?;
-    let (items, provider_codes) = items;
+    let (items, provider_codes) = found;
     Ok(web::Json(Wallet {
         customer,
         items,
@@ -171,20 +252,28 @@ async fn code(
             let Some(r) = s.codes().get(&code)? else {
                 return Ok(None);
             };
-            Ok(s.campaigns().get(r.campaign_id)?.map(|c| (r, c)))
+            let Some(c) = s.campaigns().get(r.campaign_id)? else {
+                return Ok(None);
+            };
+            let holder_tz = match (r.holder, c.promotion.expire_at_local_end_of_day) {
+                (Some(h), true) => s.users().get(h)?.map(|u| u.timezone.0),
+                _ => None,
+            };
+            Ok(Some((r, c, holder_tz)))
         })
         .await?;
-    let (r, c) = found.ok_or(ApiError::NotFound)?;
+    let (r, c, holder_tz) = found.ok_or(ApiError::NotFound)?;
+    let until = code_expires_at(&c, r.claimed_at, holder_tz);
     let holder = r.holder.is_some() && r.holder == who.user_id;
     if !who.role.includes(Role::Manager) && !holder {
         return Err(ApiError::NotFound);
     }
     Ok(web::Json(CodeCheck {
-        status: status_of(&r, c.closes_at(), now).to_owned(),
+        status: status_of(&r, until, now).to_owned(),
         code: r.code,
         campaign_id: c.id,
         balance_cents: r.balance_cents,
         valid_from: c.starts_at,
-        valid_until: c.ends_at,
+        valid_until: until,
     }))
 }

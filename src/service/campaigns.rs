@@ -10,11 +10,12 @@ use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 use super::{Error, Services};
-use crate::actors::campaign::{AddCodes, ClaimError, EndCampaign, UpdateCampaign};
+use crate::actors::campaign::{AddCodes, ClaimError, EndCampaign, PauseCampaign, UpdateCampaign};
 use crate::actors::messages::Wake;
 use crate::domain::campaign::{
-    Campaign, CampaignPatch, CampaignSpec, CodeRecord, CodeSpec, Refusal, check_code,
+    Campaign, CampaignPatch, CampaignSpec, CodeFlags, CodeRecord, CodeSpec, Refusal, check_code,
 };
+use crate::domain::promotion::CodeMode;
 use crate::store::StoreError;
 use crate::store::codes::Atomic;
 
@@ -69,8 +70,22 @@ pub enum NewCodes {
 
 /// Generates or imports codes (unique across the store, never past the pool's size); returns
 /// how many were added. 409 when the pool has no room for them or an imported code is taken.
-pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize, Error> {
+pub async fn add_codes(
+    svc: &Services,
+    id: Uuid,
+    new: NewCodes,
+    usage_limit: Option<u64>,
+) -> Result<usize, Error> {
     let campaign = get(svc, id)?;
+    if usage_limit.is_some() && campaign.promotion.code_mode != CodeMode::Shared {
+        return Err(Error::invalid(
+            "usage_limit",
+            "only a shared campaign's codes have a usage limit (each unique code is used once)",
+        ));
+    }
+    if usage_limit == Some(0) {
+        return Err(Error::invalid("usage_limit", "must be at least 1"));
+    }
     // A first look at the room, to refuse before generating; the writer checks again.
     let room = campaign.room(svc.store.codes().counts(id).total);
     let full = || {
@@ -102,7 +117,7 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
             let mut made = generate(svc, campaign.code.clone(), count.min(CODES_PER_WRITE)).await?;
             while !made.is_empty() {
                 let ahead = (count - added - made.len()).min(CODES_PER_WRITE);
-                let write = add_generated(svc, id, made);
+                let write = add_generated(svc, id, made, usage_limit);
                 let (written, next) = if ahead > 0 {
                     let (w, m) = tokio::join!(write, generate(svc, campaign.code.clone(), ahead));
                     (w?, m?)
@@ -136,19 +151,25 @@ pub async fn add_codes(svc: &Services, id: Uuid, new: NewCodes) -> Result<usize,
                 return Err(ClaimError::Taken(taken).into());
             }
             // One write, all or none, even across a crash.
-            add_part(svc, id, codes, Atomic::Whole).await
+            add_part(svc, id, codes, Atomic::Whole, usage_limit).await
         }
     }
 }
 
 /// Writes generated codes; those the writer finds taken meanwhile (a part made while this one
 /// was written may hold one) are left out. Returns how many were written.
-async fn add_generated(svc: &Services, id: Uuid, mut codes: Vec<String>) -> Result<usize, Error> {
+async fn add_generated(
+    svc: &Services,
+    id: Uuid,
+    mut codes: Vec<String>,
+    usage_limit: Option<u64>,
+) -> Result<usize, Error> {
     let actor = svc.actors.campaigns.get(id);
     loop {
         let part = AddCodes {
             codes: codes.clone(),
             atomic: Atomic::InBatches,
+            usage_limit,
         };
         match actor.send(part).await? {
             Err(ClaimError::Taken(taken)) => {
@@ -169,13 +190,43 @@ async fn add_part(
     id: Uuid,
     codes: Vec<String>,
     atomic: Atomic,
+    usage_limit: Option<u64>,
 ) -> Result<usize, Error> {
     Ok(svc
         .actors
         .campaigns
         .get(id)
-        .send(AddCodes { codes, atomic })
+        .send(AddCodes {
+            codes,
+            atomic,
+            usage_limit,
+        })
         .await??)
+}
+
+/// Pauses (`true`) or resumes a campaign, decided by its actor: while paused nothing is handed
+/// out and no code of it is redeemed. 409 once it has ended.
+pub async fn pause(svc: &Services, id: Uuid, paused: bool) -> Result<Campaign, Error> {
+    get(svc, id)?;
+    Ok(svc
+        .actors
+        .campaigns
+        .get(id)
+        .send(PauseCampaign(paused))
+        .await??)
+}
+
+/// Disables or enables one code (one key, on the writer): a disabled code is not handed out,
+/// and answers `disabled` when validated or redeemed.
+pub async fn set_disabled(
+    svc: &Services,
+    code: String,
+    disabled: bool,
+) -> Result<(CodeRecord, CodeFlags), Error> {
+    svc.store
+        .write(move |s| s.codes().set_disabled(&code, disabled))
+        .await?
+        .ok_or(Error::NotFound)
 }
 
 /// `count` new codes from `spec`, distinct from each other and from every code stored now (a

@@ -70,6 +70,7 @@ pub async fn start(
     match campaign.status(svc.store.codes().counts(campaign.id).total, now) {
         CampaignStatus::Active => {}
         CampaignStatus::Ended => return Err(Error::NotActive("the campaign has ended".into())),
+        CampaignStatus::Paused => return Err(Error::NotActive("the campaign is paused".into())),
         _ => return Err(Error::NotActive("the campaign has not started".into())),
     }
     let mut progress = Progress::default();

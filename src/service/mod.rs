@@ -52,8 +52,9 @@ pub enum Error {
     LimitReached(String),
     #[error("{0}")]
     NotActive(String),
-    #[error("{0}")]
-    NotRedeemable(String),
+    /// A code does not apply to the order, for this reason (409).
+    #[error("{}", .0.describe())]
+    Inapplicable(crate::domain::promotion::Reason),
     /// The caller used up an allowance of theirs (429).
     #[error("{0}")]
     TooMany(String),
@@ -93,7 +94,9 @@ impl From<crate::actors::campaign::ClaimError> for Error {
         use crate::actors::campaign::ClaimError;
         match e {
             ClaimError::NotFound => Error::NotFound,
-            e @ (ClaimError::Taken(_) | ClaimError::Full { .. }) => Error::Conflict(e.to_string()),
+            e @ (ClaimError::Taken(_) | ClaimError::Full { .. } | ClaimError::Ended) => {
+                Error::Conflict(e.to_string())
+            }
             ClaimError::Invalid(e) => Error::Invalid(e),
             ClaimError::Store(e) => Error::Store(e),
         }

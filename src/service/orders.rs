@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Error, Services};
 use crate::domain::campaign::{CodeRecord, Order, Redemption};
+use crate::domain::promotion::{Applied, Checkout, Customer, MAX_CODES, Reason};
 use crate::domain::user::Phone;
 use crate::store::StoreError;
 use crate::store::orders::RedeemError;
@@ -51,20 +52,19 @@ pub async fn place(
     Ok(placed?)
 }
 
-/// Redeems a code against an order: what it took off. 409 when the code cannot be redeemed.
+/// Redeems a code against an order: the redemption and what it took off (per line). 409 with
+/// the reason when the code does not apply; 404 when there is no such code (or it is someone
+/// else's).
 pub async fn redeem(
     svc: &Services,
     code: String,
-    customer: Option<Uuid>,
-    order_amount_cents: Option<i64>,
-) -> Result<Redemption, Error> {
-    if order_amount_cents.is_some_and(|a| a < 0) {
-        return Err(Error::invalid("order_amount_cents", "must not be negative"));
-    }
+    customer: Option<Customer>,
+    order: Checkout,
+) -> Result<(Redemption, Applied), Error> {
     let now = svc.clock.now();
     let redeemed = svc
         .store
-        .write(move |s| Ok(s.orders().redeem(&code, customer, order_amount_cents, now)))
+        .write(move |s| Ok(s.orders().redeem(&code, customer.as_ref(), &order, now)))
         .await?;
     let result = if redeemed.is_ok() {
         "redeemed"
@@ -73,6 +73,44 @@ pub async fn redeem(
     };
     metrics::counter!("voucherd_redemptions_total", "result" => result).increment(1);
     Ok(redeemed?)
+}
+
+/// What a validation found: per code, the campaign it belongs to (when the caller may know)
+/// and what it would take off, or why it would not apply.
+pub type Validated = Vec<(String, Result<Applied, Reason>)>;
+
+/// What `codes` would take off `order` now for `customer`, one after another; writes nothing
+/// but the in-memory count of inapplicable reasons per campaign (for its report).
+pub async fn validate(
+    svc: &Services,
+    codes: Vec<String>,
+    customer: Option<Customer>,
+    order: Checkout,
+) -> Result<Validated, Error> {
+    if codes.is_empty() || codes.len() > MAX_CODES {
+        return Err(Error::invalid("codes", "give 1 to 10 codes"));
+    }
+    let now = svc.clock.now();
+    let store = svc.store.clone();
+    let checked = svc
+        .store
+        .run(move |s| {
+            s.orders()
+                .validate(&codes, customer.as_ref(), &order, now)
+                .map(|r| (codes, r))
+        })
+        .await?;
+    let (codes, results) = checked;
+    let refused: Vec<(Uuid, Reason)> = results
+        .iter()
+        .filter_map(|(campaign, r)| Some(((*campaign)?, *r.as_ref().err()?)))
+        .collect();
+    store.orders().count_reasons(&refused);
+    Ok(codes
+        .into_iter()
+        .zip(results)
+        .map(|(code, (_, r))| (code, r))
+        .collect())
 }
 
 /// Rolls a redemption back, once: the code is held again, a gift card gets back what it gave.
@@ -90,7 +128,7 @@ impl From<RedeemError> for Error {
     fn from(e: RedeemError) -> Self {
         match e {
             RedeemError::UnknownCode | RedeemError::UnknownRedemption => Error::NotFound,
-            RedeemError::NotRedeemable(why) => Error::NotRedeemable(why.to_string()),
+            RedeemError::Inapplicable(reason) => Error::Inapplicable(reason),
             e @ RedeemError::RolledBack => Error::Conflict(e.to_string()),
             RedeemError::Store(e) => Error::Store(e),
         }

@@ -24,6 +24,10 @@ impl CampaignIndex {
         }
         Ok(index)
     }
+
+    pub(crate) fn get(&self, id: Uuid) -> Option<Arc<Campaign>> {
+        self.0.get(&id).map(|c| c.clone())
+    }
 }
 
 pub struct Campaigns<'a> {

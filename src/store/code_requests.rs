@@ -25,6 +25,8 @@ struct State {
     pending: BTreeSet<Uuid>,
     /// Customer → their requests, oldest first.
     by_customer: HashMap<Uuid, Vec<Uuid>>,
+    /// Phone number → the requests made with it, oldest first.
+    by_phone: HashMap<String, Vec<Uuid>>,
     /// Requests by provider and status.
     counts: BTreeMap<(String, RequestStatus), u64>,
 }
@@ -56,6 +58,9 @@ impl State {
         let known = mine.contains(&r.id);
         if !known {
             mine.push(r.id);
+            if let Some(phone) = &r.phone {
+                self.by_phone.entry(phone.clone()).or_default().push(r.id);
+            }
         }
         if was_pending {
             self.uncount(&r.provider, RequestStatus::Pending);
@@ -203,6 +208,26 @@ impl<'a> CodeRequests<'a> {
         Ok(out)
     }
 
+    /// The fulfilled requests made with `phone` (E.164), oldest first, whoever made them.
+    pub fn fulfilled_for_phone(&self, phone: &str) -> Result<Vec<CodeRequest>, StoreError> {
+        let ids = self
+            .index()
+            .0
+            .read()
+            .by_phone
+            .get(phone)
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(
+                self.get(id)?
+                    .filter(|r| r.status == RequestStatus::Fulfilled),
+            );
+        }
+        Ok(out)
+    }
+
     /// Removes every request of `customer` (erasure: they hold a phone number); returns how many.
     /// Writer only.
     pub fn erase_customer(&self, customer: Uuid) -> Result<usize, StoreError> {
@@ -224,6 +249,10 @@ impl<'a> CodeRequests<'a> {
         for id in &ids {
             state.pending.remove(id);
         }
+        state.by_phone.retain(|_, list| {
+            list.retain(|id| !ids.contains(id));
+            !list.is_empty()
+        });
         for (provider, status) in erased {
             state.uncount(&provider, status);
         }

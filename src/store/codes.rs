@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::code_table::{CodeId, CodeTable};
 use super::{Store, StoreError, Trees, decode, encode};
-use crate::domain::campaign::{Campaign, CodeRecord, CodeStatus, Refusal};
+use crate::domain::campaign::{Campaign, CodeFlags, CodeRecord, CodeStatus, Refusal};
 
 #[derive(Debug, Default)]
 struct CampaignCodes {
@@ -27,6 +27,8 @@ struct CampaignCodes {
     next: usize,
     claimed: u64,
     redeemed: u64,
+    /// Available codes that are disabled (not handed out).
+    disabled: u64,
     /// Codes each customer holds (claimed or redeemed), for the per-customer limit.
     held: HashMap<Uuid, u32>,
     /// Claims per quarter hour (UTC, [`crate::domain::report::slot_of`]), for reports.
@@ -70,6 +72,16 @@ struct CodeState {
     campaigns: HashMap<Uuid, CampaignCodes>,
     /// Each customer's codes, in the order they got them.
     holders: HashMap<Uuid, Vec<CodeId>>,
+    /// Codes with something set (disabled, shared): few.
+    flags: HashMap<CodeId, CodeFlags>,
+}
+
+impl CampaignCodes {
+    fn available(&self) -> u64 {
+        (self.codes.len() as u64)
+            .saturating_sub(self.claimed)
+            .saturating_sub(self.disabled)
+    }
 }
 
 /// How a status counts: (claimed, redeemed).
@@ -138,6 +150,29 @@ impl CodeState {
     }
 }
 
+impl CodeState {
+    /// `id`'s flags are now `flags` (the campaign's count of disabled available codes follows).
+    fn flag(&mut self, id: CodeId, flags: CodeFlags) {
+        let before = self.flags.get(&id).is_some_and(|f| f.disabled);
+        if flags.disabled || flags.shared {
+            self.flags.insert(id, flags);
+        } else {
+            self.flags.remove(&id);
+        }
+        if before != flags.disabled && self.table.status(id) == CodeStatus::Available {
+            if let Some(c) = self.campaigns.get_mut(&flags.campaign_id) {
+                if flags.disabled {
+                    c.disabled += 1;
+                } else {
+                    c.disabled = c.disabled.saturating_sub(1);
+                    // Re-enabled: the next hand-out looks from the start again.
+                    c.next = 0;
+                }
+            }
+        }
+    }
+}
+
 /// The in-memory secondary indexes of codes.
 #[derive(Default)]
 pub(crate) struct CodeIndex(RwLock<CodeState>);
@@ -165,10 +200,22 @@ impl CodeIndex {
                 claimed.push((at, id, holder));
             }
         }
+        for kv in trees.code_flags.iter() {
+            let (k, v) = kv?;
+            let flags: CodeFlags = decode(&v)?;
+            // Flags written just before their code, whose write then failed, name nothing.
+            if let Some(id) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|c| state.table.find(c))
+            {
+                state.flag(id, flags);
+            }
+        }
         let CodeState {
             table: _,
             campaigns,
             holders,
+            flags: _,
         } = &mut state;
         for (campaign, mut order) in made {
             // Ids were given in the scan's order, which is the codes' byte order: (time, id)
@@ -254,6 +301,7 @@ impl<'a> Codes<'a> {
     /// that exists already (or twice in `codes`) refuses the lot with `Taken`, and so does a lot
     /// the pool has no room for (`Full`: the check is here, on the writer, so additions racing
     /// each other cannot overfill it). Writer only.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert_new(
         &self,
         campaign: Uuid,
@@ -262,6 +310,7 @@ impl<'a> Codes<'a> {
         pool_size: u32,
         now: DateTime<Utc>,
         atomic: Atomic,
+        shared: Option<Option<u64>>,
     ) -> Result<(), CodesError> {
         let room = u64::from(pool_size).saturating_sub(self.counts(campaign).total);
         if codes.len() as u64 > room {
@@ -286,6 +335,26 @@ impl<'a> Codes<'a> {
                 redeemed_at: None,
             })
             .collect();
+        // A shared code's flags go first: flags whose code then fails to be written name
+        // nothing (skipped at open, and overwritten if the code is added again).
+        let shared_flags = shared.map(|usage_limit| CodeFlags {
+            v: CodeFlags::VERSION,
+            campaign_id: campaign,
+            disabled: false,
+            shared: true,
+            usage_limit,
+        });
+        if let Some(f) = &shared_flags {
+            let mut batch = sled::Batch::default();
+            for r in &records {
+                batch.insert(r.code.as_bytes(), encode(f)?);
+            }
+            self.store
+                .trees()
+                .code_flags
+                .apply_batch(batch)
+                .map_err(StoreError::from)?;
+        }
         let per_batch = match atomic {
             Atomic::Whole => records.len().max(1),
             Atomic::InBatches => SLED_BATCH,
@@ -311,9 +380,48 @@ impl<'a> Codes<'a> {
         // the same time): consecutive claims then rewrite neighbouring keys, mostly in one of
         // sled's leaves.
         for r in order {
-            state.add(r, false);
+            let id = state.add(r, false);
+            if let Some(f) = shared_flags {
+                state.flag(id, f);
+            }
         }
         Ok(())
+    }
+
+    /// A code's flags (disabled; shared and its usage limit), from memory.
+    pub fn flags(&self, code: &str) -> Option<CodeFlags> {
+        let state = self.index().0.read();
+        let id = state.table.find(code)?;
+        state.flags.get(&id).copied()
+    }
+
+    /// Disables or enables one code (one key): a disabled code is neither handed out nor
+    /// redeemed. Writer only. `None` when there is no such code.
+    pub fn set_disabled(
+        &self,
+        code: &str,
+        disabled: bool,
+    ) -> Result<Option<(CodeRecord, CodeFlags)>, StoreError> {
+        let Some(record) = self.get(code)? else {
+            return Ok(None);
+        };
+        let mut flags = self.flags(code).unwrap_or(CodeFlags {
+            v: CodeFlags::VERSION,
+            campaign_id: record.campaign_id,
+            ..Default::default()
+        });
+        flags.disabled = disabled;
+        let tree = &self.store.trees().code_flags;
+        if flags.disabled || flags.shared {
+            tree.insert(code.as_bytes(), encode(&flags)?)?;
+        } else {
+            tree.remove(code.as_bytes())?;
+        }
+        let mut state = self.index().0.write();
+        if let Some(id) = state.table.find(code) {
+            state.flag(id, flags);
+        }
+        Ok(Some((record, flags)))
     }
 
     /// Makes room in memory for `count` more codes of `campaign`, about `text` bytes of code
@@ -349,20 +457,22 @@ impl<'a> Codes<'a> {
             table,
             campaigns,
             holders,
+            flags,
         } = &mut *state;
         let Some(c) = campaigns.get_mut(&campaign.id) else {
             campaign.may_hand_out(now, 0, n, 0)?;
             return Err(Refusal::SoldOut);
         };
         let held = c.held.get(&customer).copied().unwrap_or(0);
-        let available = (c.codes.len() as u64).saturating_sub(c.claimed);
-        campaign.may_hand_out(now, held, n, available)?;
+        campaign.may_hand_out(now, held, n, c.available())?;
         let mut out = Vec::with_capacity(n as usize);
         while out.len() < n as usize && c.next < c.codes.len() {
             let position = c.next;
             c.next += 1;
             let id = c.codes[position];
-            if table.status(id) != CodeStatus::Available {
+            if table.status(id) != CodeStatus::Available
+                || flags.get(&id).is_some_and(|f| f.disabled)
+            {
                 continue;
             }
             let Some(made) = c.made_at(position) else {
@@ -405,6 +515,7 @@ impl<'a> Codes<'a> {
             table,
             campaigns,
             holders,
+            ..
         } = &mut *state;
         for r in records {
             let Some(id) = table.find(&r.code) else {
@@ -511,10 +622,7 @@ impl<'a> Codes<'a> {
     ) -> Result<(), Refusal> {
         let state = self.index().0.read();
         let (held, available) = state.campaigns.get(&campaign.id).map_or((0, 0), |c| {
-            (
-                c.held.get(&customer).copied().unwrap_or(0),
-                (c.codes.len() as u64).saturating_sub(c.claimed),
-            )
+            (c.held.get(&customer).copied().unwrap_or(0), c.available())
         });
         campaign.may_hand_out(now, held, n, available)
     }

@@ -15,6 +15,8 @@
 //!   [`vouchers`]
 //! - `campaigns`     CampaignId(16) → Campaign, see [`campaigns`]
 //! - `codes`         the code's text → CodeRecord (unique across the store), see [`codes`]
+//! - `code_flags`    the code's text → CodeFlags (disabled; shared, with its usage limit), only
+//!   for codes with something set, see [`codes`]
 //! - `orders`, `redemptions`  by id → Order / Redemption, see [`orders`]
 //! - `idempotency`   sha256(scope ‖ key) → the first answer to a keyed request, see [`idempotency`]
 //! - `messages`      `r` ‖ owner(16) ‖ MessageId(16) → MessageRecord (a distributed code, an admin
@@ -224,6 +226,7 @@ pub(crate) struct Trees {
     pub pull_journal: sled::Tree,
     pub campaigns: sled::Tree,
     pub codes: sled::Tree,
+    pub code_flags: sled::Tree,
     pub orders: sled::Tree,
     pub redemptions: sled::Tree,
     pub idempotency: sled::Tree,
@@ -248,6 +251,7 @@ pub(crate) struct Indexes {
     pub notifications: notifications::NotificationIndex,
     pub code_requests: code_requests::CodeRequestIndex,
     pub redemptions: orders::RedemptionIndex,
+    pub orders: orders::OrderIndex,
 }
 
 impl Indexes {
@@ -262,8 +266,10 @@ impl Indexes {
         let idempotency = idempotency::IdempotencyIndex::load(trees)?;
         let notifications = notifications::NotificationIndex::load(trees)?;
         let code_requests = code_requests::CodeRequestIndex::load(trees)?;
-        let redemptions = orders::RedemptionIndex::load(trees)?;
+        let redemptions = orders::RedemptionIndex::load(trees, &campaigns)?;
+        let orders = orders::OrderIndex::load(trees)?;
         Ok(Self {
+            orders,
             redemptions,
             code_requests,
             notifications,
@@ -294,6 +300,7 @@ pub const TREE_NAMES: &[&str] = &[
     "pull_journal",
     "campaigns",
     "codes",
+    "code_flags",
     "orders",
     "redemptions",
     "idempotency",
@@ -317,6 +324,7 @@ impl Trees {
             pull_journal: db.open_tree("pull_journal")?,
             campaigns: db.open_tree("campaigns")?,
             codes: db.open_tree("codes")?,
+            code_flags: db.open_tree("code_flags")?,
             orders: db.open_tree("orders")?,
             redemptions: db.open_tree("redemptions")?,
             idempotency: db.open_tree("idempotency")?,

@@ -19,46 +19,193 @@ use uuid::Uuid;
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::campaigns::CampaignIndex;
 use super::{Store, StoreError, Trees, decode, encode, unwrap_transaction};
-use crate::domain::campaign::{
-    self, Campaign, CodeRecord, NotRedeemable, Order, Redemption, Refusal,
+use crate::domain::campaign::{Campaign, CodeRecord, Order, Redemption, Refusal};
+use crate::domain::checkout::{self, CodeFacts, Usage};
+use crate::domain::promotion::{
+    Applied, Budget, Cart, Checkout, CodeMode, Customer, Per, Reason, period_of,
 };
 use crate::domain::report::slot_of;
 
 /// A campaign's standing redemptions.
 #[derive(Debug, Clone, Default)]
 pub struct RedemptionTally {
+    pub count: u64,
     pub discount_cents: i64,
     pub by_slot: BTreeMap<i64, u64>,
+    /// Discount given per quarter hour (UTC slots).
+    pub discount_by_slot: BTreeMap<i64, i64>,
 }
 
 impl RedemptionTally {
     fn count(&mut self, r: &Redemption, sign: i64) {
         self.discount_cents += sign * r.discount_cents;
-        let n = self.by_slot.entry(slot_of(r.created_at)).or_default();
-        *n = if sign > 0 {
-            *n + 1
+        let slot = slot_of(r.created_at);
+        *self.discount_by_slot.entry(slot).or_default() += sign * r.discount_cents;
+        let n = self.by_slot.entry(slot).or_default();
+        if sign > 0 {
+            *n += 1;
+            self.count += 1;
         } else {
-            n.saturating_sub(1)
-        };
+            *n = n.saturating_sub(1);
+            self.count = self.count.saturating_sub(1);
+        }
     }
 }
 
+/// One budget's bucket: (campaign, which budget, period, customer when per customer).
+type BucketKey = (Uuid, u8, i64, Option<Customer>);
+
+/// What standing redemptions use, per campaign: counted from the redemption records (their
+/// facts), so a redemption of a shared code writes one key.
 #[derive(Default)]
-pub(crate) struct RedemptionIndex(RwLock<HashMap<Uuid, RedemptionTally>>);
+struct RedemptionState {
+    tallies: HashMap<Uuid, RedemptionTally>,
+    /// A shared code's standing uses.
+    shared_uses: HashMap<Box<str>, u64>,
+    /// A customer's standing redemptions of a shared campaign.
+    customer_uses: HashMap<(Uuid, Customer), u32>,
+    /// What each budget's bucket holds.
+    budgets: HashMap<BucketKey, i64>,
+    /// Inapplicable validations per campaign and reason, since the process started (a
+    /// validation writes nothing).
+    reasons: HashMap<Uuid, HashMap<Reason, u64>>,
+}
+
+/// The bucket of `budget` (the `i`th of `campaign`) a redemption at `at` by `who` counts in;
+/// `None` for a per-customer budget when nobody is named.
+fn bucket(
+    campaign: &Campaign,
+    i: usize,
+    budget: &Budget,
+    at: DateTime<Utc>,
+    who: Option<&Customer>,
+) -> Option<BucketKey> {
+    let customer = match budget.per {
+        Per::Campaign => None,
+        Per::Customer => Some(who?.clone()),
+    };
+    Some((
+        campaign.id,
+        i as u8,
+        period_of(budget.period, at, campaign.timezone.0),
+        customer,
+    ))
+}
+
+impl RedemptionState {
+    /// A standing redemption counted in (`sign` 1) or out (-1, a rollback: from the buckets of
+    /// the period it was made in).
+    fn count(&mut self, r: &Redemption, campaign: Option<&Campaign>, sign: i64) {
+        self.tallies
+            .entry(r.campaign_id)
+            .or_default()
+            .count(r, sign);
+        let who = r.customer_key();
+        if r.shared {
+            let uses = self.shared_uses.entry(r.code.as_str().into()).or_default();
+            *uses = uses.saturating_add_signed(sign);
+            if let Some(who) = &who {
+                let n = self
+                    .customer_uses
+                    .entry((r.campaign_id, who.clone()))
+                    .or_default();
+                *n = if sign > 0 {
+                    *n + 1
+                } else {
+                    n.saturating_sub(1)
+                };
+            }
+        }
+        let Some(campaign) = campaign else {
+            return;
+        };
+        for (i, budget) in campaign.promotion.budgets.iter().enumerate() {
+            if let Some(key) = bucket(campaign, i, budget, r.created_at, who.as_ref()) {
+                *self.budgets.entry(key).or_default() += sign * budget.cost(r.discount_cents);
+            }
+        }
+    }
+
+    /// What a redemption now by `who` would find used.
+    fn usage(&self, campaign: &Campaign, who: Option<&Customer>, now: DateTime<Utc>) -> Usage {
+        let customer_uses = who
+            .and_then(|w| self.customer_uses.get(&(campaign.id, w.clone())))
+            .copied()
+            .unwrap_or(0);
+        let budgets_used = campaign
+            .promotion
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                bucket(campaign, i, b, now, who)
+                    .and_then(|k| self.budgets.get(&k))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        Usage {
+            customer_uses,
+            budgets_used,
+        }
+    }
+}
+
+pub(crate) struct RedemptionIndex(RwLock<RedemptionState>);
 
 impl RedemptionIndex {
-    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
-        let mut tallies: HashMap<Uuid, RedemptionTally> = HashMap::new();
+    pub(crate) fn load(trees: &Trees, campaigns: &CampaignIndex) -> Result<Self, StoreError> {
+        let mut state = RedemptionState::default();
         for v in trees.redemptions.iter().values() {
             let r: Redemption = decode(&v?)?;
             if r.rolled_back_at.is_none() {
-                tallies.entry(r.campaign_id).or_default().count(&r, 1);
+                let campaign = campaigns.get(r.campaign_id);
+                state.count(&r, campaign.as_deref(), 1);
             }
         }
-        Ok(Self(RwLock::new(tallies)))
+        Ok(Self(RwLock::new(state)))
     }
 }
+
+/// Phone number → the orders placed with it (oldest first), so `GET /wallet?phone=` finds what
+/// was bought under a number. Rebuilt from the orders at open.
+#[derive(Default)]
+pub(crate) struct OrderIndex(RwLock<HashMap<String, Vec<Uuid>>>);
+
+impl OrderIndex {
+    pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
+        let mut by_phone: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for v in trees.orders.iter().values() {
+            let o: Order = decode(&v?)?;
+            if let Some(phone) = o.phone {
+                by_phone.entry(phone).or_default().push(o.id);
+            }
+        }
+        Ok(Self(RwLock::new(by_phone)))
+    }
+}
+
+/// A budget's use now, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub budget: Budget,
+    /// In the current period (the campaign's total, for a per-customer budget: every customer).
+    pub used: i64,
+}
+
+/// Which redemptions a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct RedemptionFilter {
+    pub campaign: Option<Uuid>,
+    pub customer: Option<Customer>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Records a listing reads at most per page: a filter that matches little costs a bounded scan
+/// (the page then ends early, with a cursor to go on).
+pub const LIST_SCAN: usize = 10_000;
 
 pub struct Orders<'a> {
     store: &'a Store,
@@ -69,8 +216,8 @@ pub struct Orders<'a> {
 pub enum RedeemError {
     #[error("no such code")]
     UnknownCode,
-    #[error("{0}")]
-    NotRedeemable(#[from] NotRedeemable),
+    #[error("{}", .0.describe())]
+    Inapplicable(Reason),
     #[error("no such redemption")]
     UnknownRedemption,
     #[error("the redemption was already rolled back")]
@@ -90,17 +237,158 @@ impl<'a> Orders<'a> {
         Self { store }
     }
 
-    fn tallies(&self) -> &RwLock<HashMap<Uuid, RedemptionTally>> {
+    fn state(&self) -> &RwLock<RedemptionState> {
         &self.store.indexes().redemptions.0
     }
 
     /// A campaign's standing redemptions (from memory).
     pub fn redemption_tally(&self, campaign: Uuid) -> RedemptionTally {
-        self.tallies()
+        self.state()
             .read()
+            .tallies
             .get(&campaign)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Each budget of `campaign` and what its current period holds (per-customer budgets:
+    /// summed over customers), from memory.
+    pub fn budget_use(&self, campaign: &Campaign, now: DateTime<Utc>) -> Vec<BudgetUse> {
+        let state = self.state().read();
+        campaign
+            .promotion
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let period = period_of(b.period, now, campaign.timezone.0);
+                let used = match b.per {
+                    Per::Campaign => state
+                        .budgets
+                        .get(&(campaign.id, i as u8, period, None))
+                        .copied()
+                        .unwrap_or(0),
+                    Per::Customer => state
+                        .budgets
+                        .iter()
+                        .filter(|((c, j, p, _), _)| {
+                            *c == campaign.id && *j == i as u8 && *p == period
+                        })
+                        .map(|(_, v)| *v)
+                        .sum(),
+                };
+                BudgetUse { budget: *b, used }
+            })
+            .collect()
+    }
+
+    /// Counts inapplicable validations of a campaign by reason (memory only).
+    pub fn count_reasons(&self, counted: &[(Uuid, Reason)]) {
+        if counted.is_empty() {
+            return;
+        }
+        let mut state = self.state().write();
+        for (campaign, reason) in counted {
+            // Bounded: campaigns × the fixed list of reasons.
+            *state
+                .reasons
+                .entry(*campaign)
+                .or_default()
+                .entry(*reason)
+                .or_default() += 1;
+        }
+    }
+
+    /// A campaign's inapplicable validations by reason since start, most frequent first.
+    pub fn top_reasons(&self, campaign: Uuid) -> Vec<(Reason, u64)> {
+        let mut out: Vec<(Reason, u64)> = self
+            .state()
+            .read()
+            .reasons
+            .get(&campaign)
+            .map(|m| m.iter().map(|(r, n)| (*r, *n)).collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));
+        out
+    }
+
+    /// What the engine knows of a code and who asks, or why it is not found: its record, its
+    /// campaign, the facts the rules read. From memory and one read of the code.
+    fn facts(
+        &self,
+        code: &str,
+        customer: Option<&Customer>,
+    ) -> Result<Result<(CodeRecord, std::sync::Arc<Campaign>, CodeFacts), Reason>, StoreError> {
+        let Some(record) = self.store.codes().get(code)? else {
+            return Ok(Err(Reason::NotFound));
+        };
+        let Some(campaign) = self.store.campaigns().shared(record.campaign_id) else {
+            return Ok(Err(Reason::NotFound));
+        };
+        let flags = self.store.codes().flags(code).unwrap_or_default();
+        let shared =
+            (flags.shared || campaign.promotion.code_mode == CodeMode::Shared).then(|| {
+                let uses = self
+                    .state()
+                    .read()
+                    .shared_uses
+                    .get(code)
+                    .copied()
+                    .unwrap_or(0);
+                (uses, flags.usage_limit)
+            });
+        let holder_tz = match (record.holder, campaign.promotion.expire_at_local_end_of_day) {
+            (Some(holder), true) => self.store.users().get(holder)?.map(|u| u.timezone.0),
+            _ => None,
+        };
+        let _ = customer;
+        let facts = CodeFacts {
+            status: record.status,
+            holder: record.holder,
+            claimed_at: record.claimed_at,
+            balance_cents: record.balance_cents,
+            disabled: flags.disabled,
+            shared,
+            holder_tz,
+        };
+        Ok(Ok((record, campaign, facts)))
+    }
+
+    /// Who a redemption counts for: the customer named, or a unique code's holder.
+    fn who(customer: Option<&Customer>, record: &CodeRecord) -> Option<Customer> {
+        customer
+            .cloned()
+            .or_else(|| record.holder.map(Customer::User))
+    }
+
+    /// What `codes` would take off `order` now, one after another (each from what the ones
+    /// before left), for `customer`: writes nothing. Any thread.
+    pub fn validate(
+        &self,
+        codes: &[String],
+        customer: Option<&Customer>,
+        order: &Checkout,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Option<Uuid>, Result<Applied, Reason>)>, StoreError> {
+        let mut cart = Cart::of(order);
+        let mut out = Vec::with_capacity(codes.len());
+        for code in codes {
+            let (record, campaign, facts) = match self.facts(code, customer)? {
+                Ok(found) => found,
+                Err(reason) => {
+                    out.push((None, Err(reason)));
+                    continue;
+                }
+            };
+            let who = Self::who(customer, &record);
+            let usage = self.state().read().usage(&campaign, who.as_ref(), now);
+            let result =
+                checkout::evaluate(&campaign, &facts, customer, &usage, order, &mut cart, now);
+            // Someone else's code is not found: its campaign is not told either.
+            let campaign_id = (result != Err(Reason::NotFound)).then_some(campaign.id);
+            out.push((campaign_id, result));
+        }
+        Ok(out)
     }
 
     /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys, one
@@ -155,7 +443,35 @@ impl<'a> Orders<'a> {
                 })
                 .map_err(unwrap_transaction)
         })?;
+        if let Some(phone) = &order.phone {
+            self.store
+                .indexes()
+                .orders
+                .0
+                .write()
+                .entry(phone.clone())
+                .or_default()
+                .push(order.id);
+        }
         Ok(Ok((order, records)))
+    }
+
+    /// The orders placed with `phone`, oldest first.
+    pub fn by_phone(&self, phone: &str) -> Result<Vec<Order>, StoreError> {
+        let ids = self
+            .store
+            .indexes()
+            .orders
+            .0
+            .read()
+            .get(phone)
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get(id)?);
+        }
+        Ok(out)
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
@@ -174,10 +490,14 @@ impl<'a> Orders<'a> {
         let trees = self.store.trees();
         let mut orders = sled::Batch::default();
         let mut n = 0;
+        let mut unphoned = Vec::new();
         for kv in trees.orders.iter() {
             let (k, v) = kv?;
             let mut o: Order = decode(&v)?;
             if o.customer == customer {
+                if let Some(phone) = &o.phone {
+                    unphoned.push((phone.clone(), o.id));
+                }
                 o.customer = Uuid::nil();
                 o.phone = None;
                 orders.insert(k, encode(&o)?);
@@ -196,6 +516,15 @@ impl<'a> Orders<'a> {
         }
         trees.orders.apply_batch(orders)?;
         trees.redemptions.apply_batch(redemptions)?;
+        let mut by_phone = self.store.indexes().orders.0.write();
+        for (phone, id) in unphoned {
+            if let Some(list) = by_phone.get_mut(&phone) {
+                list.retain(|o| *o != id);
+                if list.is_empty() {
+                    by_phone.remove(&phone);
+                }
+            }
+        }
         Ok(n)
     }
 
@@ -208,42 +537,58 @@ impl<'a> Orders<'a> {
             .transpose()
     }
 
-    /// Redeems a code (2 keys: the redemption, the code). Writer only.
+    /// Redeems a code against an order if the engine says it applies, with the counters as
+    /// they stand on the writer (so the last use, the last budget cent and a customer's last
+    /// allowed redemption go once): a shared code writes its redemption (1 key: its uses are
+    /// its redemptions); a unique code its redemption and itself (2 keys, one transaction).
+    /// Writer only.
     pub fn redeem(
         &self,
         code: &str,
-        customer: Option<Uuid>,
-        order_amount_cents: Option<i64>,
+        customer: Option<&Customer>,
+        order: &Checkout,
         now: DateTime<Utc>,
-    ) -> Result<Redemption, RedeemError> {
-        let codes = self.store.codes();
-        let record = codes.get(code)?.ok_or(RedeemError::UnknownCode)?;
-        let campaign = self
-            .store
-            .campaigns()
-            .get(record.campaign_id)?
-            .ok_or(RedeemError::UnknownCode)?;
-        let before = record.status;
-        let (after, redemption) = campaign::redeem(
-            record,
+    ) -> Result<(Redemption, Applied), RedeemError> {
+        let (record, campaign, facts) = self.facts(code, customer)?.map_err(|r| match r {
+            Reason::NotFound => RedeemError::UnknownCode,
+            r => RedeemError::Inapplicable(r),
+        })?;
+        let who = Self::who(customer, &record);
+        let usage = self.state().read().usage(&campaign, who.as_ref(), now);
+        let mut cart = Cart::of(order);
+        let applied =
+            checkout::evaluate(&campaign, &facts, customer, &usage, order, &mut cart, now)
+                .map_err(RedeemError::Inapplicable)?;
+        let shared = facts.shared.is_some();
+        let (after, redemption) = checkout::redeemed(
+            &record,
             &campaign,
+            &applied,
             customer,
-            order_amount_cents,
+            shared,
+            order,
             crate::domain::v7_at(now),
             now,
-        )?;
-        self.write_both(&redemption, &after)?;
-        codes.index_changed(before, &after);
-        self.tallies()
-            .write()
-            .entry(redemption.campaign_id)
-            .or_default()
-            .count(&redemption, 1);
-        Ok(redemption)
+        );
+        match &after {
+            Some(after) => {
+                self.write_both(&redemption, after)?;
+                self.store.codes().index_changed(record.status, after);
+            }
+            None => {
+                self.store
+                    .trees()
+                    .redemptions
+                    .insert(redemption.id.as_bytes(), encode(&redemption)?)?;
+            }
+        }
+        self.state().write().count(&redemption, Some(&campaign), 1);
+        Ok((redemption, applied))
     }
 
-    /// Rolls a redemption back, once: the code is held again and a gift card gets back what was
-    /// drawn (2 keys). Writer only.
+    /// Rolls a redemption back, once: a unique code is held again and a gift card gets back what
+    /// was drawn (2 keys); a shared code's use, the customer's count and the budgets it used
+    /// (in the period it was made in) are given back (1 key). Writer only.
     pub fn roll_back(&self, id: Uuid, now: DateTime<Utc>) -> Result<Redemption, RedeemError> {
         let tree = &self.store.trees().redemptions;
         let mut redemption: Redemption = tree
@@ -254,21 +599,67 @@ impl<'a> Orders<'a> {
         if redemption.rolled_back_at.is_some() {
             return Err(RedeemError::RolledBack);
         }
-        let codes = self.store.codes();
-        let record = codes
-            .get(&redemption.code)?
-            .ok_or(RedeemError::UnknownCode)?;
-        let before = record.status;
-        let restored = campaign::roll_back(record, &redemption);
         redemption.rolled_back_at = Some(now);
-        self.write_both(&redemption, &restored)?;
-        codes.index_changed(before, &restored);
-        self.tallies()
+        if redemption.shared {
+            tree.insert(redemption.id.as_bytes(), encode(&redemption)?)?;
+        } else {
+            let codes = self.store.codes();
+            let record = codes
+                .get(&redemption.code)?
+                .ok_or(RedeemError::UnknownCode)?;
+            let before = record.status;
+            let restored = checkout::roll_back(record, &redemption);
+            self.write_both(&redemption, &restored)?;
+            codes.index_changed(before, &restored);
+        }
+        let campaign = self.store.campaigns().shared(redemption.campaign_id);
+        self.state()
             .write()
-            .entry(redemption.campaign_id)
-            .or_default()
-            .count(&redemption, -1);
+            .count(&redemption, campaign.as_deref(), -1);
         Ok(redemption)
+    }
+
+    /// Redemptions newest first, from before `before` (a cursor: the last id of the previous
+    /// page), those `filter` admits, at most `limit`; reads at most [`LIST_SCAN`] records, and
+    /// returns the cursor to go on from when there may be more.
+    pub fn list_redemptions(
+        &self,
+        filter: &RedemptionFilter,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Redemption>, Option<Uuid>), StoreError> {
+        let tree = &self.store.trees().redemptions;
+        let range = match before {
+            Some(b) => tree.range(..b.as_bytes().to_vec()),
+            None => tree.range::<Vec<u8>, _>(..),
+        };
+        // Ids are v7: key order is time order, so newest first is the tree backwards, and
+        // `since` ends the scan.
+        let mut out = Vec::new();
+        let mut last;
+        for (read, kv) in range.rev().enumerate() {
+            let (k, v) = kv?;
+            let r: Redemption = decode(&v)?;
+            if filter.since.is_some_and(|s| r.created_at < s) {
+                return Ok((out, None));
+            }
+            last = Uuid::from_slice(&k).ok();
+            let admitted = filter.campaign.is_none_or(|c| c == r.campaign_id)
+                && filter
+                    .customer
+                    .as_ref()
+                    .is_none_or(|c| r.customer_key().as_ref() == Some(c));
+            if admitted {
+                out.push(r);
+                if out.len() == limit {
+                    return Ok((out, last));
+                }
+            }
+            if read + 1 >= LIST_SCAN {
+                return Ok((out, last));
+            }
+        }
+        Ok((out, None))
     }
 
     /// A redemption's record and its code, in one transaction.

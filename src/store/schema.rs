@@ -52,6 +52,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "day tallies of delivery outcomes for reports",
         run: tally_delivery_outcomes,
     },
+    Migration {
+        version: 8,
+        name: "campaigns and redemptions carry checkout rules",
+        run: campaigns_carry_checkout_rules,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -382,6 +387,126 @@ fn tally_delivery_outcomes(_db: &sled::Db, trees: &Trees) -> Result<(), StoreErr
         count(&mut tallies, m.channel, &m.delivery);
     }
     write(&trees.messages, tallies)
+}
+
+/// A campaign as versions 5 to 7 stored it (before its checkout settings).
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct CampaignV1 {
+    #[allow(dead_code)]
+    v: u16,
+    id: uuid::Uuid,
+    name: String,
+    kind: crate::domain::campaign::CampaignKind,
+    discount: Option<crate::domain::campaign::Discount>,
+    gift_balance_cents: Option<i64>,
+    price_cents: Option<i64>,
+    code: crate::domain::campaign::CodeSpec,
+    pool_size: u32,
+    #[serde(with = "crate::domain::times::micros")]
+    starts_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros")]
+    ends_at: chrono::DateTime<chrono::Utc>,
+    timezone: crate::domain::user::Timezone,
+    per_customer_limit: u32,
+    retailer: Option<String>,
+    category: Option<String>,
+    #[serde(with = "crate::domain::times::micros_opt")]
+    ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros")]
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A redemption as versions 5 to 7 stored it (an order amount only).
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct RedemptionV1 {
+    #[allow(dead_code)]
+    v: u16,
+    id: uuid::Uuid,
+    code: String,
+    campaign_id: uuid::Uuid,
+    customer: Option<uuid::Uuid>,
+    order_amount_cents: Option<i64>,
+    discount_cents: i64,
+    balance_cents: Option<i64>,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros_opt")]
+    rolled_back_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Rewrites every record of `tree` that does not read as `New` from its older shape `Old`
+/// (postcard ignores trailing bytes, so the new shape is tried first: an old record is short of
+/// it). A crash part-way resumes: rewritten records read as new.
+fn upgrade<New, Old>(tree: &sled::Tree, convert: impl Fn(Old) -> New) -> Result<(), StoreError>
+where
+    New: serde::Serialize + serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned,
+{
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        if super::decode::<New>(&v).is_ok() {
+            continue;
+        }
+        let old: Old = super::decode(&v)?;
+        batch.insert(k, super::encode(&convert(old))?);
+        pending += 1;
+        if pending == REWRITE_BATCH {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Version 8: a campaign ends with its checkout settings (unique codes, no rules, no budgets,
+/// as before), a redemption with its customer reference, currency, lines and whether it used a
+/// shared code (none, none, none, no).
+fn campaigns_carry_checkout_rules(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::campaign::{Campaign, Redemption};
+    upgrade(&trees.campaigns, |o: CampaignV1| Campaign {
+        v: Campaign::VERSION,
+        id: o.id,
+        name: o.name,
+        kind: o.kind,
+        discount: o.discount,
+        gift_balance_cents: o.gift_balance_cents,
+        price_cents: o.price_cents,
+        code: o.code,
+        pool_size: o.pool_size,
+        starts_at: o.starts_at,
+        ends_at: o.ends_at,
+        timezone: o.timezone,
+        per_customer_limit: o.per_customer_limit,
+        retailer: o.retailer,
+        category: o.category,
+        ended_at: o.ended_at,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+        promotion: Default::default(),
+    })?;
+    upgrade(&trees.redemptions, |o: RedemptionV1| Redemption {
+        v: Redemption::VERSION,
+        id: o.id,
+        code: o.code,
+        campaign_id: o.campaign_id,
+        customer: o.customer,
+        order_amount_cents: o.order_amount_cents,
+        discount_cents: o.discount_cents,
+        balance_cents: o.balance_cents,
+        created_at: o.created_at,
+        rolled_back_at: o.rolled_back_at,
+        customer_ref: None,
+        currency: None,
+        lines: Vec::new(),
+        shared: false,
+    })
 }
 
 pub(crate) fn stored_version(trees: &Trees) -> Result<u32, StoreError> {

@@ -62,5 +62,6 @@ pub(crate) fn campaign(
         ended_at: None,
         created_at: now,
         updated_at: now,
+        promotion: Default::default(),
     }
 }

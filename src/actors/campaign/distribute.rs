@@ -205,7 +205,7 @@ mod tests {
                 }
                 s.campaigns().put(&c)?;
                 s.codes()
-                    .insert_new(c.id, &codes, None, c.pool_size, now, Atomic::Whole)
+                    .insert_new(c.id, &codes, None, c.pool_size, now, Atomic::Whole, None)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .await

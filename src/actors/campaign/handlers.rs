@@ -19,6 +19,8 @@ pub enum ClaimError {
     Taken(Vec<String>),
     #[error("the pool holds {pool_size} codes and has room for {room} more")]
     Full { pool_size: u32, room: u64 },
+    #[error("the campaign has ended; ending is final")]
+    Ended,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -41,7 +43,15 @@ impl From<CodesError> for ClaimError {
 pub struct AddCodes {
     pub codes: Vec<String>,
     pub atomic: Atomic,
+    /// For a shared campaign's codes: how often each may be used (`None`: unlimited).
+    pub usage_limit: Option<u64>,
 }
+
+/// Pause (`true`) or resume (`false`) the campaign: nothing is handed out or redeemed while
+/// it is paused. An ended campaign refuses both.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Campaign, ClaimError>")]
+pub struct PauseCampaign(pub bool);
 
 /// End the campaign now: no claim is served after this is answered.
 #[derive(Debug, Message)]
@@ -70,6 +80,8 @@ impl Handler<AddCodes> for CampaignActor {
         };
         let (store, id, now) = (self.store.clone(), self.id, self.clock.now());
         let (balance, pool_size) = (state.gift_balance_cents, state.pool_size);
+        let shared = (state.promotion.code_mode == crate::domain::promotion::CodeMode::Shared)
+            .then_some(msg.usage_limit);
         let (codes, atomic) = (msg.codes, msg.atomic);
         let n = codes.len();
         Box::pin(
@@ -78,7 +90,7 @@ impl Handler<AddCodes> for CampaignActor {
                 store
                     .write(move |s| {
                         Ok(s.codes()
-                            .insert_new(id, &codes, balance, pool_size, now, atomic))
+                            .insert_new(id, &codes, balance, pool_size, now, atomic, shared))
                     })
                     .await
             }
@@ -114,6 +126,23 @@ impl Handler<UpdateCampaign> for CampaignActor {
         let changed = match self.state.as_ref() {
             None => Err(ClaimError::NotFound),
             Some(campaign) => campaign.apply(&msg.0, now).map_err(ClaimError::from),
+        };
+        match changed {
+            Ok(campaign) => self.replace(campaign),
+            Err(e) => AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
+        }
+    }
+}
+
+impl Handler<PauseCampaign> for CampaignActor {
+    type Result = AtomicResponse<Self, Result<Campaign, ClaimError>>;
+
+    fn handle(&mut self, msg: PauseCampaign, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let now = self.clock.now();
+        let changed = match self.state.as_ref() {
+            None => Err(ClaimError::NotFound),
+            Some(campaign) => campaign.pause(msg.0, now).ok_or(ClaimError::Ended),
         };
         match changed {
             Ok(campaign) => self.replace(campaign),

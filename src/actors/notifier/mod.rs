@@ -131,7 +131,7 @@ pub(crate) fn check(
                 }
             }
             CampaignStatus::Draft => {}
-            CampaignStatus::Scheduled | CampaignStatus::Active => {
+            CampaignStatus::Scheduled | CampaignStatus::Active | CampaignStatus::Paused => {
                 if !is_low(left, counts.total) {
                     low.remove(&c.id);
                     continue;
