@@ -29,6 +29,15 @@ pub struct CampaignReport {
     pub discount_cents_total: i64,
     /// Claims and standing redemptions per day in the campaign's timezone, oldest first.
     pub by_day: Vec<DayRow>,
+    /// Why validations of this campaign's codes said `inapplicable`, most frequent first (since
+    /// the server started: a validation writes nothing).
+    pub top_inapplicable_reasons: Vec<ReasonCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReasonCount {
+    pub reason: crate::domain::promotion::Reason,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -36,12 +45,15 @@ pub struct DayRow {
     pub date: NaiveDate,
     pub claimed: u64,
     pub redeemed: u64,
+    /// What that day's standing redemptions took off orders, minor units.
+    pub discount_cents: i64,
 }
 
 /// Claims and redemptions per local date in `tz`, oldest first (days with neither left out).
 pub fn by_day(
     claims: &BTreeMap<i64, u64>,
     redemptions: &BTreeMap<i64, u64>,
+    discounts: &BTreeMap<i64, i64>,
     tz: chrono_tz::Tz,
 ) -> Vec<DayRow> {
     let day = |slot: i64| {
@@ -50,19 +62,23 @@ pub fn by_day(
             .with_timezone(&tz)
             .date_naive()
     };
-    let mut days: BTreeMap<NaiveDate, (u64, u64)> = BTreeMap::new();
+    let mut days: BTreeMap<NaiveDate, (u64, u64, i64)> = BTreeMap::new();
     for (slot, n) in claims {
         days.entry(day(*slot)).or_default().0 += n;
     }
     for (slot, n) in redemptions {
         days.entry(day(*slot)).or_default().1 += n;
     }
+    for (slot, d) in discounts {
+        days.entry(day(*slot)).or_default().2 += d;
+    }
     days.into_iter()
-        .filter(|(_, (c, r))| *c > 0 || *r > 0)
-        .map(|(date, (claimed, redeemed))| DayRow {
+        .filter(|(_, (c, r, _))| *c > 0 || *r > 0)
+        .map(|(date, (claimed, redeemed, discount_cents))| DayRow {
             date,
             claimed,
             redeemed,
+            discount_cents,
         })
         .collect()
 }
@@ -86,7 +102,9 @@ mod tests {
         *redeemed
             .entry(slot_of(t("2026-03-02T10:00:00Z")))
             .or_default() += 1;
-        let kolkata = by_day(&claims, &redeemed, chrono_tz::Asia::Kolkata);
+        let mut discounts = BTreeMap::new();
+        discounts.insert(slot_of(t("2026-03-02T10:00:00Z")), 250);
+        let kolkata = by_day(&claims, &redeemed, &discounts, chrono_tz::Asia::Kolkata);
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         assert_eq!(
             kolkata,
@@ -94,22 +112,25 @@ mod tests {
                 DayRow {
                     date: d("2026-03-01"),
                     claimed: 1,
-                    redeemed: 0
+                    redeemed: 0,
+                    discount_cents: 0
                 },
                 DayRow {
                     date: d("2026-03-02"),
                     claimed: 2,
-                    redeemed: 1
+                    redeemed: 1,
+                    discount_cents: 250
                 },
             ]
         );
-        let new_york = by_day(&claims, &redeemed, chrono_tz::America::New_York);
+        let new_york = by_day(&claims, &redeemed, &discounts, chrono_tz::America::New_York);
         assert_eq!(
             new_york[0],
             DayRow {
                 date: d("2026-03-01"),
                 claimed: 3,
-                redeemed: 0
+                redeemed: 0,
+                discount_cents: 0
             }
         );
     }

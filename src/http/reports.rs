@@ -273,7 +273,19 @@ fn report(
             counts.redeemed as f64 / counts.claimed as f64
         },
         discount_cents_total: redemptions.discount_cents,
-        by_day: by_day(&claims, &redemptions.by_slot, campaign.timezone.0),
+        by_day: by_day(
+            &claims,
+            &redemptions.by_slot,
+            &redemptions.discount_by_slot,
+            campaign.timezone.0,
+        ),
+        top_inapplicable_reasons: state
+            .store
+            .orders()
+            .top_reasons(campaign.id)
+            .into_iter()
+            .map(|(reason, count)| crate::domain::report::ReasonCount { reason, count })
+            .collect(),
     };
     Ok((report, campaign.name.clone(), campaign.timezone.to_string()))
 }

@@ -128,6 +128,8 @@ impl From<RedeemError> for Error {
     fn from(e: RedeemError) -> Self {
         match e {
             RedeemError::UnknownCode | RedeemError::UnknownRedemption => Error::NotFound,
+            // Someone else's code is not found, as an unknown one is.
+            RedeemError::Inapplicable(Reason::NotFound) => Error::NotFound,
             RedeemError::Inapplicable(reason) => Error::Inapplicable(reason),
             e @ RedeemError::RolledBack => Error::Conflict(e.to_string()),
             RedeemError::Store(e) => Error::Store(e),

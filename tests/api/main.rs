@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod campaigns;
+mod checkout;
 mod code_requests;
 mod crash;
 mod digests;

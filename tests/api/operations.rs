@@ -163,6 +163,11 @@ async fn the_openapi_document_describes_every_route() {
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
+        "GET /api/v1/redemptions",
+        "PATCH /api/v1/codes/{code}",
+        "POST /api/v1/campaigns/{id}/pause",
+        "POST /api/v1/campaigns/{id}/resume",
+        "POST /api/v1/validations",
     ]
     .into_iter()
     .map(String::from)

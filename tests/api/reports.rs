@@ -265,7 +265,7 @@ async fn the_overview_counts_campaigns_and_deliveries_by_channel_and_outcome() {
     );
     assert_eq!(
         overview["campaigns"],
-        json!({"draft": 0, "scheduled": 0, "active": 1, "ended": 0})
+        json!({"draft": 0, "scheduled": 0, "active": 1, "paused": 0, "ended": 0})
     );
     assert_eq!(overview["digests_by_day"], json!([]));
     assert_eq!(overview["code_requests"], json!([]));
