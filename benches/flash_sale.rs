@@ -35,10 +35,13 @@ use server::{PASSWORD, Server};
 
 mod common;
 use common::{cpu_ms, env};
+#[path = "common/load.rs"]
+mod load;
 #[path = "common/redis.rs"]
 mod redis;
 #[path = "common/server.rs"]
 mod server;
+use load::phase;
 
 fn start() -> Server {
     // BENCH_FSYNC=false measures the same run without fdatasync (not durable against power
@@ -81,101 +84,6 @@ fn callgrind(pid: &str, on: bool, label: &str) {
         run(&["-d", label]);
         run(&["-i", "off"]);
     }
-}
-
-/// Builds the request a connection sends (connection number, request number).
-type MakeRequest =
-    Arc<dyn Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync>;
-
-/// What one phase measured.
-struct Phase {
-    ok: usize,
-    other: usize,
-    elapsed: Duration,
-    /// When the last counted answer came (claims: the pool may run out before the phase ends).
-    last_ok: Duration,
-    latencies_us: Vec<u64>,
-}
-
-impl Phase {
-    /// Counted answers per second, over the time they took (up to the last one).
-    fn rate(&self) -> f64 {
-        self.ok as f64 / self.last_ok.max(Duration::from_millis(1)).as_secs_f64()
-    }
-
-    fn percentile_ms(&mut self, p: f64) -> f64 {
-        self.latencies_us.sort_unstable();
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
-    }
-}
-
-/// Every connection sends requests back to back for `seconds`; `expect` is the status that counts.
-async fn phase(
-    clients: &[reqwest::Client],
-    seconds: u64,
-    expect: u16,
-    stop_on: Option<u16>,
-    request: MakeRequest,
-) -> Phase {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(conn, client)| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let (mut ok, mut other, mut lat) = (0usize, 0usize, Vec::new());
-                let mut last_ok = Duration::ZERO;
-                let mut i = 0;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let res = request(&client, conn, i).send().await;
-                    i += 1;
-                    match res {
-                        Ok(r) if r.status().as_u16() == expect => {
-                            let _ = r.bytes().await;
-                            ok += 1;
-                            lat.push(t.elapsed().as_micros() as u64);
-                            last_ok = started.elapsed();
-                        }
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            other += 1;
-                            // The pool ran out: this connection's part of the phase is over.
-                            if Some(status) == stop_on {
-                                break;
-                            }
-                        }
-                        Err(_) => other += 1,
-                    }
-                }
-                (ok, other, lat, last_ok)
-            })
-        })
-        .collect();
-    let mut out = Phase {
-        ok: 0,
-        other: 0,
-        elapsed: Duration::ZERO,
-        last_ok: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for t in tasks {
-        let (ok, other, lat, last_ok) = t.await.unwrap();
-        out.ok += ok;
-        out.other += other;
-        out.latencies_us.extend(lat);
-        out.last_ok = out.last_ok.max(last_ok);
-    }
-    out.elapsed = started.elapsed();
-    out
 }
 
 #[tokio::main]

@@ -83,6 +83,14 @@ impl Checkout {
         let mut sum: i64 = 0;
         for line in &items {
             super::bounded_text("order.items.sku", &line.sku, MAX_REF_LEN)?;
+            for (field, value) in [
+                ("order.items.retailer", &line.retailer),
+                ("order.items.category", &line.category),
+            ] {
+                if let Some(v) = value {
+                    super::bounded_text(field, v, MAX_REF_LEN)?;
+                }
+            }
             if !(1..=10_000).contains(&line.quantity) {
                 return Err(field_err("order.items.quantity", "must be 1 to 10000"));
             }

@@ -75,7 +75,11 @@ pub struct ScopeBody {
 
 /// One SKU, retailer or category: 1 to 200 characters.
 #[derive(ToSchema)]
-#[schema(min_length = 1, max_length = 200)]
+#[schema(
+    min_length = 1,
+    max_length = 200,
+    pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+)]
 pub struct ScopeText(#[allow(dead_code)] String);
 
 impl From<ScopeBody> for Scope {

@@ -120,7 +120,11 @@ pub struct NewRedemption {
     pub customer: Option<Uuid>,
     /// The shop's own reference for a buyer without an account here (an id, or an email,
     /// compared case-blind).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+    )]
     pub customer_ref: Option<String>,
     /// The order, with its currency and items: the same engine as a validation.
     pub order: Option<OrderBody>,
@@ -254,8 +258,13 @@ pub struct RedemptionQuery {
     pub campaign: Option<Uuid>,
     /// Only this user's.
     pub customer: Option<Uuid>,
-    /// Only this reference's (as given at redemption).
-    #[param(min_length = 1, max_length = 200)]
+    /// Only this reference's (as given at redemption, normalised alike). With `customer` too,
+    /// both must match.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+    )]
     pub customer_ref: Option<String>,
     /// Only those made at or after this instant.
     pub since: Option<DateTime<Utc>>,
@@ -285,19 +294,18 @@ async fn list_redemptions(
     who.require(Role::Manager)?;
     let q = q.into_inner();
     let limit = limit(q.limit)?;
-    let customer = match (q.customer, q.customer_ref) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "give customer or customer_ref, not both".into(),
-            ));
-        }
-        (Some(u), None) => Some(Customer::User(u)),
-        (None, Some(r)) => Some(Customer::reference(&r)?),
-        (None, None) => None,
-    };
+    let customer_ref = q
+        .customer_ref
+        .map(|r| match Customer::reference(&r) {
+            Ok(Customer::Ref(r)) => Ok(r),
+            Ok(Customer::User(_)) => Err(ApiError::BadRequest("customer_ref".into())),
+            Err(e) => Err(ApiError::from(e)),
+        })
+        .transpose()?;
     let filter = RedemptionFilter {
         campaign: q.campaign,
-        customer,
+        customer: q.customer,
+        customer_ref,
         since: q.since,
     };
     let cursor = q.cursor;

@@ -25,7 +25,11 @@ pub struct NewValidation {
     /// A voucherd user (a customer may name only themselves; by default, they are the one).
     pub customer: Option<Uuid>,
     /// The shop's own reference for a buyer without an account here (managers and API keys).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+    )]
     pub customer_ref: Option<String>,
     pub order: OrderBody,
 }

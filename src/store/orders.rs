@@ -199,7 +199,10 @@ pub struct BudgetUse {
 #[derive(Debug, Clone, Default)]
 pub struct RedemptionFilter {
     pub campaign: Option<Uuid>,
-    pub customer: Option<Customer>,
+    /// Redeemed for this user.
+    pub customer: Option<Uuid>,
+    /// Redeemed for this shop reference.
+    pub customer_ref: Option<String>,
     pub since: Option<DateTime<Utc>>,
 }
 
@@ -645,10 +648,11 @@ impl<'a> Orders<'a> {
             }
             last = Uuid::from_slice(&k).ok();
             let admitted = filter.campaign.is_none_or(|c| c == r.campaign_id)
+                && filter.customer.is_none_or(|c| r.customer == Some(c))
                 && filter
-                    .customer
+                    .customer_ref
                     .as_ref()
-                    .is_none_or(|c| r.customer_key().as_ref() == Some(c));
+                    .is_none_or(|c| r.customer_ref.as_ref() == Some(c));
             if admitted {
                 out.push(r);
                 if out.len() == limit {
