@@ -16,6 +16,8 @@ pub enum NotificationKind {
     DeliveryFailing,
     /// A provider server gave no code for a request in time (or refused it).
     CodeRequestFailed,
+    /// A campaign's budget for the current period is 90 % used.
+    BudgetLow,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -42,6 +44,7 @@ impl NotificationKind {
             Self::NetworkFailing => "network_failing",
             Self::DeliveryFailing => "delivery_failing",
             Self::CodeRequestFailed => "code_request_failed",
+            Self::BudgetLow => "budget_low",
         }
     }
 }

@@ -72,7 +72,12 @@ pub async fn redeem(
         "refused"
     };
     metrics::counter!("voucherd_redemptions_total", "result" => result).increment(1);
-    Ok(redeemed?)
+    let (redemption, applied, budget_low) = redeemed?;
+    if budget_low {
+        // Admins hear of it now rather than at the notifier's next look (a full mailbox: then).
+        let _ = svc.actors.notifier.try_send(crate::actors::messages::Wake);
+    }
+    Ok((redemption, applied))
 }
 
 /// What a validation found: per code, the campaign it belongs to (when the caller may know)

@@ -544,14 +544,14 @@ impl<'a> Orders<'a> {
     /// they stand on the writer (so the last use, the last budget cent and a customer's last
     /// allowed redemption go once): a shared code writes its redemption (1 key: its uses are
     /// its redemptions); a unique code its redemption and itself (2 keys, one transaction).
-    /// Writer only.
+    /// Also says whether a campaign-wide budget reached 90 % with it. Writer only.
     pub fn redeem(
         &self,
         code: &str,
         customer: Option<&Customer>,
         order: &Checkout,
         now: DateTime<Utc>,
-    ) -> Result<(Redemption, Applied), RedeemError> {
+    ) -> Result<(Redemption, Applied, bool), RedeemError> {
         let (record, campaign, facts) = self.facts(code, customer)?.map_err(|r| match r {
             Reason::NotFound => RedeemError::UnknownCode,
             r => RedeemError::Inapplicable(r),
@@ -586,7 +586,19 @@ impl<'a> Orders<'a> {
             }
         }
         self.state().write().count(&redemption, Some(&campaign), 1);
-        Ok((redemption, applied))
+        // Whether a campaign-wide budget crossed 90 % with it (the notifier is told at once).
+        let crossed = campaign
+            .promotion
+            .budgets
+            .iter()
+            .zip(&usage.budgets_used)
+            .any(|(b, before)| {
+                let after = before + b.cost(applied.discount_cents);
+                b.per == Per::Campaign
+                    && before.saturating_mul(10) < b.limit * 9
+                    && after.saturating_mul(10) >= b.limit * 9
+            });
+        Ok((redemption, applied, crossed))
     }
 
     /// Rolls a redemption back, once: a unique code is held again and a gift card gets back what

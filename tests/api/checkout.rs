@@ -342,6 +342,22 @@ async fn the_last_budget_cent_goes_once_and_a_rollback_gives_it_back() {
         .await;
     assert_eq!(c["budgets"][0]["used"], 1000);
     assert_eq!(c["budgets"][1]["used"], 10);
+    // The admins were told when the day's budget reached 90 %, once.
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = app
+            .notifications()
+            .await
+            .into_iter()
+            .filter(|n| n["kind"] == "budget_low")
+            .collect();
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0]["subject"].as_str().unwrap().starts_with(&id));
     let res = app.rollback(done[3]["id"].as_str().unwrap()).await;
     assert_eq!(res.status(), StatusCode::OK);
     let c = app

@@ -503,3 +503,175 @@ async fn run_cycle(child: &mut std::process::Child, base: &str, admin: &str, loa
         "claims were acknowledged right up to the kill"
     );
 }
+
+/// The usage limit of the hot shared code in the crash test: more than the cycles redeem, so
+/// each kill lands while redemptions go through; the last run then takes it to the limit.
+const USES: usize = 5_000;
+const REDEEMERS: usize = 16;
+
+/// One till: redeems the shared code for new buyers back to back, recording every acknowledged
+/// redemption id, until the server dies or the limit answers.
+async fn redeem_shared(base: String, admin: String, till: usize, acked: Arc<Mutex<Vec<String>>>) {
+    let http = reqwest::Client::new();
+    for n in 0..MAX_REQUESTS {
+        let res = http
+            .post(format!("{base}/api/v1/redemptions"))
+            .bearer_auth(&admin)
+            .json(&json!({"code": "CRASH-SHARED", "customer_ref": format!("t{till}-{n}-{}", rand::random::<u32>()),
+                "order": {"amount_cents": 2000, "currency": "EUR"}}))
+            .send()
+            .await;
+        let Ok(res) = res else { return };
+        if res.status() != StatusCode::CREATED {
+            return;
+        }
+        let Ok(body) = res.json::<Value>().await else {
+            return;
+        };
+        acked
+            .lock()
+            .unwrap()
+            .push(body["id"].as_str().unwrap().to_owned());
+    }
+}
+
+/// Every standing redemption of the campaign, from the list (paged, newest first).
+async fn standing(http: &reqwest::Client, base: &str, admin: &str, campaign: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = get(
+            http,
+            base,
+            admin,
+            &format!("/redemptions?campaign={campaign}&limit=500{cursor}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for r in page["items"].as_array().unwrap() {
+            assert!(r["rolled_back_at"].is_null());
+            out.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_hot_shared_code_never_exceeds_its_limit_and_keeps_every_acknowledged_use_across_kill_9()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let env = [
+        ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
+        ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+    ];
+    let http = reqwest::Client::new();
+    let (child, mut base) = serve_with_env(&store, &env);
+    let mut server = Server(child);
+    let mut admin = admin_token(&http, &base).await;
+    let now = chrono::Utc::now();
+    let res = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "hot", "kind": "discount", "code_mode": "shared",
+            "discount": {"percent": 10}, "pool_size": 1, "per_customer_limit": 1,
+            "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::days(1)).to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    let campaign = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("{base}/api/v1/campaigns/{campaign}/codes"))
+        .bearer_auth(&admin)
+        .json(&json!({"codes": ["CRASH-SHARED"], "usage_limit": USES}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    for cycle in 0..3 {
+        if cycle > 0 {
+            let (c, b) = serve_with_env(&store, &env);
+            server = Server(c);
+            base = b;
+            admin = admin_token(&http, &base).await;
+            let stood = standing(&http, &base, &admin, &campaign).await;
+            let known: std::collections::HashSet<&String> = stood.iter().collect();
+            for id in acked.lock().unwrap().iter() {
+                assert!(
+                    known.contains(id),
+                    "cycle {cycle}: acknowledged {id} is gone"
+                );
+            }
+            assert!(stood.len() <= USES, "{} uses of {USES}", stood.len());
+        }
+        let tasks: Vec<_> = (0..REDEEMERS)
+            .map(|till| {
+                tokio::spawn(redeem_shared(
+                    base.clone(),
+                    admin.clone(),
+                    till,
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        let count = || acked.lock().unwrap().len();
+        let start = count();
+        for _ in 0..400 {
+            if count() > start {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random_range(50..300))).await;
+        server.0.kill().unwrap(); // SIGKILL: no shutdown, no flush
+        server.0.wait().unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    // A last run takes the code to its limit: exactly the limit stands, every acknowledged use
+    // among them, and the next one is refused.
+    let (c, b) = serve_with_env(&store, &env);
+    let _server = Server(c);
+    let admin = admin_token(&http, &b).await;
+    let before = acked.lock().unwrap().len();
+    assert!(
+        before > 0 && before < USES,
+        "{before} acknowledged before the kills"
+    );
+    let tasks: Vec<_> = (0..REDEEMERS)
+        .map(|till| {
+            tokio::spawn(redeem_shared(
+                b.clone(),
+                admin.clone(),
+                till + 100,
+                acked.clone(),
+            ))
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stood = standing(&http, &b, &admin, &campaign).await;
+    assert_eq!(stood.len(), USES, "exactly the limit, never more");
+    let known: std::collections::HashSet<&String> = stood.iter().collect();
+    for id in acked.lock().unwrap().iter() {
+        assert!(known.contains(id), "acknowledged {id} is gone");
+    }
+    let res = http
+        .post(format!("{b}/api/v1/redemptions"))
+        .bearer_auth(&admin)
+        .json(&json!({"code": "CRASH-SHARED", "customer_ref": "one-more",
+            "order": {"amount_cents": 2000, "currency": "EUR"}}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(res, 409, "usage_limit_reached").await;
+}

@@ -132,6 +132,7 @@ pub(crate) fn check(
             }
             CampaignStatus::Draft => {}
             CampaignStatus::Scheduled | CampaignStatus::Active | CampaignStatus::Paused => {
+                raised += budgets_low(s, &c, now, email)?;
                 if !is_low(left, counts.total) {
                     low.remove(&c.id);
                     continue;
@@ -161,6 +162,50 @@ pub(crate) fn check(
         }
     }
     Ok((low, raised))
+}
+
+/// A campaign-wide budget at 90 % or more of its limit in the current period raises
+/// `budget_low`, once per budget and period (its subject names both). Returns how many were
+/// raised.
+fn budgets_low(
+    s: &Store,
+    c: &crate::domain::campaign::Campaign,
+    now: DateTime<Utc>,
+    email: bool,
+) -> Result<usize, StoreError> {
+    use crate::domain::promotion::{Per, period_of};
+    let mut raised = 0;
+    for (i, u) in s.orders().budget_use(c, now).into_iter().enumerate() {
+        if u.budget.per != Per::Campaign || u.used.saturating_mul(10) < u.budget.limit * 9 {
+            continue;
+        }
+        let period = period_of(u.budget.period, now, c.timezone.0);
+        let subject = format!("{}:{i}:{period}", c.id);
+        if s.notifications()
+            .last_raised(NotificationKind::BudgetLow, &subject)
+            .is_some()
+        {
+            continue;
+        }
+        let n = Notification::new(
+            NotificationKind::BudgetLow,
+            &subject,
+            format!(
+                "campaign \"{}\": budget {} has used {} of {} {} in its current period",
+                c.name,
+                i + 1,
+                u.used,
+                u.budget.limit,
+                match u.budget.measure {
+                    crate::domain::promotion::Measure::DiscountCents => "discount cents",
+                    crate::domain::promotion::Measure::Redemptions => "redemptions",
+                },
+            ),
+            now,
+        );
+        raised += usize::from(s.notifications().raise(&n, email)?.is_some());
+    }
+    Ok(raised)
 }
 
 #[cfg(test)]
