@@ -243,7 +243,7 @@ pub struct Callback {
 /// A provider's answer to an accepted request, signed `X-Signature: sha256=<hex HMAC-SHA256 of
 /// the body with the provider's secret>`: 200 with the request as it stands (a repeat changes
 /// nothing); 401 a missing or wrong signature; 404 no such provider or request.
-#[utoipa::path(tag = "code-requests", params(("name" = String, Path, description = "provider name"), ("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body>")), request_body = Callback, responses((status = 200, body = CodeRequestView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(tag = "code-requests", params(("name" = String, Path, description = "provider name", pattern = "^[a-z0-9_-]{1,64}$"), ("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body>")), request_body = Callback, responses((status = 200, body = CodeRequestView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 #[post("/providers/{name}/callback")]
 async fn callback(
     state: web::Data<AppState>,

@@ -107,6 +107,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1;
     openapi::name_operations(&mut doc);
     openapi::optional_bodies(&mut doc);
+    openapi::body_variants(&mut doc);
     openapi::declare_idempotency(&mut doc);
     openapi::declare_errors(&mut doc);
     doc

@@ -4,7 +4,7 @@
 //! method into 405 with `Allow`.
 
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
-use utoipa::openapi::schema::Ref;
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -127,6 +127,263 @@ pub fn declare_idempotency(doc: &mut Document) {
             .get_or_insert_with(Vec::new)
             .push(header.into());
     }
+}
+
+/// One branch of a body that is a `oneOf`: the body's object with `fixed` properties limited to
+/// these values (required when `required`), these properties `required` (and then not `null`),
+/// and these `removed`: then only what the server reads as absent (`null`, or `false` for a
+/// flag), or, with `additionalProperties: false`, not allowed at all.
+struct Variant {
+    title: &'static str,
+    fixed: &'static [(&'static str, &'static [&'static str], bool)],
+    required: &'static [&'static str],
+    removed: &'static [&'static str],
+}
+
+/// A campaign by `kind` and `code_mode`: what each kind carries (a discount for `discount`, a
+/// balance and unique codes for `gift_card`) and what only unique codes have (validity after a
+/// claim).
+const CAMPAIGN_VARIANTS: &[Variant] = &[
+    Variant {
+        title: "discount, unique codes",
+        fixed: &[
+            ("kind", &["discount"], true),
+            ("code_mode", &["unique"], false),
+        ],
+        required: &["discount"],
+        removed: &["gift_balance_cents"],
+    },
+    Variant {
+        title: "discount, a shared code",
+        fixed: &[
+            ("kind", &["discount"], true),
+            ("code_mode", &["shared"], true),
+        ],
+        required: &["discount"],
+        removed: &[
+            "gift_balance_cents",
+            "validity_days_after_claim",
+            "expire_at_local_end_of_day",
+        ],
+    },
+    Variant {
+        title: "flash sale, unique codes",
+        fixed: &[
+            ("kind", &["flash_sale"], true),
+            ("code_mode", &["unique"], false),
+        ],
+        required: &[],
+        removed: &["gift_balance_cents"],
+    },
+    Variant {
+        title: "flash sale, a shared code",
+        fixed: &[
+            ("kind", &["flash_sale"], true),
+            ("code_mode", &["shared"], true),
+        ],
+        required: &[],
+        removed: &[
+            "gift_balance_cents",
+            "validity_days_after_claim",
+            "expire_at_local_end_of_day",
+        ],
+    },
+    Variant {
+        title: "gift card (unique codes, each with a balance)",
+        fixed: &[
+            ("kind", &["gift_card"], true),
+            ("code_mode", &["unique"], false),
+        ],
+        required: &["gift_balance_cents"],
+        removed: &["discount"],
+    },
+];
+
+/// A discount: a share (perhaps capped) or a fixed amount in a currency.
+const DISCOUNT_VARIANTS: &[Variant] = &[
+    Variant {
+        title: "a percentage",
+        fixed: &[],
+        required: &["percent"],
+        removed: &["amount_cents", "currency"],
+    },
+    Variant {
+        title: "a fixed amount",
+        fixed: &[],
+        required: &["amount_cents", "currency"],
+        removed: &["percent", "max_cents"],
+    },
+];
+
+/// Who a validation is for: a user, or a shop's reference, not both.
+const VALIDATION_VARIANTS: &[Variant] = &[
+    Variant {
+        title: "for a user (or the caller)",
+        fixed: &[],
+        required: &[],
+        removed: &["customer_ref"],
+    },
+    Variant {
+        title: "for a shop's reference",
+        fixed: &[],
+        required: &["customer_ref"],
+        removed: &["customer"],
+    },
+];
+
+/// A redemption: for a user or a reference, against an order or (the old body) an amount.
+const REDEMPTION_VARIANTS: &[Variant] = &[
+    Variant {
+        title: "an order, for a user",
+        fixed: &[],
+        required: &["order"],
+        removed: &["customer_ref", "order_amount_cents"],
+    },
+    Variant {
+        title: "an order, for a shop's reference",
+        fixed: &[],
+        required: &["order", "customer_ref"],
+        removed: &["customer", "order_amount_cents"],
+    },
+    Variant {
+        title: "an amount only, for a user (the old body)",
+        fixed: &[],
+        required: &[],
+        removed: &["customer_ref", "order"],
+    },
+    Variant {
+        title: "an amount only, for a shop's reference (the old body)",
+        fixed: &[],
+        required: &["customer_ref"],
+        removed: &["customer", "order"],
+    },
+];
+
+/// `schema` without `null` among what it admits (a required property must be given).
+fn not_null(schema: &RefOr<Schema>) -> RefOr<Schema> {
+    match schema {
+        RefOr::T(Schema::Object(o)) => {
+            let mut o = o.clone();
+            if let SchemaType::Array(types) = &o.schema_type {
+                let kept: Vec<Type> = types
+                    .iter()
+                    .filter(|t| **t != Type::Null)
+                    .cloned()
+                    .collect();
+                o.schema_type = match kept.as_slice() {
+                    [one] => SchemaType::Type(one.clone()),
+                    _ => SchemaType::Array(kept),
+                };
+            }
+            RefOr::T(Schema::Object(o))
+        }
+        RefOr::T(Schema::OneOf(one)) => {
+            let kept: Vec<RefOr<Schema>> = one
+                .items
+                .iter()
+                .filter(|i| !matches!(i, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null)))
+                .cloned()
+                .collect();
+            match kept.as_slice() {
+                [only] => only.clone(),
+                _ => {
+                    let mut one = one.clone();
+                    one.items = kept;
+                    RefOr::T(Schema::OneOf(one))
+                }
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// What the server reads as an absent `property`: `null` when it admits null, `false` for a
+/// flag; `None` when it has no such value.
+fn absent(property: &RefOr<Schema>) -> Option<RefOr<Schema>> {
+    let admits_null = match property {
+        RefOr::T(Schema::Object(o)) => match &o.schema_type {
+            SchemaType::Array(types) => types.contains(&Type::Null),
+            SchemaType::Type(Type::Boolean) => {
+                return Some(RefOr::T(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .enum_values(Some([false]))
+                        .build(),
+                )));
+            }
+            _ => false,
+        },
+        RefOr::T(Schema::OneOf(one)) => one.items.iter().any(
+            |i| matches!(i, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null)),
+        ),
+        _ => false,
+    };
+    admits_null.then(|| {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::Null).build(),
+        ))
+    })
+}
+
+/// Replaces the object schema `name` with a `oneOf` of its `variants` (each a copy of the object
+/// narrowed as the variant says), so the document states rules across its fields.
+fn split_into_variants(doc: &mut Document, name: &str, variants: &[Variant]) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get(name).cloned() else {
+        return;
+    };
+    let mut one_of = utoipa::openapi::schema::OneOf::new();
+    for v in variants {
+        let mut o = object.clone();
+        o.title = Some(v.title.to_owned());
+        for (field, values, required) in v.fixed {
+            let described = o.properties.get(*field).and_then(|p| match p {
+                RefOr::T(Schema::Object(p)) => p.description.clone(),
+                _ => None,
+            });
+            let fixed = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values.iter().copied()))
+                .description(described)
+                .build();
+            o.properties
+                .insert((*field).to_owned(), RefOr::T(Schema::Object(fixed)));
+            if *required && !o.required.iter().any(|r| r == field) {
+                o.required.push((*field).to_owned());
+            }
+        }
+        for field in v.required {
+            if let Some(p) = o.properties.get(*field).map(not_null) {
+                o.properties.insert((*field).to_owned(), p);
+            }
+            if !o.required.iter().any(|r| r == field) {
+                o.required.push((*field).to_owned());
+            }
+        }
+        for field in v.removed {
+            o.required.retain(|r| r != field);
+            if let Some(absent) = o.properties.remove(*field).as_ref().and_then(absent) {
+                o.properties.insert((*field).to_owned(), absent);
+            }
+        }
+        one_of.items.push(RefOr::T(Schema::Object(o)));
+    }
+    one_of.description = object.description.clone();
+    components
+        .schemas
+        .insert(name.to_owned(), RefOr::T(Schema::OneOf(one_of)));
+}
+
+/// States the cross-field rules of request bodies that JSON Schema can say, as `oneOf`s: a
+/// campaign by kind and code mode, a discount by its form, who a validation or a redemption is
+/// for and what it is against.
+pub fn body_variants(doc: &mut Document) {
+    split_into_variants(doc, "NewCampaign", CAMPAIGN_VARIANTS);
+    split_into_variants(doc, "DiscountBody", DISCOUNT_VARIANTS);
+    split_into_variants(doc, "NewValidation", VALIDATION_VARIANTS);
+    split_into_variants(doc, "NewRedemption", REDEMPTION_VARIANTS);
 }
 
 /// Operations whose body may be absent (the derive can only say so by making it nullable, which

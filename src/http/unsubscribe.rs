@@ -63,7 +63,7 @@ async fn user_of(state: &AppState, token: &str) -> Result<crate::domain::user::U
 }
 
 /// The unsubscribe page: asks to confirm (anyone holding the link).
-#[utoipa::path(tag = "digests", params(("token" = String, Path, description = "signed per-user token from the digest")), responses((status = 200, description = "an HTML page with an unsubscribe button", content_type = "text/html"), (status = 404, description = "altered or unknown link", content_type = "text/html")))]
+#[utoipa::path(tag = "digests", params(("token" = String, Path, description = "signed per-user token from the digest", pattern = "^[0-9a-f]{32}\\.[0-9a-f]{64}$")), responses((status = 200, description = "an HTML page with an unsubscribe button", content_type = "text/html"), (status = 404, description = "altered or unknown link", content_type = "text/html")))]
 #[get("/unsubscribe/{token}")]
 async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match user_of(&state, &token).await {
@@ -84,7 +84,7 @@ async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespo
 }
 
 /// One-click unsubscribe (RFC 8058): the user's digests stop (anyone holding the link).
-#[utoipa::path(tag = "digests", params(("token" = String, Path, description = "signed per-user token from the digest")), responses((status = 200, description = "unsubscribed; an HTML confirmation", content_type = "text/html"), (status = 404, description = "altered or unknown link", body = Problem)))]
+#[utoipa::path(tag = "digests", params(("token" = String, Path, description = "signed per-user token from the digest", pattern = "^[0-9a-f]{32}\\.[0-9a-f]{64}$")), responses((status = 200, description = "unsubscribed; an HTML confirmation", content_type = "text/html"), (status = 404, description = "altered or unknown link", body = Problem)))]
 #[post("/unsubscribe/{token}")]
 async fn one_click(
     state: web::Data<AppState>,

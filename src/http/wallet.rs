@@ -35,7 +35,7 @@ pub struct CodeFlagsView {
 }
 
 /// Disable or enable one code (manager).
-#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code")), request_body = CodeChange, responses((status = 200, body = CodeFlagsView), (status = 404, body = super::error::Problem)))]
+#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code", pattern = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$")), request_body = CodeChange, responses((status = 200, body = CodeFlagsView), (status = 404, body = super::error::Problem)))]
 #[patch("/codes/{code}")]
 async fn set_code(
     state: web::Data<AppState>,
@@ -237,7 +237,7 @@ pub struct CodeCheck {
 }
 
 /// Validate a code: its state and window (a manager, or the customer holding it; anyone else 404).
-#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code")), responses((status = 200, body = CodeCheck)))]
+#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code", pattern = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$")), responses((status = 200, body = CodeCheck)))]
 #[get("/codes/{code}")]
 async fn code(
     state: web::Data<AppState>,
