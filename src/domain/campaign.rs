@@ -117,18 +117,24 @@ impl CodeSpec {
         if chars.len() < 2 {
             return Err(err("the charset needs at least two distinct characters"));
         }
+        // A code is a cell of an export and a word at a till: what an imported code may not
+        // hold, a generated one may not either (`check_code`).
+        let separator = |c: char| matches!(c, ',' | ';' | '"');
         if chars
             .iter()
-            .any(|c| c.is_control() || c.is_whitespace() || *c == '#')
+            .any(|c| c.is_control() || c.is_whitespace() || *c == '#' || separator(*c))
         {
             return Err(err(
-                "the charset may not hold spaces, control characters or #",
+                "the charset may not hold spaces, control characters, #, `,` `;` or `\"`",
             ));
         }
         let fixed = format!("{}{}{}", spec.prefix, spec.pattern, spec.postfix);
-        if fixed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if fixed
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || separator(c))
+        {
             return Err(err(
-                "prefix, pattern and postfix may not hold spaces or control characters",
+                "prefix, pattern and postfix may not hold spaces, control characters, `,` `;` or `\"`",
             ));
         }
         if fixed.chars().count() > MAX_CODE_LEN {
@@ -804,6 +810,10 @@ mod tests {
         assert!(CodeSpec::new(Some("SALE"), None, Charset::Numbers, "", "").is_err());
         assert!(CodeSpec::new(None, Some(8), Charset::Custom("a".into()), "", "").is_err());
         assert!(CodeSpec::new(None, Some(8), Charset::Custom("a b".into()), "", "").is_err());
+        // A generated code is a cell of an export too: no separators.
+        assert!(CodeSpec::new(None, Some(8), Charset::Custom("ab,".into()), "", "").is_err());
+        assert!(CodeSpec::new(None, Some(8), Charset::Upper, "A;", "").is_err());
+        assert!(CodeSpec::new(None, Some(8), Charset::Upper, "", "\"").is_err());
         assert!(CodeSpec::new(None, Some(60), Charset::Upper, "XMAS-", "").is_err());
     }
 

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{Error, Services};
-use crate::domain::campaign::{CodeRecord, Order, Redemption};
+use crate::domain::campaign::{CodeRecord, Order, Redemption, check_code};
 use crate::domain::promotion::{Applied, Checkout, Customer, MAX_CODES, Reason};
 use crate::domain::user::Phone;
 use crate::store::StoreError;
@@ -94,6 +94,9 @@ pub async fn validate(
 ) -> Result<Validated, Error> {
     if codes.is_empty() || codes.len() > MAX_CODES {
         return Err(Error::invalid("codes", "give 1 to 10 codes"));
+    }
+    for c in &codes {
+        check_code(c)?;
     }
     let now = svc.clock.now();
     let store = svc.store.clone();
