@@ -50,7 +50,7 @@ async fn list(
 #[utoipa::path(
     tag = "networks",
     security(("bearer" = [])),
-    params(("name" = String, Path, description = "network name", pattern = "^[a-z0-9_-]{1,64}$")),
+    params(("name" = String, Path, description = "network name")),
     responses(
         (status = 200, body = PullAnswer),
         (status = 403, body = Problem),

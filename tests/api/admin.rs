@@ -236,6 +236,26 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
     )])
     .await;
     let campaign = app.active_campaign(5, 1).await;
+    // A shared promotion with rules and a budget, used once: the page shows them and their use.
+    let (starts, ends) = crate::campaigns::window();
+    let summer = app
+        .campaign(
+            json!({"name": "Summer", "kind": "discount", "code_mode": "shared",
+            "discount": {"percent": 10, "max_cents": 2000}, "pool_size": 1,
+            "rules": {"min_order_cents": 5000, "categories": {"include": ["shoes"]}},
+            "budgets": [{"measure": "discount_cents", "limit": 10000, "period": "day"}],
+            "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let summer = summer["id"].as_str().unwrap().to_owned();
+    app.add_codes(&summer, json!({"codes": ["SUMMER10"]})).await;
+    let res = app
+        .redeem(
+            json!({"code": "SUMMER10", "customer_ref": "buyer-1", "order": {"currency": "EUR",
+            "items": [{"sku": "RUN-1", "category": "shoes", "quantity": 1, "price_cents": 6000}]}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
     let (_, customer) = app.customer("buyer@example.org").await;
     assert_eq!(
         app.claim(&campaign, &customer, None).await.status(),
@@ -315,7 +335,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
     assert_eq!(
         page.eval("document.getElementById('active-campaigns').textContent")
             .await,
-        "1"
+        "2"
     );
     assert_eq!(
         page.eval(&format!("{row}.querySelector('.status').textContent"))
@@ -350,6 +370,36 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "{figures}"
     );
 
+    // The shared promotion's rules, its budget and its use.
+    let summer_row =
+        format!("document.querySelector('#campaigns tr[data-campaign-id=\"{summer}\"]')");
+    page.eval(&format!(
+        "{summer_row}.querySelector('button.chart').click(); true"
+    ))
+    .await;
+    page.wait_for(
+        "the promotion's rules",
+        "document.getElementById('detail-rules').textContent.startsWith('Shared code')",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('detail-rules').textContent")
+            .await,
+        "Shared code · at most 20.00 off · orders from 50.00 · categories shoes"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('detail-budgets').textContent")
+            .await,
+        "Budget: discount per day, used 6.00 of 100.00 (6.0 %)"
+    );
+    assert!(
+        page.eval("document.getElementById('detail-days').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with(" 6.00"),
+    );
+
     // Ending takes a second click to confirm.
     page.eval(&format!("{row}.querySelector('button.end').click(); true"))
         .await;
@@ -376,7 +426,8 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
     assert_eq!(
         page.eval("document.getElementById('active-campaigns').textContent")
             .await,
-        "0"
+        "1",
+        "the promotion is still active"
     );
 
     // Pulling a network is for admins: the manager is told so, and an admin pulls it.

@@ -271,6 +271,23 @@ async function openCampaign(c) {
     $("detail-figures").textContent =
       report.codes_total + " codes, " + report.claimed + " claimed, " + report.redeemed + " redeemed (" +
       percent(report.redeemed, report.claimed) + "), discount given " + money + " · days in " + c.timezone;
+    $("detail-rules").textContent = describeRules(c);
+    const budgets = $("detail-budgets");
+    budgets.replaceChildren(...(c.budgets || []).map((b) => {
+      const li = document.createElement("li");
+      const what = b.measure === "discount_cents" ? "discount" : "redemptions";
+      const shown = (n) => (b.measure === "discount_cents" ? (n / 100).toFixed(2) : String(n));
+      li.textContent = "Budget: " + what + " per " + (b.period === "total" ? "campaign" : b.period) +
+        (b.per === "customer" ? " and customer" : "") + ", used " + shown(b.used) + " of " +
+        shown(b.limit) + " (" + percent(b.used, b.limit) + ")";
+      return li;
+    }));
+    const days = report.by_day.filter((d) => d.discount_cents > 0);
+    $("detail-days").textContent = days.length === 0 ? "" : "Discount per day: " +
+      days.map((d) => d.date + " " + (d.discount_cents / 100).toFixed(2)).join(", ");
+    const reasons = report.top_inapplicable_reasons || [];
+    $("detail-reasons").textContent = reasons.length === 0 ? "" : "Inapplicable validations: " +
+      reasons.map((r) => r.reason + " " + r.count).join(", ");
     if (chartUrl) URL.revokeObjectURL(chartUrl);
     chartUrl = URL.createObjectURL(chart);
     $("chart").src = chartUrl;
@@ -279,6 +296,28 @@ async function openCampaign(c) {
   } catch (e) {
     if (!(e instanceof SignedOut)) say("Could not load the report of " + c.name + ": " + e.message, true);
   }
+}
+
+/** What a campaign asks of an order, in a sentence. */
+function describeRules(c) {
+  const r = c.rules || {};
+  const parts = [c.code_mode === "shared" ? "Shared code" : "Unique codes"];
+  if (c.paused_at) parts.push("paused since " + when(c.paused_at));
+  if (c.discount && c.discount.max_cents) parts.push("at most " + (c.discount.max_cents / 100).toFixed(2) + " off");
+  if (r.min_order_cents) parts.push("orders from " + (r.min_order_cents / 100).toFixed(2));
+  if (r.min_items) parts.push("at least " + r.min_items + " items");
+  if (r.currency) parts.push("in " + r.currency);
+  for (const [name, scope] of [["SKUs", r.skus], ["retailers", r.retailers], ["categories", r.categories]]) {
+    if (scope && scope.include.length) parts.push(name + " " + scope.include.join(", "));
+    if (scope && scope.exclude.length) parts.push("not " + name + " " + scope.exclude.join(", "));
+  }
+  if (r.weekdays && r.weekdays.length) parts.push("on " + r.weekdays.join(", "));
+  if (r.hours && r.hours.length) parts.push("at hours " + r.hours.join(", "));
+  if (c.validity_days_after_claim) {
+    parts.push("valid " + c.validity_days_after_claim + " days after a claim" +
+      (c.expire_at_local_end_of_day ? ", to the holder's midnight" : ""));
+  }
+  return parts.join(" · ");
 }
 
 function showNetworks(networks) {
