@@ -786,21 +786,6 @@ mod tests {
         }
     }
 
-    fn held(holder: Uuid, balance: Option<i64>) -> CodeRecord {
-        CodeRecord {
-            v: 1,
-            code: "ABC".into(),
-            campaign_id: Uuid::nil(),
-            status: CodeStatus::Claimed,
-            holder: Some(holder),
-            claimed_at: Some(Utc::now()),
-            balance_cents: balance,
-            created_at: Utc::now(),
-            order_id: None,
-            redeemed_at: None,
-        }
-    }
-
     #[test]
     fn the_space_of_a_pattern_counts_its_random_slots() {
         let spec = CodeSpec::new(Some("SALE-####"), None, Charset::Numbers, "", "").unwrap();

@@ -159,15 +159,16 @@ impl CodeState {
         } else {
             self.flags.remove(&id);
         }
-        if before != flags.disabled && self.table.status(id) == CodeStatus::Available {
-            if let Some(c) = self.campaigns.get_mut(&flags.campaign_id) {
-                if flags.disabled {
-                    c.disabled += 1;
-                } else {
-                    c.disabled = c.disabled.saturating_sub(1);
-                    // Re-enabled: the next hand-out looks from the start again.
-                    c.next = 0;
-                }
+        if before != flags.disabled
+            && self.table.status(id) == CodeStatus::Available
+            && let Some(c) = self.campaigns.get_mut(&flags.campaign_id)
+        {
+            if flags.disabled {
+                c.disabled += 1;
+            } else {
+                c.disabled = c.disabled.saturating_sub(1);
+                // Re-enabled: the next hand-out looks from the start again.
+                c.next = 0;
             }
         }
     }

@@ -195,6 +195,13 @@ pub struct BudgetUse {
     pub used: i64,
 }
 
+/// A code found for checkout: its record, its campaign, what the engine reads of it.
+type Found = (CodeRecord, std::sync::Arc<Campaign>, CodeFacts);
+
+/// One code of a validation: its campaign (unless it answers `not_found`) and what it takes off
+/// or why not.
+pub type Checked = (Option<Uuid>, Result<Applied, Reason>);
+
 /// Which redemptions a listing shows.
 #[derive(Debug, Clone, Default)]
 pub struct RedemptionFilter {
@@ -317,11 +324,7 @@ impl<'a> Orders<'a> {
 
     /// What the engine knows of a code and who asks, or why it is not found: its record, its
     /// campaign, the facts the rules read. From memory and one read of the code.
-    fn facts(
-        &self,
-        code: &str,
-        customer: Option<&Customer>,
-    ) -> Result<Result<(CodeRecord, std::sync::Arc<Campaign>, CodeFacts), Reason>, StoreError> {
+    fn facts(&self, code: &str) -> Result<Result<Found, Reason>, StoreError> {
         let Some(record) = self.store.codes().get(code)? else {
             return Ok(Err(Reason::NotFound));
         };
@@ -344,7 +347,6 @@ impl<'a> Orders<'a> {
             (Some(holder), true) => self.store.users().get(holder)?.map(|u| u.timezone.0),
             _ => None,
         };
-        let _ = customer;
         let facts = CodeFacts {
             status: record.status,
             holder: record.holder,
@@ -372,11 +374,11 @@ impl<'a> Orders<'a> {
         customer: Option<&Customer>,
         order: &Checkout,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(Option<Uuid>, Result<Applied, Reason>)>, StoreError> {
+    ) -> Result<Vec<Checked>, StoreError> {
         let mut cart = Cart::of(order);
         let mut out = Vec::with_capacity(codes.len());
         for code in codes {
-            let (record, campaign, facts) = match self.facts(code, customer)? {
+            let (record, campaign, facts) = match self.facts(code)? {
                 Ok(found) => found,
                 Err(reason) => {
                     out.push((None, Err(reason)));
@@ -552,7 +554,7 @@ impl<'a> Orders<'a> {
         order: &Checkout,
         now: DateTime<Utc>,
     ) -> Result<(Redemption, Applied, bool), RedeemError> {
-        let (record, campaign, facts) = self.facts(code, customer)?.map_err(|r| match r {
+        let (record, campaign, facts) = self.facts(code)?.map_err(|r| match r {
             Reason::NotFound => RedeemError::UnknownCode,
             r => RedeemError::Inapplicable(r),
         })?;

@@ -756,3 +756,45 @@ async fn a_customer_asks_only_for_listed_products_texts_only_themselves_and_is_c
     // A request is still pending: stop the server, or its polls outlive the test.
     app.stop().await;
 }
+
+/// A code requested with a phone number is found by that number, whoever asked for it and
+/// whatever number their account has.
+#[actix_web::test]
+async fn a_code_requested_with_a_phone_is_in_the_wallet_of_that_phone() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/codes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": "PHONE-0001"})))
+        .mount(&provider)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(with_provider(&dir, &provider), dir).await;
+    let (id, token) = app.customer("guest-phone@example.org").await;
+    let rid = app
+        .accepted(
+            &token,
+            json!({"provider": "vps", "product": "gift-10", "channel": "web", "phone": "+33699999999"}),
+        )
+        .await;
+    let done = app.settled(&token, &rid).await;
+    assert_eq!(done["code"], "PHONE-0001");
+    let by_phone = app
+        .get_json("/api/v1/wallet?phone=%2B33699999999", &app.admin_token)
+        .await;
+    assert!(
+        by_phone["customer"].is_null(),
+        "no account has this number: {by_phone}"
+    );
+    assert_eq!(by_phone["provider_codes"][0]["code"], "PHONE-0001");
+    // The account that asked has it too; erasing it takes the request from the phone's wallet.
+    let mine = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(mine["provider_codes"][0]["code"], "PHONE-0001");
+    assert_eq!(
+        app.delete_user(&id, &app.admin_token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let by_phone = app
+        .get_json("/api/v1/wallet?phone=%2B33699999999", &app.admin_token)
+        .await;
+    assert_eq!(by_phone["provider_codes"], json!([]));
+}
