@@ -65,9 +65,11 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> Result<Applied, Reason> {
     let p = &campaign.promotion;
-    // Someone else's unique code is not found, so no caller learns that it exists.
-    if let (Some(holder), Some(Customer::User(who))) = (code.holder, customer)
-        && holder != *who
+    // A unique code that is not this user's (someone else's, or nobody's yet) is not found, so
+    // no caller learns that it exists.
+    if code.shared.is_none()
+        && let Some(Customer::User(who)) = customer
+        && code.holder != Some(*who)
     {
         return Err(Reason::NotFound);
     }

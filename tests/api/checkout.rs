@@ -247,11 +247,13 @@ async fn a_validation_breaks_an_order_down_per_code_and_line_and_writes_nothing(
     let v = app
         .validate(
             &bob_token,
-            json!({"codes": ["MINE-1", "NO-SUCH"], "order": order}),
+            json!({"codes": ["MINE-1", "NO-SUCH", "MINE-2"], "order": order}),
         )
         .await;
     assert_eq!(v["redeemables"][0]["reason"], "not_found");
     assert_eq!(v["redeemables"][1]["reason"], "not_found");
+    // Nor can anyone learn that a code nobody holds yet exists.
+    assert_eq!(v["redeemables"][2]["reason"], "not_found");
     assert_eq!(v["valid"], false);
     // A customer may not validate for others.
     let res = app

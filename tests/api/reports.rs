@@ -57,7 +57,8 @@ async fn a_report_tells_what_happened_and_survives_a_restart() {
     let expected = json!({
         "campaign_id": id, "codes_total": 10, "claimed": 4, "redeemed": 1,
         "redemption_rate": 0.25, "discount_cents_total": 500,
-        "by_day": [{"date": today, "claimed": 4, "redeemed": 1}],
+        "by_day": [{"date": today, "claimed": 4, "redeemed": 1, "discount_cents": 500}],
+        "top_inapplicable_reasons": [],
     });
     let path = format!("/api/v1/reports/campaigns/{id}");
     assert_eq!(app.get_json(&path, &app.admin_token).await, expected);
