@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use server::PASSWORD;
 
 mod common;
-use common::{cpu_ms, env};
+use common::env;
 #[path = "common/load.rs"]
 mod load;
 #[path = "common/server.rs"]
@@ -134,30 +134,12 @@ async fn main() {
         .await;
     }
 
-    let clients: Vec<reqwest::Client> = (0..connections)
-        .map(|_| {
-            reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .tcp_nodelay(true)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let clients = load::clients(connections);
     let server_pid = server.child.id().to_string();
-    let cpu_at = || (common::cpu_split_ms(&server_pid), cpu_ms("self"));
-    let cpu = |label: &str, before: ((f64, f64), f64), n: usize| {
-        let ((user, system), client) = cpu_at();
-        let per = |ms: f64| ms * 1000.0 / n.max(1) as f64;
-        let (user, system) = (per(user - before.0.0), per(system - before.0.1));
-        println!(
-            "  cpu per answer, {label}: server {:.1} µs (user {user:.1}, system {system:.1}), client {:.1} µs",
-            user + system,
-            per(client - before.1)
-        );
-    };
+    let meter = load::Cpu::new(&server_pid);
 
     let health_url = format!("{base}/healthz");
-    let at = cpu_at();
+    let at = meter.now();
     let mut health = phase(
         &clients,
         seconds,
@@ -166,7 +148,7 @@ async fn main() {
         Arc::new(move |c, _, _| c.get(&health_url)),
     )
     .await;
-    cpu("/healthz", at, health.ok + health.other);
+    meter.report("/healthz", at, health.ok + health.other);
 
     let validate_url = format!("{base}/api/v1/validations");
     let token = admin.clone();
@@ -176,7 +158,7 @@ async fn main() {
         {"sku": "HAT-1", "category": "hats", "quantity": 1, "price_cents": 1500},
         {"sku": "SOCK-1", "category": "shoes", "quantity": 3, "price_cents": 333},
         {"sku": "BAG-1", "retailer": "Acme", "quantity": 1, "price_cents": 2000}]});
-    let at = cpu_at();
+    let at = meter.now();
     let mut validations = phase(
         &clients,
         seconds,
@@ -191,12 +173,12 @@ async fn main() {
         }),
     )
     .await;
-    cpu("validations", at, validations.ok + validations.other);
+    meter.report("validations", at, validations.ok + validations.other);
 
     let redeem_url = format!("{base}/api/v1/redemptions");
     let token = admin.clone();
     let refused = Arc::new(AtomicUsize::new(0));
-    let at = cpu_at();
+    let at = meter.now();
     let mut redemptions = phase(
         &clients,
         600,
@@ -211,7 +193,7 @@ async fn main() {
         }),
     )
     .await;
-    cpu("hot redemptions", at, redemptions.ok + redemptions.other);
+    meter.report("hot redemptions", at, redemptions.ok + redemptions.other);
     // After the limit: the answer names it.
     let last = setup
         .post(format!("{base}/api/v1/redemptions"))

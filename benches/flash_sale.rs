@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use server::{PASSWORD, Server};
 
 mod common;
-use common::{cpu_ms, env};
+use common::env;
 #[path = "common/load.rs"]
 mod load;
 #[path = "common/redis.rs"]
@@ -190,31 +190,12 @@ async fn main() {
     )
     .await;
 
-    // One client (and so one kept-alive connection) per concurrent sender, for every phase.
-    let clients: Vec<reqwest::Client> = (0..connections)
-        .map(|_| {
-            reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .tcp_nodelay(true)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let clients = load::clients(connections);
     let tokens = Arc::new(tokens);
     let server_pid = server.child.id().to_string();
-    let cpu_at = || (common::cpu_split_ms(&server_pid), cpu_ms("self"));
-    let cpu = |label: &str, before: ((f64, f64), f64), n: usize| {
-        let ((user, system), client) = cpu_at();
-        let per = |ms: f64| ms * 1000.0 / n.max(1) as f64;
-        let (user, system) = (per(user - before.0.0), per(system - before.0.1));
-        println!(
-            "  cpu per answer, {label}: server {:.1} µs (user {user:.1}, system {system:.1}), client {:.1} µs",
-            user + system,
-            per(client - before.1)
-        );
-    };
+    let meter = load::Cpu::new(&server_pid);
     let health_url = format!("{base}/healthz");
-    let at = cpu_at();
+    let at = meter.now();
     callgrind(&server_pid, true, "");
     let mut health = phase(
         &clients,
@@ -225,9 +206,9 @@ async fn main() {
     )
     .await;
     callgrind(&server_pid, false, "healthz");
-    cpu("/healthz", at, health.ok + health.other);
+    meter.report("/healthz", at, health.ok + health.other);
     let claim_url = format!("{base}/api/v1/campaigns/{big}/claims");
-    let at = cpu_at();
+    let at = meter.now();
     let per_conn = (tokens.len() / connections).max(1);
     let t2 = tokens.clone();
     callgrind(&server_pid, true, "");
@@ -243,9 +224,9 @@ async fn main() {
     )
     .await;
     callgrind(&server_pid, false, "claims");
-    cpu("claims", at, claims.ok + claims.other);
+    meter.report("claims", at, claims.ok + claims.other);
     let sold_url = format!("{base}/api/v1/campaigns/{gone}/claims");
-    let at = cpu_at();
+    let at = meter.now();
     let t3 = tokens.clone();
     let mut sold_out = phase(
         &clients,
@@ -255,7 +236,7 @@ async fn main() {
         Arc::new(move |c, conn, i| c.post(&sold_url).bearer_auth(&t3[(conn + i) % t3.len()])),
     )
     .await;
-    cpu("sold-out", at, sold_out.ok + sold_out.other);
+    meter.report("sold-out", at, sold_out.ok + sold_out.other);
     let h = health.rate();
     println!(
         "  /healthz:        {:>9.0} req/s   p50 {:.2} ms  p99 {:.2} ms",

@@ -99,3 +99,51 @@ pub async fn phase(
     out.elapsed = started.elapsed();
     out
 }
+
+/// One client (and so one kept-alive connection) per concurrent sender, for every phase.
+pub fn clients(n: usize) -> Vec<reqwest::Client> {
+    (0..n)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// CPU used so far: the server's (user, system) and this process's, in ms.
+pub type CpuAt = ((f64, f64), f64);
+
+/// Reads the CPU the server and the bench use, and prints it per answer of a phase.
+pub struct Cpu {
+    server: String,
+}
+
+impl Cpu {
+    pub fn new(server_pid: &str) -> Self {
+        Self {
+            server: server_pid.to_owned(),
+        }
+    }
+
+    pub fn now(&self) -> CpuAt {
+        (
+            crate::common::cpu_split_ms(&self.server),
+            crate::common::cpu_ms("self"),
+        )
+    }
+
+    /// Prints the CPU used since `before` per answer, `n` answers.
+    pub fn report(&self, label: &str, before: CpuAt, n: usize) {
+        let ((user, system), client) = self.now();
+        let per = |ms: f64| ms * 1000.0 / n.max(1) as f64;
+        let (user, system) = (per(user - before.0.0), per(system - before.0.1));
+        println!(
+            "  cpu per answer, {label}: server {:.1} µs (user {user:.1}, system {system:.1}), client {:.1} µs",
+            user + system,
+            per(client - before.1)
+        );
+    }
+}
