@@ -66,6 +66,11 @@ pub async fn start(
             "sms needs [delivery.sms] url in the configuration",
         ));
     }
+    if campaign.promotion.code_mode == crate::domain::promotion::CodeMode::Shared {
+        return Err(Error::Conflict(
+            "a shared code is not handed out one per customer: send the code itself".into(),
+        ));
+    }
     let now = svc.clock.now();
     match campaign.status(svc.store.codes().counts(campaign.id).total, now) {
         CampaignStatus::Active => {}

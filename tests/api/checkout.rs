@@ -60,14 +60,22 @@ async fn summer10_is_used_once_per_customer_capped_and_never_past_its_limit() {
         )
         .await;
     let admin = app.admin_token.clone();
-    // A shared code is not claimed.
-    let (_, token) = app.customer("claimer@x.io").await;
+    // A shared code is not claimed, nor handed out one per customer.
+    let (claimer, token) = app.customer("claimer@x.io").await;
     assert_problem(
         app.claim(&id, &token, None).await,
         422,
         "campaign_not_active",
     )
     .await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/campaigns/{id}/distributions"),
+            &admin,
+            json!({"customers": [claimer], "channel": "email"}),
+        )
+        .await;
+    assert_problem(res, 409, "conflict").await;
     let v = app
         .validate(
             &admin,
