@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use voucherd::app::Application;
 use voucherd::config::{Overrides, Settings};
@@ -73,6 +74,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The store, for a command that needs it to itself: a store a running server holds is named,
+/// with what to do, in one line.
+fn open_alone(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(&settings.store).map_err(|e| {
+        let locked = e.to_string().to_ascii_lowercase().contains("lock");
+        if locked {
+            anyhow::anyhow!(
+                "the store at {} is in use by a running voucherd: stop it (SIGTERM), then run this again",
+                settings.store.path.display()
+            )
+        } else {
+            anyhow::anyhow!("cannot open the store at {}: {e}", settings.store.path.display())
+        }
+    })
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
@@ -89,15 +106,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if !settings.store.path.exists() {
                 anyhow::bail!("no store at {}", settings.store.path.display());
             }
-            let store = Store::open(&settings.store)?;
-            let out = backup::create_export_file(&file)?;
+            let store = open_alone(&settings)?;
+            let out = backup::create_export_file(&file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
             let mut out = std::io::BufWriter::new(out);
             let n = backup::export(&store, &mut out)?;
             eprintln!("exported {n} records to {}", file.display());
             Ok(())
         }
         Command::Import { file } => {
-            let input = std::io::BufReader::new(std::fs::File::open(&file)?);
+            let input = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+            );
             let n = backup::import(&settings.store, input)?;
             eprintln!(
                 "imported {n} records into {}",

@@ -7,7 +7,8 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the log subscriber: `RUST_LOG` filters (default `info`), `json = true` for JSON lines.
+/// Installs the log subscriber: `RUST_LOG` filters (default `info`), `json = true` for JSON lines,
+/// colours only when standard output is a terminal.
 /// Safe to call more than once (later calls do nothing).
 pub fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -17,7 +18,12 @@ pub fn init_logs(json: bool) {
             .with(tracing_subscriber::fmt::layer().json())
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        // Colour codes only for a person at a terminal: a journal or a file gets plain text.
+        use std::io::IsTerminal as _;
+        let ansi = std::io::stdout().is_terminal();
+        registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
+            .try_init()
     };
 }
 

@@ -11,7 +11,10 @@
 use actix_web::{HttpResponse, get};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(page).service(script).service(style);
+    cfg.service(root)
+        .service(page)
+        .service(script)
+        .service(style);
 }
 
 const PAGE: &str = include_str!("admin/index.html");
@@ -38,6 +41,15 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         ))
         .insert_header(("Cache-Control", "no-cache"))
         .body(body)
+}
+
+/// The server's front door: to the console.
+#[utoipa::path(tag = "admin", responses((status = 303, description = "to the console at /admin")))]
+#[get("/")]
+async fn root() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", "/admin"))
+        .finish()
 }
 
 /// The dashboard page (anyone may load it; what it shows needs a manager's sign-in).

@@ -80,8 +80,14 @@ async fn create(
         return Err(ApiError::Forbidden);
     }
     let name = bounded_text("name", &body.name, 100)?;
-    let key = new_token();
     let now = state.clock.now();
+    if body.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::Invalid(
+            "expires_at: must be in the future (a key that has expired would be refused at once)"
+                .into(),
+        ));
+    }
+    let key = new_token();
     let created_by = Some(who.user_id.unwrap_or(who.token_id));
     let record = TokenRecord {
         v: TokenRecord::VERSION,

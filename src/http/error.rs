@@ -21,7 +21,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine word: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
+    /// Stable machine word: `validation_failed`, `unauthorized`, `invalid_credentials`,
+    /// `forbidden`, `not_found`,
     /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `code_not_redeemable`,
     /// `usage_limit_reached`, `customer_limit_reached`, `budget_exhausted`, `method_not_allowed`,
     /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
@@ -39,6 +40,9 @@ pub enum ApiError {
     Invalid(String),
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// A sign-in with an unknown email or a wrong password (the same answer for both).
+    #[error("email or password is wrong")]
+    InvalidCredentials,
     #[error("your role does not allow this")]
     Forbidden,
     /// Allowed to the role, but not without something the request lacks (the password in use).
@@ -81,6 +85,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid(_) => "validation_failed",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden | ApiError::NotAllowed(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -126,7 +131,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -29,7 +29,7 @@ pub struct TokenView {
 }
 
 /// Exchange email and password for a bearer token. Wrong password and unknown email get the
-/// same 401, in the same time. An account (known or not) that failed `login_per_minute` times
+/// same 401 `invalid_credentials` ("email or password is wrong"), in the same time. An account (known or not) that failed `login_per_minute` times
 /// in the last minute from one client address gets 429 there until its allowance comes back,
 /// right password or not; other addresses are not affected.
 #[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem), (status = 429, body = Problem)))]
@@ -41,7 +41,7 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
     if email.len() > 254 || password.len() > 512 {
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::InvalidCredentials);
     }
     let account = email.trim().to_ascii_lowercase();
     let address = super::rate_limit::client_address(&req, &state.rate_limiter);
@@ -53,7 +53,7 @@ async fn login(
         .await?;
     let Some(user) = user.filter(|_| ok) else {
         state.rate_limiter.login_failed(&account, &address);
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::InvalidCredentials);
     };
     let now = state.clock.now();
     let expires_at = now + Duration::hours(i64::from(state.settings.auth.token_ttl_hours));

@@ -77,6 +77,11 @@ pub async fn add_codes(
     usage_limit: Option<u64>,
 ) -> Result<usize, Error> {
     let campaign = get(svc, id)?;
+    if campaign.ended_at.is_some() || svc.clock.now() >= campaign.ends_at {
+        return Err(Error::NotActive(
+            "the campaign has ended: no codes can be added to it".into(),
+        ));
+    }
     if usage_limit.is_some() && campaign.promotion.code_mode != CodeMode::Shared {
         return Err(Error::invalid(
             "usage_limit",

@@ -551,6 +551,27 @@ pub(crate) fn migrate(
              run a newer voucherd or restore a backup"
         )));
     }
+    // A new, empty store is written at the newest version: nothing to migrate, nothing to say.
+    let fresh = current == 0
+        && [
+            &trees.meta,
+            &trees.users,
+            &trees.tokens,
+            &trees.vouchers,
+            &trees.networks,
+            &trees.subscriptions,
+            &trees.digests,
+            &trees.campaigns,
+            &trees.codes,
+            &trees.redemptions,
+        ]
+        .iter()
+        .all(|t| t.is_empty());
+    if fresh {
+        set_version(trees, newest)?;
+        db.flush()?;
+        return Ok(());
+    }
     for m in migrations.iter().filter(|m| m.version > current) {
         tracing::info!(
             version = m.version,
@@ -677,6 +698,11 @@ mod tests {
             },
         ];
         {
+            // A store with something in it (an empty one skips its migrations).
+            let store = Store::open_with(&settings(dir.path()), &[]).unwrap();
+            store.trees().meta.insert("seeded", "x").unwrap();
+        }
+        {
             let store = Store::open_with(&settings(dir.path()), &one).unwrap();
             assert_eq!(stored_version(store.trees()).unwrap(), 1);
         }
@@ -690,5 +716,12 @@ mod tests {
         assert_eq!(RUNS.load(Ordering::SeqCst), 2);
         let err = Store::open_with(&settings(dir.path()), &one).err().unwrap();
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn a_new_store_starts_at_the_newest_version_without_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&settings(dir.path()), MIGRATIONS).unwrap();
+        assert_eq!(stored_version(store.trees()).unwrap(), latest());
     }
 }

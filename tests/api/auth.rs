@@ -20,16 +20,43 @@ async fn bad_credentials_get_the_same_401() {
     let wrong = assert_problem(
         app.try_login("known@x.io", "wrong-password").await,
         401,
-        "unauthorized",
+        "invalid_credentials",
     )
     .await;
     let unknown = assert_problem(
         app.try_login("nobody@x.io", "wrong-password").await,
         401,
-        "unauthorized",
+        "invalid_credentials",
     )
     .await;
     assert_eq!(wrong, unknown);
+    assert_eq!(wrong["detail"], "email or password is wrong");
+}
+
+#[actix_web::test]
+async fn an_api_key_that_would_expire_before_it_is_made_is_refused() {
+    let app = spawn_app().await;
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            Some(serde_json::json!({"name": "late", "role": "manager", "expires_at": past})),
+        )
+        .await;
+    let problem = assert_problem(res, 422, "validation_failed").await;
+    assert!(problem["detail"].as_str().unwrap().contains("expires_at"));
+    let future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            Some(serde_json::json!({"name": "later", "role": "manager", "expires_at": future})),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
 }
 
 #[actix_web::test]
@@ -218,7 +245,7 @@ async fn failed_logins_are_throttled_per_account() {
         assert_problem(
             app.try_login("ivy@x.io", "guess-guess").await,
             401,
-            "unauthorized",
+            "invalid_credentials",
         )
         .await;
     }

@@ -1008,3 +1008,19 @@ async fn a_client_that_hangs_up_mid_request_can_retry_its_key_and_the_work_runs_
         "each key's claim ran once: the ones cut off are the ones the retries got"
     );
 }
+
+#[actix_web::test]
+async fn no_codes_are_added_to_an_ended_campaign() {
+    let app = spawn_app().await;
+    let id = app.active_campaign(10, 1).await;
+    assert_eq!(app.end_campaign(&id).await.status(), StatusCode::OK);
+    for body in [json!({"count": 1}), json!({"codes": ["AFTER-THE-END"]})] {
+        let problem =
+            assert_problem(app.add_codes(&id, body).await, 422, "campaign_not_active").await;
+        assert!(problem["detail"].as_str().unwrap().contains("ended"));
+    }
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["codes_total"], 10);
+}

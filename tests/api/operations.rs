@@ -168,6 +168,7 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/campaigns/{id}/pause",
         "POST /api/v1/campaigns/{id}/resume",
         "POST /api/v1/validations",
+        "GET /",
     ]
     .into_iter()
     .map(String::from)
@@ -550,4 +551,16 @@ async fn the_checked_in_openapi_document_is_the_one_served() {
             "unresolved reference {r}"
         );
     }
+}
+
+#[actix_web::test]
+async fn the_front_door_leads_to_the_console() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/admin");
 }

@@ -239,3 +239,75 @@ async fn the_binary_serves_the_bundled_demo_feed_from_an_empty_directory() {
     );
     assert!(sigterm_and_wait(child).success());
 }
+
+/// Started with its log going to a pipe (a journal, a file), on an empty directory: the log is
+/// plain text, and a new store says nothing about migrations.
+#[actix_web::test]
+async fn a_first_start_logs_plain_text_and_no_migrations() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = voucherd()
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("voucherd listening");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("voucherd listening")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "no colour codes in a piped log: {seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains("migration")),
+        "a new store migrates nothing: {seen:#?}"
+    );
+}
+
+/// `export` next to a running server says in one line what to do; `import` of a file that is
+/// not there names it.
+#[actix_web::test]
+async fn backup_commands_say_what_is_wrong_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let (mut child, _) = serve(&store);
+    let out = voucherd()
+        .args(["export"])
+        .arg(dir.path().join("backup.jsonl"))
+        .arg("--store-path")
+        .arg(&store)
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("in use by a running voucherd"), "{said}");
+    let missing = dir.path().join("no-such-backup.jsonl");
+    let out = voucherd()
+        .arg("import")
+        .arg(&missing)
+        .arg("--store-path")
+        .arg(dir.path().join("restored"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&missing.display().to_string()), "{said}");
+}

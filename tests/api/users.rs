@@ -140,7 +140,7 @@ async fn patch_changes_fields_and_ignores_role_unless_admin() {
     assert_problem(
         app.try_login("carol@x.io", "customer-password").await,
         401,
-        "unauthorized",
+        "invalid_credentials",
     )
     .await;
     app.login("carol@x.io", "brand-new-pass").await;
@@ -227,7 +227,7 @@ async fn delete_erases_the_user_and_their_tokens() {
     assert_problem(
         app.try_login("gone@x.io", "customer-password").await,
         401,
-        "unauthorized",
+        "invalid_credentials",
     )
     .await;
     assert!(
