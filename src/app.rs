@@ -39,7 +39,18 @@ impl Application {
         Self::build_with_clock(settings, clock::system()).await
     }
 
-    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(
+        mut settings: Settings,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        // The port first: a start that cannot bind creates nothing (no store, no admin, no
+        // password shown and lost).
+        let listener = TcpListener::bind(settings.http.bind)
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        let address = listener.local_addr()?;
+        if !settings.http.public_url_set {
+            settings.http.public_url = public_url_of(address)?;
+        }
         let settings = Arc::new(settings);
         crate::telemetry::metrics(); // install the recorder before anything records
         let store_settings = settings.store.clone();
@@ -48,7 +59,7 @@ impl Application {
             .with_context(|| format!("opening the store at {}", settings.store.path.display()))?;
         let passwords =
             Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
-        bootstrap_admin(&store, &settings, &clock).await?;
+        let bootstrapped = bootstrap_admin(&store, &settings, &clock).await?;
         let secret = settings.auth.secret.clone();
         let signer = LinkSigner::new(
             &store
@@ -102,10 +113,10 @@ impl Application {
         });
         let openapi = http::openapi();
 
-        let listener = TcpListener::bind(settings.http.bind)
-            .with_context(|| format!("binding {}", settings.http.bind))?;
-        let address = listener.local_addr()?;
         tracing::info!(%address, "voucherd listening");
+        if let Some(admin) = bootstrapped {
+            banner(&settings, &admin);
+        }
         let server = HttpServer::new(move || http::build_app(state.clone(), openapi.clone()))
             .workers(settings.http.workers)
             .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
@@ -180,20 +191,56 @@ impl Application {
     }
 }
 
+/// The admin a first start created, for the banner: their email and, when it was generated, the
+/// password (shown once).
+pub struct Bootstrapped {
+    pub email: String,
+    pub generated_password: Option<String>,
+}
+
+/// The URL links point at when `http.public_url` is not set: the bound address (a wildcard host
+/// read as 127.0.0.1, the address that reaches it from this machine).
+fn public_url_of(address: std::net::SocketAddr) -> anyhow::Result<url::Url> {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    let base = std::net::SocketAddr::new(host, address.port());
+    Ok(url::Url::parse(&format!("http://{base}"))?)
+}
+
+/// One clear banner on a new store: where the console is, who the admin is, the generated
+/// password once, where the docs are. On standard output (with the log), so a journal keeps it.
+fn banner(settings: &Settings, admin: &Bootstrapped) {
+    let base = settings.http.public_url.as_str().trim_end_matches('/');
+    let password = match &admin.generated_password {
+        Some(p) => format!(
+            "{p}   (generated and shown this once; `voucherd admin reset-password {}` sets another)",
+            admin.email
+        ),
+        None => "the one in VOUCHERD_ADMIN_PASSWORD".to_owned(),
+    };
+    println!(
+        "\n  voucherd is ready on a new store\n\n  console   {base}/admin\n  admin     {}\n  password  {password}\n  API docs  {base}/docs\n",
+        admin.email
+    );
+}
+
 /// On first start, creates the admin named by `auth.bootstrap_admin_email` with the password from
-/// `VOUCHERD_ADMIN_PASSWORD`, or a random one printed once to the log.
+/// `VOUCHERD_ADMIN_PASSWORD`, or a random one (shown once, in the banner). `None` when an earlier
+/// start did it.
 async fn bootstrap_admin(
     store: &Store,
     settings: &Settings,
     clock: &SharedClock,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Bootstrapped>> {
     if store.run(|s| s.meta().bootstrapped()).await? {
-        return Ok(());
+        return Ok(None);
     }
     let email = Email::parse(&settings.auth.bootstrap_admin_email)?;
     let (password, generated) = match &settings.auth.bootstrap_admin_password {
         Some(p) => (p.clone(), false),
-        None => (hex::encode(rand::random::<[u8; 12]>()), true),
+        None => (new_password(), true),
     };
     let hash = {
         let p = password.clone();
@@ -225,14 +272,52 @@ async fn bootstrap_admin(
             Ok(created)
         })
         .await?;
-    if created && generated {
-        tracing::warn!(
-            email = email.as_str(),
-            password = %password,
-            "bootstrap admin created with a generated password (shown once; set VOUCHERD_ADMIN_PASSWORD to choose it)"
-        );
-    } else if created {
-        tracing::info!(email = email.as_str(), "bootstrap admin created");
+    if !created {
+        return Ok(None);
     }
-    Ok(())
+    tracing::info!(email = email.as_str(), "bootstrap admin created");
+    Ok(Some(Bootstrapped {
+        email: email.as_str().to_owned(),
+        generated_password: generated.then_some(password),
+    }))
+}
+
+/// A new random password (96 bits, hex).
+pub fn new_password() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}
+
+/// Sets a new password for the user with `email`, offline (the server stopped: the store is
+/// opened alone), and signs them out everywhere. The password is `given`, or a new random one;
+/// returns it.
+pub async fn reset_password(
+    store: &Store,
+    email: &str,
+    given: Option<String>,
+) -> anyhow::Result<String> {
+    let user = store
+        .users()
+        .by_email(email)?
+        .ok_or_else(|| anyhow::anyhow!("no user with the email {email}"))?;
+    let password = given.unwrap_or_else(new_password);
+    if password.chars().count() < 8 {
+        anyhow::bail!("a password has at least 8 characters");
+    }
+    let hash = {
+        let p = password.clone();
+        tokio::task::spawn_blocking(move || security::hash_blocking(&p)).await??
+    };
+    let changes = crate::domain::user::UserChanges {
+        password_hash: Some(hash),
+        ..Default::default()
+    };
+    let id = user.id;
+    store
+        .write(move |s| {
+            s.users().update(id, &changes, chrono::Utc::now())?;
+            s.tokens().revoke_user(id)?;
+            Ok(())
+        })
+        .await?;
+    Ok(password)
 }

@@ -270,8 +270,12 @@ pub struct Settings {
 pub struct HttpSettings {
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
     pub bind: SocketAddr,
-    /// Base URL used in links sent to users (unsubscribe, callbacks).
+    /// Base URL used in links sent to users (unsubscribe, callbacks). When not set, the address
+    /// the server bound (`http://HOST:PORT`, a wildcard host read as 127.0.0.1).
     pub public_url: url::Url,
+    /// Whether `public_url` was given (file, environment) rather than defaulted.
+    #[serde(skip)]
+    pub public_url_set: bool,
     pub workers: usize,
     pub body_limit_bytes: usize,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (empty: public).
@@ -708,40 +712,51 @@ impl Settings {
         with_env: bool,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        match file {
-            Some(path) => {
-                if !path.exists() {
-                    return Err(ConfigError::MissingFile(path.to_path_buf()));
+        if let Some(path) = file
+            && !path.exists()
+        {
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
+        }
+        // What the operator gave (file, environment, flags), on top of the built-in defaults.
+        let given = |builder: config::ConfigBuilder<config::builder::DefaultState>| {
+            let mut builder = match file {
+                Some(path) => {
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml))
                 }
-                builder =
-                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
-            }
-            None if with_env => {
-                builder = builder.add_source(
+                None if with_env => builder.add_source(
                     config::File::with_name("config.toml")
                         .format(config::FileFormat::Toml)
                         .required(false),
+                ),
+                None => builder,
+            };
+            if with_env {
+                builder = builder.add_source(
+                    config::Environment::with_prefix("VOUCHERD")
+                        .prefix_separator("__")
+                        .separator("__")
+                        .try_parsing(true),
                 );
             }
-            None => {}
-        }
-        if with_env {
-            builder = builder.add_source(
-                config::Environment::with_prefix("VOUCHERD")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
-        }
-        if let Some(bind) = &overrides.bind {
-            builder = builder.set_override("http.bind", bind.as_str())?;
-        }
-        if let Some(path) = &overrides.store_path {
-            builder = builder.set_override("store.path", path.to_string_lossy().as_ref())?;
-        }
+            if let Some(bind) = &overrides.bind {
+                builder = builder.set_override("http.bind", bind.as_str())?;
+            }
+            if let Some(path) = &overrides.store_path {
+                builder = builder.set_override("store.path", path.to_string_lossy().as_ref())?;
+            }
+            Ok::<_, ConfigError>(builder)
+        };
+        let builder = given(
+            config::Config::builder()
+                .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml)),
+        )?;
+        // Links follow the bound address unless the operator named a public URL.
+        let public_url_set = given(config::Config::builder())?
+            .build()?
+            .get_string("http.public_url")
+            .is_ok();
         let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.http.public_url_set = public_url_set;
         if with_env {
             settings.auth.bootstrap_admin_password = std::env::var(ADMIN_PASSWORD_ENV)
                 .ok()

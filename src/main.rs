@@ -1,4 +1,5 @@
-//! The `voucherd` binary: `serve` (default), `check-config`, `export FILE`, `import FILE`.
+//! The `voucherd` binary: `serve` (default), `check-config`, `export FILE`, `import FILE`,
+//! `admin reset-password EMAIL`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,18 @@ enum Command {
     Export { file: PathBuf },
     /// Restore a backup from FILE into an empty store.
     Import { file: PathBuf },
+    /// Administration with the server stopped.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Give the user EMAIL a new password (VOUCHERD_ADMIN_PASSWORD when set, else a random one,
+    /// printed) and sign them out everywhere. Run it with the server stopped.
+    ResetPassword { email: String },
 }
 
 #[actix_web::main]
@@ -112,6 +125,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::new(out);
             let n = backup::export(&store, &mut out)?;
             eprintln!("exported {n} records to {}", file.display());
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::ResetPassword { email },
+        } => {
+            let store = open_alone(&settings)?;
+            let given = settings.auth.bootstrap_admin_password.clone();
+            let from_env = given.is_some();
+            let password = voucherd::app::reset_password(&store, &email, given).await?;
+            drop(store);
+            if from_env {
+                println!("the password of {email} is now the one in VOUCHERD_ADMIN_PASSWORD");
+            } else {
+                println!("new password for {email}: {password}");
+            }
             Ok(())
         }
         Command::Import { file } => {

@@ -311,3 +311,114 @@ async fn backup_commands_say_what_is_wrong_in_one_line() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains(&missing.display().to_string()), "{said}");
 }
+
+/// Reads the banner a first start prints: (console URL, admin email, password).
+fn first_start_banner(child: &mut Child) -> (String, String, String) {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut field = |name: &str| loop {
+        let line = lines.next().expect("the banner").unwrap();
+        if let Some(rest) = line.trim_start().strip_prefix(name) {
+            return rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let console = field("console");
+    let admin = field("admin");
+    let password = field("password");
+    std::thread::spawn(move || for _ in lines {});
+    (console, admin, password)
+}
+
+/// A first start binds its port before it creates anything, prints one banner (the console on
+/// the port it bound, the admin, the generated password once); the password can be reset
+/// offline, after which only the new one signs in.
+#[actix_web::test]
+async fn a_first_start_shows_where_to_go_and_a_lost_password_can_be_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port in use: the start fails and leaves nothing behind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = voucherd()
+        .env_remove("VOUCHERD_ADMIN_PASSWORD")
+        .current_dir(dir.path())
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created before the port is bound"
+    );
+    drop(taken);
+    let start = || {
+        voucherd()
+            .env_remove("VOUCHERD_ADMIN_PASSWORD")
+            .current_dir(dir.path())
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    let (console, admin, password) = first_start_banner(&mut child);
+    assert_eq!(admin, crate::helpers::ADMIN_EMAIL);
+    let base = console.strip_suffix("/admin").unwrap().to_owned();
+    assert_ne!(base, "http://127.0.0.1:8080", "links follow the bound port");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login = |password: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.post(format!("{base}/api/v1/auth/tokens"))
+                .json(&serde_json::json!({"email": crate::helpers::ADMIN_EMAIL, "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(login(password.clone()).await, StatusCode::CREATED);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Reset offline: a new password is printed; the old one no longer signs in.
+    let out = voucherd()
+        .env_remove("VOUCHERD_ADMIN_PASSWORD")
+        .current_dir(dir.path())
+        .args(["admin", "reset-password", crate::helpers::ADMIN_EMAIL])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let new_password = said.split_whitespace().last().unwrap().to_owned();
+    assert_ne!(new_password, password);
+    let mut child = voucherd()
+        .current_dir(dir.path())
+        .args(["--bind", base.trim_start_matches("http://")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up);
+    assert_eq!(login(password).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login(new_password).await, StatusCode::CREATED);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
