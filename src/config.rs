@@ -1290,6 +1290,19 @@ mod tests {
     }
 
     #[test]
+    fn links_follow_the_bound_address_unless_a_public_url_is_given() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let from_file = Settings::load_layers(Some(&path), false, &Overrides::default()).unwrap();
+        assert!(!from_file.http.public_url_set);
+        let dir = tempfile::tempdir().unwrap();
+        let given = dir.path().join("c.toml");
+        std::fs::write(&given, "[http]\npublic_url = \"https://vouchers.example.com\"\n").unwrap();
+        let s = Settings::load_layers(Some(&given), false, &Overrides::default()).unwrap();
+        assert!(s.http.public_url_set);
+        assert_eq!(s.http.public_url.as_str(), "https://vouchers.example.com/");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
