@@ -1296,7 +1296,11 @@ mod tests {
         assert!(!from_file.http.public_url_set);
         let dir = tempfile::tempdir().unwrap();
         let given = dir.path().join("c.toml");
-        std::fs::write(&given, "[http]\npublic_url = \"https://vouchers.example.com\"\n").unwrap();
+        std::fs::write(
+            &given,
+            "[http]\npublic_url = \"https://vouchers.example.com\"\n",
+        )
+        .unwrap();
         let s = Settings::load_layers(Some(&given), false, &Overrides::default()).unwrap();
         assert!(s.http.public_url_set);
         assert_eq!(s.http.public_url.as_str(), "https://vouchers.example.com/");

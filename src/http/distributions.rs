@@ -5,12 +5,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::pagination::PageQuery;
 use super::views::NewSubscription;
 use crate::domain::auth::Principal;
 use crate::domain::delivery::Channel;
@@ -19,10 +20,11 @@ use crate::domain::user::Role;
 use crate::service::distributions::{self as use_case, NewDistribution as Asked, Recipients};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(create).service(get_one);
+    cfg.service(create).service(list).service(get_one);
 }
 
-/// Who gets a code — exactly one of `customers` or `subscribers_of` — and how it reaches them.
+/// Who gets a code — exactly one of `customers`, `emails` or `subscribers_of` — and how it
+/// reaches them.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDistribution {
@@ -30,6 +32,10 @@ pub struct NewDistribution {
     #[serde(default, deserialize_with = "super::json::some")]
     #[schema(min_items = 1, max_items = 1_000, nullable = false)]
     pub customers: Option<Vec<Uuid>>,
+    /// These customers by their email addresses (each must be a user's; case-blind).
+    #[serde(default, deserialize_with = "super::json::some")]
+    #[schema(min_items = 1, max_items = 1_000, nullable = false, value_type = Option<Vec<EmailText>>)]
+    pub emails: Option<Vec<String>>,
     /// Everyone following this retailer or category now.
     #[serde(default, deserialize_with = "super::json::some")]
     #[schema(nullable = false, value_type = Option<NewSubscription>)]
@@ -75,15 +81,16 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let body = body.into_inner();
-    let recipients = match (body.customers, body.subscribers_of) {
-        (Some(customers), None) => Recipients::Customers(customers),
-        (None, Some(s)) => Recipients::SubscribersOf {
+    let recipients = match (body.customers, body.emails, body.subscribers_of) {
+        (Some(customers), None, None) => Recipients::Customers(customers),
+        (None, Some(emails), None) => Recipients::Emails(emails),
+        (None, None, Some(s)) => Recipients::SubscribersOf {
             retailer: s.retailer,
             category: s.category,
         },
         _ => {
             return Err(ApiError::Invalid(
-                "give exactly one of `customers` or `subscribers_of`".into(),
+                "give exactly one of `customers`, `emails` or `subscribers_of`".into(),
             ));
         }
     };
@@ -104,6 +111,48 @@ async fn create(
             ),
         ))
         .json(view))
+}
+
+/// One email address in a distribution's audience.
+#[derive(ToSchema)]
+#[schema(min_length = 3, max_length = 254)]
+pub struct EmailText(#[allow(dead_code)] String);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DistributionPage {
+    pub items: Vec<DistributionView>,
+    pub next_cursor: Option<String>,
+}
+
+/// A campaign's distributions, newest first (manager), paged.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id"), PageQuery), responses((status = 200, body = DistributionPage), (status = 404, body = Problem)))]
+#[get("/campaigns/{id}/distributions")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<DistributionPage>, ApiError> {
+    who.require(Role::Manager)?;
+    let campaign = id.into_inner();
+    state
+        .store
+        .campaigns()
+        .shared(campaign)
+        .ok_or(ApiError::NotFound)?;
+    let limit = page.limit()?;
+    let before = page.after_id();
+    let (items, next) = state
+        .store
+        .run(move |s| s.distributions().list(campaign, before, limit))
+        .await?;
+    Ok(web::Json(DistributionPage {
+        items: items
+            .iter()
+            .map(|(d, p)| DistributionView::of(d, p))
+            .collect(),
+        next_cursor: next.map(|id| id.to_string()),
+    }))
 }
 
 /// How far a distribution got (manager).

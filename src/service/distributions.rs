@@ -21,6 +21,8 @@ pub const MAX_CUSTOMERS: usize = 1_000;
 #[derive(Debug, Clone)]
 pub enum Recipients {
     Customers(Vec<Uuid>),
+    /// Customers named by their email addresses (each must be a user's).
+    Emails(Vec<String>),
     SubscribersOf {
         retailer: Option<String>,
         category: Option<String>,
@@ -54,6 +56,7 @@ pub async fn start(
     let webhook = webhook(svc, new.channel, new.webhook)?;
     let (audience, recipients) = match new.recipients {
         Recipients::Customers(customers) => (Audience::Customers, customers_of(svc, customers)?),
+        Recipients::Emails(emails) => (Audience::Customers, customers_by_email(svc, emails)?),
         Recipients::SubscribersOf { retailer, category } => {
             let target = Target::parse(retailer.as_deref(), category.as_deref())?;
             let followers = followers(svc, &target)?;
@@ -151,6 +154,34 @@ fn customers_of(svc: &Services, customers: Vec<Uuid>) -> Result<Vec<Uuid>, Error
         ));
     }
     Ok(customers)
+}
+
+/// The users with these email addresses (case-blind; repeats count once), from memory: 422
+/// naming the addresses no user has.
+fn customers_by_email(svc: &Services, emails: Vec<String>) -> Result<Vec<Uuid>, Error> {
+    if emails.is_empty() || emails.len() > MAX_CUSTOMERS {
+        return Err(Error::invalid(
+            "emails",
+            format!("give 1 to {MAX_CUSTOMERS} email addresses"),
+        ));
+    }
+    let users = svc.store.users();
+    let mut unknown = Vec::new();
+    let mut ids = Vec::with_capacity(emails.len());
+    for email in &emails {
+        match users.id_by_email(email) {
+            Some(id) => ids.push(id),
+            None if unknown.len() < 20 => unknown.push(email.as_str()),
+            None => {}
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::invalid(
+            "emails",
+            format!("no user has the address: {}", unknown.join(", ")),
+        ));
+    }
+    customers_of(svc, ids)
 }
 
 /// Everyone following `target` now, from memory.

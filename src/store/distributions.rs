@@ -15,6 +15,8 @@ use crate::domain::delivery::MessageRecord;
 use crate::domain::distribution::{Distribution, Progress};
 
 const DEFINITION: u8 = b'd';
+/// Definitions a listing reads at most per page (every campaign's are in one key range).
+pub const LIST_SCAN: usize = 2_000;
 const PROGRESS: u8 = b'p';
 
 fn key(family: u8, id: Uuid) -> [u8; 17] {
@@ -131,6 +133,41 @@ impl<'a> Distributions<'a> {
             None => Progress::default(),
         };
         Ok(Some((decode(&d)?, progress)))
+    }
+
+    /// A campaign's distributions, newest first, from before `before` (the last id of the
+    /// previous page), at most `limit`; reads at most [`LIST_SCAN`] definitions, and returns the
+    /// cursor to go on from when there may be more.
+    #[allow(clippy::type_complexity)]
+    pub fn list(
+        &self,
+        campaign: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<(Distribution, Progress)>, Option<Uuid>), StoreError> {
+        let tree = &self.store.trees().distributions;
+        let end = key(DEFINITION, before.unwrap_or(Uuid::max()));
+        let start = key(DEFINITION, Uuid::nil());
+        let mut out = Vec::new();
+        for (read, kv) in tree.range(start..end).rev().enumerate() {
+            let (k, v) = kv?;
+            let id = k.get(1..17).and_then(|b| Uuid::from_slice(b).ok());
+            let d: Distribution = decode(&v)?;
+            if d.campaign_id == campaign {
+                let progress = match tree.get(key(PROGRESS, d.id))? {
+                    Some(p) => decode(&p)?,
+                    None => Progress::default(),
+                };
+                out.push((d, progress));
+                if out.len() == limit {
+                    return Ok((out, id));
+                }
+            }
+            if read + 1 >= LIST_SCAN {
+                return Ok((out, id));
+            }
+        }
+        Ok((out, None))
     }
 
     /// The ids of distributions not finished (at start, to resume them).

@@ -131,6 +131,12 @@ impl<'a> Users<'a> {
         Ok(self.store.trees().users.contains_key(id.as_bytes())?)
     }
 
+    /// The id of the user with `email` (case-blind), from memory.
+    pub fn id_by_email(&self, email: &str) -> Option<Uuid> {
+        let folded = email.trim().to_ascii_lowercase();
+        self.index().by_email.get(&folded).map(|e| *e.value())
+    }
+
     pub fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let folded = email.trim().to_ascii_lowercase();
         let id = self.index().by_email.get(&folded).map(|e| *e.value());

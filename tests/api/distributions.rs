@@ -604,3 +604,69 @@ async fn a_batch_that_fails_between_its_keys_hands_out_nothing_and_is_done_again
     let codes = messages.iter().filter(|d| d["kind"] == "code").count();
     assert_eq!(codes, 5, "{messages:?}");
 }
+
+/// A marketing team names customers by their email addresses, and finds the distributions it
+/// sent, newest first.
+#[actix_web::test]
+async fn customers_are_named_by_email_and_past_distributions_are_listed() {
+    let app = spawn_app().await;
+    let campaign = app.active_campaign(10, 1).await;
+    app.customer("Ann@Example.org").await;
+    app.customer("bob@example.org").await;
+    let res = app
+        .distribute(
+            &campaign,
+            json!({"emails": ["ann@example.org", "nobody@example.org"], "channel": "email"}),
+        )
+        .await;
+    let problem = assert_problem(res, 422, "validation_failed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nobody@example.org")
+    );
+    let mut locations = Vec::new();
+    for emails in [
+        json!(["ANN@example.org"]),
+        json!(["bob@example.org", "ann@example.org"]),
+    ] {
+        let res = app
+            .distribute(&campaign, json!({"emails": emails, "channel": "email"}))
+            .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        locations.push(location(&res));
+        app.completed(locations.last().unwrap()).await;
+    }
+    let first = app
+        .get_json(
+            &format!("/api/v1/campaigns/{campaign}/distributions?limit=1"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    assert!(
+        locations[1].ends_with(first["items"][0]["id"].as_str().unwrap()),
+        "newest first"
+    );
+    assert_eq!(first["items"][0]["recipients"], 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get_json(
+            &format!("/api/v1/campaigns/{campaign}/distributions?cursor={cursor}"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(locations[0].ends_with(rest["items"][0]["id"].as_str().unwrap()));
+    assert!(rest["next_cursor"].is_null());
+    // Another campaign's list is its own.
+    let other = app.active_campaign(5, 1).await;
+    let none = app
+        .get_json(
+            &format!("/api/v1/campaigns/{other}/distributions"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(none["items"], json!([]));
+}

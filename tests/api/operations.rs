@@ -169,6 +169,7 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/campaigns/{id}/resume",
         "POST /api/v1/validations",
         "GET /",
+        "GET /api/v1/campaigns/{id}/distributions",
     ]
     .into_iter()
     .map(String::from)
