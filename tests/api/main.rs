@@ -19,5 +19,6 @@ mod push;
 mod reports;
 mod restart;
 mod security;
+mod tour;
 mod users;
 mod vouchers;
