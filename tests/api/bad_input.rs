@@ -368,7 +368,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
     }
     // Nothing was registered under the email the invalid registrations used.
     let res = app.try_login("new@x.io", "password-1").await;
-    assert_problem(res, 401, "unauthorized").await;
+    assert_problem(res, 401, "invalid_credentials").await;
 }
 
 #[actix_web::test]
