@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 use super::{Error, Services};
-use crate::actors::campaign::{AddCodes, ClaimError, EndCampaign, PauseCampaign, UpdateCampaign};
+use crate::actors::campaign::{
+    AddCodes, CampaignError, EndCampaign, PauseCampaign, UpdateCampaign,
+};
 use crate::actors::messages::Wake;
 use crate::domain::campaign::{
     Campaign, CampaignPatch, CampaignSpec, CodeFlags, CodeRecord, CodeSpec, Refusal, check_code,
@@ -153,7 +155,7 @@ pub async fn add_codes(
             // A taken code refuses the whole import before the writer is asked (it checks again).
             let taken = svc.store.codes().taken(&codes);
             if !taken.is_empty() {
-                return Err(ClaimError::Taken(taken).into());
+                return Err(CampaignError::Taken(taken).into());
             }
             // One write, all or none, even across a crash.
             add_part(svc, id, codes, Atomic::Whole, usage_limit).await
@@ -177,7 +179,7 @@ async fn add_generated(
             usage_limit,
         };
         match actor.send(part).await? {
-            Err(ClaimError::Taken(taken)) => {
+            Err(CampaignError::Taken(taken)) => {
                 let taken: HashSet<String> = taken.into_iter().collect();
                 codes.retain(|c| !taken.contains(c));
                 if codes.is_empty() {

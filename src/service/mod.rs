@@ -89,16 +89,16 @@ impl From<actix::MailboxError> for Error {
     }
 }
 
-impl From<crate::actors::campaign::ClaimError> for Error {
-    fn from(e: crate::actors::campaign::ClaimError) -> Self {
-        use crate::actors::campaign::ClaimError;
+impl From<crate::actors::campaign::CampaignError> for Error {
+    fn from(e: crate::actors::campaign::CampaignError) -> Self {
+        use crate::actors::campaign::CampaignError;
         match e {
-            ClaimError::NotFound => Error::NotFound,
-            e @ (ClaimError::Taken(_) | ClaimError::Full { .. } | ClaimError::Ended) => {
+            CampaignError::NotFound => Error::NotFound,
+            e @ (CampaignError::Taken(_) | CampaignError::Full { .. } | CampaignError::Ended) => {
                 Error::Conflict(e.to_string())
             }
-            ClaimError::Invalid(e) => Error::Invalid(e),
-            ClaimError::Store(e) => Error::Store(e),
+            CampaignError::Invalid(e) => Error::Invalid(e),
+            CampaignError::Store(e) => Error::Store(e),
         }
     }
 }

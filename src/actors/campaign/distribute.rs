@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix::{ActorFutureExt, Handler, Message, ResponseActFuture, WrapFuture};
 
-use super::handlers::ClaimError;
+use super::handlers::CampaignError;
 use super::{CampaignActor, CampaignRegistry};
 use crate::domain::delivery::{MessagePayload, MessageRecord};
 use crate::domain::distribution::{Distribution, Progress};
@@ -26,19 +26,19 @@ pub const BATCH: usize = 256;
 /// Hand the next batch of `distribution`'s recipients (from `progress.done`) one code each;
 /// answered with the progress as stored.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Progress, ClaimError>")]
+#[rtype(result = "Result<Progress, CampaignError>")]
 pub struct Distribute {
     pub distribution: Arc<Distribution>,
     pub progress: Progress,
 }
 
 impl Handler<Distribute> for CampaignActor {
-    type Result = ResponseActFuture<Self, Result<Progress, ClaimError>>;
+    type Result = ResponseActFuture<Self, Result<Progress, CampaignError>>;
 
     fn handle(&mut self, msg: Distribute, _: &mut Self::Context) -> Self::Result {
         self.touch();
         if self.state.is_none() {
-            return Box::pin(actix::fut::ready(Err(ClaimError::NotFound)));
+            return Box::pin(actix::fut::ready(Err(CampaignError::NotFound)));
         }
         let d = msg.distribution;
         let mut progress = msg.progress;
@@ -55,7 +55,7 @@ impl Handler<Distribute> for CampaignActor {
                 .await
         };
         Box::pin(work.into_actor(self).map(|written, _, _| match written {
-            Err(StoreError::NotFound) => Err(ClaimError::NotFound),
+            Err(StoreError::NotFound) => Err(CampaignError::NotFound),
             other => Ok(other?),
         }))
     }
@@ -114,11 +114,11 @@ impl CampaignRegistry {
                         retries = 0;
                         outbox_wake.notify_one();
                     }
-                    Ok(Err(ClaimError::NotFound)) => {
+                    Ok(Err(CampaignError::NotFound)) => {
                         finish_unserved(&registry, &d, progress).await;
                         return;
                     }
-                    Ok(Err(ClaimError::Store(StoreError::Closed))) => return,
+                    Ok(Err(CampaignError::Store(StoreError::Closed))) => return,
                     Ok(Err(e)) => {
                         retries += 1;
                         tracing::warn!(distribution = %d.id, error = %e, retries, "distribution batch failed; retrying");

@@ -10,9 +10,10 @@ use crate::domain::campaign::{Campaign, CampaignPatch};
 use crate::store::StoreError;
 use crate::store::codes::{Atomic, CodesError};
 
-/// Why a claim (or another change) was refused.
+/// Why a change to a campaign (an edit, an end, a pause, codes added, a distribution batch) was
+/// refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ClaimError {
+pub enum CampaignError {
     #[error("no such campaign")]
     NotFound,
     #[error("codes already taken: {}", .0.join(", "))]
@@ -27,19 +28,19 @@ pub enum ClaimError {
     Store(#[from] StoreError),
 }
 
-impl From<CodesError> for ClaimError {
+impl From<CodesError> for CampaignError {
     fn from(e: CodesError) -> Self {
         match e {
-            CodesError::Taken(codes) => ClaimError::Taken(codes),
-            CodesError::Full { pool_size, room } => ClaimError::Full { pool_size, room },
-            CodesError::Store(e) => ClaimError::Store(e),
+            CodesError::Taken(codes) => CampaignError::Taken(codes),
+            CodesError::Full { pool_size, room } => CampaignError::Full { pool_size, room },
+            CodesError::Store(e) => CampaignError::Store(e),
         }
     }
 }
 
 /// Store new codes (all or none, never past the pool's size); answered with how many.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, ClaimError>")]
+#[rtype(result = "Result<usize, CampaignError>")]
 pub struct AddCodes {
     pub codes: Vec<String>,
     pub atomic: Atomic,
@@ -50,18 +51,18 @@ pub struct AddCodes {
 /// Pause (`true`) or resume (`false`) the campaign: nothing is handed out or redeemed while
 /// it is paused. An ended campaign refuses both.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Campaign, ClaimError>")]
+#[rtype(result = "Result<Campaign, CampaignError>")]
 pub struct PauseCampaign(pub bool);
 
 /// End the campaign now: no claim is served after this is answered.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Campaign, ClaimError>")]
+#[rtype(result = "Result<Campaign, CampaignError>")]
 pub struct EndCampaign;
 
 /// Apply a change to the campaign as it is now (never to a copy read elsewhere, which an `end`
 /// may have overtaken); claims after the answer see it.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Campaign, ClaimError>")]
+#[rtype(result = "Result<Campaign, CampaignError>")]
 pub struct UpdateCampaign(pub CampaignPatch);
 
 impl CampaignActor {
@@ -71,12 +72,12 @@ impl CampaignActor {
 }
 
 impl Handler<AddCodes> for CampaignActor {
-    type Result = ResponseActFuture<Self, Result<usize, ClaimError>>;
+    type Result = ResponseActFuture<Self, Result<usize, CampaignError>>;
 
     fn handle(&mut self, msg: AddCodes, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let Some(state) = self.state.as_ref() else {
-            return Box::pin(actix::fut::ready(Err(ClaimError::NotFound)));
+            return Box::pin(actix::fut::ready(Err(CampaignError::NotFound)));
         };
         let (store, id, now) = (self.store.clone(), self.id, self.clock.now());
         let (balance, pool_size) = (state.gift_balance_cents, state.pool_size);
@@ -96,7 +97,7 @@ impl Handler<AddCodes> for CampaignActor {
             }
             .into_actor(self)
             .map(move |result, _, _| {
-                result?.map_err(ClaimError::from)?;
+                result?.map_err(CampaignError::from)?;
                 Ok(n)
             }),
         )
@@ -104,13 +105,13 @@ impl Handler<AddCodes> for CampaignActor {
 }
 
 impl Handler<EndCampaign> for CampaignActor {
-    type Result = AtomicResponse<Self, Result<Campaign, ClaimError>>;
+    type Result = AtomicResponse<Self, Result<Campaign, CampaignError>>;
 
     fn handle(&mut self, _: EndCampaign, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let now = self.clock.now();
         let Some(campaign) = self.state.as_ref() else {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(ClaimError::NotFound))));
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(CampaignError::NotFound))));
         };
         let ended = campaign.end(now);
         self.replace(ended)
@@ -118,14 +119,14 @@ impl Handler<EndCampaign> for CampaignActor {
 }
 
 impl Handler<UpdateCampaign> for CampaignActor {
-    type Result = AtomicResponse<Self, Result<Campaign, ClaimError>>;
+    type Result = AtomicResponse<Self, Result<Campaign, CampaignError>>;
 
     fn handle(&mut self, msg: UpdateCampaign, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let now = self.clock.now();
         let changed = match self.state.as_ref() {
-            None => Err(ClaimError::NotFound),
-            Some(campaign) => campaign.apply(&msg.0, now).map_err(ClaimError::from),
+            None => Err(CampaignError::NotFound),
+            Some(campaign) => campaign.apply(&msg.0, now).map_err(CampaignError::from),
         };
         match changed {
             Ok(campaign) => self.replace(campaign),
@@ -135,14 +136,14 @@ impl Handler<UpdateCampaign> for CampaignActor {
 }
 
 impl Handler<PauseCampaign> for CampaignActor {
-    type Result = AtomicResponse<Self, Result<Campaign, ClaimError>>;
+    type Result = AtomicResponse<Self, Result<Campaign, CampaignError>>;
 
     fn handle(&mut self, msg: PauseCampaign, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let now = self.clock.now();
         let changed = match self.state.as_ref() {
-            None => Err(ClaimError::NotFound),
-            Some(campaign) => campaign.pause(msg.0, now).ok_or(ClaimError::Ended),
+            None => Err(CampaignError::NotFound),
+            Some(campaign) => campaign.pause(msg.0, now).ok_or(CampaignError::Ended),
         };
         match changed {
             Ok(campaign) => self.replace(campaign),
@@ -156,7 +157,7 @@ impl CampaignActor {
     fn replace(
         &mut self,
         campaign: Campaign,
-    ) -> AtomicResponse<Self, Result<Campaign, ClaimError>> {
+    ) -> AtomicResponse<Self, Result<Campaign, CampaignError>> {
         let store = self.store.clone();
         let stored = campaign.clone();
         AtomicResponse::new(Box::pin(

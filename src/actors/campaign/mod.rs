@@ -28,7 +28,7 @@ use crate::domain::campaign::Campaign;
 use crate::store::Store;
 
 pub use distribute::{BATCH, Distribute};
-pub use handlers::{AddCodes, ClaimError, EndCampaign, PauseCampaign, UpdateCampaign};
+pub use handlers::{AddCodes, CampaignError, EndCampaign, PauseCampaign, UpdateCampaign};
 
 /// An actor with no message for this long stops (its state is in the store).
 pub const IDLE: Duration = Duration::from_secs(300);
