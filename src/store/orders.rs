@@ -122,8 +122,15 @@ impl RedemptionState {
             return;
         };
         for (i, budget) in campaign.promotion.budgets.iter().enumerate() {
+            let cost = sign * budget.cost(r.discount_cents);
             if let Some(key) = bucket(campaign, i, budget, r.created_at, who.as_ref()) {
-                *self.budgets.entry(key).or_default() += sign * budget.cost(r.discount_cents);
+                // A per-customer budget also keeps its period's total over every customer under
+                // the customer-less key (which only a per-campaign budget uses otherwise).
+                if key.3.is_some() {
+                    let all = (key.0, key.1, key.2, None);
+                    *self.budgets.entry(all).or_default() += cost;
+                }
+                *self.budgets.entry(key).or_default() += cost;
             }
         }
     }
@@ -272,21 +279,12 @@ impl<'a> Orders<'a> {
             .enumerate()
             .map(|(i, b)| {
                 let period = period_of(b.period, now, campaign.timezone.0);
-                let used = match b.per {
-                    Per::Campaign => state
-                        .budgets
-                        .get(&(campaign.id, i as u8, period, None))
-                        .copied()
-                        .unwrap_or(0),
-                    Per::Customer => state
-                        .budgets
-                        .iter()
-                        .filter(|((c, j, p, _), _)| {
-                            *c == campaign.id && *j == i as u8 && *p == period
-                        })
-                        .map(|(_, v)| *v)
-                        .sum(),
-                };
+                // Per customer: the total over every customer, kept beside their buckets.
+                let used = state
+                    .budgets
+                    .get(&(campaign.id, i as u8, period, None))
+                    .copied()
+                    .unwrap_or(0);
                 BudgetUse { budget: *b, used }
             })
             .collect()
