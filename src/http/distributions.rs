@@ -70,8 +70,9 @@ pub enum DistributionChannel {
 /// Start a distribution (manager): 202 with its id, status `running` and a `Location` to follow
 /// it. 404 no such campaign; 422 a customer that does not exist, a
 /// webhook not configured, or not exactly one of `customers` / `subscribers_of`; 422
-/// `campaign_not_active` unless the campaign is active.
-#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body = NewDistribution, responses((status = 202, body = DistributionView), (status = 422, body = Problem)))]
+/// `campaign_not_active` unless the campaign is active; 409 for a shared campaign (its one code
+/// is not handed out per customer).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body = NewDistribution, responses((status = 202, body = DistributionView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/campaigns/{id}/distributions")]
 async fn create(
     state: web::Data<AppState>,

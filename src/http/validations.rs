@@ -45,7 +45,7 @@ pub struct ValidationView {
 /// Validate codes against an order, writing nothing: per code `applicable` with what it takes
 /// off (per line when the order has items) or `inapplicable` with a `reason` from a fixed list.
 /// An unknown code and someone else's code both answer `not_found`.
-#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewValidation, responses((status = 200, body = ValidationView), (status = 422, body = Problem)))]
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewValidation, responses((status = 200, body = ValidationView), (status = 404, description = "a customer naming another customer", body = Problem), (status = 422, body = Problem)))]
 #[post("/validations")]
 async fn validate(
     state: web::Data<AppState>,
