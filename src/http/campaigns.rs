@@ -36,6 +36,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(end)
         .service(pause)
         .service(resume)
+        // A CSV body goes to its own handler (same path; described with the JSON one).
+        .map(|c| c.service(add_codes_csv))
         .service(add_codes)
         .service(list_codes);
 }
@@ -603,7 +605,13 @@ pub struct CodesAdded {
 /// Generate or import codes (manager): unique across the whole store, never more than the
 /// campaign's `pool_size`. An import naming a taken code (or one twice) adds nothing and lists
 /// them (409).
-#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")), request_body = NewCodes, responses((status = 201, body = CodesAdded), (status = 409, body = Problem), (status = 422, body = Problem)))]
+///
+/// With `Content-Type: text/csv` the body is a file of codes, streamed: an optional header line
+/// `code`, then one code a line (1 to 64 characters, no spaces, control characters, `,` `;` or
+/// `"`), up to 1,000,000 codes; `?usage_limit=` for a shared campaign's codes. Every line is
+/// checked (a bad one is named, 422) and every code looked up (taken ones listed, 409) before
+/// any is written; they are then written 20,000 at a time.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id"), CsvImportQuery), request_body(content((NewCodes = "application/json"), (CodesCsv = "text/csv"))), responses((status = 201, body = CodesAdded), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
 #[post("/campaigns/{id}/codes")]
 async fn add_codes(
     state: web::Data<AppState>,
@@ -633,6 +641,112 @@ async fn add_codes(
         }
     };
     let added = use_case::add_codes(&state.services, id, adding, usage_limit).await?;
+    Ok(HttpResponse::Created().json(CodesAdded {
+        added,
+        codes_total: state.store.codes().counts(id).total,
+    }))
+}
+
+/// A CSV file of codes: an optional header line `code`, then one code a line.
+pub struct CodesCsv;
+
+impl utoipa::PartialSchema for CodesCsv {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        const CODE: &str = "[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}";
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(format!(
+                "^(code\\r?\\n)?{CODE}(\\r?\\n{CODE})*(\\r?\\n)?$"
+            )))
+            .max_length(Some(MAX_CSV_BYTES))
+            .into()
+    }
+}
+
+impl ToSchema for CodesCsv {}
+
+/// The largest CSV import: a million codes of up to 64 characters, with line ends.
+pub const MAX_CSV_BYTES: usize = 66 * 1_000_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CsvImportQuery {
+    /// With a CSV body, for a shared campaign's codes: how often each may be redeemed.
+    #[param(minimum = 1)]
+    pub usage_limit: Option<u64>,
+}
+
+fn is_csv(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+}
+
+/// The codes of a CSV body: an optional `code` header, then one valid code a line (a final line
+/// end optional, no empty lines). A bad line is named.
+pub fn codes_of_csv(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::Invalid("codes: the file is not UTF-8 text".into()))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut codes = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        // `code` first, with codes after it, is the header; alone, it is a code.
+        if i == 0 && *line == "code" && lines.len() > 1 {
+            continue;
+        }
+        crate::domain::campaign::check_code(line)
+            .map_err(|e| ApiError::Invalid(format!("codes: line {}: {}", i + 1, e.message)))?;
+        codes.push((*line).to_owned());
+    }
+    if codes.is_empty() {
+        return Err(ApiError::Invalid("codes: the file holds no code".into()));
+    }
+    Ok(codes)
+}
+
+/// Import codes from a CSV body (manager), streamed: see `add_codes`.
+#[post("/campaigns/{id}/codes", guard = "is_csv")]
+async fn add_codes_csv(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<CsvImportQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt as _;
+    who.require(Role::Manager)?;
+    let id = id.into_inner();
+    // The campaign first: an unknown one reads no body.
+    use_case::get(&state.services, id)?;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        if body.len() + chunk.len() > MAX_CSV_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_CSV_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let codes = codes_of_csv(&body)?;
+    drop(body);
+    let added = use_case::add_codes(
+        &state.services,
+        id,
+        Adding::ImportFile(codes),
+        query.usage_limit,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CodesAdded {
         added,
         codes_total: state.store.codes().counts(id).total,

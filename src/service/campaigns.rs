@@ -66,8 +66,11 @@ pub async fn end(svc: &Services, id: Uuid) -> Result<Campaign, Error> {
 pub enum NewCodes {
     /// This many, from the campaign's pattern.
     Generate(u32),
-    /// These, as given.
+    /// These, as given (a JSON list: at most 20,000, written all or none).
     Import(Vec<String>),
+    /// These, from a CSV file (at most 1,000,000): all checked first, then written 20,000 at a
+    /// time, so a failure part-way (a code taken meanwhile, the store) leaves earlier parts.
+    ImportFile(Vec<String>),
 }
 
 /// Generates or imports codes (unique across the store, never past the pool's size); returns
@@ -79,15 +82,16 @@ pub async fn add_codes(
     usage_limit: Option<u64>,
 ) -> Result<usize, Error> {
     let campaign = get(svc, id)?;
+    // What the campaign is now decides these (409), not the request's shape.
     if campaign.ended_at.is_some() || svc.clock.now() >= campaign.ends_at {
-        return Err(Error::NotActive(
+        return Err(Error::Conflict(
             "the campaign has ended: no codes can be added to it".into(),
         ));
     }
     if usage_limit.is_some() && campaign.promotion.code_mode != CodeMode::Shared {
-        return Err(Error::invalid(
-            "usage_limit",
-            "only a shared campaign's codes have a usage limit (each unique code is used once)",
+        return Err(Error::Conflict(
+            "usage_limit: only a shared campaign's codes have a usage limit (each unique code is used once)"
+                .into(),
         ));
     }
     if usage_limit == Some(0) {
@@ -159,6 +163,39 @@ pub async fn add_codes(
             }
             // One write, all or none, even across a crash.
             add_part(svc, id, codes, Atomic::Whole, usage_limit).await
+        }
+        NewCodes::ImportFile(codes) => {
+            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
+                return Err(Error::invalid("codes", "give 1 to 1000000 codes"));
+            }
+            if codes.len() as u64 > room {
+                return Err(full());
+            }
+            for c in &codes {
+                check_code(c)?;
+            }
+            // Every code is checked (and named) before anything is written.
+            let taken = svc.store.codes().taken(&codes);
+            if !taken.is_empty() {
+                let shown: Vec<String> = taken.into_iter().take(20).collect();
+                return Err(CampaignError::Taken(shown).into());
+            }
+            let text: usize = codes.iter().map(String::len).sum();
+            let count = codes.len();
+            svc.store
+                .write(move |s| {
+                    s.codes().make_room(id, count, text);
+                    Ok(())
+                })
+                .await?;
+            let mut added = 0;
+            let mut rest = codes;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(CODES_PER_WRITE));
+                added += add_part(svc, id, rest, Atomic::InBatches, usage_limit).await?;
+                rest = tail;
+            }
+            Ok(added)
         }
     }
 }

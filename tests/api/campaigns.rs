@@ -1015,12 +1015,98 @@ async fn no_codes_are_added_to_an_ended_campaign() {
     let id = app.active_campaign(10, 1).await;
     assert_eq!(app.end_campaign(&id).await.status(), StatusCode::OK);
     for body in [json!({"count": 1}), json!({"codes": ["AFTER-THE-END"]})] {
-        let problem =
-            assert_problem(app.add_codes(&id, body).await, 422, "campaign_not_active").await;
+        let problem = assert_problem(app.add_codes(&id, body).await, 409, "conflict").await;
         assert!(problem["detail"].as_str().unwrap().contains("ended"));
     }
     let c = app
         .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
         .await;
     assert_eq!(c["codes_total"], 10);
+}
+
+impl TestApp {
+    async fn import_csv(&self, campaign: &str, body: String) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/v1/campaigns/{campaign}/codes")))
+            .bearer_auth(&self.admin_token)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A CSV file of codes, far past the JSON body limit, is streamed in: every line checked and every
+/// code looked up before any is written; a bad line is named, taken codes are listed, and
+/// nothing of a refused file is kept.
+#[actix_web::test]
+async fn a_csv_file_of_codes_is_imported_whole_or_refused_before_anything_is_written() {
+    let app = spawn_app().await;
+    let (starts, ends) = window();
+    let c = app
+        .campaign(
+            json!({"name": "csv", "kind": "flash_sale", "pool_size": 50_000,
+            "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let file: String = std::iter::once("code".to_owned())
+        .chain((0..30_000).map(|i| format!("CSV-{i:06}")))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n";
+    assert!(file.len() > 64 * 1024, "past the JSON body limit");
+    let res = app.import_csv(&id, file).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let added: Value = res.json().await.unwrap();
+    assert_eq!(
+        (added["added"].as_u64(), added["codes_total"].as_u64()),
+        (Some(30_000), Some(30_000))
+    );
+    // A bad line is named; a taken code is listed; either way nothing is added.
+    let res = app.import_csv(&id, "NEW-1\nNEW 2\nNEW-3\n".into()).await;
+    let problem = assert_problem(res, 422, "validation_failed").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("line 2"),
+        "{problem}"
+    );
+    let res = app.import_csv(&id, "NEW-1\nCSV-000007\n".into()).await;
+    let problem = assert_problem(res, 409, "conflict").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("CSV-000007"),
+        "{problem}"
+    );
+    assert_problem(
+        app.import_csv(&id, String::new()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(c["codes_total"], 30_000);
+    // Listed in code order, and claimable.
+    let (_, token) = app.customer("csv@x.io").await;
+    let got: Value = app.claim(&id, &token, None).await.json().await.unwrap();
+    assert_eq!(got["code"], "CSV-000000");
+    // A usage limit is for a shared campaign's codes only.
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{id}/codes?usage_limit=5")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body("LIMITED-1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "conflict").await;
+    // A lone `code` is a code, not a header; an unknown campaign reads no file.
+    let res = app.import_csv(&id, "code".into()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .import_csv("0190b3f2-0000-7000-8000-000000000000", "X-1\n".into())
+        .await;
+    assert_problem(res, 404, "not_found").await;
 }
