@@ -147,39 +147,13 @@ pub async fn add_codes(
         NewCodes::Import(codes) => {
             // An import is one sled batch (all or none), and a batch's memory grows faster than
             // the batch: at most one part's worth per request.
-            if codes.is_empty() || codes.len() > CODES_PER_WRITE {
-                return Err(Error::invalid("codes", "give 1 to 20000 codes"));
-            }
-            if codes.len() as u64 > room {
-                return Err(full());
-            }
-            for c in &codes {
-                check_code(c)?;
-            }
-            // A taken code refuses the whole import before the writer is asked (it checks again).
-            let taken = svc.store.codes().taken(&codes);
-            if !taken.is_empty() {
-                return Err(CampaignError::Taken(taken).into());
-            }
+            checked_import(svc, &codes, CODES_PER_WRITE, room, full)?;
             // One write, all or none, even across a crash.
             add_part(svc, id, codes, Atomic::Whole, usage_limit).await
         }
         NewCodes::ImportFile(codes) => {
-            if codes.is_empty() || codes.len() > MAX_CODES_PER_REQUEST as usize {
-                return Err(Error::invalid("codes", "give 1 to 1000000 codes"));
-            }
-            if codes.len() as u64 > room {
-                return Err(full());
-            }
-            for c in &codes {
-                check_code(c)?;
-            }
-            // Every code is checked (and named) before anything is written.
-            let taken = svc.store.codes().taken(&codes);
-            if !taken.is_empty() {
-                let shown: Vec<String> = taken.into_iter().take(20).collect();
-                return Err(CampaignError::Taken(shown).into());
-            }
+            // Every code is checked before anything is written.
+            checked_import(svc, &codes, MAX_CODES_PER_REQUEST as usize, room, full)?;
             let text: usize = codes.iter().map(String::len).sum();
             let count = codes.len();
             svc.store
@@ -198,6 +172,32 @@ pub async fn add_codes(
             Ok(added)
         }
     }
+}
+
+/// What an import is checked for before anything is written: 1 to `max` codes, room for them in
+/// the pool, each code's form, and none taken (the first 20 taken are named; the writer checks
+/// again).
+fn checked_import(
+    svc: &Services,
+    codes: &[String],
+    max: usize,
+    room: u64,
+    full: impl Fn() -> Error,
+) -> Result<(), Error> {
+    if codes.is_empty() || codes.len() > max {
+        return Err(Error::invalid("codes", format!("give 1 to {max} codes")));
+    }
+    if codes.len() as u64 > room {
+        return Err(full());
+    }
+    for c in codes {
+        check_code(c)?;
+    }
+    let taken = svc.store.codes().taken(codes);
+    if !taken.is_empty() {
+        return Err(CampaignError::Taken(taken.into_iter().take(20).collect()).into());
+    }
+    Ok(())
 }
 
 /// Writes generated codes; those the writer finds taken meanwhile (a part made while this one
