@@ -738,8 +738,10 @@ async fn add_codes_csv(
         }
         body.extend_from_slice(&chunk);
     }
-    let codes = codes_of_csv(&body)?;
-    drop(body);
+    // Up to a million lines: read off the async threads.
+    let codes = web::block(move || codes_of_csv(&body))
+        .await
+        .map_err(ApiError::internal)??;
     let added = use_case::add_codes(
         &state.services,
         id,

@@ -99,10 +99,10 @@ pub async fn add_codes(
     }
     // A first look at the room, to refuse before generating; the writer checks again.
     let room = campaign.room(svc.store.codes().counts(id).total);
-    let full = || {
+    let pool_size = campaign.pool_size;
+    let full = move || {
         Error::Conflict(format!(
-            "the pool holds {} codes and has room for {room} more",
-            campaign.pool_size
+            "the pool holds {pool_size} codes and has room for {room} more"
         ))
     };
     match new {
@@ -152,8 +152,22 @@ pub async fn add_codes(
             add_part(svc, id, codes, Atomic::Whole, usage_limit).await
         }
         NewCodes::ImportFile(codes) => {
-            // Every code is checked before anything is written.
-            checked_import(svc, &codes, MAX_CODES_PER_REQUEST as usize, room, full)?;
+            // Every code is checked before anything is written (up to a million: off the async
+            // threads).
+            let checking = svc.clone();
+            let codes = svc
+                .store
+                .run(move |_| {
+                    Ok(checked_import(
+                        &checking,
+                        &codes,
+                        MAX_CODES_PER_REQUEST as usize,
+                        room,
+                        full,
+                    )
+                    .map(|()| codes))
+                })
+                .await??;
             let text: usize = codes.iter().map(String::len).sum();
             let count = codes.len();
             svc.store
