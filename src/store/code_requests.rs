@@ -190,34 +190,18 @@ impl<'a> CodeRequests<'a> {
 
     /// A customer's fulfilled requests, in the order they were made.
     pub fn fulfilled_for(&self, customer: Uuid) -> Result<Vec<CodeRequest>, StoreError> {
-        let ids = self
-            .index()
-            .0
-            .read()
-            .by_customer
-            .get(&customer)
-            .cloned()
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.extend(
-                self.get(id)?
-                    .filter(|r| r.status == RequestStatus::Fulfilled),
-            );
-        }
-        Ok(out)
+        let ids = self.index().0.read().by_customer.get(&customer).cloned();
+        self.fulfilled(ids.unwrap_or_default())
     }
 
     /// The fulfilled requests made with `phone` (E.164), oldest first, whoever made them.
     pub fn fulfilled_for_phone(&self, phone: &str) -> Result<Vec<CodeRequest>, StoreError> {
-        let ids = self
-            .index()
-            .0
-            .read()
-            .by_phone
-            .get(phone)
-            .cloned()
-            .unwrap_or_default();
+        let ids = self.index().0.read().by_phone.get(phone).cloned();
+        self.fulfilled(ids.unwrap_or_default())
+    }
+
+    /// Those of `ids` that are fulfilled, in that order (one read each).
+    fn fulfilled(&self, ids: Vec<Uuid>) -> Result<Vec<CodeRequest>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.extend(
