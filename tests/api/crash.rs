@@ -504,16 +504,25 @@ async fn run_cycle(child: &mut std::process::Child, base: &str, admin: &str, loa
     );
 }
 
-/// The usage limit of the hot shared code in the crash test: more than the cycles redeem, so
-/// each kill lands while redemptions go through; the last run then takes it to the limit.
-const USES: usize = 5_000;
+/// The usage limit of the hot shared code in the crash test: more than the killed cycles can
+/// redeem whatever the machine's speed (3 cycles × 16 tills × `PER_CYCLE`), so the code is still
+/// open when the last run takes it to the limit (16 × `TO_THE_LIMIT` ≥ the limit).
+const USES: usize = 10_000;
 const REDEEMERS: usize = 16;
+const PER_CYCLE: usize = 150;
+const TO_THE_LIMIT: usize = 2_000;
 
-/// One till: redeems the shared code for new buyers back to back, recording every acknowledged
-/// redemption id, until the server dies or the limit answers.
-async fn redeem_shared(base: String, admin: String, till: usize, acked: Arc<Mutex<Vec<String>>>) {
+/// One till: redeems the shared code for new buyers back to back (at most `max` times),
+/// recording every acknowledged redemption id, until the server dies or the limit answers.
+async fn redeem_shared(
+    base: String,
+    admin: String,
+    till: usize,
+    max: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
     let http = reqwest::Client::new();
-    for n in 0..MAX_REQUESTS {
+    for n in 0..max {
         let res = http
             .post(format!("{base}/api/v1/redemptions"))
             .bearer_auth(&admin)
@@ -617,6 +626,7 @@ async fn a_hot_shared_code_never_exceeds_its_limit_and_keeps_every_acknowledged_
                     base.clone(),
                     admin.clone(),
                     till,
+                    PER_CYCLE,
                     acked.clone(),
                 ))
             })
@@ -652,6 +662,7 @@ async fn a_hot_shared_code_never_exceeds_its_limit_and_keeps_every_acknowledged_
                 b.clone(),
                 admin.clone(),
                 till + 100,
+                TO_THE_LIMIT,
                 acked.clone(),
             ))
         })
