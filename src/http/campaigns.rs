@@ -617,12 +617,15 @@ async fn add_codes(
     state: web::Data<AppState>,
     who: Principal,
     id: web::Path<Uuid>,
+    query: web::Query<CsvImportQuery>,
     body: web::Json<NewCodes>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let id = id.into_inner();
     let body = body.into_inner();
-    let usage_limit = body.usage_limit;
+    // The query's usage limit (the CSV body's way of giving it) is read here too; the body's
+    // own wins.
+    let usage_limit = body.usage_limit.or(query.usage_limit);
     let adding = match body {
         NewCodes {
             count: Some(count),
@@ -671,7 +674,8 @@ pub const MAX_CSV_BYTES: usize = 66 * 1_000_000;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CsvImportQuery {
-    /// With a CSV body, for a shared campaign's codes: how often each may be redeemed.
+    /// For a shared campaign's codes: how often each may be redeemed (with a JSON body, the
+    /// body's `usage_limit` may say it instead).
     #[param(minimum = 1)]
     pub usage_limit: Option<u64>,
 }
