@@ -39,7 +39,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         // A CSV body goes to its own handler (same path; described with the JSON one).
         .map(|c| c.service(add_codes_csv))
         .service(add_codes)
-        .service(list_codes);
+        .service(list_codes)
+        .service(preview_codes);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,6 +402,19 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
     }
 }
 
+impl From<CodeSpecBody> for CodeSpecParts {
+    fn from(c: CodeSpecBody) -> Self {
+        CodeSpecParts {
+            pattern: c.pattern,
+            charset: c.charset,
+            custom_charset: c.custom_charset,
+            prefix: c.prefix,
+            postfix: c.postfix,
+            length: c.length,
+        }
+    }
+}
+
 impl From<NewCampaign> for CampaignSpec {
     fn from(b: NewCampaign) -> Self {
         let max_discount_cents = b.discount.as_ref().and_then(|d| d.max_cents);
@@ -433,14 +447,7 @@ impl From<NewCampaign> for CampaignSpec {
             }),
             gift_balance_cents: b.gift_balance_cents,
             price_cents: b.price_cents,
-            code: b.code.map(|c| CodeSpecParts {
-                pattern: c.pattern,
-                charset: c.charset,
-                custom_charset: c.custom_charset,
-                prefix: c.prefix,
-                postfix: c.postfix,
-                length: c.length,
-            }),
+            code: b.code.map(CodeSpecParts::from),
             pool_size: b.pool_size,
             starts_at: b.starts_at,
             ends_at: b.ends_at,
@@ -969,5 +976,35 @@ async fn claim(
         campaign_id: record.campaign_id,
         customer,
         claimed_at: record.claimed_at.unwrap_or_else(|| state.clock.now()),
+    }))
+}
+
+/// Sample codes of a pattern, before a campaign is created with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodePreview {
+    /// The pattern with its prefix and postfix, `#` for each random character.
+    pub pattern: String,
+    /// Five codes as the pattern would make them (not stored, not reserved).
+    pub samples: Vec<String>,
+    /// How many distinct codes the pattern can make (at most 2^64 - 1 shown).
+    #[schema(minimum = 0)]
+    pub possible_codes: u64,
+}
+
+/// Preview a code pattern (manager): the `code` part of a new campaign, checked by the same rules
+/// and shown as five sample codes, so a pattern can be tried before the campaign exists.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = CodeSpecBody, responses((status = 200, body = CodePreview), (status = 422, body = Problem)))]
+#[post("/code-previews")]
+async fn preview_codes(
+    who: Principal,
+    body: web::Json<CodeSpecBody>,
+) -> Result<web::Json<CodePreview>, ApiError> {
+    who.require(Role::Manager)?;
+    let spec = crate::domain::campaign::CodeSpec::from_parts(Some(body.into_inner().into()))?;
+    let mut rng = rand::rng();
+    Ok(web::Json(CodePreview {
+        pattern: format!("{}{}{}", spec.prefix, spec.pattern, spec.postfix),
+        samples: (0..5).map(|_| spec.generate(&mut rng)).collect(),
+        possible_codes: u64::try_from(spec.space()).unwrap_or(u64::MAX),
     }))
 }

@@ -229,11 +229,18 @@ async fn wallet(
 pub struct CodeCheck {
     pub code: String,
     pub campaign_id: Uuid,
+    /// The campaign's name.
+    pub campaign: String,
     /// `available`, `claimed`, `redeemed` or `expired`.
     pub status: String,
     pub balance_cents: Option<i64>,
     pub valid_from: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// Who holds it (shown to managers only).
+    pub holder: Option<Uuid>,
+    /// Disabled by a manager: neither handed out nor redeemable (`PATCH /codes/{code}`).
+    pub disabled: bool,
 }
 
 /// Validate a code: its state and window (a manager, or the customer holding it; anyone else 404).
@@ -268,12 +275,21 @@ async fn code(
     if !who.role.includes(Role::Manager) && !holder {
         return Err(ApiError::NotFound);
     }
+    let disabled = state
+        .store
+        .codes()
+        .flags(&r.code)
+        .is_some_and(|f| f.disabled);
     Ok(web::Json(CodeCheck {
         status: status_of(&r, until, now).to_owned(),
-        code: r.code,
         campaign_id: c.id,
+        campaign: c.name,
         balance_cents: r.balance_cents,
         valid_from: c.starts_at,
         valid_until: until,
+        claimed_at: r.claimed_at,
+        holder: r.holder.filter(|_| who.role.includes(Role::Manager)),
+        disabled,
+        code: r.code,
     }))
 }

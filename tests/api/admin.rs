@@ -7,18 +7,14 @@
 //! one the browser test says so and passes, unless `VOUCHERD_BROWSER_TESTS=require` (as in CI),
 //! when a missing browser fails it.
 
-use std::io::BufRead as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
 
-use base64ct::Encoding as _;
 use voucherd::feeds::FeedKind;
+
+use crate::browser::{Browser, chromium_or_skip};
 
 use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, fixture_url, network, spawn_app, spawn_with_networks,
@@ -60,173 +56,9 @@ async fn the_page_and_its_assets_come_with_a_strict_policy_and_nothing_from_else
     }
 }
 
-/// The browser to drive, if this machine has one.
-fn chromium() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("VOUCHERD_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .map(|name| PathBuf::from("/usr/bin").join(name))
-        .find(|p| p.exists())
-}
-
-/// A headless Chromium, killed when dropped.
-struct Browser {
-    child: Child,
-    /// Where it serves the DevTools protocol: `http://127.0.0.1:PORT`.
-    http: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    fn launch(binary: &PathBuf) -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--window-size=1280,1800",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium starts");
-        // It prints where the protocol listens on stderr; keep draining it afterwards.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let ws = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("chromium prints its DevTools address");
-        let port = ws
-            .strip_prefix("ws://127.0.0.1:")
-            .and_then(|rest| rest.split('/').next())
-            .expect("a loopback DevTools address")
-            .to_owned();
-        Browser {
-            child,
-            http: format!("http://127.0.0.1:{port}"),
-            _profile: profile,
-        }
-    }
-
-    /// A connection to its first page.
-    async fn page(&self) -> Page {
-        let targets: Vec<Value> = reqwest::get(format!("{}/json/list", self.http))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = targets
-            .iter()
-            .find(|t| t["type"] == "page")
-            .expect("a page target");
-        let url = page["webSocketDebuggerUrl"].as_str().unwrap();
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Page { ws, next_id: 1 }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One page over the DevTools protocol: commands by id, events skipped.
-struct Page {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_id: u64,
-}
-
-impl Page {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let command = json!({"id": id, "method": method, "params": params}).to_string();
-        self.ws.send(Message::Text(command.into())).await.unwrap();
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no answer to {method}"))
-                .expect("the connection stays open")
-                .unwrap();
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let answer: Value = serde_json::from_str(&text).unwrap();
-            if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
-            }
-        }
-    }
-
-    /// The value of a JavaScript expression (awaited if a promise).
-    async fn eval(&mut self, expression: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
-        assert!(
-            r.get("exceptionDetails").is_none(),
-            "{expression}: {}",
-            r["exceptionDetails"]
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Waits until `expression` is true; fails naming `what` with the page's message line.
-    async fn wait_for(&mut self, what: &str, expression: &str) {
-        // Up to 30 s: the tests share two cores with the browser.
-        for _ in 0..600 {
-            if self.eval(expression).await == json!(true) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let message = self
-            .eval("document.getElementById('message').textContent + ' | ' + document.getElementById('sign-in-error').textContent")
-            .await;
-        panic!("{what} did not happen; the page says: {message}");
-    }
-}
-
 #[actix_web::test]
 async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_browser() {
-    let Some(binary) = chromium() else {
-        assert_ne!(
-            std::env::var("VOUCHERD_BROWSER_TESTS").as_deref(),
-            Ok("require"),
-            "no chromium found (apt install chromium, or set VOUCHERD_CHROMIUM)"
-        );
-        eprintln!("skipped: no chromium on this machine (apt install chromium)");
+    let Some(binary) = chromium_or_skip() else {
         return;
     };
     let app = spawn_with_networks(vec![network(
@@ -286,15 +118,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
 
     let browser = Browser::launch(&binary);
     let mut page = browser.page().await;
-    page.call("Page.enable", json!({})).await;
-    // Anything the policy blocks is recorded for the end of the test.
-    page.call(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": "window.__violations = []; document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"}),
-    )
-    .await;
-    page.call("Page.navigate", json!({"url": app.url("/admin")}))
-        .await;
+    page.open(&app.url("/admin")).await;
     page.wait_for(
         "the sign-in form",
         "document.readyState === 'complete' && !document.getElementById('sign-in').hidden",
@@ -472,11 +296,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "ok"
     );
 
-    assert_eq!(
-        page.eval("window.__violations").await,
-        json!([]),
-        "the Content-Security-Policy blocked something"
-    );
+    page.assert_clean().await;
 
     // The screenshot shows the chart too.
     page.eval(&format!(
@@ -488,15 +308,5 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "(() => { const i = document.getElementById('chart'); return !document.getElementById('campaign-detail').hidden && i.complete && i.naturalWidth > 0; })()",
     )
     .await;
-    let shot = page
-        .call(
-            "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true}),
-        )
-        .await;
-    let png = base64ct::Base64::decode_vec(shot["data"].as_str().unwrap()).unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-dashboard.png");
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("screenshot: {}", path.display());
+    page.screenshot("admin-dashboard").await;
 }

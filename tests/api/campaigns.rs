@@ -729,9 +729,22 @@ async fn a_code_is_redeemed_once_and_rolled_back_once() {
     let res = app.rollback(id).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_problem(app.rollback(id).await, 409, "conflict").await;
-    // Held again: it can be redeemed again.
-    let res = app.redeem(json!({"code": code})).await;
+    let campaign = done[0]["campaign_id"].as_str().unwrap();
+    let figures = |v: &Value| (v["redeemed"].as_u64(), v["discount_cents_total"].as_i64());
+    let report = format!("/api/v1/reports/campaigns/{campaign}");
+    assert_eq!(
+        figures(&app.get_json(&report, &app.admin_token).await),
+        (Some(0), Some(0)),
+        "a rolled-back redemption counts for nothing"
+    );
+    // Held again: it can be redeemed again, and counts once.
+    let res = app.redeem(json!({"code": code, "order": {"currency": "EUR", "items": [{"sku": "A", "quantity": 1, "price_cents": 1000}]}})).await;
     assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        figures(&app.get_json(&report, &app.admin_token).await),
+        (Some(1), Some(150)),
+        "redeemed again: 15 % of 10.00"
+    );
     assert_problem(
         app.redeem(json!({"code": "NO-SUCH-CODE"})).await,
         404,

@@ -4,9 +4,11 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod browser;
 mod campaigns;
 mod checkout;
 mod code_requests;
+mod console;
 mod crash;
 mod digests;
 mod distributions;

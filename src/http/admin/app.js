@@ -7,6 +7,8 @@ const TOKEN_KEY = "voucherd-token";
 const OWN_KEY = "voucherd-own-token";
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem(TOKEN_KEY);
+// The campaign open in the detail panel (as the API last showed it).
+let current = null;
 
 function say(text, isError) {
   const m = $("message");
@@ -17,10 +19,15 @@ function say(text, isError) {
 class SignedOut extends Error {}
 
 /// Calls the API with the token; a problem+json answer becomes an Error with its detail.
-async function api(method, path, body) {
+/// A file (Blob) goes as it is, with `contentType`; anything else as JSON.
+async function api(method, path, body, { contentType, accept } = {}) {
   const headers = { Authorization: "Bearer " + token };
   const init = { method, headers };
-  if (body !== undefined) {
+  if (accept) headers.Accept = accept;
+  if (body instanceof Blob) {
+    headers["Content-Type"] = contentType;
+    init.body = body;
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -138,6 +145,17 @@ function signOut(why) {
   $("summary").replaceChildren();
   $("campaign-detail").hidden = true;
   $("chart").removeAttribute("src");
+  $("campaign-detail").dataset.campaignId = "";
+  current = null;
+  $("till-result").replaceChildren();
+  $("till-rollback").hidden = true;
+  $("lookup-result").replaceChildren();
+  $("lookup-toggle").hidden = true;
+  $("nc-samples").replaceChildren();
+  $("dist-progress").textContent = "";
+  for (const f of document.querySelectorAll("#dashboard form")) f.reset();
+  $("tabs").hidden = true;
+  showTab("overview");
   $("sign-in").hidden = false;
   $("sign-out").hidden = true;
   $("refresh").hidden = true;
@@ -149,6 +167,7 @@ function show(me) {
   $("who").textContent = me.email + " (" + me.role + ")";
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
+  $("tabs").hidden = false;
   $("sign-out").hidden = false;
   $("refresh").hidden = false;
   refresh();
@@ -221,7 +240,7 @@ function showCampaigns(items) {
     const status = cell(c.status, "status status-" + c.status);
     const actions = document.createElement("span");
     actions.className = "actions";
-    actions.append(button("Chart", "chart", () => openCampaign(c)));
+    actions.append(button("Open", "chart", () => openCampaign(c)));
     if (c.status !== "ended") {
       const end = button("End", "end danger", async () => {
         if (!end.dataset.armed) {
@@ -259,10 +278,12 @@ function showCampaigns(items) {
 
 let chartUrl = null;
 
-async function openCampaign(c) {
-  const id = encodeURIComponent(c.id);
+/** A campaign's panel: the campaign, its report and chart as they are now. */
+async function openCampaign(listed) {
+  const id = encodeURIComponent(listed.id);
   try {
-    const [report, chart] = await Promise.all([
+    const [c, report, chart] = await Promise.all([
+      json("/campaigns/" + id),
       json("/reports/campaigns/" + id),
       api("GET", "/reports/campaigns/" + id + "/chart.svg").then((r) => r.blob()),
     ]);
@@ -293,8 +314,10 @@ async function openCampaign(c) {
     $("chart").src = chartUrl;
     $("campaign-detail").hidden = false;
     $("campaign-detail").dataset.campaignId = c.id;
+    showTools(c);
+    await showDistributions(c);
   } catch (e) {
-    if (!(e instanceof SignedOut)) say("Could not load the report of " + c.name + ": " + e.message, true);
+    if (!(e instanceof SignedOut)) say("Could not load the report of " + listed.name + ": " + e.message, true);
   }
 }
 
@@ -378,6 +401,570 @@ async function showNotifications() {
   }));
 }
 
+// --- tabs -----------------------------------------------------------------------------------
+
+function showTab(name) {
+  for (const b of document.querySelectorAll("#tabs button")) {
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  $("tab-overview").hidden = name !== "overview";
+  $("tab-new-campaign").hidden = name !== "new-campaign";
+  $("tab-till").hidden = name !== "till";
+  $("tab-lookup").hidden = name !== "lookup";
+  // Back on the overview, its figures (and the open campaign's) as they are now.
+  if (name === "overview" && token) refresh().then(() => current && openCampaign(current));
+  if (name === "new-campaign" && !$("nc-starts").value) campaignDefaults();
+  if (name === "till" && !$("till-lines").querySelector("tbody tr")) addTillLine();
+}
+
+// --- amounts and lists as people type them -----------------------------------------------------
+
+/** "12.50" → 1250; empty → null. */
+function cents(id) {
+  const v = $(id).value.trim();
+  if (v === "") return null;
+  const n = Number(v.replace(",", "."));
+  if (!Number.isFinite(n) || n < 0) throw new Error($(id).closest("label").firstChild.textContent.trim() + ": not an amount");
+  return Math.round(n * 100);
+}
+
+function whole(id) {
+  const v = $(id).value.trim();
+  return v === "" ? null : Number(v);
+}
+
+function text(id) {
+  const v = $(id).value.trim();
+  return v === "" ? null : v;
+}
+
+/** "a, b,c" → ["a", "b", "c"]. */
+function list(id) {
+  return $(id).value.split(/[,\n]/).map((x) => x.trim()).filter((x) => x !== "");
+}
+
+/** "9-11, 18" → [9, 10, 11, 18]. */
+function hours(id) {
+  const out = new Set();
+  for (const part of list(id)) {
+    const m = /^(\d{1,2})(?:\s*-\s*(\d{1,2}))?$/.exec(part);
+    if (!m) throw new Error("Hours: write them as 9-17 or 8,12,18");
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (from > 23 || to > 23 || to < from) throw new Error("Hours: each is 0 to 23, ranges low to high");
+    for (let h = from; h <= to; h++) out.add(h);
+  }
+  return [...out];
+}
+
+/** A datetime-local field (the browser's own time) as an instant. */
+function instant(id) {
+  const v = $(id).value;
+  if (!v) throw new Error("Give a date and time");
+  return new Date(v).toISOString();
+}
+
+/** An instant as a datetime-local value in the browser's time. */
+function localInput(t) {
+  const d = new Date(t);
+  const pad = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+}
+
+const money = (c) => (c === null || c === undefined ? "–" : (c / 100).toFixed(2));
+
+// --- a new campaign ---------------------------------------------------------------------------
+
+function campaignDefaults() {
+  const now = new Date();
+  now.setSeconds(0, 0);
+  $("nc-starts").value = localInput(now);
+  $("nc-ends").value = localInput(now.getTime() + 7 * 86400000);
+  $("nc-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+function codeSpec() {
+  const spec = { pattern: $("nc-pattern").value.trim(), charset: $("nc-charset").value };
+  if (text("nc-prefix")) spec.prefix = text("nc-prefix");
+  if (text("nc-postfix")) spec.postfix = text("nc-postfix");
+  return spec;
+}
+
+async function previewCodes() {
+  try {
+    const p = await (await api("POST", "/code-previews", codeSpec())).json();
+    $("nc-samples").replaceChildren(...p.samples.map((code) => {
+      const li = document.createElement("li");
+      li.textContent = code;
+      return li;
+    }));
+    const note = document.createElement("li");
+    note.className = "muted";
+    note.textContent = "(" + p.possible_codes.toLocaleString() + " possible codes)";
+    $("nc-samples").append(note);
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("That pattern cannot be used: " + e.message, true);
+  }
+}
+
+function addBudgetRow() {
+  const body = $("nc-budgets").querySelector("tbody");
+  if (body.children.length >= 10) return;
+  const tr = document.createElement("tr");
+  const select = (name, options) => {
+    const s = document.createElement("select");
+    s.className = name;
+    s.setAttribute("aria-label", name.replace("budget-", "budget "));
+    for (const [value, label] of options) s.append(new Option(label, value));
+    return s;
+  };
+  const limit = document.createElement("input");
+  limit.type = "number";
+  limit.min = "0.01";
+  limit.step = "0.01";
+  limit.required = true;
+  limit.className = "budget-limit";
+  limit.setAttribute("aria-label", "budget limit");
+  tr.append(
+    cell(select("budget-measure", [["discount_cents", "discount given"], ["redemptions", "redemptions"]])),
+    cell(limit),
+    cell(select("budget-period", [["total", "whole campaign"], ["day", "day"], ["week", "week"], ["month", "month"]])),
+    cell(select("budget-per", [["campaign", "everyone together"], ["customer", "each customer"]])),
+    cell(button("Remove", "remove", () => tr.remove())),
+  );
+  body.append(tr);
+}
+
+function budgets() {
+  return [...$("nc-budgets").querySelectorAll("tbody tr")].map((tr) => {
+    const measure = tr.querySelector(".budget-measure").value;
+    const raw = Number(tr.querySelector(".budget-limit").value);
+    if (!(raw > 0)) throw new Error("Budgets: give each a limit");
+    return {
+      measure,
+      limit: measure === "discount_cents" ? Math.round(raw * 100) : Math.round(raw),
+      period: tr.querySelector(".budget-period").value,
+      per: tr.querySelector(".budget-per").value,
+    };
+  });
+}
+
+function newCampaignBody() {
+  const kind = $("nc-kind").value;
+  const body = {
+    name: $("nc-name").value.trim(),
+    kind,
+    code_mode: $("nc-mode").value,
+    pool_size: whole("nc-pool"),
+    starts_at: instant("nc-starts"),
+    ends_at: instant("nc-ends"),
+    per_customer_limit: whole("nc-limit") || 1,
+    code: codeSpec(),
+  };
+  if (kind === "gift_card") {
+    body.gift_balance_cents = cents("nc-gift");
+  } else if ($("nc-discount-type").value === "percent") {
+    body.discount = { percent: whole("nc-percent") };
+    if (cents("nc-max") !== null) body.discount.max_cents = cents("nc-max");
+  } else {
+    body.discount = { amount_cents: cents("nc-amount"), currency: (text("nc-currency") || "").toUpperCase() };
+  }
+  if (cents("nc-price") !== null) body.price_cents = cents("nc-price");
+  for (const [field, id] of [["timezone", "nc-timezone"], ["retailer", "nc-retailer"], ["category", "nc-category"]]) {
+    if (text(id)) body[field] = text(id);
+  }
+  if (whole("nc-validity") !== null) {
+    body.validity_days_after_claim = whole("nc-validity");
+    body.expire_at_local_end_of_day = $("nc-local-midnight").checked;
+  }
+  const rules = {};
+  if (cents("nc-min-order") !== null) rules.min_order_cents = cents("nc-min-order");
+  if (whole("nc-min-items") !== null) rules.min_items = whole("nc-min-items");
+  if (text("nc-rule-currency")) rules.currency = text("nc-rule-currency").toUpperCase();
+  for (const [field, inc, exc] of [["categories", "nc-cat-in", "nc-cat-out"], ["retailers", "nc-ret-in", "nc-ret-out"], ["skus", "nc-sku-in", "nc-sku-out"]]) {
+    const scope = { include: list(inc), exclude: list(exc) };
+    if (scope.include.length || scope.exclude.length) rules[field] = scope;
+  }
+  const weekdays = [...document.querySelectorAll("input[name=weekday]:checked")].map((i) => i.value);
+  if (weekdays.length) rules.weekdays = weekdays;
+  const hs = hours("nc-hours");
+  if (hs.length) rules.hours = hs;
+  if (Object.keys(rules).length) body.rules = rules;
+  const bs = budgets();
+  if (bs.length) body.budgets = bs;
+  return body;
+}
+
+async function createCampaign(event) {
+  event.preventDefault();
+  let body;
+  try {
+    body = newCampaignBody();
+  } catch (e) {
+    say(e.message, true);
+    return;
+  }
+  $("nc-create").disabled = true;
+  try {
+    const c = await (await api("POST", "/campaigns", body)).json();
+    say("Created " + c.name + ": give it codes to start it.");
+    $("campaign-form").reset();
+    $("nc-budgets").querySelector("tbody").replaceChildren();
+    $("nc-samples").replaceChildren();
+    showTab("overview");
+    await refresh();
+    await openCampaign(c);
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not create the campaign: " + e.message, true);
+  } finally {
+    $("nc-create").disabled = false;
+  }
+}
+
+// --- one campaign's tools ---------------------------------------------------------------------
+
+function showTools(c) {
+  current = c;
+  const ended = c.status === "ended";
+  $("campaign-tools").hidden = false;
+  $("pause-button").textContent = c.paused_at ? "Resume" : "Pause";
+  $("pause-button").hidden = ended;
+  for (const id of ["generate-form", "import-form", "edit-form", "distribute-form"]) $(id).hidden = ended;
+  $("edit-name").value = c.name;
+  $("edit-ends").value = localInput(c.ends_at);
+  $("edit-limit").value = c.per_customer_limit;
+  $("gen-count").max = String(Math.max(1, c.pool_size - c.codes_total));
+}
+
+/** The open campaign again, as the API shows it now, with the overview. */
+async function reopen() {
+  await refresh();
+  await openCampaign(current);
+}
+
+async function campaignAction(what, run) {
+  if (!current) return;
+  try {
+    const message = await run(encodeURIComponent(current.id));
+    await reopen();
+    say(message);
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not " + what + ": " + e.message, true);
+  }
+}
+
+async function generate(event) {
+  event.preventDefault();
+  const count = whole("gen-count");
+  $("gen-button").disabled = true;
+  await campaignAction("generate codes", async (id) => {
+    const r = await (await api("POST", "/campaigns/" + id + "/codes", { count })).json();
+    return r.added + " codes generated; " + r.codes_total + " in all.";
+  });
+  $("gen-button").disabled = false;
+}
+
+async function importCodes(event) {
+  event.preventDefault();
+  const file = $("import-file").files[0];
+  if (!file) return;
+  const usage = whole("import-usage");
+  $("import-button").disabled = true;
+  say("Importing " + file.name + "…");
+  await campaignAction("import " + file.name, async (id) => {
+    const query = usage ? "?usage_limit=" + usage : "";
+    const r = await (await api("POST", "/campaigns/" + id + "/codes" + query, file, { contentType: "text/csv" })).json();
+    $("import-form").reset();
+    return r.added + " codes imported from " + file.name + "; " + r.codes_total + " in all.";
+  });
+  $("import-button").disabled = false;
+}
+
+async function downloadCodes() {
+  if (!current) return;
+  try {
+    const blob = await (await api("GET", "/campaigns/" + encodeURIComponent(current.id) + "/codes", undefined, { accept: "text/csv" })).blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = current.name.replace(/[^A-Za-z0-9_-]+/g, "-") + "-codes.csv";
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    say("Downloaded the codes of " + current.name + ".");
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not download the codes: " + e.message, true);
+  }
+}
+
+async function pauseOrResume() {
+  const verb = current && current.paused_at ? "resume" : "pause";
+  await campaignAction(verb + " the campaign", async (id) => {
+    await api("POST", "/campaigns/" + id + "/" + verb);
+    return (verb === "pause" ? "Paused " : "Resumed ") + current.name + ".";
+  });
+}
+
+async function edit(event) {
+  event.preventDefault();
+  let body;
+  try {
+    body = { name: $("edit-name").value.trim(), ends_at: instant("edit-ends"), per_customer_limit: whole("edit-limit") };
+  } catch (e) {
+    say(e.message, true);
+    return;
+  }
+  await campaignAction("save the campaign", async (id) => {
+    await api("PATCH", "/campaigns/" + id, body);
+    return "Saved " + body.name + ".";
+  });
+}
+
+function audienceChanged() {
+  const a = $("dist-audience").value;
+  $("dist-emails-label").hidden = a !== "emails";
+  $("dist-target-label").hidden = a === "emails";
+  $("dist-webhook-label").hidden = $("dist-channel").value !== "webhook";
+}
+
+function describeAudience(d) {
+  if (d.audience === "customers") return "listed customers";
+  const t = d.audience.subscribers_of;
+  return t ? "followers of " + (t.retailer ? "retailer " + t.retailer : "category " + t.category) : "–";
+}
+
+/** Recipients a distribution passed over, for any reason. */
+const skippedOf = (d) => (d.skipped_limit_reached || 0) + (d.skipped_sold_out || 0) + (d.skipped_other || 0) + (d.skipped_unreachable || 0);
+
+function progressLine(d) {
+  const skipped = skippedOf(d);
+  return d.done + " of " + d.recipients + " handled, " + d.assigned + " codes sent, " + skipped + " skipped · " + d.status;
+}
+
+async function distribute(event) {
+  event.preventDefault();
+  if (!current) return;
+  const body = { channel: $("dist-channel").value };
+  const a = $("dist-audience").value;
+  if (a === "emails") {
+    body.emails = list("dist-emails");
+  } else {
+    body.subscribers_of = { [a]: $("dist-target").value.trim() };
+  }
+  if (body.channel === "webhook") body.webhook = $("dist-webhook").value.trim();
+  const campaign = current;
+  const id = encodeURIComponent(campaign.id);
+  $("dist-button").disabled = true;
+  try {
+    let d = await (await api("POST", "/campaigns/" + id + "/distributions", body)).json();
+    $("dist-progress").textContent = progressLine(d);
+    // Live progress: read it again until every recipient was handled.
+    for (let i = 0; d.status !== "completed" && i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      d = await json("/campaigns/" + id + "/distributions/" + encodeURIComponent(d.id));
+      $("dist-progress").textContent = progressLine(d);
+    }
+    if (current && current.id === campaign.id) await reopen();
+    $("dist-progress").textContent = progressLine(d);
+    say("Sent " + d.assigned + " codes of " + campaign.name + ".");
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not send codes: " + e.message, true);
+  } finally {
+    $("dist-button").disabled = false;
+  }
+}
+
+async function showDistributions(c) {
+  const page = await json("/campaigns/" + encodeURIComponent(c.id) + "/distributions?limit=20");
+  fill("distributions", page.items.map((d) => {
+    const tr = document.createElement("tr");
+    tr.dataset.distributionId = d.id;
+    const skipped = skippedOf(d);
+    tr.append(cell(when(d.created_at)), cell(describeAudience(d)), cell(d.channel), cell(d.recipients, "num"),
+      cell(d.assigned, "num"), cell(skipped, "num"), cell(d.status, "status status-" + d.status));
+    return tr;
+  }));
+}
+
+// --- the till ---------------------------------------------------------------------------------
+
+function addTillLine() {
+  const body = $("till-lines").querySelector("tbody");
+  if (body.children.length >= 100) return;
+  const tr = document.createElement("tr");
+  const input = (name, label, type) => {
+    const i = document.createElement("input");
+    i.className = name;
+    i.setAttribute("aria-label", label);
+    if (type === "number") {
+      i.type = "number";
+      i.min = name === "line-quantity" ? "1" : "0";
+      if (name === "line-price") i.step = "0.01";
+    }
+    return i;
+  };
+  const quantity = input("line-quantity", "quantity", "number");
+  quantity.value = "1";
+  tr.append(
+    cell(input("line-sku", "SKU")),
+    cell(input("line-category", "category")),
+    cell(input("line-retailer", "retailer")),
+    cell(quantity, "num"),
+    cell(input("line-price", "unit price", "number"), "num"),
+    cell(button("Remove", "remove", () => tr.remove())),
+  );
+  body.append(tr);
+}
+
+function tillOrder() {
+  const items = [...$("till-lines").querySelectorAll("tbody tr")].map((tr) => {
+    const value = (c) => tr.querySelector(c).value.trim();
+    const price = Number(value(".line-price").replace(",", "."));
+    if (value(".line-price") === "" || !Number.isFinite(price) || price < 0) throw new Error("Each line needs a unit price");
+    const line = { quantity: Number(value(".line-quantity")) || 1, price_cents: Math.round(price * 100) };
+    for (const [field, c] of [["sku", ".line-sku"], ["category", ".line-category"], ["retailer", ".line-retailer"]]) {
+      if (value(c)) line[field] = value(c);
+    }
+    return line;
+  });
+  if (items.length === 0) throw new Error("Add the order's lines");
+  return { currency: $("till-currency").value.trim().toUpperCase(), items };
+}
+
+function tillCustomer(body) {
+  const who = text("till-customer");
+  if (!who) return body;
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(who)) body.customer = who;
+  else body.customer_ref = who;
+  return body;
+}
+
+let lastRedemption = null;
+
+function showOutcome(heading, rows, totals) {
+  const h = document.createElement("h3");
+  h.textContent = heading;
+  const table = document.createElement("table");
+  const head = document.createElement("thead");
+  head.innerHTML = "<tr><th>Code</th><th>Result</th><th class=\"num\">Discount</th><th>Why not</th></tr>";
+  const tbody = document.createElement("tbody");
+  for (const r of rows) {
+    const tr = document.createElement("tr");
+    tr.append(cell(r.code), cell(r.status, "status status-" + r.status), cell(money(r.discount_cents), "num"), cell(r.reason ? reasonText(r.reason) : ""));
+    tbody.append(tr);
+  }
+  table.append(head, tbody);
+  const p = document.createElement("p");
+  p.id = "till-totals";
+  p.textContent = "Order " + money(totals.amount_cents) + ", discount " + money(totals.discount_cents) + ", to pay " + money(totals.total_cents);
+  $("till-result").replaceChildren(h, table, p);
+}
+
+const REASONS = {
+  not_found: "no such code", not_started: "the campaign has not started", expired: "expired", ended: "the campaign has ended",
+  paused: "the campaign is paused", disabled: "the code is disabled", not_held: "nobody holds this code yet",
+  redeemed: "already used", spent: "no balance left", usage_limit_reached: "used as often as it may be",
+  customer_limit_reached: "this customer has used it as often as they may", customer_required: "say who the customer is",
+  budget_exhausted: "the campaign's budget is spent", min_order_not_met: "the order is below the minimum",
+  min_items_not_met: "too few items", no_matching_items: "no line of the order qualifies", currency_mismatch: "another currency",
+  outside_hours: "not at this hour", outside_weekdays: "not on this day",
+};
+const reasonText = (r) => REASONS[r] || r;
+
+async function validateAtTill(event) {
+  event.preventDefault();
+  $("till-rollback").hidden = true;
+  try {
+    const body = tillCustomer({ codes: [$("till-code").value.trim()], order: tillOrder() });
+    const v = await (await api("POST", "/validations", body)).json();
+    showOutcome(v.valid ? "The code applies" : "The code does not apply", v.redeemables, v.order);
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not check the code: " + e.message, true);
+  }
+}
+
+async function redeemAtTill() {
+  $("till-rollback").hidden = true;
+  let body;
+  try {
+    body = tillCustomer({ code: $("till-code").value.trim(), order: tillOrder() });
+  } catch (e) {
+    say(e.message, true);
+    return;
+  }
+  $("till-redeem").disabled = true;
+  try {
+    const r = await (await api("POST", "/redemptions", body)).json();
+    lastRedemption = r;
+    const amount = r.order_amount_cents || 0;
+    showOutcome("Redeemed", [{ code: r.code, status: "applied", discount_cents: r.discount_cents }],
+      { amount_cents: amount, discount_cents: r.discount_cents, total_cents: amount - r.discount_cents });
+    $("till-rollback").hidden = false;
+    say("Redeemed " + r.code + ": " + money(r.discount_cents) + " off.");
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Not redeemed: " + e.message, true);
+  } finally {
+    $("till-redeem").disabled = false;
+  }
+}
+
+async function rollBack() {
+  if (!lastRedemption) return;
+  try {
+    await api("POST", "/redemptions/" + encodeURIComponent(lastRedemption.id) + "/rollback");
+    say("Rolled back the redemption of " + lastRedemption.code + ": it can be used again.");
+    $("till-rollback").hidden = true;
+    $("till-result").replaceChildren();
+    lastRedemption = null;
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not roll back: " + e.message, true);
+  }
+}
+
+// --- looking up a code ------------------------------------------------------------------------
+
+let looked = null;
+
+async function lookUp(event) {
+  event && event.preventDefault();
+  const code = $("lookup-code").value.trim();
+  $("lookup-toggle").hidden = true;
+  try {
+    const c = await json("/codes/" + encodeURIComponent(code));
+    looked = c;
+    const rows = [
+      ["Code", c.code], ["Campaign", c.campaign], ["State", c.disabled ? c.status + " (disabled)" : c.status],
+      ["Holder", c.holder], ["Claimed", when(c.claimed_at)], ["Valid from", when(c.valid_from)],
+      ["Valid until", when(c.valid_until)], ["Balance", c.balance_cents === null ? null : money(c.balance_cents)],
+    ];
+    $("lookup-result").replaceChildren(...rows.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v === null || v === undefined ? "–" : String(v);
+      return [dt, dd];
+    }));
+    $("lookup-toggle").textContent = c.disabled ? "Enable this code" : "Disable this code";
+    $("lookup-toggle").hidden = false;
+  } catch (e) {
+    $("lookup-result").replaceChildren();
+    if (!(e instanceof SignedOut)) say(e.status === 404 ? "No code " + code + "." : "Could not look it up: " + e.message, true);
+  }
+}
+
+async function toggleCode() {
+  if (!looked) return;
+  try {
+    await api("PATCH", "/codes/" + encodeURIComponent(looked.code), { disabled: !looked.disabled });
+    say((looked.disabled ? "Enabled " : "Disabled ") + looked.code + ".");
+    await lookUp();
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not change the code: " + e.message, true);
+  }
+}
+
 // Figures move on their own (claims, sends): read them again every 30 s while the tab is shown.
 setInterval(() => {
   if (token && !$("dashboard").hidden && document.visibilityState === "visible") refresh();
@@ -387,6 +974,24 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut());
   $("refresh").addEventListener("click", refresh);
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  $("campaign-form").addEventListener("submit", createCampaign);
+  $("nc-preview").addEventListener("click", previewCodes);
+  $("nc-add-budget").addEventListener("click", addBudgetRow);
+  $("generate-form").addEventListener("submit", generate);
+  $("import-form").addEventListener("submit", importCodes);
+  $("download-button").addEventListener("click", downloadCodes);
+  $("pause-button").addEventListener("click", pauseOrResume);
+  $("edit-form").addEventListener("submit", edit);
+  $("distribute-form").addEventListener("submit", distribute);
+  $("dist-audience").addEventListener("change", audienceChanged);
+  $("dist-channel").addEventListener("change", audienceChanged);
+  $("till-form").addEventListener("submit", validateAtTill);
+  $("till-add-line").addEventListener("click", addTillLine);
+  $("till-redeem").addEventListener("click", redeemAtTill);
+  $("till-rollback").addEventListener("click", rollBack);
+  $("lookup-form").addEventListener("submit", lookUp);
+  $("lookup-toggle").addEventListener("click", toggleCode);
   if (token) {
     try {
       show(await json("/users/me"));

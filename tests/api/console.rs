@@ -1,0 +1,471 @@
+//! The console at /admin as the marketing team uses it, in a real headless Chromium: a flash
+//! sale created with rules and a budget, 1,000 codes generated and a 100-code CSV imported, the
+//! codes downloaded, sent to a retailer's followers by email over a real SMTP server, one redeemed
+//! at the till (checked, redeemed, rolled back, redeemed again), looked up, read in the report
+//! and ended. Plus the code-pattern preview the campaign form calls.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use voucherd::config::EmailTransportKind;
+
+use crate::browser::{Browser, Page, chromium_or_skip};
+use crate::helpers::{MailServer, spawn_app, spawn_with, test_settings};
+
+#[actix_web::test]
+async fn a_code_pattern_is_previewed_by_the_rules_of_a_new_campaign() {
+    let app = spawn_app().await;
+    let preview = |body: Value, token: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/code-previews",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let res = preview(
+        json!({"prefix": "FLASH-", "pattern": "###-##", "charset": "numbers"}),
+        app.admin_token.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["pattern"], "FLASH-###-##");
+    assert_eq!(p["possible_codes"], 100_000);
+    let samples = p["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 5);
+    let shaped = |s: &str| {
+        s.len() == 12
+            && s.starts_with("FLASH-")
+            && s[6..].chars().enumerate().all(
+                |(i, c)| {
+                    if i == 3 { c == '-' } else { c.is_ascii_digit() }
+                },
+            )
+    };
+    assert!(
+        samples.iter().all(|s| shaped(s.as_str().unwrap())),
+        "{samples:?}"
+    );
+
+    // The same rules as creating the campaign: a pattern without a random character is refused.
+    let res = preview(json!({"pattern": "SUMMER"}), app.admin_token.clone()).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = res.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at least one #"),
+        "{problem}"
+    );
+    let res = preview(json!({"length": 40}), app.admin_token.clone()).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Managers only.
+    let (_, customer) = app.customer("someone@example.org").await;
+    assert_eq!(
+        preview(json!({}), customer).await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// The first FLASH- followed by six capital letters in `text`.
+fn flash_code(text: &str) -> Option<&str> {
+    text.match_indices("FLASH-").find_map(|(at, _)| {
+        let code = text.get(at..at + 12)?;
+        code[6..]
+            .chars()
+            .all(|c| c.is_ascii_uppercase())
+            .then_some(code)
+    })
+}
+
+async fn wait_message(page: &mut Page, what: &str, expected: &str) {
+    page.wait_for(
+        what,
+        &format!(
+            "document.getElementById('message').textContent === {}",
+            json!(expected)
+        ),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let mut mail = MailServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path().join("data"));
+    settings.delivery.email.transport = EmailTransportKind::Smtp;
+    settings.delivery.email.smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
+    settings.delivery.email.timeout_s = 5;
+    settings.delivery.email.per_second = 1000;
+    let app = spawn_with(settings, dir).await;
+
+    // Three customers follow the retailer; a fourth follows another one.
+    for (email, retailer) in [
+        ("ana@example.org", "acme"),
+        ("ben@example.org", "acme"),
+        ("cleo@example.org", "acme"),
+        ("dan@example.org", "globex"),
+    ] {
+        let (id, token) = app.customer(email).await;
+        let res = app
+            .subscribe(&id, &token, json!({ "retailer": retailer }))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let (manager, _) = app.customer("marketing@example.org").await;
+    assert_eq!(
+        app.set_role(&manager, &app.admin_token, "manager")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let browser = Browser::launch(&binary);
+    let mut page = browser.page().await;
+    page.open(&app.url("/admin")).await;
+    page.sign_in("marketing@example.org", "customer-password")
+        .await;
+    page.wait_for("the overview", "!document.getElementById('tabs').hidden")
+        .await;
+
+    // A flash sale with rules and a budget, its codes previewed first.
+    page.click("#tabs button[data-tab='new-campaign']").await;
+    page.wait_for(
+        "the campaign form",
+        "!document.getElementById('tab-new-campaign').hidden && document.getElementById('nc-starts').value !== ''",
+    )
+    .await;
+    for (id, value) in [
+        ("nc-name", "Winter flash sale"),
+        ("nc-kind", "flash_sale"),
+        ("nc-percent", "20"),
+        ("nc-max", "30"),
+        ("nc-prefix", "FLASH-"),
+        ("nc-pattern", "######"),
+        ("nc-charset", "upper"),
+        ("nc-pool", "2000"),
+        ("nc-timezone", "Europe/Paris"),
+        ("nc-min-order", "20.00"),
+        ("nc-cat-in", "shoes, boots"),
+        ("nc-hours", "0-23"),
+    ] {
+        page.fill(id, value).await;
+    }
+    page.click("#nc-preview").await;
+    page.wait_for(
+        "the sample codes",
+        "document.querySelectorAll('#nc-samples li').length === 6",
+    )
+    .await;
+    let samples = page
+        .eval("[...document.querySelectorAll('#nc-samples li')].slice(0, 5).map(li => li.textContent)")
+        .await;
+    assert!(
+        samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| flash_code(s.as_str().unwrap()) == Some(s.as_str().unwrap())),
+        "{samples}"
+    );
+    page.click("#nc-add-budget").await;
+    page.eval(
+        "(() => { const row = document.querySelector('#nc-budgets tbody tr');
+          row.querySelector('.budget-measure').value = 'discount_cents';
+          row.querySelector('.budget-limit').value = '500';
+          row.querySelector('.budget-period').value = 'total'; return true; })()",
+    )
+    .await;
+    page.screenshot("console-new-campaign").await;
+    page.click("#nc-create").await;
+    wait_message(
+        &mut page,
+        "the campaign's creation",
+        "Created Winter flash sale: give it codes to start it.",
+    )
+    .await;
+    let campaigns = app
+        .get_json("/api/v1/campaigns?limit=10", &app.admin_token)
+        .await;
+    let stored = campaigns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Winter flash sale")
+        .expect("the campaign is stored")
+        .clone();
+    let id = stored["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored["kind"], "flash_sale");
+    assert_eq!(stored["code_pattern"], "FLASH-######");
+    assert_eq!(stored["timezone"], "Europe/Paris");
+    assert_eq!(stored["discount"]["percent"], 20);
+    assert_eq!(stored["discount"]["max_cents"], 3000);
+    assert_eq!(stored["rules"]["min_order_cents"], 2000);
+    assert_eq!(
+        stored["rules"]["categories"]["include"],
+        json!(["shoes", "boots"])
+    );
+    assert_eq!(stored["budgets"][0]["limit"], 50000);
+    assert_eq!(stored["budgets"][0]["measure"], "discount_cents");
+
+    // 1,000 codes generated, then 100 imported from a file chosen in the file dialog.
+    page.wait_for(
+        "the campaign's panel",
+        &format!("document.getElementById('campaign-detail').dataset.campaignId === '{id}'"),
+    )
+    .await;
+    page.fill("gen-count", "1000").await;
+    page.click("#gen-button").await;
+    wait_message(
+        &mut page,
+        "the generation",
+        "1000 codes generated; 1000 in all.",
+    )
+    .await;
+    let csv_dir = tempfile::tempdir().unwrap();
+    let csv = csv_dir.path().join("partner-codes.csv");
+    let mut file = String::from("code\n");
+    for i in 0..100 {
+        file.push_str(&format!("PARTNER-{i:04}\n"));
+    }
+    std::fs::write(&csv, file).unwrap();
+    page.choose_file("#import-file", &csv).await;
+    page.click("#import-button").await;
+    wait_message(
+        &mut page,
+        "the import",
+        "100 codes imported from partner-codes.csv; 1100 in all.",
+    )
+    .await;
+    let stored = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(stored["codes_total"], 1100);
+    assert_eq!(stored["status"], "active");
+
+    // The codes as a file, downloaded into a folder of the test's.
+    let downloads = tempfile::tempdir().unwrap();
+    page.call(
+        "Page.setDownloadBehavior",
+        json!({"behavior": "allow", "downloadPath": downloads.path().display().to_string()}),
+    )
+    .await;
+    page.click("#download-button").await;
+    let downloaded = downloads.path().join("Winter-flash-sale-codes.csv");
+    let mut text = String::new();
+    for _ in 0..200 {
+        if let Ok(t) = std::fs::read_to_string(&downloaded) {
+            if t.lines().count() == 1101 {
+                text = t;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(text.lines().count(), 1101, "a header and 1,100 codes");
+    assert!(text.contains("PARTNER-0042"));
+
+    // Sent to the retailer's followers by email; the progress line reaches the end.
+    page.fill("dist-audience", "retailer").await;
+    page.fill("dist-target", "acme").await;
+    page.fill("dist-channel", "email").await;
+    page.click("#dist-button").await;
+    page.wait_for(
+        "the distribution to complete",
+        "document.getElementById('dist-progress').textContent === '3 of 3 handled, 3 codes sent, 0 skipped · completed'",
+    )
+    .await;
+    page.wait_for(
+        "the past distribution in the list",
+        "document.querySelector('#distributions tbody tr td:nth-child(2)')?.textContent === 'followers of retailer acme'",
+    )
+    .await;
+    let mut codes = Vec::new();
+    let mut to = Vec::new();
+    for _ in 0..3 {
+        let (msg, _) = mail
+            .next(Duration::from_secs(20))
+            .await
+            .expect("a code email");
+        to.push(msg["envelope_recipients"].to_string());
+        codes.push(
+            flash_code(msg["text"].as_str().unwrap())
+                .expect("the code is in the email")
+                .to_owned(),
+        );
+    }
+    to.sort();
+    assert!(to[0].contains("ana@example.org") && to[1].contains("ben@example.org"));
+    assert!(to[2].contains("cleo@example.org"), "{to:?}");
+    let code = codes[0].clone();
+
+    // At the till: an order below the minimum does not qualify; a pair of shoes does.
+    page.click("#tabs button[data-tab='till']").await;
+    page.wait_for(
+        "the till's first line",
+        "!!document.querySelector('#till-lines tbody tr .line-price')",
+    )
+    .await;
+    page.fill("till-code", &code).await;
+    page.eval(
+        "(() => { const row = document.querySelector('#till-lines tbody tr');
+          row.querySelector('.line-sku').value = 'SOCK-1';
+          row.querySelector('.line-category').value = 'socks';
+          row.querySelector('.line-price').value = '9.50'; return true; })()",
+    )
+    .await;
+    page.click("#till-validate").await;
+    page.wait_for(
+        "the refusal",
+        "document.querySelector('#till-result h3')?.textContent === 'The code does not apply'",
+    )
+    .await;
+    assert_eq!(
+        page.text("#till-result tbody td:nth-child(4)").await,
+        "the order is below the minimum"
+    );
+    page.eval(
+        "(() => { const row = document.querySelector('#till-lines tbody tr');
+          row.querySelector('.line-sku').value = 'RUN-1';
+          row.querySelector('.line-category').value = 'shoes';
+          row.querySelector('.line-price').value = '80.00'; return true; })()",
+    )
+    .await;
+    page.click("#till-validate").await;
+    page.wait_for(
+        "the validation",
+        "document.querySelector('#till-result h3')?.textContent === 'The code applies'",
+    )
+    .await;
+    assert_eq!(
+        page.text("#till-totals").await,
+        "Order 80.00, discount 16.00, to pay 64.00"
+    );
+    page.screenshot("console-till").await;
+    page.click("#till-redeem").await;
+    wait_message(
+        &mut page,
+        "the redemption",
+        &format!("Redeemed {code}: 16.00 off."),
+    )
+    .await;
+    // A mistake at the till: rolled back, the code can be used again; then redeemed for good.
+    page.click("#till-rollback").await;
+    wait_message(
+        &mut page,
+        "the rollback",
+        &format!("Rolled back the redemption of {code}: it can be used again."),
+    )
+    .await;
+    page.click("#till-redeem").await;
+    wait_message(
+        &mut page,
+        "the second redemption",
+        &format!("Redeemed {code}: 16.00 off."),
+    )
+    .await;
+    eprintln!(
+        "DEBUG after 2nd: {}",
+        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
+            .await
+    );
+    eprintln!(
+        "DEBUG redemptions: {}",
+        app.get_json(
+            &format!("/api/v1/redemptions?campaign={id}"),
+            &app.admin_token
+        )
+        .await
+    );
+    page.click("#till-redeem").await;
+    page.wait_for(
+        "the refusal of a second use",
+        "document.getElementById('message').textContent.startsWith('Not redeemed: ')",
+    )
+    .await;
+
+    eprintln!(
+        "DEBUG after 3rd: {} / {}",
+        page.text("#message").await,
+        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
+            .await
+    );
+    // Looked up: redeemed.
+    page.click("#tabs button[data-tab='lookup']").await;
+    page.fill("lookup-code", &code).await;
+    page.click("#lookup-button").await;
+    page.wait_for(
+        "the code's facts",
+        "document.querySelectorAll('#lookup-result dd').length === 8",
+    )
+    .await;
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('#lookup-result dd')].slice(0, 3).map(d => d.textContent).join(' | ')")
+            .await,
+        format!("{code} | Winter flash sale | redeemed")
+    );
+    page.screenshot("console-lookup").await;
+    eprintln!(
+        "DEBUG after lookup: {}",
+        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
+            .await
+    );
+
+    // The report: figures, the budget's use and the chart; then the sale is ended.
+    page.click("#tabs button[data-tab='overview']").await;
+    let row = format!("document.querySelector('#campaigns tr[data-campaign-id=\"{id}\"]')");
+    page.wait_for("the campaign's row", &format!("!!{row}"))
+        .await;
+    page.eval(&format!(
+        "{row}.querySelector('button.chart').click(); true"
+    ))
+    .await;
+    page.wait_for(
+        "the report's figures",
+        "document.getElementById('detail-figures').textContent.startsWith('1100 codes, 3 claimed, 1 redeemed (33.3 %), discount given 16.00')",
+    )
+    .await;
+    page.wait_for(
+        "the chart",
+        "(() => { const i = document.getElementById('chart'); return i.complete && i.naturalWidth > 0; })()",
+    )
+    .await;
+    assert_eq!(
+        page.text("#detail-budgets").await,
+        "Budget: discount per campaign, used 16.00 of 500.00 (3.2 %)"
+    );
+    assert_eq!(
+        page.text("#detail-rules").await,
+        "Unique codes · at most 30.00 off · orders from 20.00 · categories shoes, boots · at hours 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23"
+    );
+    page.screenshot("console-campaign").await;
+    page.eval(&format!("{row}.querySelector('button.end').click(); true"))
+        .await;
+    page.eval(&format!("{row}.querySelector('button.end').click(); true"))
+        .await;
+    page.wait_for(
+        "the status to read ended",
+        &format!("{row}?.querySelector('.status').textContent === 'ended'"),
+    )
+    .await;
+    let stored = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(stored["status"], "ended");
+    assert_eq!(stored["redeemed"], 1);
+
+    page.assert_clean().await;
+    mail.stop();
+}
