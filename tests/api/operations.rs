@@ -170,6 +170,7 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/validations",
         "GET /",
         "GET /api/v1/campaigns/{id}/distributions",
+        "POST /api/v1/code-previews",
     ]
     .into_iter()
     .map(String::from)

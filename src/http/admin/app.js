@@ -404,6 +404,7 @@ async function showNotifications() {
 // --- tabs -----------------------------------------------------------------------------------
 
 function showTab(name) {
+  say("");
   for (const b of document.querySelectorAll("#tabs button")) {
     if (b.dataset.tab === name) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
