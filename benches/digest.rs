@@ -162,6 +162,7 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
             role: Role::Customer,
             created_at: t0,
             updated_at: t0,
+            marketing_opt_out_at: None,
         };
         store.users().create(&user).unwrap();
         let targets = [

@@ -86,6 +86,7 @@ fn setup(path: &std::path::Path, vouchers: usize, users: usize) {
             role: Role::Customer,
             created_at: now,
             updated_at: now,
+            marketing_opt_out_at: None,
         };
         store.users().create(&user).unwrap();
         for target in [

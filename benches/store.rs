@@ -41,6 +41,7 @@ fn user() -> User {
         role: Role::Customer,
         created_at: now,
         updated_at: now,
+        marketing_opt_out_at: None,
     }
 }
 

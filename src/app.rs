@@ -259,6 +259,7 @@ async fn bootstrap_admin(
         role: Role::Admin,
         created_at: now,
         updated_at: now,
+        marketing_opt_out_at: None,
     };
     let created = store
         .write(move |s| {

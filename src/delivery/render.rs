@@ -105,6 +105,8 @@ struct CodeContext<'a> {
     ends: String,
     timezone: String,
     public_url: &'a str,
+    /// The one-click unsubscribe link (emails only).
+    unsubscribe_url: &'a str,
 }
 
 fn money(cents: i64) -> String {
@@ -134,6 +136,7 @@ impl<'a> CodeContext<'a> {
                 .to_string(),
             timezone: campaign.timezone.to_string(),
             public_url,
+            unsubscribe_url: "",
         }
     }
 }
@@ -149,7 +152,8 @@ pub fn code_sms(
     Ok(templates.render("code_sms.txt", &ctx)?.trim().to_owned())
 }
 
-/// The email carrying a distributed code to its customer.
+/// The email carrying a distributed code to its customer, with the one-click unsubscribe link
+/// (`List-Unsubscribe`) that opts them out of such email.
 pub fn code_email(
     templates: &Templates,
     campaign: &Campaign,
@@ -157,8 +161,10 @@ pub fn code_email(
     to: &str,
     message_id: String,
     public_url: &str,
+    unsubscribe_url: &str,
 ) -> Result<Email, TemplateError> {
     let mut ctx = CodeContext::of(campaign, code, public_url);
+    ctx.unsubscribe_url = unsubscribe_url;
     ctx.subject = templates
         .render("code_subject.txt", &ctx)?
         .trim()
@@ -169,7 +175,7 @@ pub fn code_email(
         html: templates.render("code.html", &ctx)?,
         subject: ctx.subject,
         message_id,
-        unsubscribe_url: None,
+        unsubscribe_url: Some(unsubscribe_url.to_owned()),
     })
 }
 

@@ -58,8 +58,8 @@ pub struct Progress {
     pub skipped_sold_out: u32,
     /// Recipients skipped because the campaign had ended (or not started) or they were erased.
     pub skipped_other: u32,
-    /// Recipients with no phone number (SMS) or no push subscription (push), left out when it was
-    /// accepted.
+    /// Recipients with no phone number (SMS), no push subscription (push) or who opted out of
+    /// marketing email (email), left out when it was accepted.
     pub skipped_unreachable: u32,
     #[serde(with = "crate::domain::times::micros_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]

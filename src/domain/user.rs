@@ -235,10 +235,19 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::domain::times::micros")]
     pub updated_at: DateTime<Utc>,
+    /// When they opted out of marketing email (codes sent by distributions, digests aside):
+    /// `None` while they receive it.
+    #[serde(with = "crate::domain::times::micros_opt")]
+    pub marketing_opt_out_at: Option<DateTime<Utc>>,
 }
 
 impl User {
-    pub const VERSION: u16 = 1;
+    pub const VERSION: u16 = 2;
+
+    /// Whether distributions by email may write to them.
+    pub fn takes_marketing_email(&self) -> bool {
+        self.marketing_opt_out_at.is_none()
+    }
 }
 
 /// What a change to a user may touch. `None` leaves a field as it is; `phone: Some(None)` clears it.
@@ -251,6 +260,8 @@ pub struct UserChanges {
     pub digest_frequency: Option<DigestFrequency>,
     pub role: Option<Role>,
     pub password_hash: Option<String>,
+    /// `false` opts out of marketing email, `true` opts back in.
+    pub marketing_emails: Option<bool>,
 }
 
 impl UserChanges {
@@ -277,6 +288,13 @@ impl UserChanges {
         }
         if let Some(h) = &self.password_hash {
             user.password_hash = h.clone();
+        }
+        match self.marketing_emails {
+            Some(true) => user.marketing_opt_out_at = None,
+            Some(false) if user.marketing_opt_out_at.is_none() => {
+                user.marketing_opt_out_at = Some(now);
+            }
+            _ => {}
         }
         let changed = *user != before;
         if changed {

@@ -13,6 +13,7 @@ pub mod distributions;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod me;
 pub mod methods;
 pub mod middleware;
 pub mod networks;
@@ -20,6 +21,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod pages;
 pub mod pagination;
 pub mod push;
 pub mod rate_limit;
@@ -94,7 +96,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(deliveries::routes),
         )
         .configure(unsubscribe::routes)
-        .configure(admin::routes);
+        .configure(pages::routes)
+        .configure(admin::routes)
+        .configure(me::routes);
 }
 
 /// The OpenAPI document of [`routes`].

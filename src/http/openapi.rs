@@ -29,7 +29,7 @@ pub const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
         (name = "code-requests", description = "Codes asked of voucher-provider servers, and their callbacks"),
         (name = "push", description = "Web Push: the VAPID key and users' push subscriptions"),
         (name = "reports", description = "Campaign effectiveness and the server at a glance"),
-        (name = "admin", description = "The dashboard page for managers (HTML, script, stylesheet)"),
+        (name = "pages", description = "The browser pages: the console for managers at /admin, the customer page at /me, and what they share"),
         (name = "campaigns", description = "Campaigns, their codes and claims"),
         (name = "wallet", description = "The codes a customer holds"),
         (name = "digests", description = "Subscriptions, digests, unsubscribe links and the delivery outbox"),

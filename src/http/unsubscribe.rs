@@ -1,7 +1,8 @@
 //! `/unsubscribe/{token}`: the signed link in every digest. GET shows a page with a button (link
 //! scanners must not unsubscribe anyone); POST unsubscribes — the RFC 8058 one-click request mail
-//! clients send (`List-Unsubscribe=One-Click`), or the page's button. Unsubscribing switches the
-//! user's digests off; their subscriptions stay, so switching digests on again restores them.
+//! clients send (`List-Unsubscribe=One-Click`), or the page's button. The same link is in every
+//! code email. Unsubscribing switches the user's digests off and opts them out of marketing email
+//! (codes sent by distributions); their subscriptions stay, so switching on again restores them.
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
@@ -83,7 +84,8 @@ async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespo
     }
 }
 
-/// One-click unsubscribe (RFC 8058): the user's digests stop (anyone holding the link).
+/// One-click unsubscribe (RFC 8058): the user's digests and marketing email stop (anyone holding
+/// the link).
 #[utoipa::path(tag = "digests", params(("token" = String, Path, description = "signed per-user token from the digest", pattern = "^[0-9a-f]{32}\\.[0-9a-f]{64}$")), responses((status = 200, description = "unsubscribed; an HTML confirmation", content_type = "text/html"), (status = 404, description = "altered or unknown link", body = Problem)))]
 #[post("/unsubscribe/{token}")]
 async fn one_click(
@@ -93,10 +95,11 @@ async fn one_click(
     let user = user_of(&state, &token).await?;
     let changes = UserChanges {
         digest_frequency: Some(DigestFrequency::Off),
+        marketing_emails: Some(false),
         ..Default::default()
     };
     let user = accounts::change(&state.services, user.id, changes, TokensAfter::Keep).await?;
-    tracing::info!(user = %user.id, "unsubscribed from digests by link");
+    tracing::info!(user = %user.id, "unsubscribed from digests and marketing email by link");
     Ok(html(
         &state,
         actix_web::http::StatusCode::OK,

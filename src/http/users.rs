@@ -36,6 +36,9 @@ pub struct UserView {
     pub digest_hour: u8,
     pub digest_frequency: DigestFrequency,
     pub role: Role,
+    /// Whether codes sent by email distributions reach them (`false` once they opted out or
+    /// unsubscribed).
+    pub marketing_emails: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,6 +53,7 @@ impl From<&User> for UserView {
             digest_hour: u.digest_hour.get(),
             digest_frequency: u.digest_frequency,
             role: u.role,
+            marketing_emails: u.takes_marketing_email(),
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -83,6 +87,8 @@ pub struct NewUserBody {
     pub digest_hour: Option<i64>,
     #[serde(default)]
     pub digest_frequency: Option<DigestFrequency>,
+    /// Codes sent by email distributions (default true; false opts out).
+    pub marketing_emails: Option<bool>,
 }
 
 /// Every IANA timezone name this build knows, as the schema's `enum`.
@@ -139,6 +145,8 @@ pub struct UserPatch {
     #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     pub digest_frequency: Option<DigestFrequency>,
+    /// Codes sent by email distributions (default true; false opts out).
+    pub marketing_emails: Option<bool>,
     /// The new password (8 to 128 characters); needs `current_password`. Every other token of
     /// the user is revoked.
     #[schema(min_length = 8, max_length = 128)]
@@ -197,6 +205,7 @@ async fn register(
         role: Role::Customer,
         created_at: now,
         updated_at: now,
+        marketing_opt_out_at: (body.marketing_emails == Some(false)).then_some(now),
     };
     let user = accounts::register(&state.services, user).await?;
     Ok(HttpResponse::Created()
@@ -274,6 +283,7 @@ async fn update(
         digest_frequency: body.digest_frequency,
         role: body.role.filter(|_| who.role.includes(Role::Admin)),
         password_hash: None,
+        marketing_emails: body.marketing_emails,
     };
     let new_password = body.password.as_deref().map(Password::parse).transpose()?;
     let admin_for_other = who.role.includes(Role::Admin) && who.user_id != Some(id);

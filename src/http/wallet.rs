@@ -14,7 +14,10 @@ use crate::domain::checkout::code_expires_at;
 use crate::domain::user::{Phone, Role};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(wallet).service(code).service(set_code);
+    cfg.service(wallet)
+        .service(code)
+        .service(code_qr)
+        .service(set_code);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -292,4 +295,37 @@ async fn code(
         disabled,
         code: r.code,
     }))
+}
+
+/// A code as a QR code to show at a till (a manager, or the customer holding it; anyone else
+/// 404): SVG, black on white, with a quiet zone.
+#[utoipa::path(tag = "wallet", security(("bearer" = [])), params(("code" = String, Path, description = "the code", pattern = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F,;\"]{1,64}$")), responses((status = 200, description = "the QR code", content_type = "image/svg+xml"), (status = 404, body = super::error::Problem)))]
+#[get("/codes/{code}/qr.svg")]
+async fn code_qr(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<String>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let wanted = path.into_inner();
+    let record = state
+        .store
+        .run(move |s| s.codes().get(&wanted))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let holder = record.holder.is_some() && record.holder == who.user_id;
+    if !who.role.includes(Role::Manager) && !holder {
+        return Err(ApiError::NotFound);
+    }
+    let qr = qrcode::QrCode::new(record.code.as_bytes())
+        .map_err(|e| ApiError::internal(format!("QR code: {e}")))?;
+    let svg = qr
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(160, 160)
+        .quiet_zone(true)
+        .build();
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "private, no-store"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'"))
+        .body(svg))
 }

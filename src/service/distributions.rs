@@ -216,7 +216,7 @@ async fn reachable(
     channel: Channel,
     recipients: Vec<Uuid>,
 ) -> Result<(Vec<Uuid>, u32), Error> {
-    if !matches!(channel, Channel::Sms | Channel::Push) {
+    if !matches!(channel, Channel::Sms | Channel::Push | Channel::Email) {
         return Ok((recipients, 0));
     }
     Ok(svc
@@ -227,6 +227,11 @@ async fn reachable(
             for id in recipients {
                 let reachable = match channel {
                     Channel::Sms => s.users().get(id)?.and_then(|u| u.phone).is_some(),
+                    // Marketing email goes only to those who have not opted out.
+                    Channel::Email => s
+                        .users()
+                        .get(id)?
+                        .is_some_and(|u| u.takes_marketing_email()),
                     _ => !s.push_subscriptions().of_user(id)?.is_empty(),
                 };
                 if reachable {

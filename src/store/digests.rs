@@ -556,6 +556,7 @@ mod tests {
             role: Role::Customer,
             created_at: now,
             updated_at: now,
+            marketing_opt_out_at: None,
         };
         let u = user.clone();
         let due = store

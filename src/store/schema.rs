@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "campaigns and redemptions carry checkout rules",
         run: campaigns_carry_checkout_rules,
     },
+    Migration {
+        version: 9,
+        name: "users carry their marketing email choice",
+        run: users_carry_marketing_choice,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -509,6 +514,45 @@ fn campaigns_carry_checkout_rules(_db: &sled::Db, trees: &Trees) -> Result<(), S
     })
 }
 
+/// A user as versions 5 to 8 stored them (before the marketing email choice).
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct UserV1 {
+    #[allow(dead_code)]
+    v: u16,
+    id: uuid::Uuid,
+    email: crate::domain::user::Email,
+    password_hash: String,
+    phone: Option<crate::domain::user::Phone>,
+    timezone: crate::domain::user::Timezone,
+    digest_hour: crate::domain::user::DigestHour,
+    digest_frequency: crate::domain::user::DigestFrequency,
+    role: crate::domain::user::Role,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros")]
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Version 9: every user so far receives marketing email (nobody had opted out).
+fn users_carry_marketing_choice(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::user::User;
+    upgrade(&trees.users, |o: UserV1| User {
+        v: User::VERSION,
+        id: o.id,
+        email: o.email,
+        password_hash: o.password_hash,
+        phone: o.phone,
+        timezone: o.timezone,
+        digest_hour: o.digest_hour,
+        digest_frequency: o.digest_frequency,
+        role: o.role,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+        marketing_opt_out_at: None,
+    })
+}
+
 pub(crate) fn stored_version(trees: &Trees) -> Result<u32, StoreError> {
     match trees.meta.get(VERSION_KEY)? {
         None => Ok(0),
@@ -675,6 +719,67 @@ mod tests {
         );
         assert_eq!(migrated.role, Some(crate::domain::user::Role::Manager));
         assert_eq!(read([2u8; 32]), new);
+    }
+
+    #[test]
+    fn version_9_keeps_every_user_and_has_nobody_opted_out() {
+        use crate::domain::user::{DigestFrequency, DigestHour, Email, Role, Timezone, User};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&settings(dir.path())).unwrap();
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-01T10:00:00Z".parse().unwrap();
+        let old = UserV1 {
+            v: 1,
+            id: uuid::Uuid::now_v7(),
+            email: Email::parse("old@example.org").unwrap(),
+            password_hash: "hash".into(),
+            phone: None,
+            timezone: Timezone::parse("Asia/Tokyo").unwrap(),
+            digest_hour: DigestHour::parse(7).unwrap(),
+            digest_frequency: DigestFrequency::Weekly,
+            role: Role::Manager,
+            created_at: at,
+            updated_at: at,
+        };
+        let users = &store.trees().users;
+        users
+            .insert(old.id.as_bytes(), crate::store::encode(&old).unwrap())
+            .unwrap();
+        let mut new = crate::store::test_support::user("new@example.org");
+        new.marketing_opt_out_at = Some(at);
+        users
+            .insert(new.id.as_bytes(), crate::store::encode(&new).unwrap())
+            .unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        users_carry_marketing_choice(&db, store.trees()).unwrap();
+        let read = |id: uuid::Uuid| -> User {
+            crate::store::decode(&users.get(id.as_bytes()).unwrap().unwrap()).unwrap()
+        };
+        let migrated = read(old.id);
+        assert_eq!(
+            (
+                migrated.email.as_str(),
+                migrated.timezone.to_string(),
+                migrated.digest_hour.get(),
+                migrated.digest_frequency,
+                migrated.role,
+                migrated.updated_at,
+            ),
+            (
+                "old@example.org",
+                "Asia/Tokyo".to_owned(),
+                7,
+                DigestFrequency::Weekly,
+                Role::Manager,
+                at
+            )
+        );
+        assert!(migrated.takes_marketing_email());
+        let stored: User = crate::store::decode(&crate::store::encode(&new).unwrap()).unwrap();
+        assert_eq!(
+            read(new.id),
+            stored,
+            "a user already in the new shape is left as is"
+        );
     }
 
     #[test]

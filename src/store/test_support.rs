@@ -33,6 +33,7 @@ pub(crate) fn user(email: &str) -> User {
         role: Role::Customer,
         created_at: now,
         updated_at: now,
+        marketing_opt_out_at: None,
     }
 }
 

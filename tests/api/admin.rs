@@ -26,7 +26,10 @@ async fn the_page_and_its_assets_come_with_a_strict_policy_and_nothing_from_else
     for (path, kind) in [
         ("/admin", "text/html"),
         ("/admin/app.js", "text/javascript"),
-        ("/admin/app.css", "text/css"),
+        ("/ui.js", "text/javascript"),
+        ("/ui.css", "text/css"),
+        ("/me", "text/html"),
+        ("/me/app.js", "text/javascript"),
     ] {
         let res = app.call(Method::GET, path, None, None).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");

@@ -167,7 +167,7 @@ impl Page {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let message = self
-            .eval("document.getElementById('message').textContent + ' | ' + document.getElementById('sign-in-error').textContent")
+            .eval("[document.getElementById('message')?.textContent, document.getElementById('sign-in-error')?.textContent, JSON.stringify(window.__errors)].join(' | ')")
             .await;
         panic!("{what} did not happen; the page says: {message}");
     }

@@ -135,7 +135,7 @@ impl TestApp {
     }
 }
 
-fn header<'a>(mail: &'a Value, name: &str) -> &'a str {
+pub(crate) fn header<'a>(mail: &'a Value, name: &str) -> &'a str {
     mail["headers"]
         .as_object()
         .unwrap()

@@ -10,6 +10,7 @@ mod checkout;
 mod code_requests;
 mod console;
 mod crash;
+mod customer_pages;
 mod digests;
 mod distributions;
 mod durability;

@@ -395,6 +395,11 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
             };
             match (d.channel, d.webhook.as_deref()) {
                 (Channel::Email, _) => {
+                    let unsubscribe = format!(
+                        "{}/unsubscribe/{}",
+                        out.public_url,
+                        out.signer.unsubscribe_token(user.id)
+                    );
                     let email = code_email(
                         &out.templates,
                         &campaign,
@@ -402,6 +407,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                         user.email.as_str(),
                         format!("<code-{}@{}>", d.id, out.host),
                         &out.public_url,
+                        &unsubscribe,
                     )?;
                     out.mailer
                         .send(email.build(&out.from)?, &d.id.to_string())

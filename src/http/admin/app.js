@@ -1,93 +1,18 @@
-// voucherd dashboard: signs in through the API and reads everything with the token it gets.
-// Every value from the server goes into the page as text (textContent), never as markup.
+// voucherd console: signs in through the API and reads and changes everything with the token it
+// gets. Helpers shared with the customer page (request, cell, fill, …) are in /ui.js.
 "use strict";
 
 const TOKEN_KEY = "voucherd-token";
 // Set when the token came from signing in here (a session token this page may revoke).
 const OWN_KEY = "voucherd-own-token";
-const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem(TOKEN_KEY);
 // The campaign open in the detail panel (as the API last showed it).
 let current = null;
 
-function say(text, isError) {
-  const m = $("message");
-  m.textContent = text || "";
-  m.className = isError ? "error" : "";
-}
-
-class SignedOut extends Error {}
-
-/// Calls the API with the token; a problem+json answer becomes an Error with its detail.
-/// A file (Blob) goes as it is, with `contentType`; anything else as JSON.
-async function api(method, path, body, { contentType, accept } = {}) {
-  const headers = { Authorization: "Bearer " + token };
-  const init = { method, headers };
-  if (accept) headers.Accept = accept;
-  if (body instanceof Blob) {
-    headers["Content-Type"] = contentType;
-    init.body = body;
-  } else if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch("/api/v1" + path, init);
-  if (res.status === 401) {
-    signOut("Your session has ended: sign in again.");
-    throw new SignedOut();
-  }
-  if (!res.ok) {
-    let detail = res.status + " " + res.statusText;
-    try {
-      const p = await res.json();
-      detail = p.detail || p.title || detail;
-    } catch (_) {
-      // not problem+json: keep the status line
-    }
-    const e = new Error(detail);
-    e.status = res.status;
-    throw e;
-  }
-  return res;
-}
-
+/// The API with this page's token; a 401 signs the page out.
+const api = (method, path, body, opts) =>
+  request(token, () => signOut("Your session has ended: sign in again."), method, path, body, opts);
 const json = async (path) => (await api("GET", path)).json();
-
-function cell(content, className) {
-  const td = document.createElement("td");
-  if (content instanceof Node) {
-    td.append(content);
-  } else {
-    td.textContent = content === null || content === undefined ? "–" : String(content);
-  }
-  if (className) td.className = className;
-  return td;
-}
-
-function fill(tableId, rows) {
-  const body = $(tableId).querySelector("tbody");
-  body.replaceChildren(...rows);
-  if (rows.length === 0) {
-    const tr = document.createElement("tr");
-    const td = cell("none");
-    td.colSpan = $(tableId).querySelectorAll("thead th").length;
-    td.className = "empty";
-    tr.append(td);
-    body.append(tr);
-  }
-}
-
-function button(label, className, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = label;
-  b.className = className;
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-const when = (t) => (t ? new Date(t).toLocaleString() : "–");
-const percent = (num, den) => (den > 0 ? ((100 * num) / den).toFixed(1) + " %" : "–");
 
 // --- signing in and out ---------------------------------------------------------------------
 
@@ -288,10 +213,10 @@ async function openCampaign(listed) {
       api("GET", "/reports/campaigns/" + id + "/chart.svg").then((r) => r.blob()),
     ]);
     $("detail-title").textContent = c.name;
-    const money = (report.discount_cents_total / 100).toFixed(2);
     $("detail-figures").textContent =
       report.codes_total + " codes, " + report.claimed + " claimed, " + report.redeemed + " redeemed (" +
-      percent(report.redeemed, report.claimed) + "), discount given " + money + " · days in " + c.timezone;
+      percent(report.redeemed, report.claimed) + "), discount given " + money(report.discount_cents_total) +
+      " · days in " + c.timezone;
     $("detail-rules").textContent = describeRules(c);
     const budgets = $("detail-budgets");
     budgets.replaceChildren(...(c.budgets || []).map((b) => {
@@ -473,7 +398,6 @@ function localInput(t) {
   return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
 }
 
-const money = (c) => (c === null || c === undefined ? "–" : (c / 100).toFixed(2));
 
 // --- a new campaign ---------------------------------------------------------------------------
 
