@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod push;
 pub mod rate_limit;
 pub mod reports;
+pub mod settings;
 pub mod subscriptions;
 pub mod tokens;
 pub mod unsubscribe;
@@ -93,7 +94,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(notifications::routes)
                 .configure(subscriptions::routes)
                 .configure(digests::routes)
-                .configure(deliveries::routes),
+                .configure(deliveries::routes)
+                .configure(settings::routes),
         )
         .configure(unsubscribe::routes)
         .configure(pages::routes)

@@ -223,16 +223,73 @@ async fn me(state: web::Data<AppState>, who: Principal) -> Result<web::Json<User
         .map(|u| web::Json(UserView::from(&u)))
 }
 
-/// All users, in creation order (admin).
-#[utoipa::path(tag = "users", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// Managers: the user with this email address (case-blind); a page of one, or none.
+    #[param(max_length = 254)]
+    pub email: Option<String>,
+    /// Managers: the user with this phone number (E.164); a page of one, or none.
+    #[param(pattern = "^\\+[1-9][0-9]{1,14}$")]
+    pub phone: Option<String>,
+}
+
+/// All users, in creation order (admin); or, for managers too, the one with an email address or
+/// phone number (how the console finds a customer).
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(UserQuery), responses((status = 200, body = UserPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 #[get("/users")]
 async fn list(
     state: web::Data<AppState>,
     who: Principal,
-    page: web::Query<PageQuery>,
+    query: web::Query<UserQuery>,
 ) -> Result<web::Json<UserPage>, ApiError> {
-    who.require(Role::Admin)?;
+    let query = query.into_inner();
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
     let limit = page.limit()?;
+    if query.email.is_some() || query.phone.is_some() {
+        who.require(Role::Manager)?;
+        let email = query.email.as_deref().map(Email::parse).transpose()?;
+        let phone = query.phone.as_deref().map(Phone::parse).transpose()?;
+        let found = state
+            .store
+            .run(move |s| {
+                let users = s.users();
+                let by_email = match &email {
+                    Some(e) => users.by_email(e.as_str())?,
+                    None => None,
+                };
+                let by_phone = match &phone {
+                    Some(p) => users
+                        .by_phone(p)?
+                        .map(|id| users.get(id))
+                        .transpose()?
+                        .flatten(),
+                    None => None,
+                };
+                // Both given: the one user who has both.
+                Ok(match (email.is_some(), phone.is_some()) {
+                    (true, true) => {
+                        by_email.filter(|u| Some(u.id) == by_phone.as_ref().map(|p| p.id))
+                    }
+                    (true, false) => by_email,
+                    _ => by_phone,
+                })
+            })
+            .await?;
+        return Ok(web::Json(UserPage {
+            items: found.iter().map(UserView::from).collect(),
+            next_cursor: None,
+        }));
+    }
+    who.require(Role::Admin)?;
     let after = page.after_id();
     let users = state
         .store

@@ -160,6 +160,26 @@ pub(crate) fn values_after<T: DeserializeOwned>(
         .collect()
 }
 
+/// Like [`values_after`], newest first: up to `limit` values of keys before `before` (a uuid v7
+/// key, exclusive), or from the end.
+pub(crate) fn values_before<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    before: Option<uuid::Uuid>,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let iter = match before {
+        Some(id) => tree.range(..keys::KeyBuf::new().uuid(id).build()),
+        None => tree.range::<&[u8], _>(..),
+    };
+    iter.rev()
+        .take(limit)
+        .map(|kv| {
+            let (_, v) = kv?;
+            decode(&v)
+        })
+        .collect()
+}
+
 /// Opens sled, waiting briefly for the directory lock: a store handle dropped a moment ago (a
 /// restart in the same process) releases it from sled's own background thread, not at once.
 fn open_db(settings: &StoreSettings) -> Result<sled::Db, StoreError> {

@@ -141,6 +141,15 @@ impl<'a> Notifications<'a> {
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Notification>, StoreError> {
         values_after(&self.store.trees().notifications, after, limit)
     }
+
+    /// Newest first, before `before` (exclusive).
+    pub fn list_newest(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        super::values_before(&self.store.trees().notifications, before, limit)
+    }
 }
 
 #[cfg(test)]

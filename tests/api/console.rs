@@ -9,9 +9,13 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use voucherd::config::EmailTransportKind;
+use voucherd::feeds::FeedKind;
 
 use crate::browser::{Browser, Page, chromium_or_skip};
-use crate::helpers::{MailServer, spawn_app, spawn_with, test_settings};
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, MailServer, fixture_url, network, spawn_app, spawn_with,
+    spawn_with_networks, test_settings,
+};
 
 #[actix_web::test]
 async fn a_code_pattern_is_previewed_by_the_rules_of_a_new_campaign() {
@@ -468,4 +472,255 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
 
     page.assert_clean().await;
     mail.stop();
+}
+
+#[actix_web::test]
+async fn managers_find_a_customer_by_email_or_phone_and_only_admins_list_everyone() {
+    let app = spawn_app().await;
+    let (id, customer_token) = app.customer("Found.Me@example.org").await;
+    let res = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&customer_token),
+            Some(json!({"phone": "+33612345678"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (manager, manager_token) = app.customer("manager@example.org").await;
+    app.set_role(&manager, &app.admin_token, "manager").await;
+    for query in [
+        "email=found.me%40example.org",
+        "phone=%2B33612345678",
+        "email=FOUND.ME%40example.org&phone=%2B33612345678",
+    ] {
+        let page = app
+            .get_json(&format!("/api/v1/users?{query}"), &manager_token)
+            .await;
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{query}: {page}");
+        assert_eq!(items[0]["id"], id.as_str());
+    }
+    for query in [
+        "email=nobody%40example.org",
+        "phone=%2B33600000000",
+        "email=manager%40example.org&phone=%2B33612345678",
+    ] {
+        let page = app
+            .get_json(&format!("/api/v1/users?{query}"), &manager_token)
+            .await;
+        assert_eq!(page["items"], json!([]), "{query}");
+    }
+    let res = app
+        .call(
+            Method::GET,
+            "/api/v1/users?email=not-an-address",
+            Some(&manager_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Listing everyone stays the admins'; customers cannot look anyone up.
+    for (path, token) in [
+        ("/api/v1/users", &manager_token),
+        ("/api/v1/users?email=manager%40example.org", &customer_token),
+    ] {
+        let res = app.call(Method::GET, path, Some(token), None).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn admins_read_the_effective_settings_with_every_secret_masked() {
+    let app = spawn_app().await;
+    let res = app
+        .call(
+            Method::GET,
+            "/api/v1/admin/settings",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/toml")
+    );
+    let text = res.text().await.unwrap();
+    let settings: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(settings["auth"]["secret"].as_str(), Some("********"));
+    assert!(!text.contains(crate::helpers::TEST_SECRET));
+    assert!(
+        settings["store"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("data")
+    );
+    let (manager, token) = app.customer("manager@example.org").await;
+    app.set_role(&manager, &app.admin_token, "manager").await;
+    let res = app
+        .call(Method::GET, "/api/v1/admin/settings", Some(&token), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_settings_in_the_console() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = spawn_with_networks(vec![network(
+        "feed",
+        FeedKind::Csv,
+        &fixture_url("generic.csv"),
+    )])
+    .await;
+    app.await_first_pulls().await;
+    let (customer, customer_token) = app.customer("jane@example.org").await;
+    let res = app
+        .subscribe(
+            &customer,
+            &customer_token,
+            json!({"retailer": "Wide World Importers"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let campaign = app.active_campaign(5, 1).await;
+    let res = app.claim(&campaign, &customer_token, None).await;
+    let code = res.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (manager, _) = app.customer("marketing@example.org").await;
+    app.set_role(&manager, &app.admin_token, "manager").await;
+
+    let browser = Browser::launch(&binary);
+    let mut page = browser.page().await;
+    page.open(&app.url("/admin")).await;
+    page.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    page.wait_for(
+        "the admin's tabs",
+        "!document.getElementById('tabs').hidden && !document.querySelector('#tabs button[data-tab=people]').hidden",
+    )
+    .await;
+
+    // A customer found by email: their wallet, follows, digest preview; their digest sent now.
+    page.click("#tabs button[data-tab='customers']").await;
+    page.fill("customer-query", "jane@example.org").await;
+    page.click("#customer-find").await;
+    page.wait_for(
+        "the customer's wallet",
+        &format!(
+            "document.querySelector('#customer-codes tbody td')?.textContent === {}",
+            json!(code)
+        ),
+    )
+    .await;
+    assert_eq!(
+        page.text("#customer-follows tbody td").await,
+        "retailer Wide World Importers"
+    );
+    page.click("#customer-preview-button").await;
+    page.wait_for(
+        "the digest preview",
+        "document.getElementById('customer-preview').textContent.includes('Wide World Importers: ')",
+    )
+    .await;
+    page.click("#customer-digest-button").await;
+    page.wait_for(
+        "the digest run",
+        "document.getElementById('message').textContent.startsWith('1 digests sent now')",
+    )
+    .await;
+    page.wait_for(
+        "the digest in their list",
+        "document.querySelectorAll('#customer-digests tbody tr td.status').length === 1",
+    )
+    .await;
+    page.screenshot("console-customers").await;
+
+    // The catalogue.
+    page.click("#tabs button[data-tab='catalogue']").await;
+    page.wait_for(
+        "the vouchers",
+        "[...document.querySelectorAll('#catalogue tbody td:first-child')].some(td => td.textContent === 'Wide World Importers')",
+    )
+    .await;
+
+    // People: a role changed; an API key made (shown once), used, revoked.
+    page.click("#tabs button[data-tab='people']").await;
+    page.wait_for(
+        "the users",
+        "!!document.querySelector('#users tr[data-email=\"jane@example.org\"] select')",
+    )
+    .await;
+    page.eval(
+        "(() => { const s = document.querySelector('#users tr[data-email=\"jane@example.org\"] select');
+          s.value = 'manager'; s.dispatchEvent(new Event('change')); return true; })()",
+    )
+    .await;
+    wait_message(
+        &mut page,
+        "the role change",
+        "jane@example.org is manager now.",
+    )
+    .await;
+    let jane = app
+        .get_json(&format!("/api/v1/users/{customer}"), &app.admin_token)
+        .await;
+    assert_eq!(jane["role"], "manager");
+    page.fill("key-name", "till 1").await;
+    page.fill("key-role", "manager").await;
+    page.click("#key-create").await;
+    page.wait_for(
+        "the new key",
+        "!document.getElementById('key-made').hidden && !!document.querySelector('#api-keys tr[data-key-name=\"till 1\"]')",
+    )
+    .await;
+    let key = page.text("#key-value").await;
+    assert!(key.len() > 20, "{key}");
+    let res = app
+        .call(Method::GET, "/api/v1/campaigns", Some(&key), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "the key works as a manager");
+    page.screenshot("console-people").await;
+    page.click("#api-keys tr[data-key-name='till 1'] button.revoke")
+        .await;
+    wait_message(&mut page, "the revocation", "Revoked the key till 1.").await;
+    let res = app
+        .call(Method::GET, "/api/v1/campaigns", Some(&key), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // The settings, secrets masked.
+    page.click("#tabs button[data-tab='settings']").await;
+    page.wait_for(
+        "the settings",
+        "document.getElementById('settings-text').textContent.includes('[auth]')",
+    )
+    .await;
+    let settings = page.text("#settings-text").await;
+    assert!(settings.contains("secret = \"********\""), "{settings}");
+    assert!(!settings.contains(crate::helpers::TEST_SECRET));
+    page.screenshot("console-settings").await;
+
+    // A manager is not offered what only admins may do.
+    page.click("#sign-out").await;
+    page.wait_for("signing out", "!document.getElementById('sign-in').hidden")
+        .await;
+    page.sign_in("marketing@example.org", "customer-password")
+        .await;
+    page.wait_for(
+        "the manager's tabs",
+        "!document.getElementById('tabs').hidden && document.getElementById('who').textContent === 'marketing@example.org (manager)'",
+    )
+    .await;
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('#tabs button')].filter(b => !b.hidden).map(b => b.dataset.tab).join(' ')")
+            .await,
+        "overview new-campaign till lookup customers catalogue"
+    );
+    page.assert_clean().await;
 }

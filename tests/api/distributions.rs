@@ -473,6 +473,35 @@ async fn admins_are_emailed_when_a_pool_runs_low_and_when_the_campaign_ends() {
     let notes = app.notifications().await;
     let kinds: Vec<&str> = notes.iter().map(|n| n["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["pool_low", "campaign_ended"]);
+    // Newest first (as the console shows them), each naming its campaign.
+    let stored = app
+        .get_json(&format!("/api/v1/campaigns/{campaign}"), &app.admin_token)
+        .await;
+    let newest = app
+        .get_json("/api/v1/notifications?newest_first=true", &app.admin_token)
+        .await;
+    let named: Vec<(&str, &Value)> = newest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["kind"].as_str().unwrap(), &n["campaign"]))
+        .collect();
+    let about = json!({"id": campaign, "name": stored["name"]});
+    assert_eq!(
+        named,
+        [("campaign_ended", &about), ("pool_low", &about)],
+        "{newest}"
+    );
+    let older = app
+        .get_json(
+            &format!(
+                "/api/v1/notifications?newest_first=true&limit=1&cursor={}",
+                newest["items"][0]["id"].as_str().unwrap()
+            ),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(older["items"][0]["kind"], "pool_low", "{older}");
     for _ in 0..50 {
         let notes = app.notifications().await;
         if notes.iter().all(|n| !n["sent_at"].is_null()) {

@@ -79,6 +79,12 @@ function signOut(why) {
   $("nc-samples").replaceChildren();
   $("dist-progress").textContent = "";
   for (const f of document.querySelectorAll("#dashboard form")) f.reset();
+  $("customer-detail").hidden = true;
+  customer = null;
+  $("key-made").hidden = true;
+  $("key-value").textContent = "";
+  $("settings-text").textContent = "";
+  myRole = null;
   $("tabs").hidden = true;
   showTab("overview");
   $("sign-in").hidden = false;
@@ -88,8 +94,13 @@ function signOut(why) {
   say(typeof why === "string" ? why : "");
 }
 
+let myRole = null;
+
 function show(me) {
+  myRole = me.role;
   $("who").textContent = me.email + " (" + me.role + ")";
+  // What only admins may do is not offered to managers (the API refuses it anyway).
+  for (const el of document.querySelectorAll(".admin-only")) el.hidden = me.role !== "admin";
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("tabs").hidden = false;
@@ -318,10 +329,11 @@ function showDeliveries(o) {
 }
 
 async function showNotifications() {
-  const page = await json("/notifications?limit=20");
+  const page = await json("/notifications?limit=20&newest_first=true");
   fill("notifications", page.items.map((n) => {
     const tr = document.createElement("tr");
-    tr.append(cell(when(n.created_at)), cell(n.kind), cell(n.subject), cell(n.message));
+    const about = n.campaign ? "campaign " + n.campaign.name : n.subject;
+    tr.append(cell(when(n.created_at)), cell(n.kind), cell(about), cell(n.message));
     return tr;
   }));
 }
@@ -338,8 +350,16 @@ function showTab(name) {
   $("tab-new-campaign").hidden = name !== "new-campaign";
   $("tab-till").hidden = name !== "till";
   $("tab-lookup").hidden = name !== "lookup";
+  $("tab-customers").hidden = name !== "customers";
+  $("tab-catalogue").hidden = name !== "catalogue";
+  $("tab-people").hidden = name !== "people";
+  $("tab-settings").hidden = name !== "settings";
+  if (!token) return;
+  if (name === "catalogue") showCatalogue();
+  if (name === "people") showPeople();
+  if (name === "settings") showSettings();
   // Back on the overview, its figures (and the open campaign's) as they are now.
-  if (name === "overview" && token) refresh().then(() => current && openCampaign(current));
+  if (name === "overview") refresh().then(() => current && openCampaign(current));
   if (name === "new-campaign" && !$("nc-starts").value) campaignDefaults();
   if (name === "till" && !$("till-lines").querySelector("tbody tr")) addTillLine();
 }
@@ -533,13 +553,12 @@ async function createCampaign(event) {
   $("nc-create").disabled = true;
   try {
     const c = await (await api("POST", "/campaigns", body)).json();
-    say("Created " + c.name + ": give it codes to start it.");
     $("campaign-form").reset();
     $("nc-budgets").querySelector("tbody").replaceChildren();
     $("nc-samples").replaceChildren();
+    current = c;
     showTab("overview");
-    await refresh();
-    await openCampaign(c);
+    say("Created " + c.name + ": give it codes to start it.");
   } catch (e) {
     if (!(e instanceof SignedOut)) say("Could not create the campaign: " + e.message, true);
   } finally {
@@ -890,6 +909,212 @@ async function toggleCode() {
   }
 }
 
+// --- customers --------------------------------------------------------------------------------
+
+let customer = null;
+
+async function findCustomer(event) {
+  event && event.preventDefault();
+  const q = $("customer-query").value.trim();
+  const param = q.startsWith("+") ? "phone=" : "email=";
+  try {
+    const page = await json("/users?" + param + encodeURIComponent(q));
+    if (page.items.length === 0) {
+      $("customer-detail").hidden = true;
+      say("No customer " + q + ".", true);
+      return;
+    }
+    customer = page.items[0];
+    await showCustomer();
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not find " + q + ": " + e.message, true);
+  }
+}
+
+async function showCustomer() {
+  const c = customer;
+  const id = encodeURIComponent(c.id);
+  $("customer-title").textContent = c.email;
+  const facts = [
+    ["Role", c.role], ["Phone", c.phone], ["Timezone", c.timezone],
+    ["Digest", c.digest_frequency === "off" ? "off" : c.digest_frequency + " at " + c.digest_hour + ":00"],
+    ["Codes by email", c.marketing_emails ? "yes" : "no (opted out)"], ["Since", when(c.created_at)],
+  ];
+  $("customer-facts").replaceChildren(...facts.flatMap(([k, v]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v === null || v === undefined ? "–" : String(v);
+    return [dt, dd];
+  }));
+  $("customer-preview").textContent = "";
+  const wallet = await json("/wallet?customer=" + id);
+  fill("customer-codes", wallet.items.map((h) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(h.code), cell(h.campaign), cell(h.status, "status status-" + h.status), cell(when(h.claimed_at)), cell(when(h.valid_until)));
+    return tr;
+  }));
+  if (myRole === "admin") {
+    const [follows, digests] = await Promise.all([
+      json("/users/" + id + "/subscriptions?limit=100"),
+      json("/users/" + id + "/digests?limit=20"),
+    ]);
+    fill("customer-follows", follows.items.map((f) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(f.retailer ? "retailer " + f.retailer : "category " + f.category), cell(when(f.created_at)));
+      return tr;
+    }));
+    fill("customer-digests", digests.items.map((d) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(d.local_date), cell(d.status, "status status-" + d.status), cell(d.voucher_ids.length + d.more, "num"), cell(when(d.sent_at)));
+      return tr;
+    }));
+  }
+  $("customer-detail").hidden = false;
+}
+
+async function previewDigest() {
+  if (!customer) return;
+  try {
+    const p = await json("/users/" + encodeURIComponent(customer.id) + "/digest/preview");
+    const titles = p.vouchers.map((v) => v.retailer + ": " + v.title);
+    $("customer-preview").textContent = p.due_at === null
+      ? "Digests are off for this customer."
+      : "Next digest (" + p.local_date + ", due " + when(p.due_at) + "): " +
+        (titles.length ? titles.join(" · ") + (p.more ? " and " + p.more + " more" : "") : "nothing new yet");
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not preview the digest: " + e.message, true);
+  }
+}
+
+async function runDigests(userId) {
+  try {
+    const r = await (await api("POST", "/admin/digests/run", userId ? { user_id: userId } : {})).json();
+    say(r.sent + " digests sent now, " + r.skipped + " skipped (already sent, nothing new, or off).");
+    if (customer && userId) await showCustomer();
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not send digests: " + e.message, true);
+  }
+}
+
+async function eraseCustomer() {
+  const b = $("customer-erase");
+  if (!customer) return;
+  if (!b.dataset.armed) {
+    b.dataset.armed = "1";
+    b.textContent = "Really erase " + customer.email + " and their data?";
+    return;
+  }
+  delete b.dataset.armed;
+  b.textContent = "Erase this customer";
+  try {
+    await api("DELETE", "/users/" + encodeURIComponent(customer.id));
+    say("Erased " + customer.email + ".");
+    customer = null;
+    $("customer-detail").hidden = true;
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not erase: " + e.message, true);
+  }
+}
+
+// --- the catalogue ----------------------------------------------------------------------------
+
+let namesLoaded = false;
+
+async function showCatalogue(event) {
+  event && event.preventDefault();
+  try {
+    if (!namesLoaded) {
+      const [retailers, categories] = await Promise.all([json("/retailers?limit=500"), json("/categories?limit=500")]);
+      $("cat-retailer-names").replaceChildren(...retailers.items.map((n) => new Option(n.name + " (" + n.active_vouchers + ")", n.name)));
+      $("cat-category-names").replaceChildren(...categories.items.map((n) => new Option(n.name + " (" + n.active_vouchers + ")", n.name)));
+      namesLoaded = true;
+    }
+    const q = new URLSearchParams({ limit: "100" });
+    for (const [k, id] of [["q", "cat-q"], ["retailer", "cat-retailer"], ["category", "cat-category"]]) {
+      if (text(id)) q.set(k, text(id));
+    }
+    if ($("cat-upcoming").checked) q.set("active", "false");
+    const page = await json("/vouchers?" + q.toString());
+    fill("catalogue", page.items.map((v) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(v.retailer), cell(v.category), cell(v.title), cell(v.code_is_pattern ? "(pattern)" : v.code), cell(v.network), cell(when(v.ends_at)));
+      return tr;
+    }));
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not read the catalogue: " + e.message, true);
+  }
+}
+
+// --- people and API keys (admins) -------------------------------------------------------------
+
+async function showPeople() {
+  try {
+    const [users, keys] = await Promise.all([json("/users?limit=500"), json("/api-keys")]);
+    fill("users", users.items.map((u) => {
+      const tr = document.createElement("tr");
+      tr.dataset.email = u.email;
+      const role = document.createElement("select");
+      role.setAttribute("aria-label", "role of " + u.email);
+      for (const r of ["customer", "manager", "admin"]) role.append(new Option(r, r, false, r === u.role));
+      role.addEventListener("change", async () => {
+        try {
+          await api("PUT", "/users/" + encodeURIComponent(u.id) + "/role", { role: role.value });
+          say(u.email + " is " + role.value + " now.");
+        } catch (e) {
+          if (!(e instanceof SignedOut)) say("Could not change the role of " + u.email + ": " + e.message, true);
+          role.value = u.role;
+        }
+      });
+      tr.append(cell(u.email), cell(u.role, "role"), cell(when(u.created_at)), cell(role));
+      return tr;
+    }));
+    fill("api-keys", keys.items.map((k) => {
+      const tr = document.createElement("tr");
+      tr.dataset.keyName = k.name;
+      tr.append(cell(k.name), cell(k.role), cell(when(k.created_at)), cell(when(k.expires_at)), cell(when(k.last_used_at)),
+        cell(button("Revoke", "revoke danger", async () => {
+          try {
+            await api("DELETE", "/api-keys/" + encodeURIComponent(k.id));
+            say("Revoked the key " + k.name + ".");
+            await showPeople();
+          } catch (e) {
+            if (!(e instanceof SignedOut)) say("Could not revoke " + k.name + ": " + e.message, true);
+          }
+        })));
+      return tr;
+    }));
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not read users and keys: " + e.message, true);
+  }
+}
+
+async function makeKey(event) {
+  event.preventDefault();
+  const body = { name: $("key-name").value.trim(), role: $("key-role").value };
+  try {
+    if ($("key-expires").value) body.expires_at = instant("key-expires");
+    const k = await (await api("POST", "/api-keys", body)).json();
+    $("key-value").textContent = k.key;
+    $("key-made").hidden = false;
+    $("key-form").reset();
+    say("Made the key " + k.name + ".");
+    await showPeople();
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not make the key: " + e.message, true);
+  }
+}
+
+// --- settings (admins) ------------------------------------------------------------------------
+
+async function showSettings() {
+  try {
+    $("settings-text").textContent = await (await api("GET", "/admin/settings")).text();
+  } catch (e) {
+    if (!(e instanceof SignedOut)) say("Could not read the settings: " + e.message, true);
+  }
+}
+
 // Figures move on their own (claims, sends): read them again every 30 s while the tab is shown.
 setInterval(() => {
   if (token && !$("dashboard").hidden && document.visibilityState === "visible") refresh();
@@ -917,6 +1142,16 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("till-rollback").addEventListener("click", rollBack);
   $("lookup-form").addEventListener("submit", lookUp);
   $("lookup-toggle").addEventListener("click", toggleCode);
+  $("customer-form").addEventListener("submit", findCustomer);
+  $("customer-preview-button").addEventListener("click", previewDigest);
+  $("customer-digest-button").addEventListener("click", () => customer && runDigests(customer.id));
+  $("customer-erase").addEventListener("click", eraseCustomer);
+  $("digest-run-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    runDigests(null);
+  });
+  $("catalogue-form").addEventListener("submit", showCatalogue);
+  $("key-form").addEventListener("submit", makeKey);
   if (token) {
     try {
       show(await json("/users/me"));
