@@ -127,6 +127,20 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "document.readyState === 'complete' && !document.getElementById('sign-in').hidden",
     )
     .await;
+    page.assert_accessible("the sign-in page").await;
+    // The check can fail: an image without a text alternative is caught.
+    if let Some(found) = page
+        .eval("(() => { const i = document.createElement('img'); i.id = 'bad'; i.src = '/ui.css'; document.body.append(i); return true; })()")
+        .await
+        .as_bool()
+        .and(page.accessibility_violations().await)
+    {
+        assert!(
+            found.to_string().contains("image-alt"),
+            "axe missed an image without alt: {found}"
+        );
+        page.eval("document.getElementById('bad').remove(); true").await;
+    }
 
     // A customer is turned away at the door.
     page.eval(
@@ -311,5 +325,6 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         "(() => { const i = document.getElementById('chart'); return !document.getElementById('campaign-detail').hidden && i.complete && i.naturalWidth > 0; })()",
     )
     .await;
-    page.screenshot("admin-dashboard").await;
+    page.assert_accessible("console-overview").await;
+    page.screenshot("console-overview").await;
 }

@@ -305,3 +305,58 @@ impl Page {
         );
     }
 }
+
+/// axe-core's script, from `$VOUCHERD_AXE` or `target/axe/node_modules/axe-core/axe.min.js`
+/// (`.ci/run` installs it there from npm). Without it the accessibility check says so and
+/// passes, unless `VOUCHERD_BROWSER_TESTS=require`.
+fn axe_source() -> Option<String> {
+    let path = std::env::var("VOUCHERD_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/axe/node_modules/axe-core/axe.min.js")
+        });
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(e) => {
+            assert_ne!(
+                std::env::var("VOUCHERD_BROWSER_TESTS").as_deref(),
+                Ok("require"),
+                "axe-core is missing at {} ({e}): npm install --prefix target/axe axe-core@4",
+                path.display()
+            );
+            eprintln!(
+                "accessibility not checked: no axe-core at {}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+impl Page {
+    /// axe-core finds no serious or critical accessibility violation in the page as it is now
+    /// (`what` names it in a failure).
+    pub async fn assert_accessible(&mut self, what: &str) {
+        if let Some(found) = self.accessibility_violations().await {
+            assert_eq!(found, json!([]), "{what}: accessibility violations");
+        }
+    }
+
+    /// The serious and critical violations axe-core finds, one line each (`None` without axe).
+    pub async fn accessibility_violations(&mut self) -> Option<Value> {
+        let axe = axe_source()?;
+        if self.eval("typeof window.axe === 'object'").await != json!(true) {
+            self.eval(&format!("{axe}\n;true")).await;
+        }
+        let found = self
+            .eval(
+                "axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                   .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' +
+                        v.nodes.map(n => n.target.join(' ')).join(', ')))",
+            )
+            .await;
+        Some(found)
+    }
+}

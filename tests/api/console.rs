@@ -192,6 +192,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
           row.querySelector('.budget-period').value = 'total'; return true; })()",
     )
     .await;
+    page.assert_accessible("console-new-campaign").await;
     page.screenshot("console-new-campaign").await;
     page.click("#nc-create").await;
     wait_message(
@@ -357,6 +358,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
         page.text("#till-totals").await,
         "Order 80.00, discount 16.00, to pay 64.00"
     );
+    page.assert_accessible("console-till").await;
     page.screenshot("console-till").await;
     page.click("#till-redeem").await;
     wait_message(
@@ -420,6 +422,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
             .await,
         format!("{code} | Winter flash sale | redeemed")
     );
+    page.assert_accessible("console-lookup").await;
     page.screenshot("console-lookup").await;
     eprintln!(
         "DEBUG after lookup: {}",
@@ -454,6 +457,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
         page.text("#detail-rules").await,
         "Unique codes · at most 30.00 off · orders from 20.00 · categories shoes, boots · at hours 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23"
     );
+    page.assert_accessible("console-campaign").await;
     page.screenshot("console-campaign").await;
     page.eval(&format!("{row}.querySelector('button.end').click(); true"))
         .await;
@@ -639,6 +643,7 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
         "document.querySelectorAll('#customer-digests tbody tr td.status').length === 1",
     )
     .await;
+    page.assert_accessible("console-customers").await;
     page.screenshot("console-customers").await;
 
     // The catalogue.
@@ -685,6 +690,7 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
         .call(Method::GET, "/api/v1/campaigns", Some(&key), None)
         .await;
     assert_eq!(res.status(), StatusCode::OK, "the key works as a manager");
+    page.assert_accessible("console-people").await;
     page.screenshot("console-people").await;
     page.click("#api-keys tr[data-key-name='till 1'] button.revoke")
         .await;
@@ -704,6 +710,7 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
     let settings = page.text("#settings-text").await;
     assert!(settings.contains("secret = \"********\""), "{settings}");
     assert!(!settings.contains(crate::helpers::TEST_SECRET));
+    page.assert_accessible("console-settings").await;
     page.screenshot("console-settings").await;
 
     // A manager is not offered what only admins may do.

@@ -223,6 +223,7 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     page.fill("up-password", "a long password").await;
     page.fill("up-timezone", "Europe/Madrid").await;
     page.fill("up-hour", "7").await;
+    page.assert_accessible("customer-sign-up").await;
     page.screenshot("customer-sign-up").await;
     page.click("#sign-up-button").await;
     page.wait_for(
@@ -299,6 +300,7 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
             .await,
         "ready to use"
     );
+    page.assert_accessible("customer-wallet").await;
     page.screenshot("customer-wallet").await;
     page.assert_clean().await;
 
@@ -319,6 +321,7 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
         "document.querySelector('h1')?.textContent === 'Unsubscribed'",
     )
     .await;
+    page.assert_accessible("customer-unsubscribed").await;
     page.screenshot("customer-unsubscribed").await;
     let id = me["id"].as_str().unwrap();
     let user = app
