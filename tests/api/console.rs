@@ -282,6 +282,35 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     assert_eq!(text.lines().count(), 1101, "a header and 1,100 codes");
     assert!(text.contains("PARTNER-0042"));
 
+    // Paused and resumed; renamed and given two codes per customer.
+    page.click("#pause-button").await;
+    wait_message(&mut page, "the pause", "Paused Winter flash sale.").await;
+    let stored = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(stored["status"], "paused");
+    assert_eq!(page.text("#pause-button").await, "Resume");
+    page.click("#pause-button").await;
+    wait_message(&mut page, "the resumption", "Resumed Winter flash sale.").await;
+    page.fill("edit-name", "Winter flash sale!").await;
+    page.fill("edit-limit", "2").await;
+    page.click("#edit-button").await;
+    wait_message(&mut page, "the edit", "Saved Winter flash sale!.").await;
+    let stored = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        (
+            &stored["status"],
+            &stored["name"],
+            &stored["per_customer_limit"]
+        ),
+        (&json!("active"), &json!("Winter flash sale!"), &json!(2))
+    );
+    page.fill("edit-name", "Winter flash sale").await;
+    page.click("#edit-button").await;
+    wait_message(&mut page, "the second edit", "Saved Winter flash sale.").await;
+
     // Sent to the retailer's followers by email; the progress line reaches the end.
     page.fill("dist-audience", "retailer").await;
     page.fill("dist-target", "acme").await;
@@ -712,6 +741,29 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
     assert!(!settings.contains(crate::helpers::TEST_SECRET));
     page.assert_accessible("console-settings").await;
     page.screenshot("console-settings").await;
+
+    // A customer erased from the console (a second click confirms).
+    let (gone, _) = app.customer("gone@example.org").await;
+    page.click("#tabs button[data-tab='customers']").await;
+    page.fill("customer-query", "gone@example.org").await;
+    page.click("#customer-find").await;
+    page.wait_for(
+        "the customer to erase",
+        "document.getElementById('customer-title').textContent === 'gone@example.org'",
+    )
+    .await;
+    page.click("#customer-erase").await;
+    page.click("#customer-erase").await;
+    wait_message(&mut page, "the erasure", "Erased gone@example.org.").await;
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{gone}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // A manager is not offered what only admins may do.
     page.click("#sign-out").await;
