@@ -271,11 +271,11 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     let downloaded = downloads.path().join("Winter-flash-sale-codes.csv");
     let mut text = String::new();
     for _ in 0..200 {
-        if let Ok(t) = std::fs::read_to_string(&downloaded) {
-            if t.lines().count() == 1101 {
-                text = t;
-                break;
-            }
+        if let Ok(t) = std::fs::read_to_string(&downloaded)
+            && t.lines().count() == 1101
+        {
+            text = t;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
