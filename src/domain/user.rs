@@ -237,7 +237,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// When they opted out of marketing email (codes sent by distributions, digests aside):
     /// `None` while they receive it.
-    #[serde(with = "crate::domain::times::micros_opt")]
+    /// (`default`: the JSON records of the first release have none.)
+    #[serde(default, with = "crate::domain::times::micros_opt")]
     pub marketing_opt_out_at: Option<DateTime<Utc>>,
 }
 

@@ -175,6 +175,7 @@ async fn the_openapi_document_describes_every_route() {
         "GET /",
         "GET /api/v1/campaigns/{id}/distributions",
         "POST /api/v1/code-previews",
+        "GET /api/v1/admin/settings",
     ]
     .into_iter()
     .map(String::from)
