@@ -1231,26 +1231,35 @@ impl Settings {
         Ok(())
     }
 
-    /// These settings with every secret shown as `********` (and the SMTP password in the URL).
+    /// These settings with every secret shown as `********`, and so is any password written
+    /// into a URL (`scheme://user:password@host`: SMTP, networks, SMS, webhooks, providers).
     pub fn masked(&self) -> Self {
+        /// A URL's password, masked.
+        fn mask_password(text: &mut String) {
+            if let Ok(mut url) = url::Url::parse(text)
+                && url.password().is_some()
+            {
+                let _ = url.set_password(Some(MASK));
+                *text = url.to_string();
+            }
+        }
         let mut shown = self.clone();
         shown.auth.secret = shown.auth.secret.masked();
         shown.http.metrics_token = shown.http.metrics_token.masked();
-        if let Ok(mut url) = url::Url::parse(&shown.delivery.email.smtp_url)
-            && url.password().is_some()
-        {
-            let _ = url.set_password(Some(MASK));
-            shown.delivery.email.smtp_url = url.to_string();
-        }
+        mask_password(&mut shown.delivery.email.smtp_url);
         for n in &mut shown.networks {
             n.token = n.token.masked();
+            mask_password(&mut n.url);
         }
         shown.delivery.sms.api_key = shown.delivery.sms.api_key.masked();
+        mask_password(&mut shown.delivery.sms.url);
         for w in &mut shown.webhooks {
             w.secret = w.secret.masked();
+            mask_password(&mut w.url);
         }
         for p in &mut shown.providers {
             p.secret = p.secret.masked();
+            mask_password(&mut p.url);
         }
         shown
     }
@@ -1350,9 +1359,21 @@ mod tests {
     fn secrets_are_masked() {
         let mut s = Settings::defaults().unwrap();
         s.auth.secret = Secret::new("x".repeat(40));
+        s.delivery.email.smtp_url = "smtp://mailer:smtp-pass@mail.example:2525".into();
+        s.delivery.sms.url = "https://sms:sms-pass@sms.example/send".into();
+        if let Some(n) = s.networks.first_mut() {
+            n.url = "https://feed:feed-pass@feeds.example/vouchers.csv".into();
+        }
         let shown = s.to_masked_toml();
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("********"));
+        for password in ["smtp-pass", "sms-pass", "feed-pass"] {
+            assert!(!shown.contains(password), "{password} shows in {shown}");
+        }
+        assert!(
+            shown.contains("https://sms:********@sms.example/send"),
+            "{shown}"
+        );
     }
 
     /// What `check-config` prints is a configuration file that loads back to the same settings:

@@ -231,8 +231,9 @@ pub struct UserQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
-    /// Managers: the user with this email address (case-blind); a page of one, or none.
-    #[param(max_length = 254)]
+    /// Managers: the user with this email address (case-blind); a page of one, or none. Not an
+    /// address: 422.
+    #[param(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// Managers: the user with this phone number (E.164); a page of one, or none.
     #[param(pattern = "^\\+[1-9][0-9]{1,14}$")]
