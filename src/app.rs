@@ -107,6 +107,9 @@ impl Application {
             actors: actors.addrs(),
             rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
             in_flight: actix_web::web::Data::new(Default::default()),
+            csv_imports: Arc::new(tokio::sync::Semaphore::new(
+                crate::http::campaigns::CONCURRENT_CSV_IMPORTS,
+            )),
             listing_cache: http::vouchers::ListingCache::new(Duration::from_secs(
                 settings.catalogue.cache_ttl_s,
             )),

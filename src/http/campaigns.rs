@@ -675,6 +675,9 @@ impl utoipa::PartialSchema for CodesCsv {
 
 impl ToSchema for CodesCsv {}
 
+/// CSV imports one server runs at once (each holds its file and codes in memory).
+pub const CONCURRENT_CSV_IMPORTS: usize = 2;
+
 /// The largest CSV import: a million codes of up to 64 characters, with line ends.
 pub const MAX_CSV_BYTES: usize = 66 * 1_000_000;
 
@@ -739,6 +742,11 @@ async fn add_codes_csv(
     let id = id.into_inner();
     // The campaign first: an unknown one reads no body.
     use_case::get(&state.services, id)?;
+    let _import = state
+        .csv_imports
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;

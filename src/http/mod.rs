@@ -68,6 +68,9 @@ pub struct AppState {
     pub listing_cache: vouchers::ListingCache,
     /// Requests running under an `Idempotency-Key` now (shared by all workers).
     pub in_flight: web::Data<idempotency::InFlight>,
+    /// CSV code imports running now: each may hold its file (up to 66 MB) and its codes in
+    /// memory, so at most two run at once; a third is told to retry (503).
+    pub csv_imports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Every documented route.

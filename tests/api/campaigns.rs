@@ -1050,6 +1050,70 @@ impl TestApp {
     }
 }
 
+/// Two CSV imports at once hold their files in memory; a third is told to come back (503) rather
+/// than a client opening many uploads to exhaust memory; once they end, imports run again.
+#[actix_web::test]
+async fn at_most_two_csv_imports_run_at_once() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let (starts, ends) = window();
+    let c = app
+        .campaign(
+            json!({"name": "csv", "kind": "flash_sale", "pool_size": 1000,
+            "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // An upload that sends its headers and a first line, then waits.
+    let hold = |n: usize| {
+        let (address, id, token) = (address.clone(), id.clone(), app.admin_token.clone());
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let head = format!(
+                "POST /api/v1/campaigns/{id}/codes HTTP/1.1\r\nHost: {address}\r\n\
+                 Authorization: Bearer {token}\r\nContent-Type: text/csv\r\n\
+                 Content-Length: 100000\r\n\r\nSLOW-{n}\n"
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            tcp
+        }
+    };
+    let mut held = vec![hold(0).await, hold(1).await];
+    let mut refused = false;
+    for attempt in 0..100 {
+        // A held upload that met a quick one in flight was itself refused: hold another.
+        for (n, tcp) in held.iter_mut().enumerate() {
+            let mut buf = [0u8; 64];
+            let answered =
+                tokio::time::timeout(Duration::from_millis(10), tcp.read(&mut buf)).await;
+            if answered.is_ok() {
+                *tcp = hold(2 + 2 * attempt + n).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let res = app.import_csv(&id, format!("QUICK-{attempt}\n")).await;
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_problem(res, 503, "overloaded").await;
+            refused = true;
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    assert!(refused, "a third import ran beside two held ones");
+    drop(held);
+    for _ in 0..100 {
+        let res = app.import_csv(&id, "AFTER-1\n".into()).await;
+        if res.status() == StatusCode::CREATED {
+            return;
+        }
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("imports stayed refused after the held uploads ended");
+}
+
 /// A CSV file of codes, far past the JSON body limit, is streamed in: every line checked and every
 /// code looked up before any is written; a bad line is named, taken codes are listed, and
 /// nothing of a refused file is kept.
