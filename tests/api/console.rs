@@ -453,6 +453,34 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     );
     page.assert_accessible("console-lookup").await;
     page.screenshot("console-lookup").await;
+    // Another code disabled from the look-up: the till refuses it.
+    let other = codes[1].clone();
+    page.fill("lookup-code", &other).await;
+    page.click("#lookup-button").await;
+    page.wait_for(
+        "the other code",
+        "document.getElementById('lookup-toggle').textContent === 'Disable this code'",
+    )
+    .await;
+    page.click("#lookup-toggle").await;
+    page.wait_for(
+        "the code disabled",
+        "[...document.querySelectorAll('#lookup-result dd')][2]?.textContent === 'claimed (disabled)'",
+    )
+    .await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/validations",
+            Some(&app.admin_token),
+            Some(
+                json!({"codes": [other], "order": {"currency": "EUR", "items": [
+                {"sku": "RUN-1", "category": "shoes", "quantity": 1, "price_cents": 8000}]}}),
+            ),
+        )
+        .await;
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["redeemables"][0]["reason"], "disabled", "{v}");
     eprintln!(
         "DEBUG after lookup: {}",
         app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
