@@ -224,7 +224,7 @@ fn banner(settings: &Settings, admin: &Bootstrapped) {
         None => "the one in VOUCHERD_ADMIN_PASSWORD".to_owned(),
     };
     println!(
-        "\n  voucherd is ready on a new store\n\n  console   {base}/admin\n  admin     {}\n  password  {password}\n  API docs  {base}/docs\n",
+        "\n  voucherd is ready on a new store\n\n  console   {base}/admin\n  admin     {}\n  password  {password}\n  customers {base}/me\n  API docs  {base}/docs\n",
         admin.email
     );
 }
