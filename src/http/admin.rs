@@ -3,11 +3,11 @@
 //! and notifications. One HTML page and a script, embedded in the binary (`src/http/admin/`); the
 //! script signs in with `POST /api/v1/auth/tokens` and does everything through the API with that
 //! token (kept in the tab's session storage), so the page itself holds no data and needs no
-//! session. Served as every page is (`pages::asset`: strict policy, nothing from elsewhere).
+//! session. Served as every page is (`views::asset`: strict policy, nothing from elsewhere).
 
 use actix_web::{HttpResponse, get};
 
-use super::pages::asset;
+use super::views::asset;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(page).service(script);

@@ -6,7 +6,7 @@
 
 use actix_web::{HttpResponse, get};
 
-use super::pages::asset;
+use super::views::asset;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(page).service(script);

@@ -1,10 +1,13 @@
 //! What the browser pages share: the front door (`GET /` → the console), the helpers script
-//! (`/ui.js`) and the stylesheet (`/ui.css`), and how every page asset is served — with a strict
-//! Content-Security-Policy (same-origin scripts and styles only, no inline code, images from the
-//! server or the scripts' blobs, no framing) and the usual hardening headers. Nothing is fetched
-//! from anywhere else. The pages themselves are `admin` (the console) and `me` (customers).
+//! (`/ui.js`) and the stylesheet (`/ui.css`). Every page asset is served by `views::asset` with a
+//! strict Content-Security-Policy (same-origin scripts and styles only, no inline code, images
+//! from the server or the scripts' blobs, no framing) and the usual hardening headers. Nothing is
+//! fetched from anywhere else. The pages themselves are `admin` (the console) and `me`
+//! (customers).
 
 use actix_web::{HttpResponse, get};
+
+use super::views::asset;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(root).service(script).service(style);
@@ -12,29 +15,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 const SCRIPT: &str = include_str!("ui.js");
 const STYLE: &str = include_str!("ui.css");
-
-/// What a page may load and do.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; \
-    form-action 'none'; frame-ancestors 'none'";
-
-/// A page asset with the policy and hardening headers.
-pub fn asset(content_type: &str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header(("Cross-Origin-Opener-Policy", "same-origin"))
-        .insert_header(("Cross-Origin-Resource-Policy", "same-origin"))
-        .insert_header((
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=(), payment=()",
-        ))
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body)
-}
 
 /// The server's front door: to the console.
 #[utoipa::path(tag = "pages", responses((status = 303, description = "to the console at /admin")))]

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use voucherd::config::EmailTransportKind;
 use voucherd::feeds::FeedKind;
 
 use crate::browser::{Browser, Page, chromium_or_skip};
 use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, MailServer, fixture_url, network, spawn_app, spawn_with,
-    spawn_with_networks, test_settings,
+    spawn_with_networks,
 };
 
 #[actix_web::test]
@@ -108,10 +107,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     };
     let mut mail = MailServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path().join("data"));
-    settings.delivery.email.transport = EmailTransportKind::Smtp;
-    settings.delivery.email.smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
-    settings.delivery.email.timeout_s = 5;
+    let mut settings = crate::distributions::smtp_settings(&dir, &mail);
     settings.delivery.email.per_second = 1000;
     let app = spawn_with(settings, dir).await;
 
@@ -411,19 +407,6 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
         &format!("Redeemed {code}: 16.00 off."),
     )
     .await;
-    eprintln!(
-        "DEBUG after 2nd: {}",
-        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
-            .await
-    );
-    eprintln!(
-        "DEBUG redemptions: {}",
-        app.get_json(
-            &format!("/api/v1/redemptions?campaign={id}"),
-            &app.admin_token
-        )
-        .await
-    );
     page.click("#till-redeem").await;
     page.wait_for(
         "the refusal of a second use",
@@ -431,12 +414,6 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     )
     .await;
 
-    eprintln!(
-        "DEBUG after 3rd: {} / {}",
-        page.text("#message").await,
-        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
-            .await
-    );
     // Looked up: redeemed.
     page.click("#tabs button[data-tab='lookup']").await;
     page.fill("lookup-code", &code).await;
@@ -459,7 +436,10 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     page.click("#lookup-button").await;
     page.wait_for(
         "the other code",
-        "document.getElementById('lookup-toggle').textContent === 'Disable this code'",
+        &format!(
+            "document.querySelector('#lookup-result dd')?.textContent === {} && !document.getElementById('lookup-toggle').hidden && document.getElementById('lookup-toggle').textContent === 'Disable this code'",
+            json!(other)
+        ),
     )
     .await;
     page.click("#lookup-toggle").await;
@@ -481,11 +461,6 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
         .await;
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["redeemables"][0]["reason"], "disabled", "{v}");
-    eprintln!(
-        "DEBUG after lookup: {}",
-        app.get_json(&format!("/api/v1/reports/campaigns/{id}"), &app.admin_token)
-            .await
-    );
 
     // The report: figures, the budget's use and the chart; then the sale is ended.
     page.click("#tabs button[data-tab='overview']").await;

@@ -7,22 +7,16 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use voucherd::config::EmailTransportKind;
 use voucherd::feeds::FeedKind;
 
 use crate::browser::{Browser, chromium_or_skip};
 use crate::digests::header;
-use crate::helpers::{
-    MailServer, TestApp, fixture_url, network, spawn_app, spawn_with, test_settings,
-};
+use crate::helpers::{MailServer, TestApp, fixture_url, network, spawn_app, spawn_with};
 
 /// A server sending email to `mail`, with the generic feed's vouchers.
 async fn spawn_mailing(mail: &MailServer) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path().join("data"));
-    settings.delivery.email.transport = EmailTransportKind::Smtp;
-    settings.delivery.email.smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
-    settings.delivery.email.timeout_s = 5;
+    let mut settings = crate::distributions::smtp_settings(&dir, mail);
     settings.delivery.email.per_second = 1000;
     settings.networks = vec![network("feed", FeedKind::Csv, &fixture_url("generic.csv"))];
     let app = spawn_with(settings, dir).await;

@@ -874,7 +874,10 @@ let looked = null;
 async function lookUp(event) {
   event && event.preventDefault();
   const code = $("lookup-code").value.trim();
+  // Nothing of the last code stays to be acted on while this one is read.
+  looked = null;
   $("lookup-toggle").hidden = true;
+  $("lookup-result").replaceChildren();
   try {
     const c = await json("/codes/" + encodeURIComponent(code));
     looked = c;
