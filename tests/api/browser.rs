@@ -159,9 +159,13 @@ impl Page {
 
     /// Waits until `expression` is true; fails naming `what` with the page's message line.
     pub async fn wait_for(&mut self, what: &str, expression: &str) {
-        // Up to 30 s: the tests share two cores with the browser.
+        // Up to 30 s: the tests share two cores with the browser. While a navigation replaces
+        // the document, what the expression reads may not exist yet: that is "not yet".
+        let guarded = format!(
+            "(() => {{ try {{ return ({expression}) === true; }} catch (_) {{ return false; }} }})()"
+        );
         for _ in 0..600 {
-            if self.eval(expression).await == json!(true) {
+            if self.eval(&guarded).await == json!(true) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -207,8 +211,14 @@ impl Page {
         )
         .await;
         self.call("Page.navigate", json!({ "url": url })).await;
-        self.wait_for("the page", "document.readyState === 'complete'")
-            .await;
+        self.wait_for(
+            "the page",
+            &format!(
+                "document.readyState === 'complete' && location.href === {}",
+                json!(url)
+            ),
+        )
+        .await;
     }
 
     /// Fills the console's sign-in form and sends it.

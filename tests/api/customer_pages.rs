@@ -306,7 +306,7 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     page.call("Page.navigate", json!({ "url": link })).await;
     page.wait_for(
         "the unsubscribe page",
-        "document.readyState === 'complete' && !!document.querySelector('form button')",
+        "location.pathname.startsWith('/unsubscribe/') && document.readyState === 'complete' && !!document.querySelector('form button')",
     )
     .await;
     page.click("form button").await;
