@@ -118,12 +118,7 @@ pub async fn add_codes(
             // with the part in flight is refused by the writer, left out and made again).
             let count = count as usize;
             let text = count.saturating_mul(campaign.code.generate(&mut rand::rng()).len());
-            svc.store
-                .write(move |s| {
-                    s.codes().make_room(id, count, text);
-                    Ok(())
-                })
-                .await?;
+            make_room(svc, id, count, text).await?;
             let mut added = 0;
             let mut made = generate(svc, campaign.code.clone(), count.min(CODES_PER_WRITE)).await?;
             while !made.is_empty() {
@@ -169,13 +164,7 @@ pub async fn add_codes(
                 })
                 .await??;
             let text: usize = codes.iter().map(String::len).sum();
-            let count = codes.len();
-            svc.store
-                .write(move |s| {
-                    s.codes().make_room(id, count, text);
-                    Ok(())
-                })
-                .await?;
+            make_room(svc, id, codes.len(), text).await?;
             let mut added = 0;
             let mut rest = codes;
             while !rest.is_empty() {
@@ -240,6 +229,18 @@ async fn add_generated(
             other => return Ok(other?),
         }
     }
+}
+
+/// Grows the code index once, on the writer, for `count` codes of `text` bytes about to be
+/// added part by part.
+async fn make_room(svc: &Services, id: Uuid, count: usize, text: usize) -> Result<(), Error> {
+    svc.store
+        .write(move |s| {
+            s.codes().make_room(id, count, text);
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// One part of an addition, through the campaign's actor.

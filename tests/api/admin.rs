@@ -111,13 +111,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (manager, _) = app.customer("marketing@example.org").await;
-    assert_eq!(
-        app.set_role(&manager, &app.admin_token, "manager")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.manager("marketing@example.org").await;
 
     let browser = Browser::launch(&binary);
     let mut page = browser.page().await;

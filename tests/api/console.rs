@@ -89,6 +89,20 @@ fn flash_code(text: &str) -> Option<&str> {
     })
 }
 
+/// Fills the till's first order line.
+async fn till_line(page: &mut Page, sku: &str, category: &str, price: &str) {
+    page.eval(&format!(
+        "(() => {{ const row = document.querySelector('#till-lines tbody tr');
+          row.querySelector('.line-sku').value = {};
+          row.querySelector('.line-category').value = {};
+          row.querySelector('.line-price').value = {}; return true; }})()",
+        json!(sku),
+        json!(category),
+        json!(price)
+    ))
+    .await;
+}
+
 async fn wait_message(page: &mut Page, what: &str, expected: &str) {
     page.wait_for(
         what,
@@ -124,13 +138,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
     }
-    let (manager, _) = app.customer("marketing@example.org").await;
-    assert_eq!(
-        app.set_role(&manager, &app.admin_token, "manager")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.manager("marketing@example.org").await;
 
     let browser = Browser::launch(&binary);
     let mut page = browser.page().await;
@@ -349,13 +357,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
     )
     .await;
     page.fill("till-code", &code).await;
-    page.eval(
-        "(() => { const row = document.querySelector('#till-lines tbody tr');
-          row.querySelector('.line-sku').value = 'SOCK-1';
-          row.querySelector('.line-category').value = 'socks';
-          row.querySelector('.line-price').value = '9.50'; return true; })()",
-    )
-    .await;
+    till_line(&mut page, "SOCK-1", "socks", "9.50").await;
     page.click("#till-validate").await;
     page.wait_for(
         "the refusal",
@@ -366,13 +368,7 @@ async fn a_marketing_manager_runs_a_flash_sale_from_the_console_alone() {
         page.text("#till-result tbody td:nth-child(4)").await,
         "the order is below the minimum"
     );
-    page.eval(
-        "(() => { const row = document.querySelector('#till-lines tbody tr');
-          row.querySelector('.line-sku').value = 'RUN-1';
-          row.querySelector('.line-category').value = 'shoes';
-          row.querySelector('.line-price').value = '80.00'; return true; })()",
-    )
-    .await;
+    till_line(&mut page, "RUN-1", "shoes", "80.00").await;
     page.click("#till-validate").await;
     page.wait_for(
         "the validation",
@@ -523,8 +519,7 @@ async fn managers_find_a_customer_by_email_or_phone_and_only_admins_list_everyon
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let (manager, manager_token) = app.customer("manager@example.org").await;
-    app.set_role(&manager, &app.admin_token, "manager").await;
+    let (_, manager_token) = app.manager("manager@example.org").await;
     for query in [
         "email=found.me%40example.org",
         "phone=%2B33612345678",
@@ -594,8 +589,7 @@ async fn admins_read_the_effective_settings_with_every_secret_masked() {
             .unwrap()
             .ends_with("data")
     );
-    let (manager, token) = app.customer("manager@example.org").await;
-    app.set_role(&manager, &app.admin_token, "manager").await;
+    let (_, token) = app.manager("manager@example.org").await;
     let res = app
         .call(Method::GET, "/api/v1/admin/settings", Some(&token), None)
         .await;
@@ -629,8 +623,7 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
         .as_str()
         .unwrap()
         .to_owned();
-    let (manager, _) = app.customer("marketing@example.org").await;
-    app.set_role(&manager, &app.admin_token, "manager").await;
+    app.manager("marketing@example.org").await;
 
     let browser = Browser::launch(&binary);
     let mut page = browser.page().await;

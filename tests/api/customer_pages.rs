@@ -124,14 +124,7 @@ async fn code_emails_unsubscribe_in_one_click_and_email_distributions_skip_who_o
         "List-Unsubscribe=One-Click"
     );
     // The mail client's one-click POST: no more digests, no more marketing email.
-    let res = app
-        .client
-        .post(&link)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let res = app.one_click_unsubscribe(&link).await;
     assert_eq!(res.status(), StatusCode::OK);
     let (stayer, stayer_token) = &people[0];
     let user = app

@@ -422,14 +422,7 @@ async fn unsubscribe_stops_the_next_digest_and_altered_links_are_refused() {
     let me: Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["digest_frequency"], "daily");
     // One-click, as a mail client sends it.
-    let res = app
-        .client
-        .post(app.url(path))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let res = app.one_click_unsubscribe(&app.url(path)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let me: Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["digest_frequency"], "off");

@@ -144,6 +144,25 @@ impl TestApp {
         (user["id"].as_str().expect("id").to_owned(), token)
     }
 
+    /// A user made a manager by the admin (password `customer-password`); (id, token).
+    pub async fn manager(&self, email: &str) -> (String, String) {
+        let (id, token) = self.customer(email).await;
+        let res = self.set_role(&id, &self.admin_token, "manager").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        (id, token)
+    }
+
+    /// The one-click unsubscribe (RFC 8058) a mail client sends to a `List-Unsubscribe` URL.
+    pub async fn one_click_unsubscribe(&self, url: &str) -> Response {
+        self.client
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .expect("the unsubscribe request")
+    }
+
     pub async fn try_login(&self, email: &str, password: &str) -> Response {
         self.call(
             Method::POST,
