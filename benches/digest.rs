@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use voucherd::actors::digest::{DigestShard, timezones_of};
+use voucherd::actors::digest::{Composing, DigestShard, timezones_of};
 use voucherd::actors::dispatcher::{DeliveryDispatcher, Outbound, SendRuntime};
 use voucherd::actors::supervise;
 use voucherd::clock::ManualClock;
@@ -163,6 +163,10 @@ fn setup(store: &Store, users: usize, t0: DateTime<Utc>) {
             created_at: t0,
             updated_at: t0,
             marketing_opt_out_at: None,
+            email_verified_at: Some(t0),
+            pending_email: None,
+            phone_verified_at: None,
+            phone_challenge: None,
         };
         store.users().create(&user).unwrap();
         let targets = [
@@ -254,11 +258,15 @@ fn run(path: &std::path::Path, users: usize) {
         let handle = arbiter.handle();
         let shared_clock: voucherd::clock::SharedClock = clock.clone();
         let wake = Arc::new(tokio::sync::Notify::new());
+        let composing = Composing {
+            max_vouchers: 25,
+            confirmed_only: true,
+        };
         let started = Instant::now();
         let _shards: Vec<_> = (0..SHARDS)
             .map(|i| {
                 let (s, c, w) = (store.clone(), shared_clock.clone(), wake.clone());
-                supervise::start(&handle, move |_| DigestShard::new(i, SHARDS, s, c, 25, w))
+                supervise::start(&handle, move |_| DigestShard::new(i, SHARDS, s, c, composing, w))
             })
             .collect();
         let all_zones: Vec<chrono_tz::Tz> = (0..SHARDS).flat_map(|i| timezones_of(i, SHARDS)).collect();

@@ -120,10 +120,11 @@ async fn main() {
     let mut tokens = Vec::with_capacity(customers);
     for i in 0..customers {
         let email = format!("buyer{i}@bench.example");
+        // Made by the admin: confirmed customers, as a shop's imported customers are.
         post(
             &setup,
             &format!("{base}/api/v1/users"),
-            None,
+            Some(&admin),
             json!({"email": email, "password": "bench-password", "timezone": "UTC"}),
         )
         .await;

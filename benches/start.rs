@@ -87,6 +87,10 @@ fn setup(path: &std::path::Path, vouchers: usize, users: usize) {
             created_at: now,
             updated_at: now,
             marketing_opt_out_at: None,
+            email_verified_at: Some(now),
+            pending_email: None,
+            phone_verified_at: None,
+            phone_challenge: None,
         };
         store.users().create(&user).unwrap();
         for target in [

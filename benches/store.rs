@@ -42,6 +42,10 @@ fn user() -> User {
         created_at: now,
         updated_at: now,
         marketing_opt_out_at: None,
+        email_verified_at: Some(now),
+        pending_email: None,
+        phone_verified_at: None,
+        phone_challenge: None,
     }
 }
 

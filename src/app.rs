@@ -94,6 +94,8 @@ impl Application {
             clock: clock.clone(),
             actors: actors.addrs(),
             settings: settings.clone(),
+            signer: signer.clone(),
+            passwords: passwords.clone(),
         };
         let state = web::Data::new(AppState {
             services,
@@ -105,7 +107,10 @@ impl Application {
             templates,
             vapid,
             actors: actors.addrs(),
-            rate_limiter: http::rate_limit::RateLimiter::new(&settings.rate_limit),
+            rate_limiter: http::rate_limit::RateLimiter::new(
+                &settings.rate_limit,
+                &settings.accounts,
+            ),
             in_flight: actix_web::web::Data::new(Default::default()),
             csv_imports: Arc::new(tokio::sync::Semaphore::new(
                 crate::http::campaigns::CONCURRENT_CSV_IMPORTS,
@@ -263,6 +268,11 @@ async fn bootstrap_admin(
         created_at: now,
         updated_at: now,
         marketing_opt_out_at: None,
+        // The operator named this address: it needs no link.
+        email_verified_at: Some(now),
+        pending_email: None,
+        phone_verified_at: None,
+        phone_challenge: None,
     };
     let created = store
         .write(move |s| {

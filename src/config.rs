@@ -16,6 +16,7 @@ bind = "127.0.0.1:8080"
 public_url = "http://127.0.0.1:8080"
 workers = 2
 body_limit_bytes = 65536
+body_timeout_s = 60
 metrics_token = ""
 
 [store]
@@ -88,6 +89,21 @@ admin_emails = []
 [code_requests]
 max_pending_per_customer = 5
 max_per_customer_per_day = 20
+
+[accounts]
+verify_email = true
+verification_link_hours = 72
+fold_plus_tags = true
+registrations_per_hour = 10
+max_sessions_per_user = 10
+phone_code_ttl_s = 600
+phone_code_tries = 5
+phone_codes_per_day = 5
+
+[orders]
+payment_timeout_s = 900
+max_pending_per_customer = 3
+payment_secret = ""
 
 [[networks]]
 name = "demo"
@@ -254,6 +270,8 @@ pub struct Settings {
     pub subscriptions: SubscriptionSettings,
     pub notify: NotifySettings,
     pub code_requests: CodeRequestSettings,
+    pub accounts: AccountSettings,
+    pub orders: OrderSettings,
     /// One `NetworkActor` each.
     #[serde(default)]
     pub networks: Vec<NetworkSettings>,
@@ -278,6 +296,8 @@ pub struct HttpSettings {
     pub public_url_set: bool,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// Seconds a request body has to arrive whole; past it 408 and the connection closes.
+    pub body_timeout_s: u64,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (empty: public).
     pub metrics_token: Secret,
 }
@@ -573,8 +593,15 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
+    /// Whether customers may ask for `product`: a product listed, or any under `"*"`.
     pub fn offers(&self, product: &str) -> bool {
         self.products.iter().any(|p| p == "*" || p == product)
+    }
+
+    /// Whether `product` is listed by name (not only under `"*"`): only such a name goes into a
+    /// text message or a push, which reach a phone with the operator's words alone.
+    pub fn lists(&self, product: &str) -> bool {
+        self.products.iter().any(|p| p == product)
     }
 }
 
@@ -586,6 +613,44 @@ pub struct CodeRequestSettings {
     pub max_pending_per_customer: u32,
     /// Requests of one customer in any 24 hours; past it 429.
     pub max_per_customer_per_day: u32,
+}
+
+/// Who an account is: how an address and a phone number are proven, and how one person stays
+/// one customer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    /// Self-registered accounts confirm their email address by a signed link before they can
+    /// claim, order or ask for codes (double opt-in); registration then tells nobody whether an
+    /// address has an account.
+    pub verify_email: bool,
+    /// How long a confirmation link works.
+    pub verification_link_hours: u32,
+    /// `ann+shop@x.org` is `ann@x.org`: one account, one customer for limits and budgets.
+    pub fold_plus_tags: bool,
+    /// New accounts per client address per hour (a burst of as many); past it 429.
+    pub registrations_per_hour: u32,
+    /// Sessions one user holds at once; signing in past it ends the oldest.
+    pub max_sessions_per_user: u32,
+    /// How long a phone number's one-time code works.
+    pub phone_code_ttl_s: u64,
+    /// Wrong tries of one code before it is void.
+    pub phone_code_tries: u32,
+    /// Codes sent to one account in any 24 hours (each is an SMS someone pays for).
+    pub phone_codes_per_day: u32,
+}
+
+/// Orders of priced codes: paid before their codes are shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// How long an unpaid order holds its codes; then it expires and gives them back.
+    pub payment_timeout_s: u64,
+    /// Unpaid orders one customer may have at once; past it 429.
+    pub max_pending_per_customer: u32,
+    /// Signs payment callbacks (`POST /api/v1/payments/callback`, `X-Signature: sha256=<hex
+    /// HMAC-SHA256 of the body>`); empty turns the callback off.
+    pub payment_secret: Secret,
 }
 
 /// One webhook endpoint (a `[[webhooks]]` entry): a JSON POST per message, signed
@@ -784,6 +849,9 @@ impl Settings {
                 "must be between 1024 and 67108864",
             ));
         }
+        if !(1..=3600).contains(&self.http.body_timeout_s) {
+            return Err(invalid("http.body_timeout_s", "must be between 1 and 3600"));
+        }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must not be empty"));
         }
@@ -823,6 +891,7 @@ impl Settings {
                 "must be between 1 and 100000",
             ));
         }
+        self.validate_accounts()?;
         if !(1..=10_000).contains(&self.subscriptions.max_per_user) {
             return Err(invalid(
                 "subscriptions.max_per_user",
@@ -912,6 +981,70 @@ impl Settings {
         self.validate_webhooks()?;
         self.validate_providers()?;
         self.validate_networks()
+    }
+
+    fn validate_accounts(&self) -> Result<(), ConfigError> {
+        let a = &self.accounts;
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            (
+                "accounts.verification_link_hours",
+                a.verification_link_hours.into(),
+                1,
+                24 * 30,
+            ),
+            (
+                "accounts.registrations_per_hour",
+                a.registrations_per_hour.into(),
+                1,
+                100_000,
+            ),
+            (
+                "accounts.max_sessions_per_user",
+                a.max_sessions_per_user.into(),
+                1,
+                1_000,
+            ),
+            ("accounts.phone_code_ttl_s", a.phone_code_ttl_s, 60, 86_400),
+            (
+                "accounts.phone_code_tries",
+                a.phone_code_tries.into(),
+                1,
+                20,
+            ),
+            (
+                "accounts.phone_codes_per_day",
+                a.phone_codes_per_day.into(),
+                1,
+                100,
+            ),
+        ];
+        let o = &self.orders;
+        let orders: [(&str, u64, u64, u64); 2] = [
+            (
+                "orders.payment_timeout_s",
+                o.payment_timeout_s,
+                60,
+                7 * 86_400,
+            ),
+            (
+                "orders.max_pending_per_customer",
+                o.max_pending_per_customer.into(),
+                1,
+                1_000,
+            ),
+        ];
+        for (key, value, low, high) in ranges.into_iter().chain(orders) {
+            if !(low..=high).contains(&value) {
+                return Err(invalid(key, format!("must be between {low} and {high}")));
+            }
+        }
+        if !o.payment_secret.is_empty() && o.payment_secret.len() < 16 {
+            return Err(invalid(
+                "orders.payment_secret",
+                "must be empty (no payment callbacks) or at least 16 characters",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_providers(&self) -> Result<(), ConfigError> {
@@ -1231,16 +1364,14 @@ impl Settings {
         Ok(())
     }
 
-    /// These settings with every secret shown as `********`, and so is any password written
-    /// into a URL (`scheme://user:password@host`: SMTP, networks, SMS, webhooks, providers).
+    /// These settings with every secret shown as `********`, and so is whatever a URL carries
+    /// for authentication (SMTP, networks, SMS, webhooks, providers): its user and password
+    /// (`https://TOKEN@host`, `https://SID:@host`, `smtp://user:pass@host`) and the values of
+    /// query parameters named like a secret (`?api_key=`, `?token=`, `?sig=`, …).
     pub fn masked(&self) -> Self {
-        /// A URL's password, masked.
         fn mask_password(text: &mut String) {
-            if let Ok(mut url) = url::Url::parse(text)
-                && url.password().is_some()
-            {
-                let _ = url.set_password(Some(MASK));
-                *text = url.to_string();
+            if let Some(masked) = masked_url(text) {
+                *text = masked;
             }
         }
         let mut shown = self.clone();
@@ -1251,6 +1382,7 @@ impl Settings {
             n.token = n.token.masked();
             mask_password(&mut n.url);
         }
+        shown.orders.payment_secret = shown.orders.payment_secret.masked();
         shown.delivery.sms.api_key = shown.delivery.sms.api_key.masked();
         mask_password(&mut shown.delivery.sms.url);
         for w in &mut shown.webhooks {
@@ -1276,9 +1408,84 @@ impl Settings {
     }
 }
 
+/// Whether a query parameter named `name` carries a credential.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "pass",
+        "pwd",
+        "sig",
+        "auth",
+        "credential",
+        "session",
+        "sid",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// `text` as a URL with its credentials masked, when it is a URL carrying any.
+fn masked_url(text: &str) -> Option<String> {
+    let mut url = url::Url::parse(text).ok()?;
+    let mut changed = false;
+    if !url.username().is_empty() {
+        changed |= url.set_username(MASK).is_ok();
+    }
+    if url.password().is_some() {
+        changed |= url.set_password(Some(MASK)).is_ok();
+    }
+    if url.query().is_some() {
+        let mut secret = false;
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let hide = is_secret_name(&k) && !v.is_empty();
+                secret |= hide;
+                (
+                    k.into_owned(),
+                    if hide {
+                        MASK.to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        if secret {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+            changed = true;
+        }
+    }
+    changed.then(|| url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_masked_wherever_they_sit() {
+        for (given, hidden) in [
+            ("https://TOKEN123@api.example/feed", "TOKEN123"),
+            ("https://AC0123456789:@api.example/sms", "AC0123456789"),
+            ("smtp://user:hunter2@mail.example:587", "hunter2"),
+            ("https://api.example/feed?api_key=K3Y&page=2", "K3Y"),
+            ("https://api.example/feed?token=T0K", "T0K"),
+            ("https://api.example/feed?access_token=T0K&sig=S1G", "S1G"),
+        ] {
+            let masked = masked_url(given).expect(given);
+            assert!(!masked.contains(hidden), "{given} shows as {masked}");
+        }
+        assert_eq!(
+            masked_url("https://api.example/feed?page=2&sig=S1G").unwrap(),
+            "https://api.example/feed?page=2&sig=********"
+        );
+        assert_eq!(masked_url("https://api.example/feed?page=2"), None);
+        assert_eq!(masked_url("builtin:demo"), None);
+    }
 
     #[test]
     fn embedded_defaults_are_valid() {
@@ -1371,7 +1578,7 @@ mod tests {
             assert!(!shown.contains(password), "{password} shows in {shown}");
         }
         assert!(
-            shown.contains("https://sms:********@sms.example/send"),
+            shown.contains("https://********:********@sms.example/send"),
             "{shown}"
         );
     }

@@ -26,6 +26,8 @@ pub struct KeyError(String);
 
 impl LinkSigner {
     const UNSUBSCRIBE: &'static [u8] = b"unsubscribe\0";
+    const CONFIRM_EMAIL: &'static [u8] = b"confirm-email\0";
+    const PHONE_CODE: &'static [u8] = b"phone-code\0";
 
     pub fn new(key: &[u8]) -> Result<Self, KeyError> {
         use hmac::Mac as _;
@@ -49,6 +51,73 @@ impl LinkSigner {
             user.simple(),
             hex::encode(self.mac(user).finalize().into_bytes())
         )
+    }
+
+    fn confirm_mac(&self, user: uuid::Uuid, expires: i64, email: &str) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac as _;
+        let mut mac = self.keyed.clone();
+        mac.update(Self::CONFIRM_EMAIL);
+        mac.update(user.as_bytes());
+        mac.update(&expires.to_be_bytes());
+        mac.update(email.to_ascii_lowercase().as_bytes());
+        mac
+    }
+
+    /// The link token confirming `email` for `user` until `expires` (seconds since the epoch):
+    /// `<user, 32 hex>.<expires>.<HMAC of purpose, user, expiry and address, 64 hex>`. It names
+    /// the address without holding it: a link for an address the account no longer asks for
+    /// confirms nothing.
+    pub fn confirm_email_token(&self, user: uuid::Uuid, email: &str, expires: i64) -> String {
+        use hmac::Mac as _;
+        format!(
+            "{}.{expires}.{}",
+            user.simple(),
+            hex::encode(
+                self.confirm_mac(user, expires, email)
+                    .finalize()
+                    .into_bytes()
+            )
+        )
+    }
+
+    /// The user and expiry a confirmation token names, if it is well formed (not yet checked).
+    pub fn read_confirm_token(token: &str) -> Option<(uuid::Uuid, i64)> {
+        let mut parts = token.split('.');
+        let (id, expires, sig) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || id.len() != 32 || sig.len() != 64 {
+            return None;
+        }
+        Some((uuid::Uuid::try_parse(id).ok()?, expires.parse().ok()?))
+    }
+
+    /// Whether `token` is genuine for `user` confirming `email` (constant-time comparison).
+    pub fn confirms(&self, token: &str, user: uuid::Uuid, email: &str) -> bool {
+        use hmac::Mac as _;
+        let Some((id, expires)) = Self::read_confirm_token(token) else {
+            return false;
+        };
+        let Some(sig) = token.rsplit('.').next().and_then(|s| hex::decode(s).ok()) else {
+            return false;
+        };
+        id == user
+            && self
+                .confirm_mac(user, expires, email)
+                .verify_slice(&sig)
+                .is_ok()
+    }
+
+    /// The six-digit code proving `phone` for `user` under the challenge `challenge`: worked
+    /// out again when sent and when entered, stored nowhere.
+    pub fn phone_code(&self, challenge: uuid::Uuid, user: uuid::Uuid, phone: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac = self.keyed.clone();
+        mac.update(Self::PHONE_CODE);
+        mac.update(challenge.as_bytes());
+        mac.update(user.as_bytes());
+        mac.update(phone.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        format!("{:06}", n % 1_000_000)
     }
 
     /// The user a token was made for, if it is genuine (constant-time comparison).
@@ -85,9 +154,10 @@ pub struct Passwords {
     /// Callers holding or waiting for a place.
     queued: Arc<std::sync::atomic::AtomicUsize>,
     max_queued: usize,
-    /// How long a real verification takes lately (µs): an unknown email waits as long, without
-    /// spending the CPU (anonymous guesses must not slow real logins).
-    verify_us: Arc<std::sync::atomic::AtomicU64>,
+    /// A hash of a random password: an unknown email is checked against it, so it takes the
+    /// same path, the same queue and the same time as a known one (no answer, no delay and no
+    /// refusal under load tells whether an address has an account).
+    decoy: Arc<str>,
 }
 
 /// A place in the hashing queue, given back when dropped.
@@ -102,17 +172,13 @@ impl Drop for Queued {
 impl Passwords {
     pub fn new(concurrency: usize) -> Result<Self, HashError> {
         let concurrency = concurrency.max(1);
-        // One real verification now: how long an unknown email should take from the start.
         let random: [u8; 16] = rand::random();
         let decoy = hash_blocking(&hex::encode(random))?;
-        let started = std::time::Instant::now();
-        verify_blocking("not the password", &decoy);
-        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency)),
             queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             max_queued: concurrency * (WAITING_PER_PLACE + 1),
-            verify_us: Arc::new(std::sync::atomic::AtomicU64::new(took)),
+            decoy: decoy.into(),
         })
     }
 
@@ -143,21 +209,16 @@ impl Passwords {
             .map_err(|e| HashError::Failed(e.to_string()))?
     }
 
-    /// Checks `password` against `stored`. With no user (`None`) no hash is computed: the answer
-    /// (false) comes after as long as a real check takes lately, so an unknown email answers like
-    /// a wrong password without costing the CPU.
+    /// Checks `password` against `stored`; with no user (`None`) against a decoy hash, the same
+    /// way (false): an unknown email costs and answers what a wrong password does, also when the
+    /// queue is full (503 for both).
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
-        use std::sync::atomic::Ordering;
-        let Some(phc) = stored else {
-            metrics::counter!("voucherd_password_checks_total", "result" => "unknown").increment(1);
-            let us = self.verify_us.load(Ordering::Acquire);
-            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
-            return Ok(false);
-        };
+        let known = stored.is_some();
+        let phc = stored.unwrap_or_else(|| self.decoy.to_string());
         let _queued = self.queue()?;
         let _permit = self
             .permits
@@ -165,18 +226,10 @@ impl Passwords {
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
         metrics::counter!("voucherd_password_checks_total", "result" => "argon2").increment(1);
-        let started = std::time::Instant::now();
         let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &phc))
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        // A moving average (7/8 old, 1/8 new) of how long a check takes.
-        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .verify_us
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |avg| {
-                Some(avg - avg / 8 + took / 8)
-            });
-        Ok(ok)
+        Ok(ok && known)
     }
 }
 
@@ -229,6 +282,44 @@ mod tests {
         for junk in ["", ".", "abc.def", &token[..40]] {
             assert_eq!(signer.verify_unsubscribe(junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn confirmation_links_confirm_only_their_user_and_address() {
+        let signer = LinkSigner::new(&b"k".repeat(32)).unwrap();
+        let user = uuid::Uuid::now_v7();
+        let token = signer.confirm_email_token(user, "Ann@Example.org", 1_900_000_000);
+        assert_eq!(
+            LinkSigner::read_confirm_token(&token),
+            Some((user, 1_900_000_000))
+        );
+        assert!(signer.confirms(&token, user, "ann@example.org"));
+        assert!(!signer.confirms(&token, user, "bob@example.org"));
+        assert!(!signer.confirms(&token, uuid::Uuid::now_v7(), "ann@example.org"));
+        let later = token.replacen(".1900000000.", ".1900000001.", 1);
+        assert!(
+            !signer.confirms(&later, user, "ann@example.org"),
+            "expiry is signed"
+        );
+        let other = LinkSigner::new(&b"x".repeat(32)).unwrap();
+        assert!(!other.confirms(&token, user, "ann@example.org"));
+        for junk in ["", "a.b.c", &token[..40]] {
+            assert!(!signer.confirms(junk, user, "ann@example.org"));
+        }
+    }
+
+    #[test]
+    fn phone_codes_are_six_digits_bound_to_their_challenge() {
+        let signer = LinkSigner::new(&b"k".repeat(32)).unwrap();
+        let (c, u) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let code = signer.phone_code(c, u, "+4915112345678");
+        assert_eq!(code.len(), 6);
+        assert!(code.chars().all(|ch| ch.is_ascii_digit()));
+        assert_eq!(code, signer.phone_code(c, u, "+4915112345678"));
+        assert_ne!(
+            code,
+            signer.phone_code(uuid::Uuid::now_v7(), u, "+4915112345678")
+        );
     }
 
     #[test]

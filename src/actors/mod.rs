@@ -109,13 +109,13 @@ impl Actors {
             campaign::CampaignRegistry::new(handle.clone(), deps.store.clone(), deps.clock.clone());
         campaigns.resume_distributions(outbox_wake.clone());
         let shards = deps.settings.digest.shards;
-        let max_vouchers = usize::from(deps.settings.digest.max_vouchers);
+        let composing = digest::Composing::of(&deps.settings);
         let shard_addrs = (0..shards)
             .map(|i| {
                 let (store, clock, wake) =
                     (deps.store.clone(), deps.clock.clone(), outbox_wake.clone());
                 supervise::start(&handle, move |_| {
-                    digest::DigestShard::new(i, shards, store, clock, max_vouchers, wake)
+                    digest::DigestShard::new(i, shards, store, clock, composing, wake)
                 })
             })
             .collect();
@@ -212,13 +212,14 @@ impl ActorAddrs {
         }
     }
 
-    /// Every shard, the notifier and the dispatcher look at their schedules now (after the
-    /// clock moved).
+    /// Every shard, the notifier, the housekeeper and the dispatcher look at their schedules
+    /// now (after the clock moved).
     pub fn wake_all(&self) {
         for shard in self.shards.iter() {
             shard.do_send(messages::Wake);
         }
         self.notifier.do_send(messages::Wake);
+        self.housekeeper.do_send(messages::Wake);
         self.outbox_wake.notify_one();
     }
 }

@@ -7,12 +7,17 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// Whether `ip` is a public unicast address: not loopback, private, link-local, unique-local,
-/// shared (CGNAT), unspecified, multicast, broadcast or documentation.
+/// Whether `ip` is a public unicast address: not loopback, private, link-local, shared (CGNAT),
+/// unspecified, multicast, broadcast, documentation, benchmarking or reserved. An IPv6 address
+/// is public only inside global unicast (2000::/3) and outside the blocks that carry or reach
+/// IPv4 or private networks (6to4 2002::/16, Teredo and the other IETF assignments of
+/// 2001::/23, documentation 2001:db8::/32); IPv4-mapped addresses are judged as IPv4, and
+/// everything else (NAT64 64:ff9b::/96, IPv4-compatible ::a.b.c.d, site-local fec0::/10,
+/// unique-local, link-local) is not public.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -22,6 +27,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 192 && b == 88 && c == 99)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
@@ -29,13 +36,12 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            let [first, second, ..] = v6.segments();
+            let global_unicast = (first & 0xe000) == 0x2000;
+            let ietf = first == 0x2001 && second < 0x0200;
+            let six_to_four = first == 0x2002;
+            let documentation = first == 0x2001 && second == 0x0db8;
+            global_unicast && !ietf && !six_to_four && !documentation
         }
     }
 }
@@ -157,6 +163,21 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            // Addresses that reach IPv4 or private networks by other roads.
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "::127.0.0.1",
+            "::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "fec0::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "100::1",
+            "192.0.0.1",
+            "192.88.99.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -230,3 +230,96 @@ pub fn requested_sms(
         .trim()
         .to_owned())
 }
+
+#[derive(Debug, Serialize)]
+struct AccountContext<'a> {
+    subject: String,
+    email: &'a str,
+    confirm_url: &'a str,
+    /// When the link stops working, UTC (`2026-12-10 09:30`).
+    expires: String,
+    public_url: &'a str,
+}
+
+/// The email with the link confirming `to` for its account, working until `expires_at`.
+pub fn confirm_email(
+    templates: &Templates,
+    to: &str,
+    confirm_url: &str,
+    expires_at: DateTime<Utc>,
+    message_id: String,
+    public_url: &str,
+) -> Result<Email, TemplateError> {
+    account_email(
+        templates,
+        [
+            "confirm_email_subject.txt",
+            "confirm_email.txt",
+            "confirm_email.html",
+        ],
+        AccountContext {
+            subject: String::new(),
+            email: to,
+            confirm_url,
+            expires: expires_at.format("%Y-%m-%d %H:%M").to_string(),
+            public_url,
+        },
+        message_id,
+    )
+}
+
+/// The email telling the owner of `to` that someone tried to sign up with it.
+pub fn already_registered_email(
+    templates: &Templates,
+    to: &str,
+    message_id: String,
+    public_url: &str,
+) -> Result<Email, TemplateError> {
+    account_email(
+        templates,
+        [
+            "already_registered_subject.txt",
+            "already_registered.txt",
+            "already_registered.html",
+        ],
+        AccountContext {
+            subject: String::new(),
+            email: to,
+            confirm_url: "",
+            expires: String::new(),
+            public_url,
+        },
+        message_id,
+    )
+}
+
+/// An account email from its subject, text and HTML templates.
+fn account_email(
+    templates: &Templates,
+    [subject, text, html]: [&'static str; 3],
+    mut ctx: AccountContext<'_>,
+    message_id: String,
+) -> Result<Email, TemplateError> {
+    ctx.subject = templates.render(subject, &ctx)?.trim().to_owned();
+    Ok(Email {
+        to: ctx.email.to_owned(),
+        text: templates.render(text, &ctx)?,
+        html: templates.render(html, &ctx)?,
+        subject: ctx.subject,
+        message_id,
+        unsubscribe_url: None,
+    })
+}
+
+/// The text message carrying a phone code: the template and the code, nothing a customer wrote.
+pub fn phone_code_sms(
+    templates: &Templates,
+    code: &str,
+    minutes: i64,
+) -> Result<String, TemplateError> {
+    let ctx = serde_json::json!({"code": code, "minutes": minutes});
+    Ok(templates
+        .render("phone_code_sms.txt", &ctx)?
+        .trim()
+        .to_owned())
+}

@@ -30,6 +30,38 @@ const BUILT_IN: &[(&str, &str)] = &[
         "code_subject.txt",
         include_str!("templates/code_subject.txt"),
     ),
+    (
+        "confirm_email.html",
+        include_str!("templates/confirm_email.html"),
+    ),
+    (
+        "confirm_email.txt",
+        include_str!("templates/confirm_email.txt"),
+    ),
+    (
+        "confirm_email_subject.txt",
+        include_str!("templates/confirm_email_subject.txt"),
+    ),
+    (
+        "confirm_email_page.html",
+        include_str!("templates/confirm_email_page.html"),
+    ),
+    (
+        "already_registered.html",
+        include_str!("templates/already_registered.html"),
+    ),
+    (
+        "already_registered.txt",
+        include_str!("templates/already_registered.txt"),
+    ),
+    (
+        "already_registered_subject.txt",
+        include_str!("templates/already_registered_subject.txt"),
+    ),
+    (
+        "phone_code_sms.txt",
+        include_str!("templates/phone_code_sms.txt"),
+    ),
     ("alert.html", include_str!("templates/alert.html")),
     ("alert.txt", include_str!("templates/alert.txt")),
     (

@@ -114,27 +114,25 @@ impl CodeSpec {
             postfix: postfix.to_owned(),
         };
         let chars = spec.charset.chars();
-        if chars.len() < 2 {
+        if distinct_letters(&chars) < 2 {
             return Err(err("the charset needs at least two distinct characters"));
         }
         // A code is a cell of an export and a word at a till: what an imported code may not
         // hold, a generated one may not either (`check_code`).
         let separator = |c: char| matches!(c, ',' | ';' | '"');
+        let hidden = |c: char| c.is_control() || c.is_whitespace() || super::is_invisible(c);
         if chars
             .iter()
-            .any(|c| c.is_control() || c.is_whitespace() || *c == '#' || separator(*c))
+            .any(|c| hidden(*c) || *c == '#' || separator(*c))
         {
             return Err(err(
-                "the charset may not hold spaces, control characters, #, `,` `;` or `\"`",
+                "the charset may not hold spaces, control or invisible characters, #, `,` `;` or `\"`",
             ));
         }
         let fixed = format!("{}{}{}", spec.prefix, spec.pattern, spec.postfix);
-        if fixed
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || separator(c))
-        {
+        if fixed.chars().any(|c| hidden(c) || separator(c)) {
             return Err(err(
-                "prefix, pattern and postfix may not hold spaces, control characters, `,` `;` or `\"`",
+                "prefix, pattern and postfix may not hold spaces, control or invisible characters, `,` `;` or `\"`",
             ));
         }
         if fixed.chars().count() > MAX_CODE_LEN {
@@ -145,7 +143,7 @@ impl CodeSpec {
 
     /// How many distinct codes the pattern can make (saturating).
     pub fn space(&self) -> u128 {
-        let n = self.charset.chars().len() as u128;
+        let n = distinct_letters(&self.charset.chars()) as u128;
         let slots = self.pattern.chars().filter(|c| *c == '#').count() as u32;
         n.checked_pow(slots).unwrap_or(u128::MAX)
     }
@@ -167,20 +165,42 @@ impl CodeSpec {
     }
 }
 
+/// How many of `chars` are different characters of a code, which compare regardless of ASCII
+/// case (`a` and `A` are one).
+fn distinct_letters(chars: &[char]) -> usize {
+    let mut folded: Vec<char> = chars.iter().map(char::to_ascii_uppercase).collect();
+    folded.sort_unstable();
+    folded.dedup();
+    folded.len()
+}
+
 /// A code as given for import: 1 to 64 characters, no spaces, control characters or CSV
 /// separators (`,` `;` `"`: a code is a cell of an export).
 pub fn check_code(code: &str) -> Result<(), ValidationError> {
     let n = code.chars().count();
-    let bad = |c: char| c.is_control() || c.is_whitespace() || matches!(c, ',' | ';' | '"');
+    let bad = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || super::is_invisible(c)
+            || matches!(c, ',' | ';' | '"')
+    };
     if n == 0 || n > MAX_CODE_LEN || code.chars().any(bad) {
+        // The code is named with what it hides made visible (`SUMMER10\u{200b}`).
         return Err(ValidationError::new(
             "codes",
             format!(
-                "`{code}`: a code is 1 to 64 characters, no spaces, control characters, `,` `;` or `\"`"
+                "`{}`: a code is 1 to 64 characters, no spaces, control, invisible or direction-changing characters, `,` `;` or `\"`",
+                code.escape_debug()
             ),
         ));
     }
     Ok(())
+}
+
+/// A code as a till or a customer types it, in the form codes are compared in: ASCII letters
+/// in either case are the same letter (`summer10` is `SUMMER10`).
+pub fn code_key(code: &str) -> String {
+    code.to_ascii_uppercase()
 }
 
 /// The stored campaign (`campaigns` tree, by id).
@@ -652,6 +672,8 @@ pub enum CodeStatus {
     Available,
     Claimed,
     Redeemed,
+    /// Held for an order waiting for its payment: nobody's to use or see yet.
+    Reserved,
 }
 
 /// The stored code (`codes` tree, by the code itself: unique across the store).
@@ -703,12 +725,59 @@ pub struct Order {
     pub id: Uuid,
     pub campaign_id: Uuid,
     pub customer: Uuid,
+    /// The codes it holds (reserved while unpaid, the customer's once paid; given back when it
+    /// expired).
     pub codes: Vec<String>,
     pub amount_cents: i64,
     /// Where the codes may be sent by SMS.
     pub phone: Option<String>,
     #[serde(with = "crate::domain::times::micros")]
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub status: OrderStatus,
+    /// An unpaid order's deadline: unpaid then, it expires and its codes go back.
+    #[serde(default, with = "crate::domain::times::micros_opt")]
+    pub pay_by: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::domain::times::micros_opt")]
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The shop's reference of the payment (a PSP's transaction id), as confirmed.
+    #[serde(default)]
+    pub payment_ref: Option<String>,
+    #[serde(default, with = "crate::domain::times::micros_opt")]
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+/// Where an order stands: waiting for its payment (its codes held, shown to nobody), paid (its
+/// codes the customer's; also an order with nothing to pay), or expired unpaid (its codes given
+/// back to the pool).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    PendingPayment,
+    #[default]
+    Paid,
+    Expired,
+}
+
+impl Order {
+    pub const VERSION: u16 = 2;
+
+    /// Whether its deadline has passed unpaid at `now` (expired, or due to be).
+    pub fn is_lapsed(&self, now: DateTime<Utc>) -> bool {
+        match self.status {
+            OrderStatus::Expired => true,
+            OrderStatus::PendingPayment => self.pay_by.is_some_and(|t| t <= now),
+            OrderStatus::Paid => false,
+        }
+    }
+}
+
+impl Campaign {
+    /// Whether its codes are sold, not given: a price, or a gift card (which carries money).
+    /// Such codes are never claimed; a customer's order holds them until it is paid.
+    pub fn requires_payment(&self) -> bool {
+        self.price_cents.is_some_and(|p| p > 0) || self.kind == CampaignKind::GiftCard
+    }
 }
 
 /// A redemption of a code against an order (`redemptions` tree, by id).
@@ -745,12 +814,14 @@ pub struct Redemption {
 impl Redemption {
     pub const VERSION: u16 = 2;
 
-    /// Who redeemed, as the per-customer counts and budgets know them.
+    /// Who redeemed, as the per-customer counts and budgets know them: the user it counted for
+    /// (a unique code's holder; a shared code's customer, also one the shop named by their
+    /// email), else the shop's reference.
     pub fn customer_key(&self) -> Option<super::promotion::Customer> {
         use super::promotion::Customer;
-        match (&self.customer_ref, self.customer) {
-            (Some(r), _) => Some(Customer::Ref(r.clone())),
-            (None, Some(u)) => Some(Customer::User(u)),
+        match (self.customer, &self.customer_ref) {
+            (Some(u), _) => Some(Customer::User(u)),
+            (None, Some(r)) => Some(Customer::Ref(r.clone())),
             (None, None) => None,
         }
     }
@@ -800,6 +871,31 @@ mod tests {
         assert!(CodeSpec::new(None, Some(8), Charset::Upper, "A;", "").is_err());
         assert!(CodeSpec::new(None, Some(8), Charset::Upper, "", "\"").is_err());
         assert!(CodeSpec::new(None, Some(60), Charset::Upper, "XMAS-", "").is_err());
+        // Codes compare regardless of ASCII case: `aA` is one character, `aAb` two.
+        assert!(CodeSpec::new(None, Some(8), Charset::Custom("aA".into()), "", "").is_err());
+        let two = CodeSpec::new(Some("##"), None, Charset::Custom("aAb".into()), "", "").unwrap();
+        assert_eq!(two.space(), 4);
+        assert!(CodeSpec::new(None, Some(8), Charset::Upper, "X\u{200B}", "").is_err());
+    }
+
+    #[test]
+    fn codes_hide_nothing() {
+        for bad in [
+            "SUMMER10\u{200b}",
+            "\u{feff}SUMMER10",
+            "SUM\u{202e}01",
+            "SUMMER\u{00ad}10",
+            "",
+        ] {
+            let e = check_code(bad).unwrap_err();
+            assert!(
+                !e.message.contains('\u{200b}'),
+                "the message shows it escaped: {}",
+                e.message
+            );
+        }
+        assert!(check_code("SUMMER10").is_ok());
+        assert_eq!(code_key("summer10"), "SUMMER10");
     }
 
     proptest! {
@@ -822,7 +918,7 @@ mod tests {
             let spec = CodeSpec::new(Some(&pattern), None, charset.clone(), &prefix, &postfix);
             let Ok(spec) = spec else {
                 // Only a charset of fewer than two distinct characters is refused here.
-                prop_assert!(charset.chars().len() < 2);
+                prop_assert!(distinct_letters(&charset.chars()) < 2);
                 return Ok(());
             };
             let allowed = charset.chars();

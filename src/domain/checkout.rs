@@ -2,11 +2,15 @@
 //! campaign's counters as they stand, and what it takes off (line by line). Validations and
 //! redemptions run the same [`evaluate`]; pure, no store and no clock.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::campaign::{Campaign, CodeRecord, CodeStatus, Discount, Redemption};
-use super::promotion::{Applied, Cart, Checkout, Customer, Reason, check_rules, end_of_local_day};
+use super::promotion::{
+    Applied, Cart, Checkout, Customer, Per, Reason, check_rules, end_of_local_day,
+};
 
 /// A code as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +106,8 @@ pub fn evaluate(
         }
         None => match code.status {
             CodeStatus::Available => return Err(Reason::NotHeld),
+            // Held for an order not paid yet: nobody's to use, nobody told it exists.
+            CodeStatus::Reserved => return Err(Reason::NotFound),
             CodeStatus::Redeemed => return Err(Reason::Redeemed),
             CodeStatus::Claimed => {
                 if now >= code_expires_at(campaign, code.claimed_at, code.holder_tz) {
@@ -120,6 +126,126 @@ pub fn evaluate(
     }
     *cart = applied.1;
     Ok(applied.0)
+}
+
+/// Who a code's use counts for: a unique code's holder (the code is theirs, whoever is named),
+/// a shared code's named customer.
+pub fn counted_for(code: &CodeFacts, customer: Option<&Customer>) -> Option<Customer> {
+    match code.shared {
+        Some(_) => customer.cloned(),
+        None => code
+            .holder
+            .map(Customer::User)
+            .or_else(|| customer.cloned()),
+    }
+}
+
+/// One code of a cart as the engine sees it: its text as stored, its campaign and its facts.
+#[derive(Debug, Clone)]
+pub struct CartCode<'a> {
+    pub code: &'a str,
+    pub campaign: &'a Campaign,
+    pub facts: CodeFacts,
+}
+
+/// What the earlier codes of one request use: a later code sees the counters as stored plus
+/// these, so one request never counts on a use, a budget cent or a customer's allowance an
+/// earlier code of it took (validations and redemptions alike).
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// A shared campaign's uses per customer.
+    uses: HashMap<(Uuid, Customer), u32>,
+    /// (campaign, which budget, customer for a per-customer budget) → what is used of it.
+    budgets: HashMap<(Uuid, usize, Option<Customer>), i64>,
+    /// A shared code's uses (by its text as stored).
+    shared: HashMap<String, u64>,
+}
+
+impl Pending {
+    fn budget_key(
+        campaign: &Campaign,
+        i: usize,
+        who: Option<&Customer>,
+    ) -> (Uuid, usize, Option<Customer>) {
+        let per_customer = campaign
+            .promotion
+            .budgets
+            .get(i)
+            .is_some_and(|b| b.per == Per::Customer);
+        (campaign.id, i, who.filter(|_| per_customer).cloned())
+    }
+
+    /// `stored` (the counters as they stand) plus what this request used so far.
+    pub fn usage(&self, campaign: &Campaign, who: Option<&Customer>, mut stored: Usage) -> Usage {
+        if let Some(w) = who {
+            stored.customer_uses = stored.customer_uses.saturating_add(
+                self.uses
+                    .get(&(campaign.id, w.clone()))
+                    .copied()
+                    .unwrap_or(0),
+            );
+        }
+        stored
+            .budgets_used
+            .resize(campaign.promotion.budgets.len(), 0);
+        for (i, used) in stored.budgets_used.iter_mut().enumerate() {
+            let key = Self::budget_key(campaign, i, who);
+            *used = used.saturating_add(self.budgets.get(&key).copied().unwrap_or(0));
+        }
+        stored
+    }
+
+    /// `facts` with this request's earlier uses of the same shared code.
+    pub fn facts(&self, code: &str, mut facts: CodeFacts) -> CodeFacts {
+        if let Some((uses, limit)) = facts.shared {
+            let more = self.shared.get(code).copied().unwrap_or(0);
+            facts.shared = Some((uses.saturating_add(more), limit));
+        }
+        facts
+    }
+
+    /// Counts a code that applied, as its redemption will count once written.
+    pub fn count(&mut self, code: &CartCode<'_>, who: Option<&Customer>, applied: &Applied) {
+        let campaign = code.campaign;
+        if code.facts.shared.is_some() {
+            *self.shared.entry(code.code.to_owned()).or_default() += 1;
+            if let Some(w) = who {
+                *self.uses.entry((campaign.id, w.clone())).or_default() += 1;
+            }
+        }
+        for (i, budget) in campaign.promotion.budgets.iter().enumerate() {
+            let key = Self::budget_key(campaign, i, who);
+            *self.budgets.entry(key).or_default() += budget.cost(applied.discount_cents);
+        }
+    }
+}
+
+/// Evaluates a cart's codes in order, each against what the ones before left of the order
+/// (`cart`) and the counters as they stand (`stored`, per campaign and customer) plus what the
+/// earlier codes of the cart use: what redeeming them one after another would give, code by
+/// code. `codes` must name each code once (a request naming one twice is refused before).
+pub fn evaluate_cart(
+    codes: &[CartCode<'_>],
+    customer: Option<&Customer>,
+    stored: impl Fn(&Campaign, Option<&Customer>) -> Usage,
+    order: &Checkout,
+    now: DateTime<Utc>,
+) -> Vec<Result<Applied, Reason>> {
+    let mut cart = Cart::of(order);
+    let mut pending = Pending::default();
+    codes
+        .iter()
+        .map(|c| {
+            let who = counted_for(&c.facts, customer);
+            let usage = pending.usage(c.campaign, who.as_ref(), stored(c.campaign, who.as_ref()));
+            let facts = pending.facts(c.code, c.facts.clone());
+            let result = evaluate(c.campaign, &facts, customer, &usage, order, &mut cart, now);
+            if let Ok(applied) = &result {
+                pending.count(c, who.as_ref(), applied);
+            }
+            result
+        })
+        .collect()
 }
 
 /// What the code takes off what is left of the order, and the cart after it.
@@ -204,13 +330,15 @@ fn spread(amount: i64, lines: &[usize], cart: &mut Cart, applied: &mut Applied) 
 
 /// What a redemption that applied leaves: the code as it is after (a unique code used up, or a
 /// gift card drawn down; `None` for a shared code, whose record does not change: its uses are
-/// its redemptions) and the redemption's record.
+/// its redemptions) and the redemption's record, which names the customer it counts for as
+/// [`counted_for`] says (`reference`: the shop's own reference as given, kept for listings).
 #[allow(clippy::too_many_arguments)]
 pub fn redeemed(
     code: &CodeRecord,
     campaign: &Campaign,
     applied: &Applied,
     customer: Option<&Customer>,
+    reference: Option<&str>,
     shared: bool,
     order: &Checkout,
     id: Uuid,
@@ -240,10 +368,11 @@ pub fn redeemed(
         balance_cents: applied.balance_cents,
         created_at: now,
         rolled_back_at: None,
-        customer_ref: match customer {
+        // The shop's own reference as it gave it, also when it named one of our users.
+        customer_ref: reference.map(str::to_owned).or_else(|| match customer {
             Some(Customer::Ref(r)) => Some(r.clone()),
             _ => None,
-        },
+        }),
         currency: order.currency.clone(),
         lines: applied.lines.iter().map(|&(i, d)| (i as u32, d)).collect(),
         shared,

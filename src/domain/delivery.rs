@@ -92,6 +92,11 @@ pub enum Payload {
     Alert { notification_id: Uuid },
     /// The code a provider server gave for a customer's request.
     Requested { user_id: Uuid, request_id: Uuid },
+    /// An email about the account itself: the link that confirms an address, or the notice
+    /// that someone tried to sign up again with it.
+    Account { user_id: Uuid, mail: AccountMail },
+    /// The one-time code that proves a phone number is the customer's (by SMS).
+    PhoneCode { user_id: Uuid, challenge_id: Uuid },
 }
 
 impl Payload {
@@ -102,6 +107,8 @@ impl Payload {
             Payload::Code { .. } => "code",
             Payload::Alert { .. } => "alert",
             Payload::Requested { .. } => "requested",
+            Payload::Account { .. } => "account",
+            Payload::PhoneCode { .. } => "phone_code",
         }
     }
 
@@ -109,7 +116,9 @@ impl Payload {
         match self {
             Payload::Digest { user_id, .. }
             | Payload::Code { user_id, .. }
-            | Payload::Requested { user_id, .. } => Some(*user_id),
+            | Payload::Requested { user_id, .. }
+            | Payload::Account { user_id, .. }
+            | Payload::PhoneCode { user_id, .. } => Some(*user_id),
             Payload::Alert { .. } => None,
         }
     }
@@ -228,6 +237,31 @@ pub enum MessagePayload {
         user_id: Uuid,
         request_id: Uuid,
     },
+    Account {
+        user_id: Uuid,
+        mail: AccountMail,
+    },
+    PhoneCode {
+        user_id: Uuid,
+        challenge_id: Uuid,
+    },
+}
+
+/// Which account email (externally tagged: the store's encoding reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountMail {
+    /// The signed link confirming `email` (the account's address, or the one it asked to change
+    /// to), working until `expires_at`.
+    ConfirmEmail {
+        email: String,
+        #[serde(with = "crate::domain::times::micros")]
+        #[schema(value_type = String, format = DateTime)]
+        expires_at: DateTime<Utc>,
+    },
+    /// Someone tried to sign up with an address that has an account: its owner is told (the
+    /// one signing up is told nothing either way).
+    AlreadyRegistered,
 }
 
 impl MessagePayload {
@@ -252,12 +286,23 @@ impl MessagePayload {
                 user_id,
                 request_id,
             },
+            Self::Account { user_id, mail } => Payload::Account { user_id, mail },
+            Self::PhoneCode {
+                user_id,
+                challenge_id,
+            } => Payload::PhoneCode {
+                user_id,
+                challenge_id,
+            },
         }
     }
 
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Self::Code { user_id, .. } | Self::Requested { user_id, .. } => Some(*user_id),
+            Self::Code { user_id, .. }
+            | Self::Requested { user_id, .. }
+            | Self::Account { user_id, .. }
+            | Self::PhoneCode { user_id, .. } => Some(*user_id),
             Self::Alert { .. } => None,
         }
     }

@@ -59,9 +59,47 @@ pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
     uuid::Uuid::from_u128(id)
 }
 
-/// Zero-width, joiner, bidi mark, embedding, override and isolate characters, and the BOM.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+/// Characters that show nothing or change how the text around them reads: zero-width spaces and
+/// joiners, bidi marks, embeddings, overrides and isolates, the BOM, the soft hyphen, the
+/// combining grapheme joiner, Hangul fillers, Mongolian and other variation selectors,
+/// interlinear annotation marks and tag characters.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// The form two names are compared in (SKUs, retailers, categories of an order and of a
+/// campaign's rules): trimmed, compatibility-normalised (NFKC: full-width letters become
+/// ASCII), lower-cased, and stripped of combining marks (`İ` lower-cases to `i` plus a dot, so
+/// `GİFTCARD`, `ＧＩＦＴＣＡＲＤ` and `giftcard ` are one name). ASCII text takes a fast path.
+pub fn match_key(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    use unicode_normalization::char::is_combining_mark;
+    let s = s.trim();
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let lower: String = s.nfkc().flat_map(char::to_lowercase).collect();
+    lower
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && !is_invisible(*c))
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Whether `a` and `b` name the same thing once both are in [`match_key`] form; `b` is already
+/// in it (a key computed once), so ASCII `a` costs no allocation.
+pub fn matches_key(a: &str, b_key: &str) -> bool {
+    let t = a.trim();
+    if t.is_ascii() {
+        return t.eq_ignore_ascii_case(b_key);
+    }
+    match_key(t) == b_key
 }
 
 /// `cell` as a spreadsheet will show it rather than run it: a leading `'` before a cell that
@@ -103,6 +141,33 @@ mod tests {
     }
 
     #[test]
+    fn names_match_whatever_their_width_case_or_marks() {
+        for (a, b) in [
+            ("GIFTCARD", "giftcard"),
+            ("GIFTCARD ", "giftcard"),
+            ("  GiftCard", "giftcard"),
+            ("ＧＩＦＴＣＡＲＤ", "giftcard"),
+            ("GİFTCARD", "giftcard"),
+            ("Crème", "creme"),
+            ("ﬁle", "file"),
+        ] {
+            assert_eq!(super::match_key(a), b, "{a:?}");
+            assert!(super::matches_key(a, &super::match_key(b)), "{a:?}");
+        }
+        assert!(!super::matches_key("GIFTCARDS", "giftcard"));
+    }
+
+    proptest::proptest! {
+        /// A key is its own key (folding twice changes nothing), and text matches its own key.
+        #[test]
+        fn a_key_is_stable(s in "\\PC{0,20}") {
+            let k = super::match_key(&s);
+            proptest::prop_assert_eq!(super::match_key(&k), k.clone());
+            proptest::prop_assert!(super::matches_key(&s, &k));
+        }
+    }
+
+    #[test]
     fn bounded_text_trims_spaces_but_refuses_control_characters_anywhere() {
         assert_eq!(super::bounded_text("f", "  shop  ", 10).unwrap(), "shop");
         for bad in [
@@ -113,6 +178,9 @@ mod tests {
             "shop\u{202E}gnp.exe",
             "sh\u{200B}op",
             "\u{FEFF}shop",
+            "shop\u{00AD}",
+            "sh\u{2063}op",
+            "shop\u{E0041}",
         ] {
             assert!(super::bounded_text("f", bad, 10).is_err(), "{bad:?}");
         }

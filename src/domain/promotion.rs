@@ -161,12 +161,18 @@ impl Scope {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Names compare in [`super::match_key`] form: trimmed, width, case and marks folded, so
+    /// `GIFTCARD `, `ＧＩＦＴＣＡＲＤ` and `GİFTCARD` are all the excluded `giftcard`.
     fn admits(&self, value: Option<&str>) -> bool {
-        let included = self.include.is_empty()
-            || value.is_some_and(|v| self.include.iter().any(|i| i.eq_ignore_ascii_case(v)));
-        let excluded =
-            value.is_some_and(|v| self.exclude.iter().any(|e| e.eq_ignore_ascii_case(v)));
-        included && !excluded
+        if self.is_empty() {
+            return true;
+        }
+        let key = value.map(super::match_key);
+        let listed = |list: &[String]| {
+            key.as_deref()
+                .is_some_and(|k| list.iter().any(|e| super::matches_key(e, k)))
+        };
+        (self.include.is_empty() || listed(&self.include)) && !listed(&self.exclude)
     }
 
     fn checked(self, field: &'static str) -> Result<Self, ValidationError> {

@@ -66,6 +66,29 @@ impl Email {
     pub fn folded(&self) -> String {
         self.0.to_ascii_lowercase()
     }
+
+    /// The person behind the address: case-folded and, with `fold_plus_tags`, without a
+    /// `+tag` in the local part (`Ann+shop@Example.org` is `ann@example.org`): one person, one
+    /// account, one customer for limits and budgets.
+    pub fn person(&self, fold_plus_tags: bool) -> String {
+        person_key(&self.0, fold_plus_tags)
+    }
+}
+
+/// [`Email::person`] of an address already known to parse.
+fn person_key(address: &str, fold_plus_tags: bool) -> String {
+    let folded = address.trim().to_ascii_lowercase();
+    match folded.split_once('@') {
+        Some((local, domain)) if fold_plus_tags => {
+            let local = local.split_once('+').map_or(local, |(l, _)| l);
+            if local.is_empty() {
+                folded
+            } else {
+                format!("{local}@{domain}")
+            }
+        }
+        _ => folded,
+    }
 }
 
 /// A phone number in E.164: `+`, a non-zero digit, at most 15 digits in all.
@@ -240,22 +263,128 @@ pub struct User {
     /// (`default`: the JSON records of the first release have none.)
     #[serde(default, with = "crate::domain::times::micros_opt")]
     pub marketing_opt_out_at: Option<DateTime<Utc>>,
+    /// When the address in `email` was confirmed: its owner opened the link sent to it, or a
+    /// manager made the account. `None` until then.
+    #[serde(default, with = "crate::domain::times::micros_opt")]
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// An address asked for in place of `email`, waiting for its owner to confirm it.
+    #[serde(default)]
+    pub pending_email: Option<Email>,
+    /// When `phone` was proven by a one-time code sent to it. Until then the number is only
+    /// what the customer typed: it reserves nothing, and nothing is sent to it.
+    #[serde(default, with = "crate::domain::times::micros_opt")]
+    pub phone_verified_at: Option<DateTime<Utc>>,
+    /// The latest one-time code sent to prove a number, and when codes were sent lately.
+    #[serde(default)]
+    pub phone_challenge: Option<PhoneChallenge>,
 }
 
 impl User {
-    pub const VERSION: u16 = 2;
+    pub const VERSION: u16 = 3;
 
     /// Whether distributions by email may write to them.
     pub fn takes_marketing_email(&self) -> bool {
         self.marketing_opt_out_at.is_none()
     }
+
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
+
+    /// The number proven to be theirs, if any: the one SMS go to and a till finds them by.
+    pub fn verified_phone(&self) -> Option<&Phone> {
+        self.phone
+            .as_ref()
+            .filter(|_| self.phone_verified_at.is_some())
+    }
+}
+
+/// A one-time code sent by SMS to prove a phone number is the account's: which number, until
+/// when it may be entered and how many wrong tries are left. The code itself is stored nowhere:
+/// it is an HMAC of the challenge's id, the account and the number under the server's secret,
+/// worked out again when it is sent and when it is entered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneChallenge {
+    pub id: Uuid,
+    pub phone: Phone,
+    #[serde(with = "crate::domain::times::micros")]
+    pub expires_at: DateTime<Utc>,
+    pub tries_left: u32,
+    /// When codes were sent in the last 24 hours (µs since the epoch), for the daily cap.
+    pub sent_at: Vec<i64>,
+}
+
+/// Why a phone code is not sent or not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneRefusal {
+    #[error("as many codes as allowed were sent in the last 24 hours; try again later")]
+    TooManySent,
+    #[error("no code was sent to this number, or it has expired or been used: ask for a new one")]
+    NoCode,
+    #[error("the code is wrong")]
+    Wrong,
+}
+
+impl PhoneChallenge {
+    /// A new code for `phone` after `previous`, unless `per_day` were sent in the last 24 hours.
+    pub fn start(
+        previous: Option<&PhoneChallenge>,
+        phone: Phone,
+        id: Uuid,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        tries: u32,
+        per_day: u32,
+    ) -> Result<Self, PhoneRefusal> {
+        let day_ago = (now - chrono::Duration::days(1)).timestamp_micros();
+        let mut sent_at: Vec<i64> = previous
+            .map(|p| p.sent_at.iter().copied().filter(|t| *t > day_ago).collect())
+            .unwrap_or_default();
+        if sent_at.len() >= per_day as usize {
+            return Err(PhoneRefusal::TooManySent);
+        }
+        sent_at.push(now.timestamp_micros());
+        Ok(Self {
+            id,
+            phone,
+            expires_at: now + ttl,
+            tries_left: tries,
+            sent_at,
+        })
+    }
+
+    /// Whether a code may be entered now.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.tries_left > 0 && now < self.expires_at
+    }
+
+    /// An entered code, `right` or not: the number it proves, or why not. A wrong one uses a
+    /// try; the right one voids the challenge (each code proves once).
+    pub fn answer(&mut self, right: bool, now: DateTime<Utc>) -> Result<Phone, PhoneRefusal> {
+        if !self.is_open(now) {
+            return Err(PhoneRefusal::NoCode);
+        }
+        if right {
+            self.tries_left = 0;
+            Ok(self.phone.clone())
+        } else {
+            self.tries_left -= 1;
+            Err(PhoneRefusal::Wrong)
+        }
+    }
 }
 
 /// What a change to a user may touch. `None` leaves a field as it is; `phone: Some(None)` clears it.
+/// A new `email` or `phone` is unconfirmed unless the change confirms it too
+/// (`email_verified_at`, `phone_verified_at`).
 #[derive(Debug, Default)]
 pub struct UserChanges {
     pub email: Option<Email>,
+    pub email_verified_at: Option<Option<DateTime<Utc>>>,
+    pub pending_email: Option<Option<Email>>,
     pub phone: Option<Option<Phone>>,
+    pub phone_verified_at: Option<Option<DateTime<Utc>>>,
+    pub phone_challenge: Option<Option<PhoneChallenge>>,
     pub timezone: Option<Timezone>,
     pub digest_hour: Option<DigestHour>,
     pub digest_frequency: Option<DigestFrequency>,
@@ -270,10 +399,28 @@ impl UserChanges {
     pub fn apply(&self, user: &mut User, now: DateTime<Utc>) -> bool {
         let before = user.clone();
         if let Some(e) = &self.email {
+            if e.folded() != user.email.folded() {
+                user.email_verified_at = None;
+            }
             user.email = e.clone();
         }
+        if let Some(at) = self.email_verified_at {
+            user.email_verified_at = at;
+        }
+        if let Some(p) = &self.pending_email {
+            user.pending_email = p.clone();
+        }
         if let Some(p) = &self.phone {
+            if *p != user.phone {
+                user.phone_verified_at = None;
+            }
             user.phone = p.clone();
+        }
+        if let Some(at) = self.phone_verified_at {
+            user.phone_verified_at = at;
+        }
+        if let Some(c) = &self.phone_challenge {
+            user.phone_challenge = c.clone();
         }
         if let Some(tz) = self.timezone {
             user.timezone = tz;
@@ -336,6 +483,100 @@ mod tests {
         }
         assert!(Email::parse(&format!("{}@b.co", "a".repeat(300))).is_err());
         assert_eq!(Email::parse("A@B.Co").unwrap().folded(), "a@b.co");
+    }
+
+    #[test]
+    fn one_person_whatever_the_case_or_tag() {
+        let person = |s: &str, fold| Email::parse(s).unwrap().person(fold);
+        assert_eq!(person("Ann+shop@Example.org", true), "ann@example.org");
+        assert_eq!(person("ann@example.org", true), "ann@example.org");
+        assert_eq!(
+            person("Ann+shop@Example.org", false),
+            "ann+shop@example.org"
+        );
+        // A local part that is all tag stays as it is.
+        assert_eq!(person("+x@example.org", true), "+x@example.org");
+    }
+
+    #[test]
+    fn a_new_address_or_number_is_unconfirmed_until_proven() {
+        let at: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let mut u = sample(at);
+        u.email_verified_at = Some(at);
+        u.phone = Some(Phone::parse("+4915112345678").unwrap());
+        u.phone_verified_at = Some(at);
+        let same = UserChanges {
+            email: Some(Email::parse("ANN@example.org").unwrap()),
+            phone: Some(Some(Phone::parse("+4915112345678").unwrap())),
+            ..UserChanges::default()
+        };
+        same.apply(&mut u, at);
+        assert!(u.email_verified() && u.verified_phone().is_some());
+        let other = UserChanges {
+            email: Some(Email::parse("bob@example.org").unwrap()),
+            phone: Some(Some(Phone::parse("+4915100000000").unwrap())),
+            ..UserChanges::default()
+        };
+        other.apply(&mut u, at);
+        assert!(!u.email_verified());
+        assert_eq!(u.verified_phone(), None);
+    }
+
+    pub(crate) fn sample(at: DateTime<Utc>) -> User {
+        User {
+            v: User::VERSION,
+            id: Uuid::now_v7(),
+            email: Email::parse("ann@example.org").unwrap(),
+            password_hash: String::new(),
+            phone: None,
+            timezone: Timezone::parse("UTC").unwrap(),
+            digest_hour: DigestHour::default(),
+            digest_frequency: DigestFrequency::Daily,
+            role: Role::Customer,
+            created_at: at,
+            updated_at: at,
+            marketing_opt_out_at: None,
+            email_verified_at: None,
+            pending_email: None,
+            phone_verified_at: None,
+            phone_challenge: None,
+        }
+    }
+
+    #[test]
+    fn a_phone_code_is_bounded_in_tries_time_and_sends() {
+        let at: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let phone = Phone::parse("+4915112345678").unwrap();
+        let ttl = chrono::Duration::minutes(10);
+        let start = |prev: Option<&PhoneChallenge>, t| {
+            PhoneChallenge::start(prev, phone.clone(), Uuid::now_v7(), t, ttl, 3, 2)
+        };
+        let mut c = start(None, at).unwrap();
+        assert_eq!(c.answer(false, at), Err(PhoneRefusal::Wrong));
+        assert_eq!(c.answer(false, at), Err(PhoneRefusal::Wrong));
+        assert_eq!(
+            c.answer(true, at + ttl),
+            Err(PhoneRefusal::NoCode),
+            "expired"
+        );
+        assert_eq!(c.answer(true, at), Ok(phone.clone()));
+        assert_eq!(c.answer(true, at), Err(PhoneRefusal::NoCode), "used once");
+        let mut tried = start(None, at).unwrap();
+        for _ in 0..3 {
+            assert_eq!(tried.answer(false, at), Err(PhoneRefusal::Wrong));
+        }
+        assert_eq!(
+            tried.answer(true, at),
+            Err(PhoneRefusal::NoCode),
+            "out of tries"
+        );
+        // Two sends a day, then none until the first is a day old.
+        let second = start(Some(&c), at + chrono::Duration::hours(1)).unwrap();
+        assert_eq!(
+            start(Some(&second), at + chrono::Duration::hours(2)),
+            Err(PhoneRefusal::TooManySent)
+        );
+        assert!(start(Some(&second), at + chrono::Duration::hours(25)).is_ok());
     }
 
     #[test]

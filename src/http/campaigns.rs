@@ -699,11 +699,13 @@ fn is_csv(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
 }
 
-/// The codes of a CSV body: an optional `code` header, then one valid code a line (a final line
-/// end optional, no empty lines). A bad line is named.
+/// The codes of a CSV body: a byte-order mark skipped, an optional `code` header, then one valid
+/// code a line (a final line end optional, no empty lines). A bad line is named.
 pub fn codes_of_csv(body: &[u8]) -> Result<Vec<String>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::Invalid("codes: the file is not UTF-8 text".into()))?;
+    // Spreadsheets save UTF-8 with a byte-order mark: it is no part of the first code.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let text = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
@@ -749,7 +751,10 @@ async fn add_codes_csv(
         .map_err(|_| ApiError::Overloaded)?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            super::middleware::timed_out(&e)
+                .unwrap_or_else(|| ApiError::BadRequest(format!("unreadable body: {e}")))
+        })?;
         if body.len() + chunk.len() > MAX_CSV_BYTES {
             return Err(ApiError::PayloadTooLarge {
                 limit: MAX_CSV_BYTES,
@@ -778,6 +783,8 @@ async fn add_codes_csv(
 #[serde(rename_all = "snake_case")]
 pub enum CodeFilter {
     Available,
+    /// Held for orders waiting for their payment.
+    Reserved,
     Claimed,
     Redeemed,
     Expired,
@@ -849,6 +856,7 @@ async fn list_codes(
     let which = match query.status {
         None => Listed::All,
         Some(CodeFilter::Available) => Listed::Status(CodeStatus::Available),
+        Some(CodeFilter::Reserved) => Listed::Status(CodeStatus::Reserved),
         Some(CodeFilter::Claimed) => Listed::Status(CodeStatus::Claimed),
         Some(CodeFilter::Redeemed) => Listed::Status(CodeStatus::Redeemed),
         Some(CodeFilter::Expired) => Listed::Expired,
@@ -923,6 +931,7 @@ fn csv_rows(records: &[CodeRecord], header: bool) -> Result<Vec<u8>, csv::Error>
             CodeStatus::Available => "available",
             CodeStatus::Claimed => "claimed",
             CodeStatus::Redeemed => "redeemed",
+            CodeStatus::Reserved => "reserved",
         };
         out.write_record([
             crate::domain::spreadsheet_safe(&r.code).as_ref(),

@@ -182,7 +182,7 @@ async fn run(
         &state.store,
         &state.actors.outbox_wake,
         &state.clock,
-        usize::from(state.settings.digest.max_vouchers),
+        crate::actors::digest::Composing::of(&state.settings),
         user,
     )
     .await?;

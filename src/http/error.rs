@@ -24,9 +24,10 @@ pub struct Problem {
     /// Stable machine word: `validation_failed`, `unauthorized`, `invalid_credentials`,
     /// `forbidden`, `not_found`,
     /// `conflict`, `sold_out`, `limit_reached`, `campaign_not_active`, `code_not_redeemable`,
-    /// `usage_limit_reached`, `customer_limit_reached`, `budget_exhausted`, `method_not_allowed`,
-    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`,
-    /// `internal_error`.
+    /// `usage_limit_reached`, `customer_limit_reached`, `budget_exhausted`, `duplicate_code`,
+    /// `purchase_required`, `order_expired`, `email_unverified`, `method_not_allowed`,
+    /// `payload_too_large`, `unsupported_media_type`, `request_timeout`, `rate_limited`,
+    /// `overloaded`, `internal_error`.
     pub code: String,
 }
 
@@ -74,6 +75,21 @@ pub enum ApiError {
     /// An allowance of the caller's is used up (not a request rate): 429.
     #[error("{0}")]
     Throttled(String),
+    /// A priced campaign's codes are bought, never claimed: 409.
+    #[error("this campaign's codes are sold: place an order (POST /api/v1/orders) and pay it")]
+    PurchaseRequired,
+    /// The customer's email address is not confirmed yet: 403.
+    #[error("the customer's email address is not confirmed yet: open the link sent to it")]
+    EmailUnverified,
+    /// One request names a code twice: 422.
+    #[error("codes: `{0}` is listed more than once")]
+    DuplicateCode(String),
+    /// An unpaid order's deadline passed: 409.
+    #[error("the order was not paid in time: its codes went back to the campaign")]
+    OrderExpired,
+    /// The body did not arrive in time: 408.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("the server is busy; retry shortly")]
     Overloaded,
     #[error("internal error")]
@@ -105,6 +121,11 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } | ApiError::Throttled(_) => "rate_limited",
+            ApiError::PurchaseRequired => "purchase_required",
+            ApiError::EmailUnverified => "email_unverified",
+            ApiError::DuplicateCode(_) => "duplicate_code",
+            ApiError::OrderExpired => "order_expired",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
@@ -132,14 +153,21 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::NotAllowed(_) | ApiError::EmailUnverified => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_)
             | ApiError::SoldOut
             | ApiError::LimitReached(_)
-            | ApiError::Inapplicable(_) => StatusCode::CONFLICT,
-            ApiError::CampaignNotActive(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::Inapplicable(_)
+            | ApiError::PurchaseRequired
+            | ApiError::OrderExpired => StatusCode::CONFLICT,
+            ApiError::CampaignNotActive(_) | ApiError::DuplicateCode(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } | ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -227,6 +255,12 @@ impl From<crate::service::Error> for ApiError {
             Error::Inapplicable(reason) => ApiError::Inapplicable(reason),
             Error::Overloaded => ApiError::Overloaded,
             Error::TooMany(why) => ApiError::Throttled(why),
+            Error::PurchaseRequired => ApiError::PurchaseRequired,
+            Error::EmailUnverified => ApiError::EmailUnverified,
+            Error::DuplicateCode(code) => ApiError::DuplicateCode(code),
+            Error::OrderExpired => ApiError::OrderExpired,
+            Error::BadCredentials => ApiError::InvalidCredentials,
+            Error::Busy => ApiError::Overloaded,
             Error::Store(e) => e.into(),
         }
     }
@@ -257,6 +291,9 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         }
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: 0 },
+        JsonPayloadError::Payload(p) if super::middleware::timed_out(&p).is_some() => {
+            super::middleware::timed_out(&p).unwrap_or(ApiError::RequestTimeout(0))
+        }
         other => ApiError::BadRequest(format!("unreadable body: {other}")),
     }
 }

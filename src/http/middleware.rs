@@ -1,6 +1,7 @@
 //! Cross-cutting request handling: the request id header, HTTP metrics, turning a panicking
-//! handler into a 500 problem instead of a dropped connection and a dead worker, and answering a
-//! body actix itself refused (over the size limit, cut short) as a problem too.
+//! handler into a 500 problem instead of a dropped connection and a dead worker, answering a
+//! body actix itself refused (over the size limit, cut short) as a problem too, and a deadline
+//! for every request body (a client trickling or stalling its upload holds nothing for long).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
@@ -168,9 +169,101 @@ fn as_problem(e: &Error, limit: usize) -> Option<ApiError> {
     if e.as_error::<ApiError>().is_some() {
         return None;
     }
+    if let Some(p) = e.as_error::<actix_web::error::PayloadError>()
+        && let Some(timeout) = timed_out(p)
+    {
+        return Some(timeout);
+    }
     match e.as_response_error().status_code().as_u16() {
         413 => Some(ApiError::PayloadTooLarge { limit }),
         400 => Some(ApiError::BadRequest(format!("unreadable request: {e}"))),
         _ => None,
     }
+}
+
+/// Why a body stopped: it did not arrive within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0} s")]
+struct BodyTimedOut(u64);
+
+/// 408 when a body read failed because its deadline passed.
+pub fn timed_out(e: &actix_web::error::PayloadError) -> Option<ApiError> {
+    match e {
+        actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            let secs = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<BodyTimedOut>())
+                .map_or(0, |t| t.0);
+            Some(ApiError::RequestTimeout(secs))
+        }
+        _ => None,
+    }
+}
+
+/// A request body that ends in an error once `deadline` passes before it is whole.
+struct Deadline {
+    inner: actix_web::dev::Payload,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    secs: u64,
+    done: bool,
+}
+
+impl futures_util::Stream for Deadline {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(item) => Poll::Ready(item),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.done = true;
+                    metrics::counter!("voucherd_http_body_timeouts_total").increment(1);
+                    let secs = self.secs;
+                    Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, BodyTimedOut(secs)),
+                    ))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// Gives every request body `[http] body_timeout_s` from the moment its request arrived to be
+/// whole; past it the body ends in an error that answers 408 and the connection closes. Without
+/// it an upload sent a byte at a time (or not at all) holds its connection, its worker's memory
+/// and, for a CSV import, one of the import places, for as long as the client likes.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let secs = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .map_or(60, |s| s.settings.http.body_timeout_s);
+    let inner = req.take_payload();
+    if matches!(inner, actix_web::dev::Payload::None) {
+        // No body (a GET, a claim without one): nothing to wait for.
+        return next.call(req).await;
+    }
+    let deadline = Deadline {
+        inner,
+        sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(secs))),
+        secs,
+        done: false,
+    };
+    req.set_payload(actix_web::dev::Payload::from(
+        Box::pin(deadline) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+    ));
+    next.call(req).await
 }

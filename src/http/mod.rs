@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod campaigns;
 pub mod code_requests;
+pub mod confirmations;
 pub mod deliveries;
 pub mod digests;
 pub mod distributions;
@@ -90,6 +91,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(push::routes)
                 .configure(reports::routes)
                 .configure(users::routes)
+                .configure(confirmations::routes)
                 .configure(tokens::routes)
                 .configure(api_keys::routes)
                 .configure(networks::routes)
@@ -101,6 +103,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .configure(settings::routes),
         )
         .configure(unsubscribe::routes)
+        .configure(confirmations::pages)
         .configure(pages::routes)
         .configure(admin::routes)
         .configure(me::routes);
@@ -146,6 +149,7 @@ pub fn build_app(
         .app_data(error::payload_config(limit))
         .app_data(error::query_config())
         .app_data(error::path_config())
+        .wrap(actix_web::middleware::from_fn(middleware::body_deadline))
         .wrap(actix_web::middleware::from_fn(idempotency::idempotent))
         .wrap(actix_web::middleware::from_fn(rate_limit::limit))
         .wrap(actix_web::middleware::from_fn(middleware::observe))

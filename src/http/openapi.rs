@@ -435,6 +435,10 @@ pub fn declare_errors(doc: &mut Document) {
                 );
             }
             if has_body {
+                add(
+                    408,
+                    "The body did not arrive within `[http] body_timeout_s` seconds",
+                );
                 add(413, "The body is larger than the limit");
                 add(415, "The body is not application/json");
             }

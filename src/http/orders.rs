@@ -12,16 +12,19 @@ use super::error::{ApiError, Problem};
 use super::pagination::limit;
 use super::views::{LineDiscount, OrderBody, OrderTotals, RedeemableView, checkout_customer};
 use crate::domain::auth::Principal;
+use crate::domain::campaign::OrderStatus;
 use crate::domain::campaign::Redemption;
 use crate::domain::promotion::{Checkout, Customer};
 use crate::domain::user::Role;
 use crate::service::customers::acting_for;
-use crate::service::orders as use_case;
+use crate::service::orders::{self as use_case, Purchase};
 use crate::store::orders::RedemptionFilter;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(order)
         .service(get_order)
+        .service(pay)
+        .service(payment_callback)
         .service(redeem)
         .service(get_redemption)
         .service(list_redemptions)
@@ -41,6 +44,11 @@ pub struct NewOrder {
     pub phone: Option<String>,
     /// Managers: the customer buying.
     pub customer: Option<Uuid>,
+    /// Managers and API keys: the order is paid already (the default for them), so its codes
+    /// are the customer's at once; `false` holds them until `POST /orders/{id}/payment`. A
+    /// customer's order of sold codes always waits for its payment (`true` from a customer is
+    /// 403).
+    pub paid: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,16 +56,32 @@ pub struct OrderView {
     pub id: Uuid,
     pub campaign_id: Uuid,
     pub customer: Uuid,
+    /// `pending_payment` (its codes held, shown to nobody, until `pay_by`), `paid` (its codes
+    /// the customer's; also an order with nothing to pay) or `expired` (not paid in time: its
+    /// codes went back).
+    pub status: OrderStatus,
+    /// The codes, once paid.
     pub codes: Vec<String>,
     /// The campaign's price times the quantity (0 when it has no price).
     pub amount_cents: i64,
+    /// An unpaid order's deadline.
+    pub pay_by: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The payment's reference, as the shop confirmed it.
+    pub payment_ref: Option<String>,
+    pub expired_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
-/// Buy codes of a campaign, all or nothing (a customer for themselves; a manager with
-/// `{customer}`): 201 once durable; 409 `sold_out` when fewer are left, `limit_reached` past the
-/// per-customer limit; 422 `campaign_not_active`.
-#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewOrder, responses((status = 201, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// Buy codes of a campaign, all or nothing (a customer for themselves; a manager or an API key
+/// with `{customer}`): 201 once durable. Sold codes (a campaign with a price, or a gift card)
+/// bought by a customer are held for the order, shown to nobody, until it is paid (`POST
+/// /orders/{id}/payment`, or a signed payment callback) within `[orders] payment_timeout_s`;
+/// unpaid by then, the order expires and its codes go back. A manager's or an API key's order
+/// is paid at once unless it says `paid: false`. 409 `sold_out` when fewer are left,
+/// `limit_reached` past the per-customer limit; 422 `campaign_not_active`; 429 past the unpaid
+/// orders a customer may have at once.
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewOrder, responses((status = 201, body = OrderView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 #[post("/orders")]
 async fn order(
     state: web::Data<AppState>,
@@ -66,14 +90,16 @@ async fn order(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let customer = acting_for(&state.services, &who, b.customer)?;
-    let (order, _) = use_case::place(
-        &state.services,
-        b.campaign_id,
+    let by_manager = who.role.includes(Role::Manager);
+    let purchase = Purchase {
+        campaign: b.campaign_id,
         customer,
-        b.quantity,
-        b.phone.as_deref(),
-    )
-    .await?;
+        quantity: b.quantity,
+        phone: b.phone,
+        by_manager,
+        paid: b.paid.unwrap_or(by_manager),
+    };
+    let (order, _) = use_case::place(&state.services, purchase).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
         .json(OrderView::from(order)))
@@ -85,11 +111,85 @@ impl From<crate::domain::campaign::Order> for OrderView {
             id: o.id,
             campaign_id: o.campaign_id,
             customer: o.customer,
-            codes: o.codes,
+            status: o.status,
+            // Nobody's until paid; gone back once expired.
+            codes: if o.status == OrderStatus::Paid {
+                o.codes
+            } else {
+                Vec::new()
+            },
             amount_cents: o.amount_cents,
+            pay_by: o.pay_by,
+            paid_at: o.paid_at,
+            payment_ref: o.payment_ref,
+            expired_at: o.expired_at,
             created_at: o.created_at,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// The payment's reference at the shop or its payment provider (kept on the order).
+    #[schema(min_length = 1, max_length = 200)]
+    pub reference: Option<String>,
+}
+
+/// Confirm an order's payment (manager or API key): its codes become the customer's, 200 with
+/// them. Confirming a paid order again changes nothing; 409 `order_expired` once its deadline
+/// passed unpaid (its codes went back to the campaign).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path, description = "order id")), request_body(content = Payment, description = "Optional"), responses((status = 200, body = OrderView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/orders/{id}/payment")]
+async fn pay(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: actix_web::HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<web::Json<OrderView>, ApiError> {
+    who.require(Role::Manager)?;
+    let body: Payment = super::json::optional_json(&req, &body)?;
+    let (paid, _) = use_case::pay(&state.services, id.into_inner(), body.reference).await?;
+    Ok(web::Json(OrderView::from(paid)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentNotice {
+    pub order_id: Uuid,
+    /// The payment's reference at the payment provider.
+    #[schema(min_length = 1, max_length = 200)]
+    pub reference: Option<String>,
+}
+
+/// A payment provider (or the shop's payment back end) tells that an order is paid: the body
+/// signed `X-Signature: sha256=<hex HMAC-SHA256 of the body>` with `[orders] payment_secret`
+/// (401 when it does not verify, or no secret is set). The same as `POST /orders/{id}/payment`:
+/// the codes become the customer's, once (a repeated notice changes nothing); 409 for an order
+/// that expired unpaid.
+#[utoipa::path(tag = "campaigns", request_body = PaymentNotice, params(("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body with [orders] payment_secret>", pattern = "^sha256=[0-9a-f]{64}$")), responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/payments/callback")]
+async fn payment_callback(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let secret = state.settings.orders.payment_secret.expose();
+    let signature = req
+        .headers()
+        .get("x-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if secret.is_empty()
+        || !crate::security::verify_body_signature(secret.as_bytes(), &body, signature)
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let notice: PaymentNotice = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Invalid(format!("invalid body: {e}")))?;
+    let (paid, _) = use_case::pay(&state.services, notice.order_id, notice.reference).await?;
+    Ok(web::Json(OrderView::from(paid)))
 }
 
 /// One order (its customer, or a manager; anyone else 404): where an order's `Location` points.
@@ -113,8 +213,14 @@ async fn get_order(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRedemption {
+    /// One code; or `codes`.
     #[schema(min_length = 1, max_length = 64)]
-    pub code: String,
+    pub code: Option<String>,
+    /// A cart's codes (1 to 10), redeemed all or none, one after another, each against what
+    /// the ones before left and counting what they use; a code listed twice is 422
+    /// `duplicate_code`.
+    #[schema(min_items = 1, max_items = 10, value_type = Option<Vec<super::views::CodeText>>)]
+    pub codes: Option<Vec<String>>,
     /// A voucherd user: a unique code must be theirs (else `not_found`); a shared code counts
     /// its per-customer limit and budgets for them.
     pub customer: Option<Uuid>,
@@ -136,7 +242,7 @@ pub struct NewRedemption {
     pub order_amount_cents: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RedemptionView {
     pub id: Uuid,
     pub code: String,
@@ -179,20 +285,27 @@ impl From<Redemption> for RedemptionView {
     }
 }
 
-/// A redemption as made: the record, and the same breakdown a validation gives.
+/// A redemption as made: the record (the first code's, for a cart), every code's record, and
+/// the same breakdown a validation gives.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RedeemedView {
     #[serde(flatten)]
     pub redemption: RedemptionView,
+    /// One record per code, in the order given.
+    pub redemptions: Vec<RedemptionView>,
     pub valid: bool,
     pub order: OrderTotals,
     pub redeemables: Vec<RedeemableView>,
 }
 
-/// Redeem a code against an order (manager or API key): 201 with what it took off, per line.
-/// 404 for an unknown code or someone else's; 409 `usage_limit_reached`,
-/// `customer_limit_reached`, `budget_exhausted`, or `code_not_redeemable` with the reason
-/// (redeemed, expired, ended, paused, disabled, not held, spent, a rule not met).
+/// Redeem a code, or a cart's codes, against an order (manager or API key): 201 with what each
+/// took off, per line. A cart is one decision: its codes apply one after another, each counting
+/// what the earlier ones used (usage limits, the customer's limit, caps, budgets, balances), all
+/// or none. A `customer_ref` that is the email of one of our users with a confirmed address
+/// counts for that user (case and `+tags` folded). 404 for an unknown code or someone else's;
+/// 409 `usage_limit_reached`, `customer_limit_reached`, `budget_exhausted`, or
+/// `code_not_redeemable` with the reason (redeemed, expired, ended, paused, disabled, not held,
+/// spent, a rule not met); 422 `duplicate_code`.
 #[utoipa::path(tag = "campaigns", security(("bearer" = [])), request_body = NewRedemption, responses((status = 201, body = RedeemedView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/redemptions")]
 async fn redeem(
@@ -202,6 +315,15 @@ async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     who.require(Role::Manager)?;
     let b = body.into_inner();
+    let codes = match (b.code, b.codes) {
+        (Some(code), None) => vec![code],
+        (None, Some(codes)) => codes,
+        _ => {
+            return Err(ApiError::Invalid(
+                "codes: give code (one) or codes (a cart), not both".into(),
+            ));
+        }
+    };
     let customer = checkout_customer(&who, b.customer, b.customer_ref)?;
     let checkout = match (b.order, b.order_amount_cents) {
         (Some(_), Some(_)) => {
@@ -214,18 +336,31 @@ async fn redeem(
         (None, None) => Checkout::unpriced(),
     };
     let amount = checkout.priced.then_some(checkout.amount_cents);
-    let (redemption, applied) =
-        use_case::redeem(&state.services, b.code.clone(), customer, checkout).await?;
-    let amount = amount.unwrap_or(applied.discount_cents);
+    let made = use_case::redeem(&state.services, codes, customer, checkout).await?;
+    let discount: i64 = made.iter().map(|(_, a)| a.discount_cents).sum();
+    let amount = amount.unwrap_or(discount);
+    let redemptions: Vec<RedemptionView> = made
+        .iter()
+        .map(|(r, _)| RedemptionView::from(r.clone()))
+        .collect();
+    let redeemables = made
+        .into_iter()
+        .map(|(r, applied)| RedeemableView::of(r.code, &Ok(applied)))
+        .collect();
+    let first = redemptions
+        .first()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("a redemption of no code"))?;
     let view = RedeemedView {
         valid: true,
         order: OrderTotals {
             amount_cents: amount,
-            discount_cents: applied.discount_cents,
-            total_cents: amount - applied.discount_cents,
+            discount_cents: discount,
+            total_cents: amount - discount,
         },
-        redeemables: vec![RedeemableView::of(b.code, &Ok(applied))],
-        redemption: RedemptionView::from(redemption),
+        redeemables,
+        redemption: first,
+        redemptions,
     };
     Ok(HttpResponse::Created()
         .insert_header((
@@ -297,7 +432,11 @@ async fn list_redemptions(
     let customer_ref = q
         .customer_ref
         .map(|r| match Customer::reference(&r) {
-            Ok(Customer::Ref(r)) => Ok(r),
+            // Folded as redemptions keep it (an email's case and `+tag`).
+            Ok(Customer::Ref(r)) => Ok(crate::service::customers::reference_key(
+                &state.services,
+                &r,
+            )),
             Ok(Customer::User(_)) => Err(ApiError::BadRequest("customer_ref".into())),
             Err(e) => Err(ApiError::from(e)),
         })

@@ -1,5 +1,6 @@
-//! Rate limiting per verified token (per client address otherwise), and failed logins per
-//! account: GCRA limiters keyed in bounded `DashMap`s, shared by all workers. Allowed answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
+//! Rate limiting per verified token (per client address otherwise); sign-in attempts per account
+//! and address; new accounts per address; account emails per address they go to; phone codes per
+//! number and per address: GCRA limiters keyed in bounded `DashMap`s, shared by all workers. Allowed answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset`; refused ones are 429 `rate_limited` with `Retry-After`.
 //! Health, readiness and metrics are exempt: monitoring must not be throttled.
 
@@ -17,7 +18,7 @@ use dashmap::DashMap;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::config::RateLimitSettings;
+use crate::config::{AccountSettings, RateLimitSettings};
 
 use super::openapi::UNLIMITED as EXEMPT;
 /// How often idle keys are dropped from the map.
@@ -151,21 +152,49 @@ fn login_key(account: &str, address: &str) -> String {
     format!("{account}\u{0}{address}")
 }
 
-/// The limits of `[rate_limit]`: requests per client, and failed logins per account and address.
+/// Account emails (confirmation links, "you have an account" notices) one address receives an
+/// hour: signing up again and again with someone's address cannot flood their inbox.
+pub const MAILS_PER_HOUR: u32 = 3;
+/// Phone codes one number receives an hour, and (times ten) one client address asks for.
+pub const TEXTS_PER_HOUR: u32 = 3;
+
+/// The limits of `[rate_limit]` and `[accounts]`: requests per client; sign-in attempts per
+/// account and address; new accounts per address; account emails per recipient; phone codes per
+/// number and address.
 pub struct RateLimiter {
     requests: Gcra,
-    /// Failed logins per (account, client address).
+    /// Sign-in attempts (right or wrong) per (account, client address).
     logins: Gcra,
-    /// Failed logins per client address, over every account: [`ADDRESS_LOGINS`] times an account's.
+    /// Sign-in attempts per client address, over every account: [`ADDRESS_LOGINS`] times an
+    /// account's.
     login_addresses: Gcra,
+    /// New accounts per client address.
+    registrations: Gcra,
+    /// Account emails per address they go to.
+    mails: Gcra,
+    /// Phone codes per number they go to.
+    texts_to: Gcra,
+    /// Phone codes per client address asking.
+    texts_from: Gcra,
     proxies: Vec<(IpAddr, u8)>,
     epoch: Instant,
 }
 
 impl RateLimiter {
-    pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
+    pub fn new(settings: &RateLimitSettings, accounts: &AccountSettings) -> Arc<Self> {
         let per_minute = u64::from(settings.login_per_minute.max(1));
+        let hourly = |n: u32| {
+            Gcra::new(
+                3_600_000_000_000 / u64::from(n.max(1)),
+                n,
+                settings.max_clients,
+            )
+        };
         Arc::new(Self {
+            registrations: hourly(accounts.registrations_per_hour),
+            mails: hourly(MAILS_PER_HOUR),
+            texts_to: hourly(TEXTS_PER_HOUR),
+            texts_from: hourly(TEXTS_PER_HOUR * 10),
             requests: Gcra::new(
                 1_000_000_000 / u64::from(settings.per_second.max(1)),
                 settings.burst,
@@ -202,10 +231,11 @@ impl RateLimiter {
         self.requests.check_at(key, now)
     }
 
-    /// Refuses a login (or a password check) of `account` from `address` (see [`client_address`])
-    /// when that pair used up its failures, or the address did over all accounts. Failures count
-    /// per pair, not per account: nobody elsewhere can lock an account out, and the right
-    /// password from an address with no failures works.
+    /// Refuses a sign-in (or a password check) of `account` from `address` (see
+    /// [`client_address`]) when that pair used up its attempts, or the address did over all
+    /// accounts. Attempts count per pair, not per account: nobody elsewhere can lock an account
+    /// out. Right and wrong passwords count alike (each is a hash), and unknown accounts like
+    /// known ones.
     pub fn check_login(&self, account: &str, address: &str) -> Result<(), ApiError> {
         let now = self.now();
         let wait = self
@@ -221,11 +251,46 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one failed login of `account` from `address`.
-    pub fn login_failed(&self, account: &str, address: &str) {
+    /// Counts one sign-in attempt of `account` from `address`.
+    pub fn login_attempted(&self, account: &str, address: &str) {
         let now = self.now();
         self.logins.check_at(&login_key(account, address), now);
         self.login_addresses.check_at(address, now);
+    }
+
+    /// Counts one registration from `address`; refused (429) past `registrations_per_hour`.
+    pub fn check_registration(&self, address: &str) -> Result<(), ApiError> {
+        let d = self.registrations.check_at(address, self.now());
+        if d.allowed {
+            Ok(())
+        } else {
+            metrics::counter!("voucherd_registrations_throttled_total").increment(1);
+            Err(ApiError::RateLimited {
+                retry_after: d.retry_after_secs,
+            })
+        }
+    }
+
+    /// Whether an account email may go to `address` now (counted when it may).
+    pub fn allow_mail(&self, address: &str) -> bool {
+        self.mails.check_at(address, self.now()).allowed
+    }
+
+    /// Counts a phone code sent to `phone` at the request of `address`; refused (429) past
+    /// [`TEXTS_PER_HOUR`] for the number, or ten times that for the address.
+    pub fn check_text(&self, phone: &str, address: &str) -> Result<(), ApiError> {
+        let now = self.now();
+        let wait = self
+            .texts_to
+            .wait_at(phone, now)
+            .max(self.texts_from.wait_at(address, now));
+        if wait > 0 {
+            metrics::counter!("voucherd_phone_codes_throttled_total").increment(1);
+            return Err(ApiError::RateLimited { retry_after: wait });
+        }
+        self.texts_to.check_at(phone, now);
+        self.texts_from.check_at(address, now);
+        Ok(())
     }
 
     pub fn tracked_keys(&self) -> usize {
@@ -369,14 +434,17 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn limiter(per_second: u32, burst: u32) -> Arc<RateLimiter> {
-        RateLimiter::new(&RateLimitSettings {
-            per_second,
-            burst,
-            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
-            login_per_minute: 3,
-            max_clients: 100,
-            idempotency_keys_per_day: 10,
-        })
+        RateLimiter::new(
+            &RateLimitSettings {
+                per_second,
+                burst,
+                trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+                login_per_minute: 3,
+                max_clients: 100,
+                idempotency_keys_per_day: 10,
+            },
+            &crate::config::Settings::defaults().unwrap().accounts,
+        )
     }
 
     #[test]
@@ -430,7 +498,7 @@ mod tests {
         let l = limiter(10, 5);
         for _ in 0..3 {
             assert!(l.check_login("a@x.org", "ip:1").is_ok());
-            l.login_failed("a@x.org", "ip:1");
+            l.login_attempted("a@x.org", "ip:1");
         }
         assert!(matches!(
             l.check_login("a@x.org", "ip:1"),
@@ -443,9 +511,35 @@ mod tests {
         );
         // One address failing over many accounts is throttled as a whole.
         for n in 0..(3 * ADDRESS_LOGINS) {
-            l.login_failed(&format!("spray{n}@x.org"), "ip:3");
+            l.login_attempted(&format!("spray{n}@x.org"), "ip:3");
         }
         assert!(l.check_login("fresh@x.org", "ip:3").is_err());
+    }
+
+    #[test]
+    fn sign_ups_account_mails_and_phone_codes_are_bounded() {
+        let l = limiter(10, 5);
+        // Ten sign-ups an hour per address (the default).
+        for _ in 0..10 {
+            assert!(l.check_registration("ip:1").is_ok());
+        }
+        assert!(l.check_registration("ip:1").is_err());
+        assert!(l.check_registration("ip:2").is_ok());
+        // Three account emails an hour per recipient.
+        let sent = (0..5).filter(|_| l.allow_mail("ann@example.org")).count();
+        assert_eq!(sent, MAILS_PER_HOUR as usize);
+        // Three codes an hour per number; thirty per asking address.
+        for _ in 0..3 {
+            assert!(l.check_text("+4915100000001", "ip:3").is_ok());
+        }
+        assert!(l.check_text("+4915100000001", "ip:3").is_err());
+        for n in 0..27 {
+            assert!(l.check_text(&format!("+49151000001{n:02}"), "ip:3").is_ok());
+        }
+        assert!(
+            l.check_text("+4915199999999", "ip:3").is_err(),
+            "the address asked for 30"
+        );
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! `/api/v1/auth/tokens`: log in (a session token) and log out (revoke the presented token).
 
-use actix_web::{HttpResponse, delete, post, web};
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
-
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::domain::auth::{Principal, TokenKind, TokenRecord, new_token, token_hash};
+use crate::domain::auth::Principal;
+use crate::service::accounts;
+use actix_web::{HttpResponse, delete, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(login).service(logout);
@@ -29,10 +28,13 @@ pub struct TokenView {
 }
 
 /// Exchange email and password for a bearer token. Wrong password and unknown email get the
-/// same 401 `invalid_credentials` ("email or password is wrong"), in the same time. An account (known or not) that failed `login_per_minute` times
-/// in the last minute from one client address gets 429 there until its allowance comes back,
-/// right password or not; other addresses are not affected.
-#[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem), (status = 429, body = Problem)))]
+/// same 401 `invalid_credentials` ("email or password is wrong") after the same work, also when
+/// password checks are saturated (503 for both). Every attempt, right or wrong, counts: an
+/// account from one client address gets `login_per_minute` a minute (a burst of as many), an
+/// address five times that over all accounts, then 429 until the allowance comes back; other
+/// addresses are not affected. A user keeps at most `[accounts] max_sessions_per_user`
+/// sessions: signing in past it ends the oldest.
+#[utoipa::path(tag = "auth", request_body = Credentials, responses((status = 201, body = TokenView), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 #[post("/auth/tokens")]
 async fn login(
     state: web::Data<AppState>,
@@ -46,34 +48,8 @@ async fn login(
     let account = email.trim().to_ascii_lowercase();
     let address = super::rate_limit::client_address(&req, &state.rate_limiter);
     state.rate_limiter.check_login(&account, &address)?;
-    let user = state.store.run(move |s| s.users().by_email(&email)).await?;
-    let ok = state
-        .passwords
-        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-        .await?;
-    let Some(user) = user.filter(|_| ok) else {
-        state.rate_limiter.login_failed(&account, &address);
-        return Err(ApiError::InvalidCredentials);
-    };
-    let now = state.clock.now();
-    let expires_at = now + Duration::hours(i64::from(state.settings.auth.token_ttl_hours));
-    let token = new_token();
-    let record = TokenRecord {
-        v: TokenRecord::VERSION,
-        id: Uuid::now_v7(),
-        kind: TokenKind::Session,
-        user_id: Some(user.id),
-        role: None,
-        name: None,
-        created_at: now,
-        expires_at: Some(expires_at),
-        created_by: None,
-    };
-    let hash = token_hash(&token);
-    state
-        .store
-        .write(move |s| s.tokens().insert(&hash, &record))
-        .await?;
+    state.rate_limiter.login_attempted(&account, &address);
+    let (token, expires_at) = accounts::sign_in(&state.services, email, password).await?;
     Ok(HttpResponse::Created().json(TokenView { token, expires_at }))
 }
 

@@ -22,7 +22,10 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_user)
         .service(update)
         .service(erase)
-        .service(set_role);
+        .service(set_role)
+        .service(send_confirmation)
+        .service(send_phone_code)
+        .service(confirm_phone);
 }
 
 /// A user as clients see it (never the password hash).
@@ -30,7 +33,18 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
+    /// Whether `email` is confirmed (its owner opened the link sent to it, or a manager made
+    /// the account). Until then, with address confirmation on, no code goes to the account.
+    pub email_verified: bool,
+    /// An address asked for in place of `email`, waiting for its owner to open the link sent
+    /// to it.
+    pub pending_email: Option<String>,
+    /// The number on the account; SMS go to it and a till finds the account by it only once it
+    /// is confirmed (`phone_verified`).
     pub phone: Option<String>,
+    /// Whether `phone` was proven by a one-time code (`POST …/phone/verification`, then
+    /// `…/phone/verify`).
+    pub phone_verified: bool,
     #[schema(example = "Europe/Paris")]
     pub timezone: String,
     pub digest_hour: u8,
@@ -48,7 +62,10 @@ impl From<&User> for UserView {
         Self {
             id: u.id,
             email: u.email.as_str().to_owned(),
+            email_verified: u.email_verified(),
+            pending_email: u.pending_email.as_ref().map(|e| e.as_str().to_owned()),
             phone: u.phone.as_ref().map(|p| p.as_str().to_owned()),
+            phone_verified: u.verified_phone().is_some(),
             timezone: u.timezone.to_string(),
             digest_hour: u.digest_hour.get(),
             digest_frequency: u.digest_frequency,
@@ -87,8 +104,18 @@ pub struct NewUserBody {
     pub digest_hour: Option<i64>,
     #[serde(default)]
     pub digest_frequency: Option<DigestFrequency>,
-    /// Codes sent by email distributions (default true; false opts out).
+    /// Codes sent by email distributions: only when `true` (the default is no: consent is
+    /// never assumed).
     pub marketing_emails: Option<bool>,
+}
+
+/// What a sign-up answers while its address waits to be confirmed: the same whether or not the
+/// address had an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignUpPending {
+    /// `confirmation_sent`.
+    pub status: String,
+    pub message: String,
 }
 
 /// Every IANA timezone name this build knows, as the schema's `enum`.
@@ -132,10 +159,12 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    /// Needs `current_password`.
+    /// Needs `current_password`. With address confirmation on, a new address becomes
+    /// `pending_email` and a link goes to it; the account's address changes when it is opened.
     #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// E.164; `null` removes the phone number.
+    /// E.164; `null` removes the phone number. A new number is unconfirmed until a code sent
+    /// to it is entered (an admin's change for another user is taken as confirmed).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, pattern = "^\\+[1-9][0-9]{1,14}$")]
     pub phone: Option<Option<String>>,
@@ -145,7 +174,7 @@ pub struct UserPatch {
     #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: Option<i64>,
     pub digest_frequency: Option<DigestFrequency>,
-    /// Codes sent by email distributions (default true; false opts out).
+    /// Codes sent by email distributions: `true` opts in, `false` out.
     pub marketing_emails: Option<bool>,
     /// The new password (8 to 128 characters); needs `current_password`. Every other token of
     /// the user is revoked.
@@ -164,53 +193,69 @@ pub struct RoleBody {
     pub role: Role,
 }
 
-/// Register a customer.
+/// Register a customer. A visitor, with address confirmation on (`[accounts] verify_email`, the
+/// default), gets 202 and a link by email; an address that has an account gets the same 202 (its
+/// owner is told by email instead), so the answer says nothing about who has an account. A
+/// manager (with their token) makes a confirmed customer at once: 201, 409 for a taken address;
+/// so does anyone with confirmation off. At most `[accounts] registrations_per_hour` per client
+/// address (429).
 #[utoipa::path(
     tag = "users",
+    security((), ("bearer" = [])),
     request_body = NewUserBody,
     responses(
-        (status = 201, body = UserView),
-        (status = 409, description = "email taken", body = Problem),
+        (status = 201, description = "made by a manager, or with confirmation off", body = UserView),
+        (status = 202, description = "a confirmation link is on its way (whether or not the address had an account)", body = SignUpPending),
+        (status = 409, description = "email taken (managers, or with confirmation off)", body = Problem),
         (status = 422, description = "invalid field", body = Problem),
+        (status = 429, body = Problem),
     )
 )]
 #[post("/users")]
 async fn register(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    who: Option<Principal>,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let by_manager = who.is_some_and(|w| w.role.includes(Role::Manager));
+    if !by_manager {
+        let address = super::rate_limit::client_address(&req, &state.rate_limiter);
+        state.rate_limiter.check_registration(&address)?;
+    }
     let email = Email::parse(&body.email)?;
-    let password = Password::parse(&body.password)?;
-    let phone = body.phone.as_deref().map(Phone::parse).transpose()?;
-    let timezone = Timezone::parse(&body.timezone)?;
-    let digest_hour = body
-        .digest_hour
-        .map(DigestHour::parse)
-        .transpose()?
-        .unwrap_or(DigestHour::parse(i64::from(
-            state.settings.digest.default_hour,
-        ))?);
-    let password_hash = state.passwords.hash(password).await?;
-    let now = state.clock.now();
-    let user = User {
-        v: User::VERSION,
-        id: Uuid::now_v7(),
-        email,
-        password_hash,
-        phone,
-        timezone,
-        digest_hour,
+    let mail_to = email.person(true);
+    let sign_up = accounts::SignUp {
+        password: Password::parse(&body.password)?,
+        phone: body.phone.as_deref().map(Phone::parse).transpose()?,
+        timezone: Timezone::parse(&body.timezone)?,
+        digest_hour: body
+            .digest_hour
+            .map(DigestHour::parse)
+            .transpose()?
+            .unwrap_or(DigestHour::parse(i64::from(
+                state.settings.digest.default_hour,
+            ))?),
         digest_frequency: body.digest_frequency.unwrap_or_default(),
-        role: Role::Customer,
-        created_at: now,
-        updated_at: now,
-        marketing_opt_out_at: (body.marketing_emails == Some(false)).then_some(now),
+        marketing_emails: body.marketing_emails == Some(true),
+        email,
     };
-    let user = accounts::register(&state.services, user).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
-        .json(UserView::from(&user)))
+    let registering = accounts::Registering {
+        by_manager,
+        may_mail: state.rate_limiter.allow_mail(&mail_to),
+    };
+    match accounts::register(&state.services, sign_up, registering).await? {
+        accounts::Registered::Created(user) => Ok(HttpResponse::Created()
+            .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
+            .json(UserView::from(user.as_ref()))),
+        accounts::Registered::LinkSent => Ok(HttpResponse::Accepted().json(SignUpPending {
+            status: "confirmation_sent".into(),
+            message: "If this address can be used, a link to confirm it is on its way: open it, \
+                      then sign in."
+                .into(),
+        })),
+    }
 }
 
 /// The caller's own user.
@@ -332,6 +377,10 @@ async fn update(
     let body = body.into_inner();
     let mut changes = UserChanges {
         email: body.email.as_deref().map(Email::parse).transpose()?,
+        email_verified_at: None,
+        pending_email: None,
+        phone_verified_at: None,
+        phone_challenge: None,
         phone: body
             .phone
             .map(|p| p.as_deref().map(Phone::parse).transpose())
@@ -355,7 +404,11 @@ async fn update(
         let keep = (who.user_id == Some(id)).then_some(who.token_hash);
         tokens = TokensAfter::RevokeAllBut(keep);
     }
-    let user = accounts::update(&state.services, &who, id, changes, tokens).await?;
+    let may_mail = changes
+        .email
+        .as_ref()
+        .is_none_or(|e| state.rate_limiter.allow_mail(&e.person(true)));
+    let user = accounts::update(&state.services, &who, id, changes, tokens, may_mail).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
@@ -391,6 +444,7 @@ async fn set_role(
         id.into_inner(),
         changes,
         TokensAfter::Keep,
+        true,
     )
     .await?;
     Ok(web::Json(UserView::from(&user)))
@@ -414,16 +468,116 @@ async fn check_current_password(
     let user = load(state, id).await?;
     let account = user.email.folded();
     state.rate_limiter.check_login(&account, address)?;
+    state.rate_limiter.login_attempted(&account, address);
     if given.chars().count() > 512
         || !state
             .passwords
             .verify(given, Some(user.password_hash))
             .await?
     {
-        state.rate_limiter.login_failed(&account, address);
         return Err(missing());
     }
     Ok(())
+}
+
+/// Send a new link confirming the account's address, or the address it asked to change to (self
+/// or admin): 202. 409 when there is nothing to confirm; 429 when a link went there lately.
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), responses((status = 202, description = "a link is on its way"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+#[post("/users/{id}/email/verification")]
+async fn send_confirmation(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    who.may_access_user(id)?;
+    let user = load(&state, id).await?;
+    let to = user.pending_email.as_ref().unwrap_or(&user.email);
+    let may_mail = state.rate_limiter.allow_mail(&to.person(true));
+    accounts::send_confirmation(&state.services, id, may_mail).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneToConfirm {
+    /// The number to confirm (E.164); the one on the account when absent.
+    #[serde(default, deserialize_with = "super::json::some")]
+    #[schema(nullable = false, pattern = "^\\+[1-9][0-9]{1,14}$")]
+    pub phone: Option<String>,
+}
+
+/// A phone code on its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneCodeSent {
+    pub phone: String,
+    /// Until when the code may be entered.
+    pub expires_at: DateTime<Utc>,
+    pub tries_left: u32,
+}
+
+/// Send a one-time code by SMS to prove a phone number is the account's (self or admin): 202.
+/// The number counts as the account's (SMS, the wallet by phone, a till's look-up) only once the
+/// code is entered at `…/phone/verify`. 422 without an SMS gateway; 409 for a number confirmed
+/// already; 429 past the allowance of codes per account, number or client address.
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), request_body(content = PhoneToConfirm, description = "Optional: absent confirms the number on the account"), responses((status = 202, body = PhoneCodeSent), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+#[post("/users/{id}/phone/verification")]
+async fn send_phone_code(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: actix_web::HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    who.may_access_user(id)?;
+    let body: PhoneToConfirm = super::json::optional_json(&req, &body)?;
+    let phone = match body.phone.as_deref().map(Phone::parse).transpose()? {
+        Some(p) => p,
+        None => load(&state, id)
+            .await?
+            .phone
+            .ok_or_else(|| ApiError::Invalid("phone: give the number to confirm".into()))?,
+    };
+    let address = super::rate_limit::client_address(&req, &state.rate_limiter);
+    state.rate_limiter.check_text(phone.as_str(), &address)?;
+    let challenge = accounts::send_phone_code(&state.services, id, Some(phone)).await?;
+    Ok(HttpResponse::Accepted().json(PhoneCodeSent {
+        phone: challenge.phone.as_str().to_owned(),
+        expires_at: challenge.expires_at,
+        tries_left: challenge.tries_left,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneCode {
+    /// The six digits the SMS carried.
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: String,
+}
+
+/// Enter the code an SMS carried (self or admin): the number becomes the account's own,
+/// confirmed (an account that had confirmed it before loses it). A wrong code uses a try (422);
+/// an expired or used one is 422 too.
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), request_body = PhoneCode, responses((status = 200, body = UserView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[post("/users/{id}/phone/verify")]
+async fn confirm_phone(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: actix_web::HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<PhoneCode>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let id = id.into_inner();
+    who.may_access_user(id)?;
+    // Wrong codes count like wrong passwords: per account and client address.
+    let account = format!("phone:{id}");
+    let address = super::rate_limit::client_address(&req, &state.rate_limiter);
+    state.rate_limiter.check_login(&account, &address)?;
+    state.rate_limiter.login_attempted(&account, &address);
+    let user = accounts::confirm_phone(&state.services, id, body.into_inner().code).await?;
+    Ok(web::Json(UserView::from(&user)))
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<User, ApiError> {

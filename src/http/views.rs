@@ -252,7 +252,7 @@ pub enum Applicability {
 }
 
 /// What one code takes off one line.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LineDiscount {
     /// The line's position in `order.items`, from 0.
     pub index: u32,
@@ -317,6 +317,11 @@ pub fn checkout_customer(
     use crate::domain::promotion::Customer;
     use crate::domain::user::Role;
     let manager = who.role.includes(Role::Manager);
+    // A customer-role API key is nobody's: it would see which unique codes exist (`not_held`
+    // where a customer's session sees `not_found`).
+    if !manager && who.user_id.is_none() {
+        return Err(ApiError::Forbidden);
+    }
     match (customer, customer_ref) {
         (Some(_), Some(_)) => Err(ApiError::Invalid(
             "customer: give customer or customer_ref, not both".into(),

@@ -76,7 +76,7 @@ pub struct HeldCode {
     pub code: String,
     pub campaign_id: Uuid,
     pub campaign: String,
-    /// `claimed` or `redeemed`; `expired` once the campaign is over and it was not redeemed.
+    /// `claimed` or `redeemed`; `expired` once it is no longer valid and was not redeemed.
     pub status: String,
     pub claimed_at: Option<DateTime<Utc>>,
     pub balance_cents: Option<i64>,
@@ -108,6 +108,7 @@ pub struct Wallet {
 fn status_of(r: &CodeRecord, open_until: DateTime<Utc>, now: DateTime<Utc>) -> &'static str {
     match r.status {
         CodeStatus::Redeemed => "redeemed",
+        CodeStatus::Reserved => "reserved",
         _ if now >= open_until => "expired",
         CodeStatus::Claimed => "claimed",
         CodeStatus::Available => "available",
@@ -185,7 +186,11 @@ async fn wallet(
                 }
             }
             let mut items = Vec::with_capacity(records.len());
-            for r in records {
+            // Codes held for an unpaid order are nobody's yet.
+            for r in records
+                .into_iter()
+                .filter(|r| r.status != CodeStatus::Reserved)
+            {
                 let Some(c) = s.campaigns().get(r.campaign_id)? else {
                     continue;
                 };
@@ -234,7 +239,7 @@ pub struct CodeCheck {
     pub campaign_id: Uuid,
     /// The campaign's name.
     pub campaign: String,
-    /// `available`, `claimed`, `redeemed` or `expired`.
+    /// `available`, `reserved` (held for an unpaid order), `claimed`, `redeemed` or `expired`.
     pub status: String,
     pub balance_cents: Option<i64>,
     pub valid_from: DateTime<Utc>,
@@ -274,7 +279,8 @@ async fn code(
         .await?;
     let (r, c, holder_tz) = found.ok_or(ApiError::NotFound)?;
     let until = code_expires_at(&c, r.claimed_at, holder_tz);
-    let holder = r.holder.is_some() && r.holder == who.user_id;
+    // A code held for an unpaid order is not its customer's yet.
+    let holder = r.holder.is_some() && r.holder == who.user_id && r.status != CodeStatus::Reserved;
     if !who.role.includes(Role::Manager) && !holder {
         return Err(ApiError::NotFound);
     }
@@ -312,7 +318,9 @@ async fn code_qr(
         .run(move |s| s.codes().get(&wanted))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let holder = record.holder.is_some() && record.holder == who.user_id;
+    let holder = record.holder.is_some()
+        && record.holder == who.user_id
+        && record.status != CodeStatus::Reserved;
     if !who.role.includes(Role::Manager) && !holder {
         return Err(ApiError::NotFound);
     }

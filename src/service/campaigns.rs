@@ -326,13 +326,20 @@ async fn generate(svc: &Services, spec: CodeSpec, count: usize) -> Result<Vec<St
 
 /// Claims one code of a campaign for `customer`: the durable code record and the campaign
 /// (for its end). Decided and written in one step on the store's writer, where the pool lives
-/// (`Codes::claim_next`). 409 sold out or limit reached, 422 not active.
+/// (`Codes::claim_next`). 409 sold out, limit reached, or `purchase_required` (a priced
+/// campaign or a gift card: its codes are ordered and paid), 422 not active.
 pub async fn claim(
     svc: &Services,
     id: Uuid,
     customer: Uuid,
 ) -> Result<(CodeRecord, Arc<Campaign>), Error> {
     let campaign = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
+    // Sold codes are bought: an order, paid before its codes are shown (a price and a kind
+    // never change after creation).
+    if campaign.requires_payment() {
+        metrics::counter!("voucherd_claims_total", "result" => "purchase_required").increment(1);
+        return Err(Error::PurchaseRequired);
+    }
     let now = svc.clock.now();
     // A refusal from memory (ended, at the limit, sold out) is answered without a writer
     // command: a customer looping claims at their limit costs no flush.

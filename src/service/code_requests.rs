@@ -42,6 +42,17 @@ pub async fn ask(svc: &Services, ask: Ask) -> Result<CodeRequest, Error> {
             format!("provider `{}` does not offer `{product}`", ask.provider),
         ));
     }
+    // A text message or a push carries the product's name to a phone: only a name the operator
+    // listed, never words a customer typed ("*" admits any product on the web only).
+    if ask.channel != RequestChannel::Web && !offered.lists(&product) {
+        return Err(Error::invalid(
+            "product",
+            format!(
+                "by sms or push, ask for one of the products provider `{}` lists by name",
+                ask.provider
+            ),
+        ));
+    }
     let customer = ask.customer;
     if ask.channel == RequestChannel::Push {
         let subscribed = svc
@@ -56,26 +67,30 @@ pub async fn ask(svc: &Services, ask: Ask) -> Result<CodeRequest, Error> {
         }
     }
     let given = ask.phone.as_deref().map(Phone::parse).transpose()?;
+    // Only a number proven by a code is the customer's own.
     let own = svc
         .store
         .run(move |s| s.users().get(customer))
         .await?
         .ok_or(Error::NotFound)?
-        .phone;
+        .verified_phone()
+        .cloned();
     let phone = match (ask.channel, given) {
-        // A customer's texts go to their own number: a request is no way to text strangers.
-        (RequestChannel::Sms, Some(p))
-            if !ask.by_manager && own.as_ref().is_none_or(|o| o.as_str() != p.as_str()) =>
-        {
+        // A customer's numbers are their own confirmed one: a request is no way to text
+        // strangers, nor to file codes under someone else's number.
+        (_, Some(p)) if !ask.by_manager && own.as_ref() != Some(&p) => {
             return Err(Error::invalid(
                 "phone",
-                "an SMS goes to your own number (set it on your account)",
+                "give your own confirmed number (confirm it on your account first)",
             ));
         }
         (_, Some(p)) => Some(p.as_str().to_owned()),
         (RequestChannel::Sms, None) => {
             let phone = own.ok_or_else(|| {
-                Error::invalid("phone", "give one, or set the customer's number, for sms")
+                Error::invalid(
+                    "phone",
+                    "give one, or confirm the customer's number on their account, for sms",
+                )
             })?;
             Some(phone.as_str().to_owned())
         }

@@ -1,28 +1,71 @@
-//! Who a request acts for: the caller, or — a manager only — the customer they name.
+//! Who a request acts for, and who a checkout names: one person is one customer.
 
 use uuid::Uuid;
 
 use super::{Error, Services};
 use crate::domain::auth::Principal;
-use crate::domain::user::Role;
+use crate::domain::promotion::Customer;
+use crate::domain::user::{Email, Role};
 
 /// The customer a claim, an order or a code request is for: the caller's own user, or (a
 /// manager) an existing user they name. A customer naming someone else is refused (403); an
-/// API key, which is no user, must name one.
+/// API key, which is no user, must name one. Codes go only to confirmed people: with
+/// `[accounts] verify_email`, a customer whose address is not confirmed yet is refused (403
+/// `email_unverified`), whoever asks.
 pub fn acting_for(svc: &Services, who: &Principal, named: Option<Uuid>) -> Result<Uuid, Error> {
-    match named {
-        Some(c) if who.role.includes(Role::Manager) => {
-            // The role index holds every user: a memory read.
-            svc.store.users().role(c).ok_or(Error::NotFound)?;
-            Ok(c)
-        }
-        Some(c) if who.user_id == Some(c) => Ok(c),
-        Some(_) => Err(Error::Forbidden),
+    let customer = match named {
+        Some(c) if who.role.includes(Role::Manager) => c,
+        Some(c) if who.user_id == Some(c) => c,
+        Some(_) => return Err(Error::Forbidden),
         None => who.user_id.ok_or_else(|| {
             Error::invalid(
                 "customer",
                 "an API key acts for a customer: give {customer}",
             )
-        }),
+        })?,
+    };
+    // The account index holds every user: a memory read.
+    let verified = svc
+        .store
+        .users()
+        .verified(customer)
+        .ok_or(Error::NotFound)?;
+    if svc.settings.accounts.verify_email && !verified {
+        return Err(Error::EmailUnverified);
+    }
+    Ok(customer)
+}
+
+/// The person a checkout counts for, and the shop's reference as it is kept: a reference that
+/// is an email address is folded (case, and `+tags` with `[accounts] fold_plus_tags`), and
+/// when one of our users with a confirmed address is that person, the checkout counts for that
+/// user. So a user id, their email and their plus-address are one customer for per-customer
+/// limits and budgets. Memory only.
+pub fn checkout_person(
+    svc: &Services,
+    customer: Option<Customer>,
+) -> (Option<Customer>, Option<String>) {
+    let fold = svc.settings.accounts.fold_plus_tags;
+    match customer {
+        Some(Customer::Ref(r)) => match Email::parse(&r) {
+            Ok(email) => {
+                let reference = email.person(fold);
+                let person = match svc.store.users().person(&email, fold) {
+                    Some(user) => Customer::User(user),
+                    None => Customer::Ref(reference.clone()),
+                };
+                (Some(person), Some(reference))
+            }
+            Err(_) => (Some(Customer::Ref(r.clone())), Some(r)),
+        },
+        other => (other, None),
+    }
+}
+
+/// A shop's reference as listings filter by it: folded as [`checkout_person`] keeps it.
+pub fn reference_key(svc: &Services, reference: &str) -> String {
+    match Email::parse(reference) {
+        Ok(email) => email.person(svc.settings.accounts.fold_plus_tags),
+        Err(_) => reference.to_owned(),
     }
 }

@@ -209,30 +209,38 @@ fn followers(svc: &Services, target: &Target) -> Result<Vec<Uuid>, Error> {
     Ok(all)
 }
 
-/// The recipients a channel can reach, and how many it cannot: a text message needs a number,
-/// a push a subscription.
+/// The recipients a channel can reach, and how many it cannot: with `[accounts] verify_email`
+/// only people whose address is confirmed (an address someone else typed is not the person: a
+/// code must not land in an impostor's wallet); a text message needs a confirmed number, email
+/// consent to marketing email, a push a subscription.
 async fn reachable(
     svc: &Services,
     channel: Channel,
     recipients: Vec<Uuid>,
 ) -> Result<(Vec<Uuid>, u32), Error> {
-    if !matches!(channel, Channel::Sms | Channel::Push | Channel::Email) {
-        return Ok((recipients, 0));
-    }
+    let confirmed_only = svc.settings.accounts.verify_email;
     Ok(svc
         .store
         .run(move |s| {
             let mut with = Vec::with_capacity(recipients.len());
             let mut without = 0u32;
             for id in recipients {
+                if confirmed_only && s.users().verified(id) != Some(true) {
+                    without += 1;
+                    continue;
+                }
                 let reachable = match channel {
-                    Channel::Sms => s.users().get(id)?.and_then(|u| u.phone).is_some(),
-                    // Marketing email goes only to those who have not opted out.
+                    Channel::Sms => s
+                        .users()
+                        .get(id)?
+                        .is_some_and(|u| u.verified_phone().is_some()),
+                    // Marketing email goes only to those who agreed to it.
                     Channel::Email => s
                         .users()
                         .get(id)?
                         .is_some_and(|u| u.takes_marketing_email()),
-                    _ => !s.push_subscriptions().of_user(id)?.is_empty(),
+                    Channel::Push => !s.push_subscriptions().of_user(id)?.is_empty(),
+                    Channel::Webhook => true,
                 };
                 if reachable {
                     with.push(id);

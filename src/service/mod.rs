@@ -31,6 +31,10 @@ pub struct Services {
     pub clock: SharedClock,
     pub actors: ActorAddrs,
     pub settings: Arc<Settings>,
+    /// Signs and checks confirmation links, works out phone codes.
+    pub signer: crate::security::LinkSigner,
+    /// Password hashing, bounded and off the async threads.
+    pub passwords: crate::security::Passwords,
 }
 
 /// Why a use case did not change anything (or, for [`Error::Store`], could not say it did).
@@ -58,9 +62,27 @@ pub enum Error {
     /// The caller used up an allowance of theirs (429).
     #[error("{0}")]
     TooMany(String),
+    /// A priced campaign's codes (a price, or a gift card) are bought, never claimed (409).
+    #[error("this campaign's codes are sold: place an order (POST /api/v1/orders) and pay it")]
+    PurchaseRequired,
+    /// The customer has not confirmed their email address yet (403).
+    #[error("the customer's email address is not confirmed yet: open the link sent to it")]
+    EmailUnverified,
+    /// One request names a code twice (422).
+    #[error("codes: `{0}` is listed more than once")]
+    DuplicateCode(String),
+    /// An order was not paid in time: its codes went back (409).
+    #[error("the order was not paid in time: its codes went back to the campaign")]
+    OrderExpired,
     /// A queue is full (an actor's mailbox, a provider's places): retry shortly (503).
     #[error("the server is busy; retry shortly")]
     Overloaded,
+    /// An email and password that do not sign in (the same for an unknown email) (401).
+    #[error("email or password is wrong")]
+    BadCredentials,
+    /// Password hashing is saturated: retry shortly (503).
+    #[error("the server is busy; retry shortly")]
+    Busy,
     /// The store said no, or failed: its own kind decides the answer.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -78,6 +100,17 @@ impl From<Denied> for Error {
         match d {
             Denied::Forbidden => Error::Forbidden,
             Denied::Hidden => Error::NotFound,
+        }
+    }
+}
+
+impl From<crate::security::HashError> for Error {
+    fn from(e: crate::security::HashError) -> Self {
+        match e {
+            crate::security::HashError::Busy => Error::Busy,
+            crate::security::HashError::Failed(why) => {
+                Error::Store(StoreError::Blocking(format!("password hashing: {why}")))
+            }
         }
     }
 }

@@ -1,40 +1,81 @@
-//! Orders (codes bought, all or nothing, taken from the pool on the store's writer) and redemptions (a code
+//! Orders (codes bought, all or nothing, taken from the pool on the store's writer; sold codes
+//! held until their order is paid, given back when it expires) and redemptions (a cart's codes
 //! used against an order, and rolled back once), decided on the store's one writer.
 
 use uuid::Uuid;
 
+use super::customers::checkout_person;
 use super::{Error, Services};
-use crate::domain::campaign::{CodeRecord, Order, Redemption, check_code};
+use crate::domain::campaign::{CodeRecord, Order, Redemption, check_code, code_key};
 use crate::domain::promotion::{Applied, Checkout, Customer, MAX_CODES, Reason};
 use crate::domain::user::Phone;
 use crate::store::StoreError;
-use crate::store::orders::RedeemError;
+use crate::store::orders::{PayError, RedeemError};
 
 /// Codes one order may buy.
 pub const MAX_QUANTITY: u32 = 100;
 
-/// Buys `quantity` codes of a campaign for `customer`, all or nothing: the durable order.
-pub async fn place(
-    svc: &Services,
-    campaign: Uuid,
-    customer: Uuid,
-    quantity: u32,
-    phone: Option<&str>,
-) -> Result<(Order, Vec<CodeRecord>), Error> {
-    if !(1..=MAX_QUANTITY).contains(&quantity) {
+/// An order as asked for.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub campaign: Uuid,
+    pub customer: Uuid,
+    pub quantity: u32,
+    /// Where the codes may be sent by SMS.
+    pub phone: Option<String>,
+    /// A manager or an API key places it (for a customer at a till, or a shop's checkout).
+    pub by_manager: bool,
+    /// Paid already: the codes are the customer's at once. Only a manager or an API key says
+    /// so; a customer's order of sold codes waits for its payment.
+    pub paid: bool,
+}
+
+/// Buys `quantity` codes of a campaign for `customer`, all or nothing: the durable order and
+/// its codes. A customer's order of sold codes (a price, or a gift card) holds its codes for
+/// `[orders] payment_timeout_s` and shows none of them until it is paid (`pay`); one with
+/// nothing to pay, or placed as paid by a manager or an API key, gives them at once. A
+/// customer gives only their own confirmed phone number.
+pub async fn place(svc: &Services, p: Purchase) -> Result<(Order, Vec<CodeRecord>), Error> {
+    if !(1..=MAX_QUANTITY).contains(&p.quantity) {
         return Err(Error::invalid("quantity", "must be 1 to 100"));
     }
-    let phone = phone
-        .map(Phone::parse)
-        .transpose()?
-        .map(|p| p.as_str().to_owned());
+    if p.paid && !p.by_manager {
+        return Err(Error::Forbidden);
+    }
+    let phone = p.phone.as_deref().map(Phone::parse).transpose()?;
+    if let (Some(phone), false) = (&phone, p.by_manager) {
+        let customer = p.customer;
+        let own = svc
+            .store
+            .run(move |s| s.users().get(customer))
+            .await?
+            .and_then(|u| u.verified_phone().cloned());
+        if own.as_ref() != Some(phone) {
+            return Err(Error::invalid(
+                "phone",
+                "give your own confirmed number (confirm it on your account first)",
+            ));
+        }
+    }
+    let phone = phone.map(|p| p.as_str().to_owned());
     let now = svc.clock.now();
-    let id = campaign;
+    let id = p.campaign;
     // Refused from memory when it cannot go through (no writer command, no flush).
     let known = svc.store.campaigns().shared(id).ok_or(Error::NotFound)?;
+    let unpaid = known.requires_payment() && !p.paid;
+    let orders = &svc.settings.orders;
+    if unpaid && svc.store.orders().unpaid_of(p.customer) >= orders.max_pending_per_customer {
+        return Err(Error::TooMany(format!(
+            "at most {} unpaid orders at once: pay or let one expire first",
+            orders.max_pending_per_customer
+        )));
+    }
     svc.store
         .codes()
-        .may_hand_out(&known, customer, quantity, now)?;
+        .may_hand_out(&known, p.customer, p.quantity, now)?;
+    let pay_by = unpaid.then(|| now + chrono::Duration::seconds(orders.payment_timeout_s as i64));
+    let (customer, quantity, max_unpaid) =
+        (p.customer, p.quantity, orders.max_pending_per_customer);
     let placed = svc
         .store
         .write(move |s| {
@@ -42,42 +83,102 @@ pub async fn place(
             let Some(campaign) = s.campaigns().shared(id) else {
                 return Err(StoreError::NotFound);
             };
-            s.orders().place(&campaign, customer, quantity, phone, now)
+            if pay_by.is_some() && s.orders().unpaid_of(customer) >= max_unpaid {
+                return Err(StoreError::LimitReached {
+                    what: "unpaid orders at once",
+                    max: max_unpaid as usize,
+                });
+            }
+            s.orders()
+                .place(&campaign, customer, quantity, phone, pay_by, now)
         })
         .await
         .map_err(|e| match e {
             StoreError::NotFound => Error::NotFound,
+            e @ StoreError::LimitReached { .. } => Error::TooMany(e.to_string()),
             e => Error::Store(e),
         })?;
-    Ok(placed?)
+    let placed = placed?;
+    metrics::counter!("voucherd_orders_total", "result" => if unpaid { "pending_payment" } else { "paid" })
+        .increment(1);
+    Ok(placed)
 }
 
-/// Redeems a code against an order: the redemption and what it took off (per line). 409 with
-/// the reason when the code does not apply; 404 when there is no such code (or it is someone
-/// else's).
+/// Confirms an order's payment (a manager, an API key, or a signed payment callback): its codes
+/// become the customer's. Paying it again changes nothing; 409 `order_expired` once its
+/// deadline passed unpaid (its codes went back).
+pub async fn pay(
+    svc: &Services,
+    id: Uuid,
+    reference: Option<String>,
+) -> Result<(Order, Vec<CodeRecord>), Error> {
+    let reference = reference
+        .map(|r| crate::domain::bounded_text("reference", &r, 200))
+        .transpose()?;
+    let now = svc.clock.now();
+    let paid = svc
+        .store
+        .write(move |s| Ok(s.orders().pay(id, reference, now)))
+        .await?;
+    match paid {
+        Ok(paid) => {
+            metrics::counter!("voucherd_orders_total", "result" => "paid_later").increment(1);
+            Ok(paid)
+        }
+        Err(PayError::Unknown) => Err(Error::NotFound),
+        Err(PayError::Expired) => Err(Error::OrderExpired),
+        Err(PayError::Store(e)) => Err(Error::Store(e)),
+    }
+}
+
+/// The codes of a cart, checked: 1 to 10, each a valid code, none twice (whatever the case of
+/// its ASCII letters: a till typing `summer10` twice names one code).
+fn cart(codes: &[String]) -> Result<(), Error> {
+    if codes.is_empty() || codes.len() > MAX_CODES {
+        return Err(Error::invalid("codes", "give 1 to 10 codes"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in codes {
+        check_code(c)?;
+        if !seen.insert(code_key(c)) {
+            return Err(Error::DuplicateCode(c.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Redeems a cart's codes against an order, all or none: each redemption and what it took off
+/// (per line), in the order given. 409 with the reason when one does not apply (counted with
+/// the cart's earlier codes); 404 when one is no such code (or someone else's).
 pub async fn redeem(
     svc: &Services,
-    code: String,
+    codes: Vec<String>,
     customer: Option<Customer>,
     order: Checkout,
-) -> Result<(Redemption, Applied), Error> {
+) -> Result<Vec<(Redemption, Applied)>, Error> {
+    cart(&codes)?;
+    let (customer, reference) = checkout_person(svc, customer);
     let now = svc.clock.now();
+    let n = codes.len() as u64;
     let redeemed = svc
         .store
-        .write(move |s| Ok(s.orders().redeem(&code, customer.as_ref(), &order, now)))
+        .write(move |s| {
+            Ok(s.orders()
+                .redeem(&codes, customer.as_ref(), reference.as_deref(), &order, now))
+        })
         .await?;
     let result = if redeemed.is_ok() {
         "redeemed"
     } else {
         "refused"
     };
-    metrics::counter!("voucherd_redemptions_total", "result" => result).increment(1);
-    let (redemption, applied, budget_low) = redeemed?;
+    metrics::counter!("voucherd_redemptions_total", "result" => result).increment(n);
+    let (made, budget_low) = redeemed?;
     if budget_low {
         // Admins hear of it now rather than at the notifier's next look (a full mailbox: then).
         let _ = svc.actors.notifier.try_send(crate::actors::messages::Wake);
     }
-    Ok((redemption, applied))
+    Ok(made)
 }
 
 /// What a validation found: per code, the campaign it belongs to (when the caller may know)
@@ -92,12 +193,8 @@ pub async fn validate(
     customer: Option<Customer>,
     order: Checkout,
 ) -> Result<Validated, Error> {
-    if codes.is_empty() || codes.len() > MAX_CODES {
-        return Err(Error::invalid("codes", "give 1 to 10 codes"));
-    }
-    for c in &codes {
-        check_code(c)?;
-    }
+    cart(&codes)?;
+    let (customer, _) = checkout_person(svc, customer);
     let now = svc.clock.now();
     let store = svc.store.clone();
     let checked = svc

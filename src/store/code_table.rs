@@ -2,7 +2,9 @@
 //! position among all codes made since the store opened), its text lives in one shared buffer,
 //! its status in a byte and its holder in four (holders are numbered once). Found by text through
 //! a hash table of ids. About 30 bytes a code plus its text, against ~130 for a map from a
-//! shared string to a record: a million-code pool costs ~40 MB here.
+//! shared string to a record: a million-code pool costs ~40 MB here. Codes are found regardless
+//! of ASCII letter case (a till types `summer10` for `SUMMER10`): the table hashes a code's
+//! upper-cased form, and a code typed exactly as stored is preferred to one differing in case.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -48,15 +50,29 @@ impl CodeTable {
         let hasher = &self.hasher;
         let (bytes, ends) = (&self.text, &self.ends);
         self.by_text
-            .reserve(more, |&id| hasher.hash_one(bytes_of(bytes, ends, id)));
+            .reserve(more, |&id| folded_hash(hasher, bytes_of(bytes, ends, id)));
     }
 
     pub(crate) fn text(&self, id: CodeId) -> &str {
         text_of(&self.text, &self.ends, id)
     }
 
+    /// The code typed as `code`: the one stored exactly so, else one differing only in the case
+    /// of ASCII letters.
     pub(crate) fn find(&self, code: &str) -> Option<CodeId> {
-        let hash = self.hasher.hash_one(code.as_bytes());
+        self.find_exact(code).or_else(|| {
+            let hash = folded_hash(&self.hasher, code.as_bytes());
+            self.by_text
+                .find(hash, |&id| {
+                    bytes_of(&self.text, &self.ends, id).eq_ignore_ascii_case(code.as_bytes())
+                })
+                .copied()
+        })
+    }
+
+    /// The code stored exactly as `code`.
+    fn find_exact(&self, code: &str) -> Option<CodeId> {
+        let hash = folded_hash(&self.hasher, code.as_bytes());
         self.by_text
             .find(hash, |&id| {
                 bytes_of(&self.text, &self.ends, id) == code.as_bytes()
@@ -64,9 +80,10 @@ impl CodeTable {
             .copied()
     }
 
-    /// The id of `code`, added (available, held by nobody) if it is not in the table yet.
+    /// The id of `code` (exactly as written), added (available, held by nobody) if it is not in
+    /// the table yet.
     pub(crate) fn id_or_insert(&mut self, code: &str) -> CodeId {
-        match self.find(code) {
+        match self.find_exact(code) {
             Some(id) => id,
             None => self.push(code),
         }
@@ -83,8 +100,8 @@ impl CodeTable {
         let hasher = &self.hasher;
         let (bytes, ends) = (&self.text, &self.ends);
         self.by_text
-            .insert_unique(hasher.hash_one(code.as_bytes()), id, |&id| {
-                hasher.hash_one(bytes_of(bytes, ends, id))
+            .insert_unique(folded_hash(hasher, code.as_bytes()), id, |&id| {
+                folded_hash(hasher, bytes_of(bytes, ends, id))
             });
         id
     }
@@ -121,6 +138,20 @@ impl CodeTable {
             *s = status;
             *h = n;
         }
+    }
+}
+
+/// The hash of a code's text with its ASCII letters upper-cased (codes are at most 64
+/// characters: folded on the stack).
+fn folded_hash(hasher: &RandomState, bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 256];
+    match buf.get_mut(..bytes.len()) {
+        Some(folded) => {
+            folded.copy_from_slice(bytes);
+            folded.make_ascii_uppercase();
+            hasher.hash_one(&*folded)
+        }
+        None => hasher.hash_one(bytes.to_ascii_uppercase()),
     }
 }
 
@@ -175,6 +206,23 @@ mod tests {
                 prop_assert_eq!(table.holder(id), *holder);
             }
             prop_assert!(table.find("not-a-code").is_none());
+        }
+
+        /// A code is found whatever the case of its ASCII letters; typed exactly as stored, it is
+        /// that code even when another differs from it only in case.
+        #[test]
+        fn codes_are_found_regardless_of_case(codes in proptest::collection::hash_set("[A-Za-z0-9é]{1,6}", 1..50)) {
+            let mut table = CodeTable::default();
+            for c in &codes {
+                let id = table.id_or_insert(c);
+                prop_assert_eq!(table.text(id), c.as_str());
+            }
+            for c in &codes {
+                let exact = table.find(c).unwrap();
+                prop_assert_eq!(table.text(exact), c.as_str());
+                let other = table.find(&c.to_ascii_lowercase()).unwrap();
+                prop_assert!(table.text(other).eq_ignore_ascii_case(c));
+            }
         }
     }
 }

@@ -27,9 +27,12 @@ struct CampaignCodes {
     next: usize,
     claimed: u64,
     redeemed: u64,
+    /// Held for orders waiting for their payment (neither available nor claimed).
+    reserved: u64,
     /// Available codes that are disabled (not handed out).
     disabled: u64,
-    /// Codes each customer holds (claimed or redeemed), for the per-customer limit.
+    /// Codes each customer holds (reserved for them, claimed or redeemed), for the per-customer
+    /// limit.
     held: HashMap<Uuid, u32>,
     /// Claims per quarter hour (UTC, [`crate::domain::report::slot_of`]), for reports.
     claims_by_slot: std::collections::BTreeMap<i64, u64>,
@@ -80,21 +83,24 @@ impl CampaignCodes {
     fn available(&self) -> u64 {
         (self.codes.len() as u64)
             .saturating_sub(self.claimed)
+            .saturating_sub(self.reserved)
             .saturating_sub(self.disabled)
     }
 }
 
-/// How a status counts: (claimed, redeemed).
-fn rank(s: CodeStatus) -> (u64, u64) {
+/// How a status counts: (claimed, redeemed, reserved).
+fn rank(s: CodeStatus) -> (u64, u64, u64) {
     match s {
-        CodeStatus::Available => (0, 0),
-        CodeStatus::Claimed => (1, 0),
-        CodeStatus::Redeemed => (1, 1),
+        CodeStatus::Available => (0, 0, 0),
+        CodeStatus::Reserved => (0, 0, 1),
+        CodeStatus::Claimed => (1, 0, 0),
+        CodeStatus::Redeemed => (1, 1, 0),
     }
 }
 
 impl CodeState {
-    /// A code went from `before` to `record.status` (and maybe got a holder).
+    /// A code went from `before` to `record.status` (and maybe got a holder): a redemption or
+    /// its rollback, an order's payment (reserved to claimed).
     fn changed(&mut self, before: CodeStatus, record: &CodeRecord) {
         let id = self.table.id_or_insert(&record.code);
         let old_holder = self.table.holder(id);
@@ -103,15 +109,20 @@ impl CodeState {
             let (was, now) = (rank(before), rank(record.status));
             c.claimed = (c.claimed + now.0).saturating_sub(was.0);
             c.redeemed = (c.redeemed + now.1).saturating_sub(was.1);
-            if was.0 == 0 && now.0 == 1 {
-                if let Some(at) = record.claimed_at {
-                    *c.claims_by_slot
-                        .entry(crate::domain::report::slot_of(at))
-                        .or_default() += 1;
-                }
-                if let Some(holder) = record.holder {
-                    *c.held.entry(holder).or_default() += 1;
-                }
+            c.reserved = (c.reserved + now.2).saturating_sub(was.2);
+            if was.0 == 0
+                && now.0 == 1
+                && let Some(at) = record.claimed_at
+            {
+                *c.claims_by_slot
+                    .entry(crate::domain::report::slot_of(at))
+                    .or_default() += 1;
+            }
+            if before == CodeStatus::Available
+                && record.status != CodeStatus::Available
+                && let Some(holder) = record.holder
+            {
+                *c.held.entry(holder).or_default() += 1;
             }
         }
         if let Some(holder) = record.holder
@@ -132,19 +143,22 @@ impl CodeState {
         self.table.set(id, record.status, record.holder);
         let campaign = self.campaigns.entry(record.campaign_id).or_default();
         campaign.push(id, record.created_at, record.balance_cents);
-        let (claimed, redeemed) = rank(record.status);
+        let (claimed, redeemed, reserved) = rank(record.status);
         campaign.claimed += claimed;
         campaign.redeemed += redeemed;
-        if claimed == 1 {
-            if let Some(holder) = record.holder {
-                *campaign.held.entry(holder).or_default() += 1;
-            }
-            if let Some(at) = record.claimed_at {
-                *campaign
-                    .claims_by_slot
-                    .entry(crate::domain::report::slot_of(at))
-                    .or_default() += 1;
-            }
+        campaign.reserved += reserved;
+        if record.status != CodeStatus::Available
+            && let Some(holder) = record.holder
+        {
+            *campaign.held.entry(holder).or_default() += 1;
+        }
+        if claimed == 1
+            && let Some(at) = record.claimed_at
+        {
+            *campaign
+                .claims_by_slot
+                .entry(crate::domain::report::slot_of(at))
+                .or_default() += 1;
         }
         id
     }
@@ -287,13 +301,16 @@ impl<'a> Codes<'a> {
         &self.store.indexes().codes
     }
 
-    /// Which of `codes` exist already, or appear twice in `codes`.
+    /// Which of `codes` exist already, or appear twice in `codes` (codes compare regardless of
+    /// the case of ASCII letters: `summer10` is taken when `SUMMER10` exists).
     pub fn taken(&self, codes: &[String]) -> Vec<String> {
         let state = self.index().0.read();
         let mut seen = HashSet::new();
         codes
             .iter()
-            .filter(|c| state.table.find(c).is_some() || !seen.insert(c.as_str()))
+            .filter(|c| {
+                state.table.find(c).is_some() || !seen.insert(crate::domain::campaign::code_key(c))
+            })
             .cloned()
             .collect()
     }
@@ -412,6 +429,8 @@ impl<'a> Codes<'a> {
             ..Default::default()
         });
         flags.disabled = disabled;
+        // Under the code as stored (it may have been typed in another case).
+        let code = record.code.as_str();
         let tree = &self.store.trees().code_flags;
         if flags.disabled || flags.shared {
             tree.insert(code.as_bytes(), encode(&flags)?)?;
@@ -442,17 +461,21 @@ impl<'a> Codes<'a> {
     /// Hands `n` codes of `campaign` to `customer` if the campaign's rule allows it
     /// ([`Campaign::may_hand_out`], from this index: the codes left and what the customer holds),
     /// the oldest available first, and marks them taken here; returns their records as they are
-    /// to be written (built from memory: nothing is read). The caller writes them, or gives them
-    /// back with [`Codes::give_back`] when its write fails. Writer only: so no two hand-outs
-    /// race, and a change to the campaign (written on this thread too) holds from the next one.
+    /// to be written (built from memory: nothing is read): `taken_as` `Claimed`, or `Reserved`
+    /// for an unpaid order (nobody's to use yet, but counted against the customer's limit).
+    /// The caller writes them, or gives them back with [`Codes::give_back`] when its write
+    /// fails. Writer only: so no two hand-outs race, and a change to the campaign (written on
+    /// this thread too) holds from the next one.
     pub(crate) fn take(
         &self,
         campaign: &Campaign,
         customer: Uuid,
         n: u32,
         order: Option<Uuid>,
+        taken_as: CodeStatus,
         now: DateTime<Utc>,
     ) -> Result<Vec<CodeRecord>, Refusal> {
+        let reserve = taken_as == CodeStatus::Reserved;
         let mut state = self.index().0.write();
         let CodeState {
             table,
@@ -479,15 +502,21 @@ impl<'a> Codes<'a> {
             let Some(made) = c.made_at(position) else {
                 continue;
             };
-            table.set(id, CodeStatus::Claimed, Some(customer));
+            let status = if reserve {
+                CodeStatus::Reserved
+            } else {
+                CodeStatus::Claimed
+            };
+            table.set(id, status, Some(customer));
             holders.entry(customer).or_default().push(id);
             out.push(CodeRecord {
                 v: CodeRecord::VERSION,
                 code: table.text(id).to_owned(),
                 campaign_id: campaign.id,
-                status: CodeStatus::Claimed,
+                status,
                 holder: Some(customer),
-                claimed_at: Some(now),
+                // A reserved code is claimed when its order is paid.
+                claimed_at: (!reserve).then_some(now),
                 balance_cents: made.balance_cents,
                 created_at: made.at,
                 order_id: order,
@@ -495,11 +524,15 @@ impl<'a> Codes<'a> {
             });
         }
         let taken = out.len() as u64;
-        c.claimed += taken;
         *c.held.entry(customer).or_default() += taken as u32;
-        *c.claims_by_slot
-            .entry(crate::domain::report::slot_of(now))
-            .or_default() += taken;
+        if reserve {
+            c.reserved += taken;
+        } else {
+            c.claimed += taken;
+            *c.claims_by_slot
+                .entry(crate::domain::report::slot_of(now))
+                .or_default() += taken;
+        }
         if taken < u64::from(n) {
             // The counts said there were enough: they were wrong. Give these back, refuse.
             drop(state);
@@ -509,7 +542,9 @@ impl<'a> Codes<'a> {
         Ok(out)
     }
 
-    /// Undoes [`Codes::take`] for records whose write failed: available again, first in line.
+    /// Undoes [`Codes::take`] for records whose write failed, or codes an unpaid order held
+    /// until it expired (written back as available by the caller): available again, first in
+    /// line. `records` are as they were taken (claimed, or reserved).
     pub(crate) fn give_back(&self, records: &[CodeRecord]) {
         let mut state = self.index().0.write();
         let CodeState {
@@ -530,7 +565,11 @@ impl<'a> Codes<'a> {
                 list.remove(i);
             }
             if let Some(c) = campaigns.get_mut(&r.campaign_id) {
-                c.claimed = c.claimed.saturating_sub(1);
+                if r.status == CodeStatus::Reserved {
+                    c.reserved = c.reserved.saturating_sub(1);
+                } else {
+                    c.claimed = c.claimed.saturating_sub(1);
+                }
                 if let Some(holder) = r.holder
                     && let Some(h) = c.held.get_mut(&holder)
                 {
@@ -557,7 +596,7 @@ impl<'a> Codes<'a> {
         customer: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Result<CodeRecord, Refusal>, StoreError> {
-        let records = match self.take(campaign, customer, 1, None, now) {
+        let records = match self.take(campaign, customer, 1, None, CodeStatus::Claimed, now) {
             Ok(records) => records,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -590,11 +629,19 @@ impl<'a> Codes<'a> {
         self.index().0.write().changed(before, record);
     }
 
+    /// The code typed as `code` (its ASCII letters in any case: see `CodeTable::find`).
     pub fn get(&self, code: &str) -> Result<Option<CodeRecord>, StoreError> {
+        let stored = {
+            let state = self.index().0.read();
+            match state.table.find(code) {
+                Some(id) => state.table.text(id).to_owned(),
+                None => return Ok(None),
+            }
+        };
         self.store
             .trees()
             .codes
-            .get(code.as_bytes())?
+            .get(stored.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
     }

@@ -557,6 +557,10 @@ mod tests {
             created_at: now,
             updated_at: now,
             marketing_opt_out_at: None,
+            email_verified_at: Some(now),
+            pending_email: None,
+            phone_verified_at: None,
+            phone_challenge: None,
         };
         let u = user.clone();
         let due = store

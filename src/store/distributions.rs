@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::messages::Messages;
 use super::{Store, StoreError, decode, encode, unwrap_transaction};
-use crate::domain::campaign::Refusal;
+use crate::domain::campaign::{CodeStatus, Refusal};
 use crate::domain::delivery::MessageRecord;
 use crate::domain::distribution::{Distribution, Progress};
 
@@ -81,7 +81,7 @@ impl<'a> Distributions<'a> {
                 progress.skipped_other += 1; // erased since
                 continue;
             }
-            match codes.take(&campaign, customer, 1, None, now) {
+            match codes.take(&campaign, customer, 1, None, CodeStatus::Claimed, now) {
                 Ok(taken) => records.extend(taken),
                 Err(Refusal::LimitReached(_)) => progress.skipped_limit_reached += 1,
                 Err(Refusal::SoldOut) => progress.skipped_sold_out += 1,

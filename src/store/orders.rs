@@ -21,10 +21,12 @@ use sled::transaction::ConflictableTransactionError;
 
 use super::campaigns::CampaignIndex;
 use super::{Store, StoreError, Trees, decode, encode, unwrap_transaction};
-use crate::domain::campaign::{Campaign, CodeRecord, Order, Redemption, Refusal};
+use crate::domain::campaign::{
+    Campaign, CodeRecord, CodeStatus, Order, OrderStatus, Redemption, Refusal,
+};
 use crate::domain::checkout::{self, CodeFacts, Usage};
 use crate::domain::promotion::{
-    Applied, Budget, Cart, Checkout, CodeMode, Customer, Per, Reason, period_of,
+    Applied, Budget, Checkout, CodeMode, Customer, Per, Reason, period_of,
 };
 use crate::domain::report::slot_of;
 
@@ -176,22 +178,69 @@ impl RedemptionIndex {
     }
 }
 
-/// Phone number → the orders placed with it (oldest first), so `GET /wallet?phone=` finds what
-/// was bought under a number. Rebuilt from the orders at open.
+/// In memory, rebuilt from the orders at open: phone number → the orders placed with it (oldest
+/// first), so `GET /wallet?phone=` finds what was bought under a number; and the orders waiting
+/// for their payment, by deadline (what expires next) and per customer (how many each has).
 #[derive(Default)]
-pub(crate) struct OrderIndex(RwLock<HashMap<String, Vec<Uuid>>>);
+pub(crate) struct OrderIndex(RwLock<OrderState>);
+
+#[derive(Default)]
+struct OrderState {
+    by_phone: HashMap<String, Vec<Uuid>>,
+    /// (deadline in µs, order) of every unpaid order.
+    due: std::collections::BTreeSet<(i64, Uuid)>,
+    /// Unpaid order → (its deadline in µs, its customer as placed).
+    unpaid: HashMap<Uuid, (i64, Uuid)>,
+    /// Unpaid orders per customer.
+    unpaid_by_customer: HashMap<Uuid, u32>,
+}
+
+impl OrderState {
+    fn add(&mut self, o: &Order) {
+        if let Some(phone) = &o.phone {
+            self.by_phone.entry(phone.clone()).or_default().push(o.id);
+        }
+        if o.status == OrderStatus::PendingPayment {
+            let at = o.pay_by.map_or(i64::MIN, |t| t.timestamp_micros());
+            self.due.insert((at, o.id));
+            self.unpaid.insert(o.id, (at, o.customer));
+            *self.unpaid_by_customer.entry(o.customer).or_default() += 1;
+        }
+    }
+
+    /// An unpaid order was paid or expired.
+    fn settled(&mut self, order: Uuid) {
+        if let Some((at, customer)) = self.unpaid.remove(&order) {
+            self.due.remove(&(at, order));
+            if let Some(n) = self.unpaid_by_customer.get_mut(&customer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.unpaid_by_customer.remove(&customer);
+                }
+            }
+        }
+    }
+}
 
 impl OrderIndex {
     pub(crate) fn load(trees: &Trees) -> Result<Self, StoreError> {
-        let mut by_phone: HashMap<String, Vec<Uuid>> = HashMap::new();
+        let mut state = OrderState::default();
         for v in trees.orders.iter().values() {
-            let o: Order = decode(&v?)?;
-            if let Some(phone) = o.phone {
-                by_phone.entry(phone).or_default().push(o.id);
-            }
+            state.add(&decode(&v?)?);
         }
-        Ok(Self(RwLock::new(by_phone)))
+        Ok(Self(RwLock::new(state)))
     }
+}
+
+/// Why an order cannot be paid.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    #[error("no such order")]
+    Unknown,
+    #[error("the order was not paid in time: its codes went back to the campaign")]
+    Expired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A budget's use now, for the dashboard.
@@ -204,6 +253,19 @@ pub struct BudgetUse {
 
 /// A code found for checkout: its record, its campaign, what the engine reads of it.
 type Found = (CodeRecord, std::sync::Arc<Campaign>, CodeFacts);
+
+/// A code of a cart as evaluated: what was found of it, and what it takes off or why not.
+type Evaluated = (Option<Found>, Result<Applied, Reason>);
+
+/// A redemption of a cart about to be written: the code's status before, the code after (a
+/// unique code), the record, what it took off, its campaign.
+type Made = (
+    crate::domain::campaign::CodeStatus,
+    Option<CodeRecord>,
+    Redemption,
+    Applied,
+    std::sync::Arc<Campaign>,
+);
 
 /// One code of a validation: its campaign (unless it answers `not_found`) and what it takes off
 /// or why not.
@@ -320,8 +382,9 @@ impl<'a> Orders<'a> {
         out
     }
 
-    /// What the engine knows of a code and who asks, or why it is not found: its record, its
-    /// campaign, the facts the rules read. From memory and one read of the code.
+    /// What the engine knows of a code, or why it is not found: its record (the code typed in
+    /// any case of its ASCII letters), its campaign, the facts the rules read. From memory and
+    /// one read of the code.
     fn facts(&self, code: &str) -> Result<Result<Found, Reason>, StoreError> {
         let Some(record) = self.store.codes().get(code)? else {
             return Ok(Err(Reason::NotFound));
@@ -329,14 +392,14 @@ impl<'a> Orders<'a> {
         let Some(campaign) = self.store.campaigns().shared(record.campaign_id) else {
             return Ok(Err(Reason::NotFound));
         };
-        let flags = self.store.codes().flags(code).unwrap_or_default();
+        let flags = self.store.codes().flags(&record.code).unwrap_or_default();
         let shared =
             (flags.shared || campaign.promotion.code_mode == CodeMode::Shared).then(|| {
                 let uses = self
                     .state()
                     .read()
                     .shared_uses
-                    .get(code)
+                    .get(record.code.as_str())
                     .copied()
                     .unwrap_or(0);
                 (uses, flags.usage_limit)
@@ -357,15 +420,54 @@ impl<'a> Orders<'a> {
         Ok(Ok((record, campaign, facts)))
     }
 
-    /// Who a redemption counts for: the customer named, or a unique code's holder.
-    fn who(customer: Option<&Customer>, record: &CodeRecord) -> Option<Customer> {
-        customer
-            .cloned()
-            .or_else(|| record.holder.map(Customer::User))
+    /// The cart's codes found, in the request's order, and what the engine says of each: one
+    /// after another, each against what the earlier ones left of the order and with the
+    /// counters as they stand plus what the earlier ones use ([`checkout::evaluate_cart`]).
+    fn evaluated(
+        &self,
+        codes: &[String],
+        customer: Option<&Customer>,
+        order: &Checkout,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Evaluated>, StoreError> {
+        let found: Vec<Result<Found, Reason>> = codes
+            .iter()
+            .map(|c| self.facts(c))
+            .collect::<Result<_, _>>()?;
+        let cart: Vec<checkout::CartCode<'_>> = found
+            .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .map(|(record, campaign, facts)| checkout::CartCode {
+                code: &record.code,
+                campaign,
+                facts: facts.clone(),
+            })
+            .collect();
+        let state = self.state().read();
+        let mut results = checkout::evaluate_cart(
+            &cart,
+            customer,
+            |campaign, who| state.usage(campaign, who, now),
+            order,
+            now,
+        )
+        .into_iter();
+        drop(state);
+        Ok(found
+            .into_iter()
+            .map(|f| match f {
+                Ok(found) => {
+                    let result = results.next().unwrap_or(Err(Reason::NotFound));
+                    (Some(found), result)
+                }
+                Err(reason) => (None, Err(reason)),
+            })
+            .collect())
     }
 
     /// What `codes` would take off `order` now, one after another (each from what the ones
-    /// before left), for `customer`: writes nothing. Any thread.
+    /// before left, with the counters the ones before would use), for `customer`: writes
+    /// nothing. Any thread.
     pub fn validate(
         &self,
         codes: &[String],
@@ -373,48 +475,46 @@ impl<'a> Orders<'a> {
         order: &Checkout,
         now: DateTime<Utc>,
     ) -> Result<Vec<Checked>, StoreError> {
-        let mut cart = Cart::of(order);
-        let mut out = Vec::with_capacity(codes.len());
-        for code in codes {
-            let (record, campaign, facts) = match self.facts(code)? {
-                Ok(found) => found,
-                Err(reason) => {
-                    out.push((None, Err(reason)));
-                    continue;
-                }
-            };
-            let who = Self::who(customer, &record);
-            let usage = self.state().read().usage(&campaign, who.as_ref(), now);
-            let result =
-                checkout::evaluate(&campaign, &facts, customer, &usage, order, &mut cart, now);
-            // Someone else's code is not found: its campaign is not told either.
-            let campaign_id = (result != Err(Reason::NotFound)).then_some(campaign.id);
-            out.push((campaign_id, result));
-        }
-        Ok(out)
+        Ok(self
+            .evaluated(codes, customer, order, now)?
+            .into_iter()
+            .map(|(found, result)| {
+                // Someone else's code is not found: its campaign is not told either.
+                let campaign = found
+                    .filter(|_| result != Err(Reason::NotFound))
+                    .map(|(_, c, _)| c.id);
+                (campaign, result)
+            })
+            .collect())
     }
 
-    /// Stores an order and hands its codes to the customer, all or nothing (1 + N keys, one
-    /// transaction). Writer only.
     /// Buys `quantity` codes of `campaign` for `customer`, all or nothing, if the campaign's rule
     /// allows it: the codes (rewritten, one key each) and the order (one key), in one
-    /// transaction. Writer only.
+    /// transaction. Paid (`pay_by` `None`), the codes are the customer's at once; unpaid, they
+    /// are held for the order (reserved: counted against the customer's limit, shown to
+    /// nobody) until it is paid or `pay_by` passes. Writer only.
     pub fn place(
         &self,
         campaign: &Campaign,
         customer: Uuid,
         quantity: u32,
         phone: Option<String>,
+        pay_by: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Result<(Order, Vec<CodeRecord>), Refusal>, StoreError> {
         let id = crate::domain::v7_at(now);
         let codes = self.store.codes();
-        let records = match codes.take(campaign, customer, quantity, Some(id), now) {
+        let taken_as = if pay_by.is_some() {
+            CodeStatus::Reserved
+        } else {
+            CodeStatus::Claimed
+        };
+        let records = match codes.take(campaign, customer, quantity, Some(id), taken_as, now) {
             Ok(records) => records,
             Err(refusal) => return Ok(Err(refusal)),
         };
         let order = Order {
-            v: 1,
+            v: Order::VERSION,
             id,
             campaign_id: campaign.id,
             customer,
@@ -425,48 +525,186 @@ impl<'a> Orders<'a> {
                 .saturating_mul(i64::from(quantity)),
             phone,
             created_at: now,
+            status: if pay_by.is_some() {
+                OrderStatus::PendingPayment
+            } else {
+                OrderStatus::Paid
+            },
+            pay_by,
+            paid_at: pay_by.is_none().then_some(now),
+            payment_ref: None,
+            expired_at: None,
         };
-        codes.written(&records, || {
-            let mut claimed = Vec::with_capacity(records.len());
-            for r in &records {
-                claimed.push((r.code.as_bytes().to_vec(), encode(r)?));
-            }
-            let placed = encode(&order)?;
-            let trees = self.store.trees();
-            (&trees.codes, &trees.orders)
-                .transaction(|(codes, orders)| {
-                    for (k, v) in &claimed {
-                        codes.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    self.store
-                        .between_keys()
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    orders.insert(order.id.as_bytes(), placed.as_slice())?;
-                    Ok(())
-                })
-                .map_err(unwrap_transaction)
-        })?;
-        if let Some(phone) = &order.phone {
-            self.store
-                .indexes()
-                .orders
-                .0
-                .write()
-                .entry(phone.clone())
-                .or_default()
-                .push(order.id);
-        }
+        codes.written(&records, || self.write_with_codes(&order, &records))?;
+        self.index().write().add(&order);
         Ok(Ok((order, records)))
+    }
+
+    fn index(&self) -> &RwLock<OrderState> {
+        &self.store.indexes().orders.0
+    }
+
+    /// Unpaid orders `customer` has now (memory).
+    pub fn unpaid_of(&self, customer: Uuid) -> u32 {
+        self.index()
+            .read()
+            .unpaid_by_customer
+            .get(&customer)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The earliest deadline of an unpaid order (memory).
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        let (at, _) = *self.index().read().due.first()?;
+        DateTime::from_timestamp_micros(at)
+    }
+
+    /// An order and the codes it changes, in one transaction (1 + N keys).
+    fn write_with_codes(&self, order: &Order, records: &[CodeRecord]) -> Result<(), StoreError> {
+        let mut coded = Vec::with_capacity(records.len());
+        for r in records {
+            coded.push((r.code.as_bytes().to_vec(), encode(r)?));
+        }
+        let placed = encode(order)?;
+        let trees = self.store.trees();
+        (&trees.codes, &trees.orders)
+            .transaction(|(codes, orders)| {
+                for (k, v) in &coded {
+                    codes.insert(k.as_slice(), v.as_slice())?;
+                }
+                self.store
+                    .between_keys()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                orders.insert(order.id.as_bytes(), placed.as_slice())?;
+                Ok(())
+            })
+            .map_err(unwrap_transaction)
+    }
+
+    /// The codes an unpaid order holds, as stored (those still reserved for it).
+    fn reserved_for(&self, order: &Order) -> Result<Vec<CodeRecord>, StoreError> {
+        let mut out = Vec::with_capacity(order.codes.len());
+        for code in &order.codes {
+            if let Some(r) = self.store.codes().get(code)?
+                && r.status == CodeStatus::Reserved
+                && r.order_id == Some(order.id)
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Confirms an order's payment: its codes become the customer's (claimed now), once. Paying
+    /// a paid order changes nothing (the order as it is); an order whose deadline passed is
+    /// expired here if it was not yet (its codes go back) and refused. 1 + N keys, one
+    /// transaction. Writer only.
+    pub fn pay(
+        &self,
+        id: Uuid,
+        payment_ref: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(Order, Vec<CodeRecord>), PayError> {
+        let mut order = self.get(id)?.ok_or(PayError::Unknown)?;
+        match order.status {
+            OrderStatus::Paid => {
+                let codes = self.codes_of(&order)?;
+                return Ok((order, codes));
+            }
+            OrderStatus::Expired => return Err(PayError::Expired),
+            OrderStatus::PendingPayment if order.is_lapsed(now) => {
+                self.expire(order, now)?;
+                return Err(PayError::Expired);
+            }
+            OrderStatus::PendingPayment => {}
+        }
+        let reserved = self.reserved_for(&order)?;
+        let claimed: Vec<CodeRecord> = reserved
+            .iter()
+            .map(|r| CodeRecord {
+                status: CodeStatus::Claimed,
+                claimed_at: Some(now),
+                ..r.clone()
+            })
+            .collect();
+        order.status = OrderStatus::Paid;
+        order.paid_at = Some(now);
+        order.payment_ref = payment_ref;
+        self.write_with_codes(&order, &claimed)?;
+        for r in &claimed {
+            self.store.codes().index_changed(CodeStatus::Reserved, r);
+        }
+        self.index().write().settled(order.id);
+        Ok((order, claimed))
+    }
+
+    /// Expires an unpaid order: its codes go back to the campaign, available again, first in
+    /// line; the order says when. 1 + N keys, one transaction. Writer only.
+    fn expire(&self, mut order: Order, now: DateTime<Utc>) -> Result<Order, StoreError> {
+        let reserved = self.reserved_for(&order)?;
+        let freed: Vec<CodeRecord> = reserved
+            .iter()
+            .map(|r| CodeRecord {
+                status: CodeStatus::Available,
+                holder: None,
+                claimed_at: None,
+                order_id: None,
+                ..r.clone()
+            })
+            .collect();
+        order.status = OrderStatus::Expired;
+        order.expired_at = Some(now);
+        self.write_with_codes(&order, &freed)?;
+        self.store.codes().give_back(&reserved);
+        self.index().write().settled(order.id);
+        Ok(order)
+    }
+
+    /// Expires up to `limit` unpaid orders whose deadline is past, oldest deadline first: the
+    /// orders expired. Writer only (each once: a paid or expired order is no longer due).
+    pub fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let due: Vec<Uuid> = self
+            .index()
+            .read()
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now.timestamp_micros())
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            match self.get(id)? {
+                Some(o) if o.status == OrderStatus::PendingPayment => {
+                    out.push(self.expire(o, now)?)
+                }
+                // Gone or settled meanwhile: no longer due.
+                _ => self.index().write().settled(id),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The codes a paid order gave, as they stand.
+    pub fn codes_of(&self, order: &Order) -> Result<Vec<CodeRecord>, StoreError> {
+        let mut out = Vec::with_capacity(order.codes.len());
+        for code in &order.codes {
+            if let Some(r) = self.store.codes().get(code)?
+                && r.order_id == Some(order.id)
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// The orders placed with `phone`, oldest first.
     pub fn by_phone(&self, phone: &str) -> Result<Vec<Order>, StoreError> {
         let ids = self
-            .store
-            .indexes()
-            .orders
-            .0
+            .index()
             .read()
+            .by_phone
             .get(phone)
             .cloned()
             .unwrap_or_default();
@@ -519,12 +757,12 @@ impl<'a> Orders<'a> {
         }
         trees.orders.apply_batch(orders)?;
         trees.redemptions.apply_batch(redemptions)?;
-        let mut by_phone = self.store.indexes().orders.0.write();
+        let mut index = self.index().write();
         for (phone, id) in unphoned {
-            if let Some(list) = by_phone.get_mut(&phone) {
+            if let Some(list) = index.by_phone.get_mut(&phone) {
                 list.retain(|o| *o != id);
                 if list.is_empty() {
-                    by_phone.remove(&phone);
+                    index.by_phone.remove(&phone);
                 }
             }
         }
@@ -540,65 +778,69 @@ impl<'a> Orders<'a> {
             .transpose()
     }
 
-    /// Redeems a code against an order if the engine says it applies, with the counters as
-    /// they stand on the writer (so the last use, the last budget cent and a customer's last
-    /// allowed redemption go once): a shared code writes its redemption (1 key: its uses are
-    /// its redemptions); a unique code its redemption and itself (2 keys, one transaction).
-    /// Also says whether a campaign-wide budget reached 90 % with it. Writer only.
+    /// Redeems a cart's codes against an order, all or none, if the engine says each applies
+    /// with the counters as they stand on the writer plus what the cart's earlier codes use (so
+    /// the last use, the last budget cent and a customer's last allowed redemption go once,
+    /// within a cart too). Each shared code writes its redemption (1 key: its uses are its
+    /// redemptions), each unique code its redemption and itself (2 keys), all in one
+    /// transaction. `reference` is the shop's own reference of the buyer, as given. Also says
+    /// whether a campaign-wide budget reached 90 % with it. Writer only.
     pub fn redeem(
         &self,
-        code: &str,
+        codes: &[String],
         customer: Option<&Customer>,
+        reference: Option<&str>,
         order: &Checkout,
         now: DateTime<Utc>,
-    ) -> Result<(Redemption, Applied, bool), RedeemError> {
-        let (record, campaign, facts) = self.facts(code)?.map_err(|r| match r {
-            Reason::NotFound => RedeemError::UnknownCode,
-            r => RedeemError::Inapplicable(r),
-        })?;
-        let who = Self::who(customer, &record);
-        let usage = self.state().read().usage(&campaign, who.as_ref(), now);
-        let mut cart = Cart::of(order);
-        let applied =
-            checkout::evaluate(&campaign, &facts, customer, &usage, order, &mut cart, now)
-                .map_err(RedeemError::Inapplicable)?;
-        let shared = facts.shared.is_some();
-        let (after, redemption) = checkout::redeemed(
-            &record,
-            &campaign,
-            &applied,
-            customer,
-            shared,
-            order,
-            crate::domain::v7_at(now),
-            now,
-        );
-        match &after {
-            Some(after) => {
-                self.write_both(&redemption, after)?;
-                self.store.codes().index_changed(record.status, after);
-            }
-            None => {
-                self.store
-                    .trees()
-                    .redemptions
-                    .insert(redemption.id.as_bytes(), encode(&redemption)?)?;
-            }
+    ) -> Result<(Vec<(Redemption, Applied)>, bool), RedeemError> {
+        let mut made = Vec::with_capacity(codes.len());
+        for (found, result) in self.evaluated(codes, customer, order, now)? {
+            let applied = result.map_err(|r| match r {
+                Reason::NotFound => RedeemError::UnknownCode,
+                r => RedeemError::Inapplicable(r),
+            })?;
+            let (record, campaign, facts) = found.ok_or(RedeemError::UnknownCode)?;
+            let (after, redemption) = checkout::redeemed(
+                &record,
+                &campaign,
+                &applied,
+                customer,
+                reference,
+                facts.shared.is_some(),
+                order,
+                crate::domain::v7_at(now),
+                now,
+            );
+            made.push((record.status, after, redemption, applied, campaign));
         }
-        self.state().write().count(&redemption, Some(&campaign), 1);
-        // Whether a campaign-wide budget crossed 90 % with it (the notifier is told at once).
-        let crossed = campaign
-            .promotion
-            .budgets
-            .iter()
-            .zip(&usage.budgets_used)
-            .any(|(b, before)| {
-                let after = before + b.cost(applied.discount_cents);
-                b.per == Per::Campaign
-                    && before.saturating_mul(10) < b.limit * 9
-                    && after.saturating_mul(10) >= b.limit * 9
-            });
-        Ok((redemption, applied, crossed))
+        self.write_all(&made)?;
+        let mut crossed = false;
+        let mut state = self.state().write();
+        for (before, after, redemption, applied, campaign) in &made {
+            if let Some(after) = after {
+                self.store.codes().index_changed(*before, after);
+            }
+            // Whether a campaign-wide budget crossed 90 % with it (the notifier is told at once).
+            let used = state.usage(campaign, redemption.customer_key().as_ref(), now);
+            crossed |= campaign
+                .promotion
+                .budgets
+                .iter()
+                .zip(&used.budgets_used)
+                .any(|(b, before)| {
+                    let after = before + b.cost(applied.discount_cents);
+                    b.per == Per::Campaign
+                        && before.saturating_mul(10) < b.limit * 9
+                        && after.saturating_mul(10) >= b.limit * 9
+                });
+            state.count(redemption, Some(campaign), 1);
+        }
+        Ok((
+            made.into_iter()
+                .map(|(_, _, redemption, applied, _)| (redemption, applied))
+                .collect(),
+            crossed,
+        ))
     }
 
     /// Rolls a redemption back, once: a unique code is held again and a gift card gets back what
@@ -676,6 +918,35 @@ impl<'a> Orders<'a> {
             }
         }
         Ok((out, None))
+    }
+
+    /// A cart's redemptions and the unique codes they used up, in one transaction.
+    fn write_all(&self, made: &[Made]) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(made.len());
+        let mut codes = Vec::new();
+        for (_, after, redemption, _, _) in made {
+            records.push((redemption.id, encode(redemption)?));
+            if let Some(after) = after {
+                codes.push((after.code.as_bytes().to_vec(), encode(after)?));
+            }
+        }
+        let trees = self.store.trees();
+        (&trees.redemptions, &trees.codes)
+            .transaction(|(redemptions, code_tree)| {
+                for (id, r) in &records {
+                    redemptions.insert(id.as_bytes(), r.as_slice())?;
+                }
+                if !codes.is_empty() {
+                    self.store
+                        .between_keys()
+                        .map_err(ConflictableTransactionError::Abort)?;
+                }
+                for (k, c) in &codes {
+                    code_tree.insert(k.as_slice(), c.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(unwrap_transaction)
     }
 
     /// A redemption's record and its code, in one transaction.

@@ -62,6 +62,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "users carry their marketing email choice",
         run: users_carry_marketing_choice,
     },
+    Migration {
+        version: 10,
+        name: "users carry whether their address and number are confirmed",
+        run: users_carry_confirmations,
+    },
+    Migration {
+        version: 11,
+        name: "orders carry their payment",
+        run: orders_carry_their_payment,
+    },
 ];
 
 /// The users counter of version 1 (dropped again by version 2).
@@ -550,6 +560,118 @@ fn users_carry_marketing_choice(_db: &sled::Db, trees: &Trees) -> Result<(), Sto
         created_at: o.created_at,
         updated_at: o.updated_at,
         marketing_opt_out_at: None,
+        email_verified_at: None,
+        pending_email: None,
+        phone_verified_at: None,
+        phone_challenge: None,
+    })
+}
+
+/// A user as versions 9 stored them (before confirmations).
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct UserV2 {
+    #[allow(dead_code)]
+    v: u16,
+    id: uuid::Uuid,
+    email: crate::domain::user::Email,
+    password_hash: String,
+    phone: Option<crate::domain::user::Phone>,
+    timezone: crate::domain::user::Timezone,
+    digest_hour: crate::domain::user::DigestHour,
+    digest_frequency: crate::domain::user::DigestFrequency,
+    role: crate::domain::user::Role,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros")]
+    updated_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::times::micros_opt")]
+    marketing_opt_out_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Version 10: every user so far has their address taken as confirmed (they signed up before
+/// confirmation existed, and have been using it since: confirmed at their sign-up), and every
+/// phone number so far as typed, not confirmed (nothing ever proved it: it reserves nothing
+/// until its owner confirms it with a code). Records already in the new shape (from versions 5
+/// and 9, which write the newest shape) are grandfathered the same way.
+fn users_carry_confirmations(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::user::User;
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for kv in trees.users.iter() {
+        let (k, v) = kv?;
+        let mut user = match super::decode::<User>(&v) {
+            Ok(u) => u,
+            Err(_) => {
+                let o: UserV2 = super::decode(&v)?;
+                User {
+                    v: User::VERSION,
+                    id: o.id,
+                    email: o.email,
+                    password_hash: o.password_hash,
+                    phone: o.phone,
+                    timezone: o.timezone,
+                    digest_hour: o.digest_hour,
+                    digest_frequency: o.digest_frequency,
+                    role: o.role,
+                    created_at: o.created_at,
+                    updated_at: o.updated_at,
+                    marketing_opt_out_at: o.marketing_opt_out_at,
+                    email_verified_at: None,
+                    pending_email: None,
+                    phone_verified_at: None,
+                    phone_challenge: None,
+                }
+            }
+        };
+        if user.email_verified_at.is_none() && user.pending_email.is_none() {
+            user.email_verified_at = Some(user.created_at);
+        }
+        user.v = User::VERSION;
+        batch.insert(k, super::encode(&user)?);
+        pending += 1;
+        if pending == REWRITE_BATCH {
+            trees.users.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    trees.users.apply_batch(batch)?;
+    Ok(())
+}
+
+/// An order as versions 8 to 10 stored it (before payments).
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct OrderV1 {
+    #[allow(dead_code)]
+    v: u16,
+    id: uuid::Uuid,
+    campaign_id: uuid::Uuid,
+    customer: uuid::Uuid,
+    codes: Vec<String>,
+    amount_cents: i64,
+    phone: Option<String>,
+    #[serde(with = "crate::domain::times::micros")]
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Version 11: every order so far delivered its codes when it was placed: paid then.
+fn orders_carry_their_payment(_db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    use crate::domain::campaign::{Order, OrderStatus};
+    upgrade(&trees.orders, |o: OrderV1| Order {
+        v: Order::VERSION,
+        id: o.id,
+        campaign_id: o.campaign_id,
+        customer: o.customer,
+        codes: o.codes,
+        amount_cents: o.amount_cents,
+        phone: o.phone,
+        created_at: o.created_at,
+        status: OrderStatus::Paid,
+        pay_by: None,
+        paid_at: Some(o.created_at),
+        payment_ref: None,
+        expired_at: None,
     })
 }
 

@@ -18,7 +18,7 @@ pub(crate) fn store(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
-/// A customer in UTC with daily digests at 8, not yet stored.
+/// A customer in UTC with daily digests at 8 and a confirmed address, not yet stored.
 pub(crate) fn user(email: &str) -> User {
     let now = chrono::Utc::now();
     User {
@@ -34,6 +34,10 @@ pub(crate) fn user(email: &str) -> User {
         created_at: now,
         updated_at: now,
         marketing_opt_out_at: None,
+        email_verified_at: Some(now),
+        pending_email: None,
+        phone_verified_at: None,
+        phone_challenge: None,
     }
 }
 

@@ -208,6 +208,30 @@ impl<'a> Tokens<'a> {
         Ok(hashes.len())
     }
 
+    /// Ends the oldest sessions of `user` past the newest `max` (one key each). Writer only.
+    pub fn keep_newest_sessions(&self, user: Uuid, max: usize) -> Result<usize, StoreError> {
+        let mut sessions: Vec<(Uuid, Hash)> = match self.index().by_user.get(&user) {
+            Some(held) => held
+                .iter()
+                .filter_map(|h| {
+                    let meta = self.lookup(h)?;
+                    (meta.kind == TokenKind::Session).then_some((meta.id, *h))
+                })
+                .collect(),
+            None => return Ok(0),
+        };
+        if sessions.len() <= max {
+            return Ok(0);
+        }
+        // Ids are v7: their order is the order the sessions began.
+        sessions.sort_unstable();
+        let ended = sessions.len() - max;
+        for (_, hash) in sessions.iter().take(ended) {
+            self.revoke(hash)?;
+        }
+        Ok(ended)
+    }
+
     /// Whether `hash` is a stored token (memory only; expired ones count until purged).
     pub fn is_known(&self, hash: &Hash) -> bool {
         self.index().known.contains_key(hash)

@@ -1,7 +1,9 @@
 //! Users: one key per user (`users` UserId(16) → User). The email index (case-folded email →
-//! user) and the user count live in memory ([`UserIndex`]), rebuilt from the records when the
-//! store opens and changed only by the one writer, which is what makes the uniqueness check safe
-//! without a transaction. Creating a user writes one key.
+//! user), the person index (address without its `+tag` → users), every user's role and whether
+//! their address is confirmed, their confirmed phone numbers and the user count live in memory
+//! ([`UserIndex`]), rebuilt from the records when the store opens and changed only by the one
+//! writer, which is what makes the uniqueness checks safe without a transaction. Creating a user
+//! writes one key.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,15 +11,27 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::{Store, StoreError, Trees, decode, encode, values_after};
-use crate::domain::user::{User, UserChanges};
+use crate::domain::user::{Email, Role, User, UserChanges};
+
+/// What requests read of a user on every call, from memory.
+#[derive(Debug, Clone, Copy)]
+struct Account {
+    /// Sessions act with their user's current role.
+    role: Role,
+    /// Whether their email address is confirmed.
+    verified: bool,
+}
 
 /// The in-memory secondary indexes of users.
 #[derive(Default)]
 pub(crate) struct UserIndex {
     by_email: DashMap<String, Uuid>,
-    /// Every user's role: sessions act with their user's current role, read from here.
-    roles: DashMap<Uuid, crate::domain::user::Role>,
-    /// Phone number → the users giving it, oldest first (a wallet is found by phone).
+    /// The person behind an address ([`crate::domain::user::Email::person`] with `+tags`
+    /// folded) → the users with such an address, oldest first.
+    by_person: DashMap<String, Vec<Uuid>>,
+    accounts: DashMap<Uuid, Account>,
+    /// Confirmed phone number → the users it was confirmed for, oldest first (a wallet is found
+    /// by phone). A number typed but not confirmed is not here: it reserves nothing.
     by_phone: DashMap<String, Vec<Uuid>>,
     count: AtomicU64,
 }
@@ -29,35 +43,52 @@ impl UserIndex {
         for kv in trees.users.iter() {
             let (_, v) = kv?;
             let user: User = decode(&v)?;
-            index.by_email.insert(user.email.folded(), user.id);
-            index.count.fetch_add(1, Ordering::Relaxed);
-            index.add_phone(&user);
-            index.roles.insert(user.id, user.role);
-        }
-        for mut users in index.by_phone.iter_mut() {
-            users.sort_unstable();
+            index.add(&user);
         }
         Ok(index)
     }
 
-    fn add_phone(&self, user: &User) {
-        if let Some(phone) = &user.phone {
-            self.by_phone
-                .entry(phone.as_str().to_owned())
-                .or_default()
-                .push(user.id);
+    fn add(&self, user: &User) {
+        self.by_email.insert(user.email.folded(), user.id);
+        insert_sorted(&self.by_person, user.email.person(true), user.id);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(phone) = user.verified_phone() {
+            insert_sorted(&self.by_phone, phone.as_str().to_owned(), user.id);
         }
+        self.accounts.insert(
+            user.id,
+            Account {
+                role: user.role,
+                verified: user.email_verified(),
+            },
+        );
     }
 
-    fn remove_phone(&self, user: &User) {
-        if let Some(phone) = &user.phone {
-            if let Some(mut users) = self.by_phone.get_mut(phone.as_str()) {
-                users.retain(|u| *u != user.id);
-            }
-            self.by_phone
-                .remove_if(phone.as_str(), |_, users| users.is_empty());
+    fn remove(&self, user: &User) {
+        self.by_email.remove(&user.email.folded());
+        remove_from(&self.by_person, &user.email.person(true), user.id);
+        if let Some(phone) = user.verified_phone() {
+            remove_from(&self.by_phone, phone.as_str(), user.id);
         }
+        self.accounts.remove(&user.id);
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Puts `id` into the list under `key`, in id (creation) order.
+fn insert_sorted(map: &DashMap<String, Vec<Uuid>>, key: String, id: Uuid) {
+    let mut users = map.entry(key).or_default();
+    if let Err(at) = users.binary_search(&id) {
+        users.insert(at, id);
+    }
+}
+
+/// Takes `id` out of the list under `key`, and the key with its last id.
+fn remove_from(map: &DashMap<String, Vec<Uuid>>, key: &str, id: Uuid) {
+    if let Some(mut users) = map.get_mut(key) {
+        users.retain(|u| *u != id);
+    }
+    map.remove_if(key, |_, users| users.is_empty());
 }
 
 pub struct Users<'a> {
@@ -81,41 +112,47 @@ impl<'a> Users<'a> {
 
     /// Inserts a new user; `Conflict` when the email is taken. Writer only.
     pub fn create(&self, user: &User) -> Result<(), StoreError> {
-        let email = user.email.folded();
-        if self.index().by_email.contains_key(&email) {
+        self.register(user, false)
+    }
+
+    /// Inserts a new user; `Conflict` when the address is taken, or, with `fold_plus_tags`,
+    /// when the person behind it has an account (`ann+shop@x` when `ann@x` exists). Writer only.
+    pub fn register(&self, user: &User, fold_plus_tags: bool) -> Result<(), StoreError> {
+        if self.address_taken(&user.email, fold_plus_tags, user.id) {
             return Err(StoreError::Conflict("a user with this email exists"));
         }
-        self.phone_is_free(user.phone.as_ref(), user.id)?;
         self.store
             .trees()
             .users
             .insert(user.id.as_bytes(), encode(user)?)?;
-        self.index().by_email.insert(email, user.id);
-        self.index().count.fetch_add(1, Ordering::Relaxed);
-        self.index().add_phone(user);
-        self.index().roles.insert(user.id, user.role);
+        self.index().add(user);
         Ok(())
     }
 
-    /// A phone number belongs to one account at most: a till finds a wallet by it, so whoever
-    /// registered someone else's number first would be handed their codes.
-    fn phone_is_free(
-        &self,
-        phone: Option<&crate::domain::user::Phone>,
-        user: Uuid,
-    ) -> Result<(), StoreError> {
-        let taken = phone.is_some_and(|p| {
-            self.index()
-                .by_phone
-                .get(p.as_str())
-                .is_some_and(|holders| holders.iter().any(|h| *h != user))
-        });
-        if taken {
-            return Err(StoreError::Conflict(
-                "this phone number belongs to another account",
-            ));
-        }
-        Ok(())
+    /// Whether someone other than `me` has `email`, or the person behind it (`fold_plus_tags`).
+    pub fn address_taken(&self, email: &Email, fold_plus_tags: bool, me: Uuid) -> bool {
+        self.address_owner(email, fold_plus_tags, me).is_some()
+    }
+
+    /// Who other than `me` has `email`, or (`fold_plus_tags`) the oldest account of the person
+    /// behind it. Memory only.
+    pub fn address_owner(&self, email: &Email, fold_plus_tags: bool, me: Uuid) -> Option<Uuid> {
+        let index = self.index();
+        let exact = index
+            .by_email
+            .get(&email.folded())
+            .map(|u| *u)
+            .filter(|u| *u != me);
+        exact.or_else(|| {
+            fold_plus_tags
+                .then(|| {
+                    index
+                        .by_person
+                        .get(&email.person(true))
+                        .and_then(|users| users.iter().copied().find(|u| *u != me))
+                })
+                .flatten()
+        })
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -147,11 +184,33 @@ impl<'a> Users<'a> {
     }
 
     /// A user's current role (memory only); `None` when there is no such user.
-    pub fn role(&self, id: Uuid) -> Option<crate::domain::user::Role> {
-        self.index().roles.get(&id).map(|r| *r)
+    pub fn role(&self, id: Uuid) -> Option<Role> {
+        self.index().accounts.get(&id).map(|a| a.role)
     }
 
-    /// The oldest user giving this phone number.
+    /// Whether a user's email address is confirmed (memory only); `None` when there is no such
+    /// user.
+    pub fn verified(&self, id: Uuid) -> Option<bool> {
+        self.index().accounts.get(&id).map(|a| a.verified)
+    }
+
+    /// The user a checkout's email reference names, from memory: the one with that address
+    /// (case-blind), or with `fold_plus_tags` the oldest with an address of that person; only
+    /// one whose address is confirmed (an unconfirmed account is not proven to be that person).
+    pub fn person(&self, email: &Email, fold_plus_tags: bool) -> Option<Uuid> {
+        let index = self.index();
+        let found = if fold_plus_tags {
+            index
+                .by_person
+                .get(&email.person(true))
+                .and_then(|users| users.first().copied())
+        } else {
+            index.by_email.get(&email.folded()).map(|u| *u)
+        };
+        found.filter(|id| self.verified(*id) == Some(true))
+    }
+
+    /// The oldest user who confirmed this phone number.
     pub fn by_phone(&self, phone: &crate::domain::user::Phone) -> Result<Option<Uuid>, StoreError> {
         Ok(self
             .index()
@@ -170,37 +229,47 @@ impl<'a> Users<'a> {
     ) -> Result<User, StoreError> {
         let mut user = self.get(id)?.ok_or(StoreError::NotFound)?;
         let before = user.clone();
-        let old_email = user.email.folded();
         if !changes.apply(&mut user, now) {
             return Ok(user);
         }
-        let new_email = user.email.folded();
-        let email_changed = new_email != old_email;
-        if email_changed && self.index().by_email.contains_key(&new_email) {
+        if user.email.folded() != before.email.folded()
+            && self.index().by_email.contains_key(&user.email.folded())
+        {
             return Err(StoreError::Conflict("a user with this email exists"));
-        }
-        if before.phone != user.phone {
-            self.phone_is_free(user.phone.as_ref(), id)?;
         }
         self.store
             .trees()
             .users
             .insert(id.as_bytes(), encode(&user)?)?;
-        if email_changed {
-            self.index().by_email.remove(&old_email);
-            self.index().by_email.insert(new_email, id);
-        }
-        self.index().roles.insert(id, user.role);
-        if before.phone != user.phone {
-            self.index().remove_phone(&before);
-            self.index().add_phone(&user);
-            if let Some(phone) = &user.phone
-                && let Some(mut users) = self.index().by_phone.get_mut(phone.as_str())
-            {
-                users.sort_unstable();
-            }
-        }
+        let index = self.index();
+        index.remove(&before);
+        index.add(&user);
         Ok(user)
+    }
+
+    /// Gives `phone`, just proven by `user`, to them alone: another account that had confirmed
+    /// it loses it (a number belongs to whoever proves it last: carriers give numbers to new
+    /// people). The accounts that lost it (one key each). Writer only.
+    pub fn take_phone(
+        &self,
+        user: Uuid,
+        phone: &crate::domain::user::Phone,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let others: Vec<Uuid> = self
+            .index()
+            .by_phone
+            .get(phone.as_str())
+            .map(|users| users.iter().copied().filter(|u| *u != user).collect())
+            .unwrap_or_default();
+        for other in &others {
+            let lost = UserChanges {
+                phone: Some(None),
+                ..UserChanges::default()
+            };
+            self.update(*other, &lost, now)?;
+        }
+        Ok(others)
     }
 
     /// Users in id (creation) order after `after`, at most `limit`.
@@ -217,10 +286,7 @@ impl<'a> Users<'a> {
             return Err(StoreError::NotFound);
         };
         let user: User = decode(&raw)?;
-        self.index().by_email.remove(&user.email.folded());
-        self.index().remove_phone(&user);
-        self.index().roles.remove(&id);
-        self.index().count.fetch_sub(1, Ordering::Relaxed);
+        self.index().remove(&user);
         let tokens = self.store.tokens().revoke_user(id)?;
         Ok(Erased { tokens })
     }

@@ -374,15 +374,11 @@ async fn claims_follow_the_campaign_window_and_its_end() {
 async fn managers_claim_for_customers_and_find_wallets_by_phone() {
     let app = spawn_app().await;
     let id = app.active_campaign(10, 2).await;
+    // Made at the till by the admin: the number vouched for (a typed one would reserve nothing).
     let res = app
-        .call(
-            Method::POST,
-            "/api/v1/users",
-            None,
-            Some(
-                json!({"email": "phone@x.io", "password": "customer-password",
-                        "timezone": "UTC", "phone": "+4915112345678"}),
-            ),
+        .create_user(
+            json!({"email": "phone@x.io", "password": "customer-password",
+            "timezone": "UTC", "phone": "+4915112345678"}),
         )
         .await;
     let user: Value = res.json().await.unwrap();
@@ -567,12 +563,10 @@ async fn codes_go_out_in_the_order_they_are_listed_before_and_after_a_restart() 
     let mut sorted = before.clone();
     sorted.sort();
     assert_eq!(before, sorted, "a lot is listed in code order");
-    let (_, token) = app.customer("lots@x.io").await;
+    // Gift cards are sold, not claimed: sold one at a time at the till (paid at once).
+    let (user, _) = app.customer("lots@x.io").await;
     for expected in &before[..3] {
-        let res = app.claim(&id, &token, None).await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let claimed: Value = res.json().await.unwrap();
-        assert_eq!(claimed["code"].as_str(), Some(expected.as_str()));
+        assert_eq!(&app.till_sale(&id, &user).await, expected);
     }
     let c = app
         .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
@@ -582,9 +576,7 @@ async fn codes_go_out_in_the_order_they_are_listed_before_and_after_a_restart() 
     let dir = app.stop().await;
     let app = spawn_with(test_settings(dir.path().join("data")), dir).await;
     assert_eq!(first_listed(&app, &id).await, before);
-    let res = app.claim(&id, &token, None).await;
-    let claimed: Value = res.json().await.unwrap();
-    assert_eq!(claimed["code"].as_str(), Some(before[3].as_str()));
+    assert_eq!(app.till_sale(&id, &user).await, before[3]);
     let code = app
         .get_json(&format!("/api/v1/codes/{}", before[3]), &app.admin_token)
         .await;
@@ -594,8 +586,10 @@ async fn codes_go_out_in_the_order_they_are_listed_before_and_after_a_restart() 
     );
 }
 
+/// An order is all or nothing and priced; a customer's order of priced codes holds them,
+/// shown to nobody, until the shop confirms the payment, which gives them once.
 #[actix_web::test]
-async fn orders_are_all_or_nothing_and_priced() {
+async fn orders_are_all_or_nothing_priced_and_deliver_once_paid() {
     let app = spawn_app().await;
     let (starts, ends) = window();
     let c = app
@@ -607,7 +601,15 @@ async fn orders_are_all_or_nothing_and_priced() {
         .await;
     let id = c["id"].as_str().unwrap();
     app.add_codes(id, json!({"count": 5})).await;
-    let (_, token) = app.customer("buyer@x.io").await;
+    // Made at the till with their number (vouched for): the number they may order with.
+    let res = app
+        .create_user(
+            json!({"email": "buyer@x.io", "password": "customer-password",
+            "timezone": "UTC", "phone": "+4915112345678"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let token = app.login("buyer@x.io", "customer-password").await;
     let order = |quantity: u32| {
         app.call(
             Method::POST,
@@ -620,14 +622,65 @@ async fn orders_are_all_or_nothing_and_priced() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let first: Value = res.json().await.unwrap();
     assert_eq!(first["amount_cents"], 750);
-    assert_eq!(first["codes"].as_array().unwrap().len(), 3);
-    // Two left: three more is refused whole, nothing changes.
+    assert_eq!(first["status"], "pending_payment");
+    assert!(first["pay_by"].is_string());
+    assert_eq!(first["codes"], json!([]), "nothing shown before it is paid");
+    let wallet = app.get_json("/api/v1/wallet", &token).await;
+    assert_eq!(wallet["items"], json!([]));
+    // Held: two left, three more is refused whole, nothing changes.
     assert_problem(order(3).await, 409, "sold_out").await;
+    // A customer cannot declare their own order paid.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{}/payment", first["id"].as_str().unwrap()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+    // The shop confirms the payment: the codes are the customer's, once.
+    let pay = |order: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/orders/{order}/payment"),
+                Some(&app.admin_token),
+                Some(json!({"reference": "psp-123"})),
+            )
+            .await
+        }
+    };
+    let res = pay(first["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let paid: Value = res.json().await.unwrap();
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["payment_ref"], "psp-123");
+    assert_eq!(paid["codes"].as_array().unwrap().len(), 3);
+    let again: Value = pay(first["id"].as_str().unwrap().to_owned())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again["codes"], paid["codes"],
+        "paying twice changes nothing"
+    );
     let wallet = app.get_json("/api/v1/wallet", &token).await;
     assert_eq!(wallet["items"].as_array().unwrap().len(), 3);
     let res = order(2).await;
     assert_eq!(res.status(), StatusCode::CREATED);
+    let second: Value = res.json().await.unwrap();
     assert_problem(order(1).await, 409, "sold_out").await;
+    let c = app
+        .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        c["claimed"], 3,
+        "two are held for an unpaid order, not claimed"
+    );
+    pay(second["id"].as_str().unwrap().to_owned()).await;
     let c = app
         .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)
         .await;
@@ -667,7 +720,25 @@ impl TestApp {
         .await
     }
 
-    /// A code of a new active campaign (`body` adds to it), claimed by a new customer.
+    /// One code of campaign `id` sold to `customer` at the till: the admin's order, paid at
+    /// once (how sold codes — a price, a gift card — reach a customer without a payment step).
+    pub(crate) async fn till_sale(&self, id: &str, customer: &str) -> String {
+        let res = self
+            .call(
+                Method::POST,
+                "/api/v1/orders",
+                Some(&self.admin_token),
+                Some(json!({"campaign_id": id, "quantity": 1, "customer": customer})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let order: Value = res.json().await.unwrap();
+        assert_eq!(order["status"], "paid");
+        order["codes"][0].as_str().unwrap().to_owned()
+    }
+
+    /// A code of a new active campaign (`body` adds to it), claimed by a new customer (bought
+    /// at the till when its codes are sold).
     async fn held_code(&self, email: &str, body: Value) -> (String, String) {
         let (starts, ends) = window();
         let mut spec = json!({"name": "r", "pool_size": 3, "starts_at": starts, "ends_at": ends});
@@ -678,12 +749,18 @@ impl TestApp {
         let id = c["id"].as_str().unwrap();
         self.add_codes(id, json!({"count": 3})).await;
         let (user, token) = self.customer(email).await;
-        let res = self.claim(id, &token, None).await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let code = res.json::<Value>().await.unwrap()["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let sold = c["kind"] == "gift_card" || c["price_cents"].as_i64().is_some_and(|p| p > 0);
+        let code = if sold {
+            // Sold codes are bought: the shop's order for its customer, paid at the till.
+            self.till_sale(id, &user).await
+        } else {
+            let res = self.claim(id, &token, None).await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
         (code, user)
     }
 }

@@ -10,18 +10,28 @@ use crate::campaigns::window;
 use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_with_clock, test_settings};
 
 impl TestApp {
-    async fn post_json(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> reqwest::Response {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
-    async fn validate(&self, token: &str, body: Value) -> Value {
+    pub(crate) async fn validate(&self, token: &str, body: Value) -> Value {
         let res = self.post_json("/api/v1/validations", token, body).await;
         assert_eq!(res.status(), StatusCode::OK);
         res.json().await.unwrap()
     }
 
     /// A shared campaign (`extra` adds to it) with `code` imported under `usage_limit`.
-    async fn shared_campaign(&self, code: &str, usage_limit: Option<u64>, extra: Value) -> String {
+    pub(crate) async fn shared_campaign(
+        &self,
+        code: &str,
+        usage_limit: Option<u64>,
+        extra: Value,
+    ) -> String {
         let (starts, ends) = window();
         let mut spec = json!({"name": "shared", "kind": "discount", "code_mode": "shared",
             "discount": {"percent": 10}, "pool_size": 5, "starts_at": starts, "ends_at": ends});
@@ -40,7 +50,7 @@ impl TestApp {
     }
 }
 
-fn eur(amount: i64) -> Value {
+pub(crate) fn eur(amount: i64) -> Value {
     json!({"amount_cents": amount, "currency": "EUR"})
 }
 
@@ -541,7 +551,11 @@ async fn a_claimed_code_expires_days_after_its_claim_at_midnight_where_its_holde
         .await;
     let id = c["id"].as_str().unwrap().to_owned();
     app.add_codes(&id, json!({"count": 3})).await;
-    let res = app.register("tokyo@x.io", "password-1", "Asia/Tokyo").await;
+    let res = app
+        .create_user(
+            json!({"email": "tokyo@x.io", "password": "password-1", "timezone": "Asia/Tokyo"}),
+        )
+        .await;
     let user: Value = res.json().await.unwrap();
     let token = app.login("tokyo@x.io", "password-1").await;
     let got: Value = app.claim(&id, &token, None).await.json().await.unwrap();
@@ -578,13 +592,22 @@ async fn the_wallet_by_phone_lists_codes_bought_and_requested_with_it() {
         .await;
     let id = c["id"].as_str().unwrap().to_owned();
     app.add_codes(&id, json!({"count": 5})).await;
-    // A buyer whose account has no phone buys two codes for a number.
-    let (_, token) = app.customer("guest@x.io").await;
+    // At the till, a buyer whose account has no phone buys two codes for a number (a customer
+    // may give only their own confirmed number; the shop may give any).
+    let (guest, token) = app.customer("guest@x.io").await;
     let res = app
         .post_json(
             "/api/v1/orders",
             &token,
             json!({"campaign_id": id, "quantity": 2, "phone": "+33612345678"}),
+        )
+        .await;
+    assert_problem(res, 422, "validation_failed").await;
+    let res = app
+        .post_json(
+            "/api/v1/orders",
+            &app.admin_token,
+            json!({"campaign_id": id, "quantity": 2, "phone": "+33612345678", "customer": guest}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);

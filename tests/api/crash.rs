@@ -107,6 +107,7 @@ async fn load(base: String, token: String, writer: usize, cycle: usize, acked: A
         let email = format!("c{cycle}-w{writer}-n{n}@crash.test");
         let Ok(res) = http
             .post(format!("{base}/api/v1/users"))
+            .bearer_auth(&token)
             .json(&json!({"email": email, "password": "password-1", "timezone": "Europe/Paris"}))
             .send()
             .await
@@ -166,6 +167,7 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
     let env = [
         ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
         ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+        ("VOUCHERD__RATE_LIMIT__LOGIN_PER_MINUTE", "100000"),
     ];
     let http = reqwest::Client::new();
     let acked = Arc::new(Mutex::new(Acked::default()));
@@ -316,6 +318,7 @@ async fn acknowledged_claims_orders_and_distributions_survive_kill_9_and_the_poo
     let env = [
         ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
         ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+        ("VOUCHERD__RATE_LIMIT__LOGIN_PER_MINUTE", "100000"),
     ];
     let http = reqwest::Client::new();
     let (child, base) = serve_with_env(&store, &env);
@@ -351,7 +354,11 @@ async fn acknowledged_claims_orders_and_distributions_survive_kill_9_and_the_poo
         let email = format!("buyer{i}@crash.test");
         let res = http
             .post(format!("{base}/api/v1/users"))
-            .json(&json!({"email": email, "password": "password-1", "timezone": "UTC"}))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"email": email, "password": "password-1", "timezone": "UTC",
+                "marketing_emails": true}),
+            )
             .send()
             .await
             .unwrap();
@@ -576,6 +583,7 @@ async fn a_hot_shared_code_never_exceeds_its_limit_and_keeps_every_acknowledged_
     let env = [
         ("VOUCHERD__RATE_LIMIT__PER_SECOND", "100000"),
         ("VOUCHERD__RATE_LIMIT__BURST", "100000"),
+        ("VOUCHERD__RATE_LIMIT__LOGIN_PER_MINUTE", "100000"),
     ];
     let http = reqwest::Client::new();
     let (child, mut base) = serve_with_env(&store, &env);

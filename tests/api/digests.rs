@@ -62,16 +62,12 @@ async fn spawn_at(
 }
 
 impl TestApp {
-    /// Registers a customer in `timezone` with a daily digest at `hour`; (id, token).
+    /// A customer (made by the admin: their address confirmed) in `timezone` with a daily
+    /// digest at `hour`; (id, token).
     async fn subscriber(&self, email: &str, timezone: &str, hour: u8) -> (String, String) {
         let res = self
-            .call(
-                Method::POST,
-                "/api/v1/users",
-                None,
-                Some(json!({"email": email, "password": "customer-password",
-                    "timezone": timezone, "digest_hour": hour})),
-            )
+            .create_user(json!({"email": email, "password": "customer-password",
+                "timezone": timezone, "digest_hour": hour}))
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         let id = res.json::<Value>().await.unwrap()["id"]

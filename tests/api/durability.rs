@@ -180,6 +180,7 @@ async fn a_crash_between_the_keys_of_an_order_leaves_no_code_without_its_order()
     assert_eq!(res.status(), StatusCode::CREATED);
     let res = http
         .post(format!("{base}/api/v1/users"))
+        .bearer_auth(&admin)
         .json(&json!({"email": "crash@x.io", "password": "password-1", "timezone": "UTC"}))
         .send()
         .await

@@ -50,6 +50,10 @@ pub fn test_settings(store_path: PathBuf) -> Settings {
     s.store.fsync = false;
     s.rate_limit.per_second = 10_000;
     s.rate_limit.burst = 10_000;
+    // Tests sign in and sign up many times from one address; the tests of those limits set
+    // their own.
+    s.rate_limit.login_per_minute = 10_000;
+    s.accounts.registrations_per_hour = 10_000;
     s.auth.bootstrap_admin_password = Some(ADMIN_PASSWORD.into());
     s.auth.secret = TEST_SECRET.into();
     // Tests that need networks add their own (wiremock servers or fixture files).
@@ -123,6 +127,7 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// A visitor signs up (anonymous: with address confirmation on, 202 and a link by email).
     pub async fn register(&self, email: &str, password: &str, timezone: &str) -> Response {
         self.call(
             Method::POST,
@@ -133,10 +138,92 @@ impl TestApp {
         .await
     }
 
-    /// Registers a customer and logs in: (user id, token).
+    /// The admin makes a customer's account (confirmed at once, the manager vouching for it):
+    /// `body` is the sign-up's.
+    pub async fn create_user(&self, body: Value) -> Response {
+        self.call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&self.admin_token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The mail the file transport wrote so far (each `.eml` file's text).
+    pub fn mails(&self) -> Vec<String> {
+        let dir = self.store_dir.path().join("data").join("mail");
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The mails to `address` so far.
+    pub fn mails_to(&self, address: &str) -> Vec<String> {
+        let to = format!("To: {address}");
+        self.mails()
+            .into_iter()
+            .filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&to)))
+            .collect()
+    }
+
+    /// The token of the newest confirmation link mailed to `address`, once it is there.
+    pub async fn confirmation_token(&self, address: &str) -> String {
+        eventually(&format!("a confirmation link to {address}"), || async {
+            let mut tokens: Vec<String> = self
+                .mails_to(address)
+                .iter()
+                .filter_map(|m| {
+                    let at = m.find("/verify-email/")? + "/verify-email/".len();
+                    let token: String = m[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                        .collect();
+                    Some(token)
+                })
+                .collect();
+            // Expiry is the token's middle part: the newest link expires last.
+            tokens.sort_by_key(|t| t.split('.').nth(1).and_then(|e| e.parse::<i64>().ok()));
+            tokens.pop()
+        })
+        .await
+    }
+
+    /// `POST /api/v1/email-verifications` with the link's token.
+    pub async fn confirm_email(&self, token: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/api/v1/email-verifications",
+            None,
+            Some(json!({ "token": token })),
+        )
+        .await
+    }
+
+    /// A visitor signs up, opens the link mailed to them and signs in: (user id, token).
+    pub async fn signed_up(&self, email: &str, password: &str) -> (String, String) {
+        let res = self.register(email, password, "Europe/Berlin").await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "sign-up of {email}");
+        let link = self.confirmation_token(email).await;
+        let res = self.confirm_email(&link).await;
+        assert_eq!(res.status(), StatusCode::OK, "confirming {email}");
+        let user: Value = res.json().await.expect("json");
+        assert_eq!(user["email_verified"], true);
+        let token = self.login(email, password).await;
+        (user["id"].as_str().expect("id").to_owned(), token)
+    }
+
+    /// A customer the admin made (confirmed address, agreed to codes by email) who signed in:
+    /// (user id, token).
     pub async fn customer(&self, email: &str) -> (String, String) {
         let res = self
-            .register(email, "customer-password", "Europe/Berlin")
+            .create_user(json!({"email": email, "password": "customer-password",
+                "timezone": "Europe/Berlin", "marketing_emails": true}))
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         let user: Value = res.json().await.expect("json");
@@ -658,5 +745,25 @@ impl MailServer {
 
     pub fn stop(self) {
         self.handle.token.cancel();
+    }
+}
+
+/// Waits (up to 20 s, looking every 20 ms) until `probe` gives something, and returns it;
+/// fails the test naming `what` otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 20 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

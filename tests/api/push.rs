@@ -217,7 +217,8 @@ async fn a_requested_code_is_pushed() {
         give_up_after_s: 60,
         concurrency: 2,
         // This provider refuses what it does not sell itself.
-        products: vec!["*".into()],
+        // A push carries the product's name: one listed by name.
+        products: vec!["gift-10".into()],
     }];
     let app = spawn_with(settings, dir).await;
     let (id, token) = app.customer("app@example.org").await;
@@ -275,6 +276,13 @@ async fn push_endpoints_must_be_public_https_hosts() {
         "http://127.0.0.1:9/push",
         "https://localhost/push",
         "http://push.example/push",
+        // Roads to IPv4 and private networks through IPv6 (NAT64, IPv4-compatible, 6to4,
+        // site-local, Teredo).
+        "https://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "https://[::127.0.0.1]/push",
+        "https://[2002:a00:1::1]/push",
+        "https://[fec0::1]/push",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/push",
     ] {
         let res = app
             .push_subscribe(&user, &token, browser.subscription(endpoint))

@@ -61,9 +61,18 @@ fn store_command(store: &std::path::Path, command: &str, file: &std::path::Path)
     )
 }
 
+/// The admin makes a customer at the server at `base`: the answer's status.
 async fn register(base: &str, email: &str) -> StatusCode {
-    reqwest::Client::new()
-        .post(format!("{base}/api/v1/users"))
+    let http = reqwest::Client::new();
+    let admin = crate::helpers::login_to(
+        &http,
+        base,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    http.post(format!("{base}/api/v1/users"))
+        .bearer_auth(&admin)
         .json(&serde_json::json!({"email": email, "password": "password-1", "timezone": "UTC"}))
         .send()
         .await

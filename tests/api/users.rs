@@ -5,11 +5,92 @@ use serde_json::{Value, json};
 
 use crate::helpers::{assert_problem, spawn_app};
 
+/// A visitor signs up: 202 and a link by email; until it is opened the account exists but is
+/// unconfirmed (it signs in, it cannot claim); the same address again (in any case) answers the
+/// same 202, makes no second account and tells the owner instead.
 #[actix_web::test]
-async fn registration_creates_a_customer_with_defaults() {
+async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     let app = spawn_app().await;
     let res = app
         .register("Jane@Example.org", "s3cret-pass", "Asia/Kolkata")
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["status"], "confirmation_sent");
+    assert!(first.get("id").is_none(), "{first}");
+
+    // Signed in before confirming: the account, unconfirmed, with its defaults.
+    let token = app.login("JANE@example.org", "s3cret-pass").await;
+    let user: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(user["email"], "Jane@Example.org");
+    assert_eq!(user["email_verified"], false);
+    assert_eq!(user["role"], "customer");
+    assert_eq!(user["timezone"], "Asia/Kolkata");
+    assert_eq!(user["digest_hour"], 8);
+    assert_eq!(user["digest_frequency"], "daily");
+    assert_eq!(user["marketing_emails"], false, "consent is never assumed");
+    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+
+    // Same address in another case: the same answer, no second account, the owner told.
+    let dup = app
+        .register("jane@example.ORG", "other-pass-1", "UTC")
+        .await;
+    assert_eq!(dup.status(), StatusCode::ACCEPTED);
+    assert_eq!(dup.json::<Value>().await.unwrap(), first);
+    crate::helpers::eventually("the owner's notice", || async {
+        app.mails_to("Jane@Example.org")
+            .iter()
+            .any(|m| m.contains("has an account already"))
+            .then_some(())
+    })
+    .await;
+    let found: Value = app
+        .list_users(&app.admin_token, "?email=jane%40example.org")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    assert_problem(
+        app.try_login("jane@example.org", "other-pass-1").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+
+    // The link confirms the address; an altered one confirms nothing.
+    let link = app.confirmation_token("Jane@Example.org").await;
+    let altered = format!("{}0", &link[..link.len() - 1]);
+    let altered = if altered == link {
+        format!("{}1", &link[..link.len() - 1])
+    } else {
+        altered
+    };
+    assert_problem(app.confirm_email(&altered).await, 404, "not_found").await;
+    let res = app.confirm_email(&link).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let confirmed: Value = res.json().await.unwrap();
+    assert_eq!(confirmed["id"], user["id"]);
+    assert_eq!(confirmed["email_verified"], true);
+    // A manager making an account with a taken address is told so.
+    let res = app
+        .create_user(
+            json!({"email": "JANE@example.org", "password": "password-1", "timezone": "UTC"}),
+        )
+        .await;
+    assert_problem(res, 409, "conflict").await;
+}
+
+#[actix_web::test]
+async fn registration_takes_phone_hour_and_frequency() {
+    let app = spawn_app().await;
+    // Made by the admin: address and number vouched for.
+    let res = app
+        .create_user(
+            json!({"email": "p@x.io", "password": "password-9", "timezone": "America/New_York",
+            "phone": "+14155550100", "digest_hour": 0, "digest_frequency": "weekly",
+            "marketing_emails": true}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
@@ -18,43 +99,32 @@ async fn registration_creates_a_customer_with_defaults() {
         location,
         format!("/api/v1/users/{}", user["id"].as_str().unwrap())
     );
-    assert_eq!(user["email"], "Jane@Example.org");
-    assert_eq!(user["role"], "customer");
-    assert_eq!(user["timezone"], "Asia/Kolkata");
-    assert_eq!(user["digest_hour"], 8);
-    assert_eq!(user["digest_frequency"], "daily");
-    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+    assert_eq!(user["phone"], "+14155550100");
+    assert_eq!(user["phone_verified"], true);
+    assert_eq!(user["email_verified"], true);
+    assert_eq!(user["marketing_emails"], true);
+    assert_eq!(user["digest_hour"], 0);
+    assert_eq!(user["digest_frequency"], "weekly");
 
-    // Same address in another case is the same email.
-    let dup = app
-        .register("jane@example.ORG", "other-pass-1", "UTC")
-        .await;
-    assert_problem(dup, 409, "conflict").await;
-    // And the registered user logs in with any case of the address.
-    let token = app.login("JANE@example.org", "s3cret-pass").await;
-    let me: Value = app.me(&token).await.json().await.unwrap();
-    assert_eq!(me["id"], user["id"]);
-}
-
-#[actix_web::test]
-async fn registration_takes_phone_hour_and_frequency() {
-    let app = spawn_app().await;
+    // Typed by a visitor, a number is theirs only once a code proves it.
     let res = app
         .call(
             Method::POST,
             "/api/v1/users",
             None,
             Some(
-                json!({"email": "p@x.io", "password": "password-9", "timezone": "America/New_York",
-                        "phone": "+14155550100", "digest_hour": 0, "digest_frequency": "weekly"}),
+                json!({"email": "q@x.io", "password": "password-9", "timezone": "UTC",
+                "phone": "+14155550101"}),
             ),
         )
         .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let user: Value = res.json().await.unwrap();
-    assert_eq!(user["phone"], "+14155550100");
-    assert_eq!(user["digest_hour"], 0);
-    assert_eq!(user["digest_frequency"], "weekly");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let token = app.login("q@x.io", "password-9").await;
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(
+        (me["phone"].as_str(), &me["phone_verified"]),
+        (Some("+14155550101"), &json!(false))
+    );
 }
 
 #[actix_web::test]
@@ -153,22 +223,31 @@ async fn patch_changes_fields_and_ignores_role_unless_admin() {
     assert_eq!(user["role"], "manager");
 }
 
+/// A new address waits for its owner: the answer is the same whether or not it has an account
+/// (no way to probe addresses), the account keeps its address until the link is opened, and a
+/// link to an address another account holds confirms nothing.
 #[actix_web::test]
-async fn email_change_keeps_addresses_unique() {
+async fn email_change_is_confirmed_by_the_new_address_and_keeps_addresses_unique() {
     let app = spawn_app().await;
     let (id, token) = app.customer("dave@x.io").await;
     app.customer("erin@x.io").await;
-    assert_problem(
-        app.patch_user(
+    let res = app
+        .patch_user(
             &id,
             &token,
             json!({"email": "ERIN@x.io", "current_password": "customer-password"}),
         )
-        .await,
-        409,
-        "conflict",
-    )
-    .await;
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(
+        (user["email"].as_str(), user["pending_email"].as_str()),
+        (Some("dave@x.io"), Some("ERIN@x.io"))
+    );
+    // Erin's owner opens it: the address is theirs, nothing changes.
+    let link = app.confirmation_token("ERIN@x.io").await;
+    assert_problem(app.confirm_email(&link).await, 409, "conflict").await;
+
     let res = app
         .patch_user(
             &id,
@@ -177,13 +256,23 @@ async fn email_change_keeps_addresses_unique() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    // The old address is free again, the new one logs in.
+    app.login("dave@x.io", "customer-password").await;
+    // The older link (to Erin) no longer confirms anything for Dave.
+    assert_problem(app.confirm_email(&link).await, 404, "not_found").await;
+    let link = app.confirmation_token("dave2@x.io").await;
+    let res = app.confirm_email(&link).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let user: Value = res.json().await.unwrap();
     assert_eq!(
-        app.register("dave@x.io", "password-77", "UTC")
-            .await
-            .status(),
-        StatusCode::CREATED
+        (user["email"].as_str(), user["email_verified"].as_bool()),
+        (Some("dave2@x.io"), Some(true))
     );
+    assert!(user["pending_email"].is_null());
+    // The old address is free again, the new one signs in.
+    let res = app
+        .create_user(json!({"email": "dave@x.io", "password": "password-77", "timezone": "UTC"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
     app.login("dave2@x.io", "customer-password").await;
 }
 
@@ -237,12 +326,10 @@ async fn delete_erases_the_user_and_their_tokens() {
             .all(|u| u["email"] != "gone@x.io")
     );
     // The address can be used again.
-    assert_eq!(
-        app.register("gone@x.io", "password-1234", "UTC")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    let res = app
+        .create_user(json!({"email": "gone@x.io", "password": "password-1234", "timezone": "UTC"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
 }
 
 #[actix_web::test]
@@ -250,7 +337,9 @@ async fn the_user_list_pages_with_cursors() {
     let app = spawn_app().await;
     for i in 0..7 {
         app.register(&format!("u{i}@x.io"), "password-1", "UTC")
-            .await;
+            .await
+            .error_for_status()
+            .unwrap();
     }
     let first: Value = app
         .list_users(&app.admin_token, "?limit=3")
@@ -355,4 +444,54 @@ async fn a_password_change_revokes_every_other_token_of_the_user() {
     assert_problem(app.me(&token).await, 401, "unauthorized").await;
     assert_eq!(app.me(&app.admin_token).await.status(), StatusCode::OK);
     app.login("gus@x.io", "reset-by-admin").await;
+}
+
+/// A visitor who opens the link mailed to them is a customer like any other: before it, codes
+/// are refused (403 `email_unverified`); after it, they claim. A link asked for again works too.
+#[actix_web::test]
+async fn a_visitor_who_confirms_their_address_gets_codes() {
+    let app = spawn_app().await;
+    let campaign = app.active_campaign(5, 1).await;
+    let res = app.register("late@x.io", "password-1", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let token = app.login("late@x.io", "password-1").await;
+    assert_problem(
+        app.claim(&campaign, &token, None).await,
+        403,
+        "email_unverified",
+    )
+    .await;
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    let id = me["id"].as_str().unwrap();
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/email/verification"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let link = app.confirmation_token("late@x.io").await;
+    assert_eq!(app.confirm_email(&link).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.claim(&campaign, &token, None).await.status(),
+        StatusCode::CREATED
+    );
+    // Confirmed once is confirmed: nothing more to send.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/email/verification"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(res, 409, "conflict").await;
+    // The whole way in one helper, as a newcomer goes.
+    let (_, token) = app.signed_up("new@x.io", "password-2").await;
+    assert_eq!(
+        app.claim(&campaign, &token, None).await.status(),
+        StatusCode::CREATED
+    );
 }

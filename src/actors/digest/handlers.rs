@@ -27,7 +27,7 @@ impl Handler<Wake> for DigestShard {
         self.again = false;
         let (store, max, clock, tzs, dispatcher, index) = (
             self.store.clone(),
-            self.max_vouchers,
+            self.composing,
             self.clock.clone(),
             self.timezones.clone(),
             self.dispatcher.clone(),

@@ -57,8 +57,7 @@ pub struct DigestShard {
     timezones: Arc<Vec<Tz>>,
     store: Store,
     clock: SharedClock,
-    /// Vouchers listed in one digest (`[digest] max_vouchers`).
-    max_vouchers: usize,
+    composing: Composing,
     dispatcher: Arc<Notify>,
     running: bool,
     again: bool,
@@ -71,7 +70,7 @@ impl DigestShard {
         shards: u16,
         store: Store,
         clock: SharedClock,
-        max_vouchers: usize,
+        composing: Composing,
         dispatcher: Arc<Notify>,
     ) -> Self {
         Self {
@@ -79,7 +78,7 @@ impl DigestShard {
             timezones: Arc::new(timezones_of(index, shards)),
             store,
             clock,
-            max_vouchers,
+            composing,
             dispatcher,
             running: false,
             again: false,
@@ -125,11 +124,30 @@ impl SupervisedActor for DigestShard {
 
 /// Builds the digests of these `(user, period, due time)` from the in-memory indexes (one read
 /// hop for the batch) and commits them as one writer command (durable when this returns).
+/// What goes into a digest: at most `max_vouchers` vouchers (`[digest] max_vouchers`), and with
+/// `confirmed_only` (`[accounts] verify_email`) none for a user whose address is not confirmed:
+/// their period passes with nothing sent (a digest to an address nobody confirmed would be mail
+/// to whoever typed it).
+#[derive(Debug, Clone, Copy)]
+pub struct Composing {
+    pub max_vouchers: usize,
+    pub confirmed_only: bool,
+}
+
+impl Composing {
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self {
+            max_vouchers: usize::from(settings.digest.max_vouchers),
+            confirmed_only: settings.accounts.verify_email,
+        }
+    }
+}
+
 pub async fn build_and_commit(
     store: &Store,
     items: Vec<(Uuid, NaiveDate, Option<DateTime<Utc>>)>,
     now: DateTime<Utc>,
-    max_vouchers: usize,
+    composing: Composing,
 ) -> Result<Committed, StoreError> {
     if items.is_empty() {
         return Ok(Committed::default());
@@ -140,7 +158,14 @@ pub async fn build_and_commit(
             items
                 .iter()
                 .map(|(user, period, due_at)| {
-                    digests.draft(*user, *period, *due_at, now, max_vouchers)
+                    let unconfirmed =
+                        composing.confirmed_only && s.users().verified(*user) != Some(true);
+                    let max = if unconfirmed {
+                        0
+                    } else {
+                        composing.max_vouchers
+                    };
+                    digests.draft(*user, *period, *due_at, now, max)
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -161,7 +186,7 @@ pub async fn run_now(
     store: &Store,
     dispatcher: &Notify,
     clock: &SharedClock,
-    max_vouchers: usize,
+    composing: Composing,
     user: Option<Uuid>,
 ) -> Result<Committed, StoreError> {
     let now = clock.now();
@@ -195,7 +220,7 @@ pub async fn run_now(
         };
         total.skipped += skipped;
         if !batch.is_empty() {
-            let c = build_and_commit(store, batch, now, max_vouchers).await?;
+            let c = build_and_commit(store, batch, now, composing).await?;
             total.sent += c.sent;
             total.skipped += c.skipped;
         }

@@ -14,13 +14,14 @@ use uuid::Uuid;
 use super::{LEASE, LEASE_MARGIN, MAX_SLEEP, Outbound};
 use crate::delivery::SendError;
 use crate::delivery::render::{
-    VoucherLine, alert_email, code_email, code_sms, digest_email, requested_sms,
+    VoucherLine, alert_email, already_registered_email, code_email, code_sms, confirm_email,
+    digest_email, phone_code_sms, requested_sms,
 };
 use crate::domain::campaign::Campaign;
-use crate::domain::delivery::{Channel, Delivery, DeliveryStatus, Payload};
+use crate::domain::delivery::{AccountMail, Channel, Delivery, DeliveryStatus, Payload};
 use crate::domain::digest::DigestRecord;
 use crate::domain::notification::{Notification, NotificationKind};
-use crate::domain::user::User;
+use crate::domain::user::{PhoneChallenge, User};
 use crate::domain::voucher::Voucher;
 use crate::store::deliveries::Attempt;
 use crate::store::{Store, StoreError};
@@ -82,6 +83,10 @@ enum Loaded {
     },
     Alert(Notification),
     Requested(crate::domain::code_request::CodeRequest),
+    /// An account email to `user`.
+    Account(User),
+    /// A phone code, for the challenge the user has open.
+    PhoneCode(User, PhoneChallenge),
 }
 
 /// Vouchers read for a claimed batch: digests of one batch list many of the same vouchers.
@@ -92,6 +97,7 @@ fn load(
     s: &Store,
     d: &Delivery,
     cache: &mut VoucherCache,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Result<Loaded, SendError>, StoreError> {
     let gone = |what: &str| {
         Ok(Err(SendError::permanent(format!(
@@ -149,6 +155,25 @@ fn load(
             Some(r) => Ok(Ok(Loaded::Requested(r))),
             None => gone("the code request"),
         },
+        Payload::Account { user_id, .. } => match s.users().get(*user_id)? {
+            Some(u) => Ok(Ok(Loaded::Account(u))),
+            None => gone("the user"),
+        },
+        Payload::PhoneCode {
+            user_id,
+            challenge_id,
+        } => {
+            let Some(user) = s.users().get(*user_id)? else {
+                return gone("the user");
+            };
+            // Only the challenge the user has open now: a newer code supersedes this one.
+            match user.phone_challenge.clone() {
+                Some(c) if c.id == *challenge_id && c.is_open(now) => {
+                    Ok(Ok(Loaded::PhoneCode(user, c)))
+                }
+                _ => gone("the open code"),
+            }
+        }
     }
 }
 
@@ -201,6 +226,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
         let loaded = if claimed.is_empty() {
             Vec::new()
         } else {
+            let now = out.clock.now();
             let read = out
                 .store
                 .run(move |s| {
@@ -208,7 +234,7 @@ pub async fn run(out: Arc<Outbound>, wake: Arc<Notify>, sends: tokio::runtime::H
                     claimed
                         .into_iter()
                         .map(|d| {
-                            let l = load(s, &d, &mut cache).unwrap_or_else(|e| Err(e.into()));
+                            let l = load(s, &d, &mut cache, now).unwrap_or_else(|e| Err(e.into()));
                             Ok((d, l))
                         })
                         .collect::<Result<Vec<_>, StoreError>>()
@@ -422,7 +448,7 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                         "customer": {
                             "id": user.id,
                             "email": user.email.as_str(),
-                            "phone": user.phone,
+                            "phone": user.verified_phone(),
                         },
                         "code": code,
                         "valid_until": campaign.ends_at,
@@ -434,8 +460,10 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
                     let Some(sms) = out.sms.as_ref() else {
                         return Err(SendError::permanent("[delivery.sms] url is not configured"));
                     };
-                    let Some(phone) = user.phone.as_ref() else {
-                        return Err(SendError::permanent("the customer has no phone number"));
+                    let Some(phone) = user.verified_phone() else {
+                        return Err(SendError::permanent(
+                            "the customer has no confirmed phone number",
+                        ));
                     };
                     let body = code_sms(&out.templates, &campaign, code, &out.public_url)?;
                     sms.send(phone.as_str(), &body, &d.id.to_string()).await
@@ -471,6 +499,51 @@ async fn send(out: &Outbound, d: &Delivery, loaded: Loaded) -> Result<(), SendEr
             };
             let body = requested_sms(&out.templates, &r.product, code)?;
             sms.send(phone, &body, &d.id.to_string()).await
+        }
+        Loaded::Account(user) => {
+            let Payload::Account { mail, .. } = &d.payload else {
+                return Err(SendError::permanent("not an account email"));
+            };
+            let message_id = format!("<account-{}@{}>", d.id, out.host);
+            let email = match mail {
+                AccountMail::ConfirmEmail { email, expires_at } => {
+                    let token =
+                        out.signer
+                            .confirm_email_token(user.id, email, expires_at.timestamp());
+                    let url = format!("{}/verify-email/{token}", out.public_url);
+                    confirm_email(
+                        &out.templates,
+                        email,
+                        &url,
+                        *expires_at,
+                        message_id,
+                        &out.public_url,
+                    )?
+                }
+                AccountMail::AlreadyRegistered => already_registered_email(
+                    &out.templates,
+                    user.email.as_str(),
+                    message_id,
+                    &out.public_url,
+                )?,
+            };
+            out.mailer
+                .send(email.build(&out.from)?, &d.id.to_string())
+                .await
+        }
+        Loaded::PhoneCode(user, challenge) => {
+            let Some(sms) = out.sms.as_ref() else {
+                return Err(SendError::permanent("[delivery.sms] url is not configured"));
+            };
+            let code = out
+                .signer
+                .phone_code(challenge.id, user.id, challenge.phone.as_str());
+            let minutes = (challenge.expires_at - out.clock.now())
+                .num_minutes()
+                .max(1);
+            let body = phone_code_sms(&out.templates, &code, minutes)?;
+            sms.send(challenge.phone.as_str(), &body, &d.id.to_string())
+                .await
         }
         Loaded::Alert(n) => {
             if out.admin_emails.is_empty() {

@@ -1,7 +1,7 @@
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
 
 use super::Housekeeper;
-use crate::actors::messages::{Ping, Sweep};
+use crate::actors::messages::{Ping, Sweep, Wake};
 use crate::actors::supervise::{ActorPanic, guard};
 
 impl Handler<Ping> for Housekeeper {
@@ -9,6 +9,15 @@ impl Handler<Ping> for Housekeeper {
 
     fn handle(&mut self, _: Ping, ctx: &mut Context<Self>) -> Self::Result {
         guard(self, ctx, |_, _| ())
+    }
+}
+
+/// The clock moved (a test's manual clock): sweep now.
+impl Handler<Wake> for Housekeeper {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        ctx.notify(Sweep);
     }
 }
 
@@ -26,6 +35,12 @@ impl Handler<Sweep> for Housekeeper {
             let now = act.clock.now();
             let retention = act.retention;
             let work = async move {
+                // Unpaid orders past their deadline give their codes back.
+                match expire_unpaid(&store, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "unpaid orders expired"),
+                    Err(e) => tracing::warn!(error = %e, "expiring unpaid orders failed"),
+                }
                 let tokens = store.write(move |s| s.tokens().purge_expired(now)).await;
                 if let Err(e) = store
                     .write(move |s| s.idempotency().purge_expired(now))
@@ -50,6 +65,28 @@ impl Handler<Sweep> for Housekeeper {
                 }
             }));
         })
+    }
+}
+
+/// Expires the unpaid orders whose deadline passed, a batch at a time (their codes go back to
+/// their campaigns): how many. Each expires once, also across a restart (a paid or expired
+/// order is no longer due).
+async fn expire_unpaid(
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    const BATCH: usize = 256;
+    let mut total = 0;
+    loop {
+        let expired = store
+            .write(move |s| s.orders().expire_due(now, BATCH))
+            .await?;
+        total += expired.len();
+        metrics::counter!("voucherd_orders_total", "result" => "expired")
+            .increment(expired.len() as u64);
+        if expired.len() < BATCH {
+            return Ok(total);
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! Housekeeper: periodic upkeep that belongs to no request. Every `INTERVAL` it purges expired
-//! tokens (through the expiry index), moves vouchers whose phase changed (started, ended) and
-//! removes expired ones past retention (through the `voucher_due` index), and runs the metrics
-//! exporter's upkeep, and purges expired idempotency keys.
+//! Housekeeper: periodic upkeep that belongs to no request. At start and every `INTERVAL` it
+//! expires unpaid orders past their deadline (their codes go back; the payment itself checks the
+//! deadline, so a late sweep only returns codes later), purges expired tokens (through the
+//! expiry index), moves vouchers whose phase changed (started, ended) and removes expired ones
+//! past retention (through the `voucher_due` index), runs the metrics exporter's upkeep, and
+//! purges expired idempotency keys.
 
 mod handlers;
 
@@ -41,6 +43,8 @@ impl Actor for Housekeeper {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.sweeping = false;
+        // Orders that lapsed while the server was down expire now.
+        ctx.notify(Sweep);
         ctx.run_interval(INTERVAL, |_, ctx| ctx.notify(Sweep));
     }
 }

@@ -437,6 +437,7 @@ fn gift_cards_draw_down_to_zero_and_roll_back_exactly() {
         &card,
         &a,
         None,
+        None,
         false,
         &o,
         Uuid::now_v7(),
@@ -582,4 +583,233 @@ proptest! {
         }
         prop_assert_eq!(used, taken.iter().sum::<i64>());
     }
+}
+
+/// A code of the cart property test: which campaign, and shared (its limit and uses so far) or
+/// a unique code the customer holds (with a balance for a gift card).
+#[derive(Debug, Clone)]
+enum ArbCode {
+    Shared { limit: Option<u64>, uses: u64 },
+    Unique,
+}
+
+fn arb_budget() -> impl Strategy<Value = Budget> {
+    (any::<bool>(), any::<bool>(), 1i64..30_000, 1i64..4).prop_map(
+        |(money, per_customer, cents, n)| Budget {
+            measure: if money {
+                Measure::DiscountCents
+            } else {
+                Measure::Redemptions
+            },
+            limit: if money { cents } else { n },
+            period: Period::Total,
+            per: if per_customer {
+                Per::Customer
+            } else {
+                Per::Campaign
+            },
+        },
+    )
+}
+
+fn arb_campaign() -> impl Strategy<Value = Campaign> {
+    (
+        prop::option::of(arb_discount()),
+        1u32..4,
+        prop::collection::vec(arb_budget(), 0..3),
+        prop::option::of(1i64..20_000),
+    )
+        .prop_map(|(discount, limit, budgets, cap)| {
+            let mut c = campaign(
+                discount,
+                Promotion {
+                    budgets,
+                    max_discount_cents: cap,
+                    ..Default::default()
+                },
+            );
+            c.per_customer_limit = limit;
+            c
+        })
+}
+
+fn arb_code() -> impl Strategy<Value = (usize, ArbCode, i64)> {
+    (
+        0usize..2,
+        prop_oneof![
+            (prop::option::of(1u64..4), 0u64..3)
+                .prop_map(|(limit, uses)| ArbCode::Shared { limit, uses }),
+            Just(ArbCode::Unique),
+        ],
+        1i64..60_000,
+    )
+}
+
+/// What the redemptions made so far use, as the store counts them from their records.
+fn usage_of(made: &[Redemption], c: &Campaign, who: Option<&Customer>) -> Usage {
+    let mine = |r: &&Redemption| r.campaign_id == c.id;
+    Usage {
+        customer_uses: made
+            .iter()
+            .filter(mine)
+            .filter(|r| r.shared && who.is_some() && r.customer_key().as_ref() == who)
+            .count() as u32,
+        budgets_used: c
+            .promotion
+            .budgets
+            .iter()
+            .map(|b| {
+                made.iter()
+                    .filter(mine)
+                    .filter(|r| {
+                        b.per == Per::Campaign
+                            || (who.is_some() && r.customer_key().as_ref() == who)
+                    })
+                    .map(|r| b.cost(r.discount_cents))
+                    .sum()
+            })
+            .collect(),
+    }
+}
+
+proptest! {
+    /// A cart's codes evaluated together give, code by code, exactly what redeeming them one
+    /// after another would give: each redemption written before the next code is looked at,
+    /// its counters (uses, a customer's allowance, budgets, a gift balance) read back from the
+    /// redemptions made. So a validation never promises more than the redemptions give.
+    #[test]
+    fn a_cart_is_what_redeeming_its_codes_one_after_another_gives(
+        campaigns in prop::collection::vec(arb_campaign(), 2),
+        codes in prop::collection::vec(arb_code(), 1..6),
+        items in prop::collection::vec(arb_line(), 0..4),
+        amount in 0i64..200_000,
+        by_ref in any::<bool>(),
+    ) {
+        let me = Uuid::now_v7();
+        let customer = if by_ref { Customer::Ref("ann@example.org".into()) } else { Customer::User(me) };
+        let o = if items.is_empty() {
+            Checkout::new(Some(amount), Some("EUR"), items).unwrap()
+        } else {
+            Checkout::new(None, Some("EUR"), items).unwrap()
+        };
+        let names: Vec<String> = (0..codes.len()).map(|i| format!("C{i}")).collect();
+        // Every code as stored: a record and the facts the engine reads.
+        let mut records = Vec::new();
+        let mut facts = Vec::new();
+        for (i, (c, kind, balance)) in codes.iter().enumerate() {
+            let campaign = &campaigns[*c];
+            let gift = campaign.discount.is_none();
+            let (f, held_by) = match kind {
+                ArbCode::Shared { limit, uses } if !gift => (shared(*uses, *limit), None),
+                _ => (held(me, gift.then_some(*balance)), Some(me)),
+            };
+            records.push(CodeRecord {
+                v: 1,
+                code: names[i].clone(),
+                campaign_id: campaign.id,
+                status: f.status,
+                holder: held_by,
+                claimed_at: f.claimed_at,
+                balance_cents: f.balance_cents,
+                created_at: now(),
+                order_id: None,
+                redeemed_at: None,
+            });
+            facts.push(f);
+        }
+        let cart: Vec<CartCode<'_>> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _, _))| CartCode { code: &names[i], campaign: &campaigns[*c], facts: facts[i].clone() })
+            .collect();
+        let together = evaluate_cart(&cart, Some(&customer), |c, who| usage_of(&[], c, who), &o, now());
+
+        // One after another: each code's facts and counters as the redemptions so far left them.
+        let mut made: Vec<Redemption> = Vec::new();
+        let mut left = Cart::of(&o);
+        for (i, (c, _, _)) in codes.iter().enumerate() {
+            let campaign = &campaigns[*c];
+            let mut f = facts[i].clone();
+            if let Some((uses, limit)) = f.shared {
+                let more = made.iter().filter(|r| r.code == names[i]).count() as u64;
+                f.shared = Some((uses + more, limit));
+            } else {
+                f.status = records[i].status;
+                f.balance_cents = records[i].balance_cents;
+            }
+            let who = counted_for(&f, Some(&customer));
+            let usage = usage_of(&made, campaign, who.as_ref());
+            let alone = evaluate(campaign, &f, Some(&customer), &usage, &o, &mut left, now());
+            prop_assert_eq!(&alone, &together[i], "code {} of {:?}", i, codes);
+            if let Ok(applied) = alone {
+                let (after, r) = redeemed(
+                    &records[i], campaign, &applied, Some(&customer), None,
+                    f.shared.is_some(), &o, Uuid::now_v7(), now(),
+                );
+                if let Some(after) = after {
+                    records[i] = after;
+                }
+                made.push(r);
+            }
+        }
+        // Never more than the order, whatever was stacked.
+        let total: i64 = together.iter().filter_map(|r| r.as_ref().ok()).map(|a| a.discount_cents).sum();
+        prop_assert!(total <= o.amount_cents);
+    }
+}
+
+#[test]
+fn the_second_use_of_a_customers_allowance_in_one_cart_is_refused() {
+    let me = Customer::Ref("ann@example.org".into());
+    // Two shared codes of one campaign, once per customer, 20.00 budget in all.
+    let budget = Budget {
+        measure: Measure::DiscountCents,
+        limit: 2000,
+        period: Period::Total,
+        per: Per::Campaign,
+    };
+    let c = campaign(
+        Some(Discount::Percent(10)),
+        Promotion {
+            budgets: vec![budget],
+            max_discount_cents: Some(2000),
+            ..Default::default()
+        },
+    );
+    let codes = [
+        CartCode {
+            code: "SUMMER10",
+            campaign: &c,
+            facts: shared(0, Some(1)),
+        },
+        CartCode {
+            code: "SUMMER-B",
+            campaign: &c,
+            facts: shared(0, Some(1)),
+        },
+    ];
+    let usage = |c: &Campaign, _: Option<&Customer>| Usage {
+        customer_uses: 0,
+        budgets_used: vec![0; c.promotion.budgets.len()],
+    };
+    let got = evaluate_cart(&codes, Some(&me), usage, &order(100_000), now());
+    assert_eq!(got[0].as_ref().map(|a| a.discount_cents), Ok(2000));
+    assert_eq!(got[1], Err(Reason::CustomerLimitReached));
+    // With an allowance of two, the budget stops the second.
+    let mut two = c.clone();
+    two.per_customer_limit = 2;
+    let codes = [
+        CartCode {
+            code: "SUMMER10",
+            campaign: &two,
+            facts: shared(0, None),
+        },
+        CartCode {
+            code: "SUMMER-B",
+            campaign: &two,
+            facts: shared(0, None),
+        },
+    ];
+    let got = evaluate_cart(&codes, Some(&me), usage, &order(100_000), now());
+    assert_eq!(got[1], Err(Reason::BudgetExhausted));
 }

@@ -99,3 +99,41 @@ fn rules_are_checked_and_tidied() {
         Reason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(every_reason.len(), Reason::ALL.len(), "names are distinct");
 }
+
+#[test]
+fn an_excluded_sku_stays_excluded_however_it_is_written() {
+    let rules = Rules {
+        skus: Scope {
+            include: Vec::new(),
+            exclude: vec!["GIFTCARD".into()],
+        },
+        categories: Scope {
+            include: vec!["Shoes".into()],
+            exclude: Vec::new(),
+        },
+        ..Rules::default()
+    };
+    let line = |sku: &str, category: &str| OrderLine {
+        sku: sku.into(),
+        retailer: None,
+        category: Some(category.into()),
+        quantity: 1,
+        price_cents: 100,
+    };
+    for sku in [
+        "GIFTCARD",
+        "giftcard",
+        "GIFTCARD ",
+        "ＧＩＦＴＣＡＲＤ",
+        "GİFTCARD",
+        " GiftCard",
+    ] {
+        assert!(
+            !rules.admits(&line(sku, "shoes")),
+            "{sku:?} slipped through"
+        );
+    }
+    assert!(rules.admits(&line("RUN-1", "SHOES")));
+    assert!(rules.admits(&line("RUN-1", "ｓｈｏｅｓ ")));
+    assert!(!rules.admits(&line("RUN-1", "Hats")));
+}

@@ -72,6 +72,15 @@ async function signUp(event) {
       }
       throw new Error(detail);
     }
+    if (res.status === 202) {
+      // The address is confirmed by the link sent to it; the answer says no more than that.
+      $("up-password").value = "";
+      $("sign-up-form").reset();
+      $("up-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+      $("sign-up-error").textContent = "";
+      $("sign-up-done").textContent = "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it, then sign in.";
+      return;
+    }
     token = await getToken(email, password);
     sessionStorage.setItem(TOKEN_KEY, token);
     $("up-password").value = "";
@@ -236,25 +245,74 @@ function settingsFromMe() {
   $("set-timezone").value = me.timezone;
   $("set-hour").value = me.digest_hour;
   $("set-frequency").value = me.digest_frequency;
+  $("set-email").value = me.pending_email || me.email;
+  $("set-current-password").value = "";
   $("set-phone").value = me.phone || "";
   $("set-marketing").checked = me.marketing_emails;
+  $("phone-state").textContent = me.phone
+    ? me.phone + (me.phone_verified ? " is confirmed." : " is not confirmed yet: send yourself a code.")
+    : "Codes by text message and a till's look-up use your number once it is confirmed.";
+  const waiting = !me.email_verified || me.pending_email;
+  $("unconfirmed").hidden = !waiting;
+  $("unconfirmed-text").textContent = me.pending_email
+    ? "We sent a link to " + me.pending_email + ". Your address stays " + me.email + " until you open it."
+    : "We sent a link to " + me.email + ". Until you open it, no codes can go to your account.";
 }
 
 async function saveSettings(event) {
   event.preventDefault();
-  const phone = $("set-phone").value.trim();
+  const email = $("set-email").value.trim();
+  const change = {
+    timezone: $("set-timezone").value.trim(),
+    digest_hour: Number($("set-hour").value),
+    digest_frequency: $("set-frequency").value,
+    marketing_emails: $("set-marketing").checked,
+  };
+  if (email !== me.email && email !== me.pending_email) {
+    change.email = email;
+    change.current_password = $("set-current-password").value;
+  }
   try {
-    me = await (await api("PATCH", mine(""), {
-      timezone: $("set-timezone").value.trim(),
-      digest_hour: Number($("set-hour").value),
-      digest_frequency: $("set-frequency").value,
-      phone: phone === "" ? null : phone,
-      marketing_emails: $("set-marketing").checked,
-    })).json();
+    me = await (await api("PATCH", mine(""), change)).json();
     settingsFromMe();
-    say("Saved.");
+    say(change.email ? "Saved. Open the link we sent to " + email + " to use it." : "Saved.");
   } catch (e) {
     failed("Could not save", e);
+  }
+}
+
+async function resendLink() {
+  try {
+    await api("POST", mine("/email/verification"));
+    say("A new link is on its way.");
+  } catch (e) {
+    failed("Could not send the link", e);
+  }
+}
+
+async function sendPhoneCode(event) {
+  event.preventDefault();
+  const phone = $("set-phone").value.trim();
+  try {
+    const sent = await (await api("POST", mine("/phone/verification"), { phone })).json();
+    $("phone-code-form").hidden = false;
+    $("phone-code").focus();
+    say("A code is on its way to " + sent.phone + ". Type it below.");
+  } catch (e) {
+    failed("Could not send a code", e);
+  }
+}
+
+async function confirmPhone(event) {
+  event.preventDefault();
+  try {
+    me = await (await api("POST", mine("/phone/verify"), { code: $("phone-code").value.trim() })).json();
+    $("phone-code").value = "";
+    $("phone-code-form").hidden = true;
+    settingsFromMe();
+    say("Your number " + me.phone + " is confirmed.");
+  } catch (e) {
+    failed("Could not confirm the number", e);
   }
 }
 
@@ -284,6 +342,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("follow-retailer-form").addEventListener("submit", (e) => follow(e, "retailer"));
   $("follow-category-form").addEventListener("submit", (e) => follow(e, "category"));
   $("settings-form").addEventListener("submit", saveSettings);
+  $("resend-button").addEventListener("click", resendLink);
+  $("phone-form").addEventListener("submit", sendPhoneCode);
+  $("phone-code-form").addEventListener("submit", confirmPhone);
   $("erase-button").addEventListener("click", erase);
   $("up-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   if (token) {

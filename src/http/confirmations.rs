@@ -1,0 +1,113 @@
+//! Confirming an email address with the signed link sent to it: `GET /verify-email/{token}` shows
+//! a page with a button (link scanners must not confirm anything), whose `POST` confirms;
+//! `POST /api/v1/email-verifications {token}` does the same for an app holding the link.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::users::UserView;
+use crate::service::accounts;
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(confirm);
+}
+
+pub fn pages(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(page).service(confirm_on_page);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The token of the link sent by email (`…/verify-email/{token}`).
+    #[schema(pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")]
+    pub token: String,
+}
+
+/// Confirm an email address with the token of the link sent to it (anyone holding it): 200 with
+/// the account. 404 for a link that is altered or for an address the account no longer asks
+/// for; 409 for an expired link, or an address another account confirmed meanwhile.
+#[utoipa::path(tag = "users", request_body = Confirmation, responses((status = 200, body = UserView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/email-verifications")]
+async fn confirm(
+    state: web::Data<AppState>,
+    body: web::Json<Confirmation>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let user = accounts::confirm_email(&state.services, &body.token).await?;
+    Ok(web::Json(UserView::from(&user)))
+}
+
+#[derive(Serialize)]
+struct PageContext<'a> {
+    state: &'a str,
+    email: &'a str,
+}
+
+/// The page's Content-Security-Policy: its own inline style and a form posting to itself.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+fn html(state: &AppState, status: StatusCode, which: &str, email: &str) -> HttpResponse {
+    match state.templates.render(
+        "confirm_email_page.html",
+        &PageContext {
+            state: which,
+            email,
+        },
+    ) {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Content-Security-Policy", PAGE_POLICY))
+            .insert_header(("Referrer-Policy", "no-referrer"))
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body),
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::internal(e)),
+    }
+}
+
+/// The confirmation page: asks to confirm (anyone holding the link); nothing changes until its
+/// button is pressed.
+#[utoipa::path(tag = "users", params(("token" = String, Path, description = "the signed token of the link sent by email", pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")), responses((status = 200, description = "an HTML page with a confirm button", content_type = "text/html"), (status = 404, description = "an altered or unknown link", content_type = "text/html")))]
+#[get("/verify-email/{token}")]
+async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    let Some((id, _)) = crate::security::LinkSigner::read_confirm_token(&token) else {
+        return html(&state, StatusCode::NOT_FOUND, "invalid", "");
+    };
+    let user = match state.store.run(move |s| s.users().get(id)).await {
+        Ok(u) => u,
+        Err(e) => return actix_web::ResponseError::error_response(&ApiError::from(e)),
+    };
+    let address = user.and_then(|u| {
+        [u.pending_email.clone(), Some(u.email.clone())]
+            .into_iter()
+            .flatten()
+            .find(|a| state.signer.confirms(&token, id, a.as_str()))
+    });
+    match address {
+        Some(a) => html(&state, StatusCode::OK, "confirm", &a.masked()),
+        None => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
+    }
+}
+
+/// The page's button: confirms the address (anyone holding the link).
+#[utoipa::path(tag = "users", params(("token" = String, Path, description = "the signed token of the link sent by email", pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")), responses((status = 200, description = "confirmed; an HTML page saying so", content_type = "text/html"), (status = 404, description = "an altered or unknown link", content_type = "text/html"), (status = 409, description = "an expired link, or an address another account took", content_type = "text/html")))]
+#[post("/verify-email/{token}")]
+async fn confirm_on_page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match accounts::confirm_email(&state.services, &token).await {
+        Ok(user) => html(&state, StatusCode::OK, "done", &user.email.masked()),
+        Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
+        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(why)))
+            if why.contains("expired") =>
+        {
+            html(&state, StatusCode::CONFLICT, "expired", "")
+        }
+        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(_))) => {
+            html(&state, StatusCode::CONFLICT, "taken", "")
+        }
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
+    }
+}
