@@ -195,7 +195,19 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
         return;
     };
     let mut mail = MailServer::start().await;
-    let app = spawn_mailing(&mail).await;
+    // An SMS gateway, for the code that proves the customer's number.
+    let gateway = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"id": "m"})))
+        .mount(&gateway)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::distributions::smtp_settings(&dir, &mail);
+    settings.delivery.email.per_second = 1000;
+    settings.delivery.sms.url = format!("{}/sms", gateway.uri());
+    settings.networks = vec![network("feed", FeedKind::Csv, &fixture_url("generic.csv"))];
+    let app = spawn_with(settings, dir).await;
+    app.await_first_pulls().await;
     let campaign = app.campaign_with_codes(5).await;
 
     let browser = Browser::launch(&binary);
@@ -210,14 +222,98 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     page.fill("up-password", "a long password").await;
     page.fill("up-timezone", "Europe/Madrid").await;
     page.fill("up-hour", "7").await;
+    // Consent is theirs to give: the box starts unticked.
+    assert_eq!(
+        page.eval("document.getElementById('up-marketing').checked")
+            .await,
+        json!(false)
+    );
+    page.click("#up-marketing").await;
     page.assert_accessible("customer-sign-up").await;
     page.screenshot("customer-sign-up").await;
     page.click("#sign-up-button").await;
+    page.wait_for(
+        "the answer to the sign-up",
+        "document.getElementById('sign-up-done').textContent.includes('link')",
+    )
+    .await;
+    // The link in the email opens a page; its button confirms the address.
+    let (msg, _) = mail
+        .next(Duration::from_secs(20))
+        .await
+        .expect("the confirmation email");
+    let text = msg["text"].as_str().unwrap();
+    let at = text.find("/verify-email/").expect("a link");
+    let start = text[..at].rfind("http").unwrap();
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    page.call("Page.navigate", json!({ "url": link })).await;
+    page.wait_for(
+        "the confirmation page",
+        "location.pathname.startsWith('/verify-email/') && document.readyState === 'complete' && !!document.querySelector('form button')",
+    )
+    .await;
+    page.click("form button").await;
+    page.wait_for(
+        "the address confirmed",
+        "document.querySelector('h1')?.textContent === 'Address confirmed'",
+    )
+    .await;
+    page.assert_accessible("customer-confirmed").await;
+    page.screenshot("customer-confirmed").await;
+    page.call("Page.navigate", json!({ "url": app.url("/me") }))
+        .await;
+    page.wait_for(
+        "the sign-in form",
+        "!document.getElementById('welcome').hidden",
+    )
+    .await;
+    page.fill("email", "new.customer@example.org").await;
+    page.fill("password", "a long password").await;
+    page.click("#sign-in-button").await;
     page.wait_for(
         "the account",
         "!document.getElementById('account').hidden && document.getElementById('who').textContent === 'new.customer@example.org'",
     )
     .await;
+    assert_eq!(
+        page.eval("document.getElementById('unconfirmed').hidden")
+            .await,
+        json!(true)
+    );
+
+    // Their number, proven by the code a text message brings.
+    page.fill("set-phone", "+34612345678").await;
+    page.click("#phone-send-button").await;
+    page.wait_for(
+        "the code field",
+        "!document.getElementById('phone-code-form').hidden",
+    )
+    .await;
+    let code = crate::helpers::eventually("the code by SMS", || async {
+        let requests = gateway.received_requests().await.unwrap_or_default();
+        let body: Value = serde_json::from_slice(&requests.first()?.body).ok()?;
+        assert_eq!(body["to"], "+34612345678");
+        Some(
+            body["body"]
+                .as_str()?
+                .chars()
+                .filter(char::is_ascii_digit)
+                .take(6)
+                .collect::<String>(),
+        )
+    })
+    .await;
+    page.fill("phone-code", &code).await;
+    page.click("#phone-confirm-button").await;
+    page.wait_for(
+        "the number confirmed",
+        "document.getElementById('phone-state').textContent.includes('is confirmed')",
+    )
+    .await;
+    page.assert_accessible("customer-phone").await;
 
     // Two retailers: one from the suggestions (it has vouchers), one typed.
     page.wait_for(
