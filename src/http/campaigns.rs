@@ -325,6 +325,10 @@ pub struct CampaignView {
     pub codes_total: u64,
     pub claimed: u64,
     pub redeemed: u64,
+    /// Held for orders waiting for their payment (neither available nor claimed).
+    pub reserved: u64,
+    /// What may still be handed out: neither claimed, reserved nor disabled.
+    pub available: u64,
     pub code_mode: CodeMode,
     /// Standing redemptions (for a shared campaign, its uses).
     pub redemptions: u64,
@@ -378,6 +382,8 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
         codes_total: counts.total,
         claimed: counts.claimed,
         redeemed: counts.redeemed,
+        reserved: counts.reserved,
+        available: counts.available,
         code_mode: c.promotion.code_mode,
         redemptions: state.store.orders().redemption_tally(c.id).count,
         rules: RulesBody::from(&c.promotion.rules),

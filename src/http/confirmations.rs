@@ -100,13 +100,13 @@ async fn confirm_on_page(state: web::Data<AppState>, token: web::Path<String>) -
     match accounts::confirm_email(&state.services, &token).await {
         Ok(user) => html(&state, StatusCode::OK, "done", &user.email.masked()),
         Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
-        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(why)))
-            if why.contains("expired") =>
-        {
-            html(&state, StatusCode::CONFLICT, "expired", "")
-        }
-        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(_))) => {
-            html(&state, StatusCode::CONFLICT, "taken", "")
+        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(why))) => {
+            let which = if why == accounts::LINK_EXPIRED {
+                "expired"
+            } else {
+                "taken"
+            };
+            html(&state, StatusCode::CONFLICT, which, "")
         }
         Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }

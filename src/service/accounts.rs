@@ -148,6 +148,11 @@ pub async fn register(
     Ok(Registered::LinkSent)
 }
 
+/// What a confirmation link that came too late answers (409).
+pub const LINK_EXPIRED: &str = "this link has expired: sign in and ask for a new one";
+/// What a link for an address another account confirmed meanwhile answers (409).
+pub const ADDRESS_TAKEN: &str = "this address now belongs to another account";
+
 /// Confirms the address a link was sent to (anyone holding the link): the account's own, or
 /// the one it asked to change to (which then becomes its address; 409 if another account took
 /// it meanwhile). 404 for a link that is altered, for another address or a gone user; 409 for
@@ -172,16 +177,12 @@ pub async fn confirm_email(svc: &Services, token: &str) -> Result<User, Error> {
                 return Err(StoreError::NotFound);
             }
             if now.timestamp() > expires {
-                return Err(StoreError::Conflict(
-                    "this link has expired: sign in and ask for a new one",
-                ));
+                return Err(StoreError::Conflict(LINK_EXPIRED));
             }
             let changes = match pending {
                 Some(address) => {
                     if users.address_taken(&address, fold, id) {
-                        return Err(StoreError::Conflict(
-                            "this address now belongs to another account",
-                        ));
+                        return Err(StoreError::Conflict(ADDRESS_TAKEN));
                     }
                     UserChanges {
                         email: Some(address),
@@ -198,7 +199,11 @@ pub async fn confirm_email(svc: &Services, token: &str) -> Result<User, Error> {
             };
             users.update(id, &changes, now)
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Error::NotFound,
+            e => Error::Store(e),
+        })?;
     tracing::info!(user = %user.id, "email address confirmed");
     Ok(user)
 }

@@ -261,6 +261,10 @@ pub struct CodeCounts {
     pub total: u64,
     pub claimed: u64,
     pub redeemed: u64,
+    /// Held for orders waiting for their payment.
+    pub reserved: u64,
+    /// What may still be handed out: neither claimed, reserved nor disabled.
+    pub available: u64,
 }
 
 /// Codes per sled batch when new codes are written [`Atomic::InBatches`] (in key order). sled
@@ -684,6 +688,8 @@ impl<'a> Codes<'a> {
                 total: c.codes.len() as u64,
                 claimed: c.claimed,
                 redeemed: c.redeemed,
+                reserved: c.reserved,
+                available: c.available(),
             })
             .unwrap_or_default()
     }

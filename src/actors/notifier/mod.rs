@@ -103,7 +103,7 @@ pub(crate) fn check(
     for c in s.campaigns().all() {
         let id = c.id.to_string();
         let counts = s.codes().counts(c.id);
-        let left = counts.total.saturating_sub(counts.claimed);
+        let left = counts.available;
         match c.status(counts.total, now) {
             CampaignStatus::Ended => {
                 low.remove(&c.id);
