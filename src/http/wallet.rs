@@ -168,11 +168,11 @@ async fn wallet(
                 let phone = phone.as_str();
                 let mut seen: std::collections::HashSet<String> =
                     records.iter().map(|r| r.code.clone()).collect();
+                // What each order bought and still holds (an expired order's codes went back,
+                // and may be someone else's since).
                 for order in s.orders().by_phone(phone)? {
-                    for bought in &order.codes {
-                        if seen.insert(bought.clone())
-                            && let Some(r) = s.codes().get(bought)?
-                        {
+                    for r in s.orders().codes_of(&order)? {
+                        if seen.insert(r.code.clone()) {
                             records.push(r);
                         }
                     }

@@ -686,7 +686,8 @@ impl<'a> Orders<'a> {
         Ok(out)
     }
 
-    /// The codes a paid order gave, as they stand.
+    /// The codes an order holds, as they stand: reserved while it is unpaid, the customer's once
+    /// paid; none once it expired (they went back, and may be someone else's since).
     pub fn codes_of(&self, order: &Order) -> Result<Vec<CodeRecord>, StoreError> {
         let mut out = Vec::with_capacity(order.codes.len());
         for code in &order.codes {

@@ -64,6 +64,35 @@ impl UserIndex {
         );
     }
 
+    /// `before` was rewritten as `after`: only what changed moves, and the account entry is
+    /// overwritten in place (a request authenticating meanwhile always finds the user).
+    fn changed(&self, before: &User, after: &User) {
+        if before.email.folded() != after.email.folded() {
+            self.by_email.remove(&before.email.folded());
+            self.by_email.insert(after.email.folded(), after.id);
+        }
+        let (was, is) = (before.email.person(true), after.email.person(true));
+        if was != is {
+            remove_from(&self.by_person, &was, after.id);
+            insert_sorted(&self.by_person, is, after.id);
+        }
+        if before.verified_phone() != after.verified_phone() {
+            if let Some(phone) = before.verified_phone() {
+                remove_from(&self.by_phone, phone.as_str(), after.id);
+            }
+            if let Some(phone) = after.verified_phone() {
+                insert_sorted(&self.by_phone, phone.as_str().to_owned(), after.id);
+            }
+        }
+        self.accounts.insert(
+            after.id,
+            Account {
+                role: after.role,
+                verified: after.email_verified(),
+            },
+        );
+    }
+
     fn remove(&self, user: &User) {
         self.by_email.remove(&user.email.folded());
         remove_from(&self.by_person, &user.email.person(true), user.id);
@@ -241,9 +270,7 @@ impl<'a> Users<'a> {
             .trees()
             .users
             .insert(id.as_bytes(), encode(&user)?)?;
-        let index = self.index();
-        index.remove(&before);
-        index.add(&user);
+        self.index().changed(&before, &user);
         Ok(user)
     }
 
