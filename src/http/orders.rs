@@ -18,10 +18,11 @@ use crate::domain::promotion::{Checkout, Customer};
 use crate::domain::user::Role;
 use crate::service::customers::acting_for;
 use crate::service::orders::{self as use_case, Purchase};
-use crate::store::orders::RedemptionFilter;
+use crate::store::orders::{OrderFilter, RedemptionFilter};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(order)
+        .service(list_orders)
         .service(get_order)
         .service(pay)
         .service(payment_callback)
@@ -55,7 +56,11 @@ pub struct NewOrder {
 pub struct OrderView {
     pub id: Uuid,
     pub campaign_id: Uuid,
+    /// The campaign's name (as it is now).
+    pub campaign: Option<String>,
     pub customer: Uuid,
+    /// Codes bought.
+    pub quantity: usize,
     /// `pending_payment` (its codes held, shown to nobody, until `pay_by`), `paid` (its codes
     /// the customer's; also an order with nothing to pay) or `expired` (not paid in time: its
     /// codes went back).
@@ -102,14 +107,22 @@ async fn order(
     let (order, _) = use_case::place(&state.services, purchase).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
-        .json(OrderView::from(order)))
+        .json(OrderView::of(&state, order)))
 }
 
-impl From<crate::domain::campaign::Order> for OrderView {
-    fn from(o: crate::domain::campaign::Order) -> Self {
+impl OrderView {
+    /// An order as clients see it, with its campaign's name from memory.
+    fn of(state: &AppState, o: crate::domain::campaign::Order) -> Self {
+        let campaign = state
+            .store
+            .campaigns()
+            .shared(o.campaign_id)
+            .map(|c| c.name.clone());
         Self {
             id: o.id,
             campaign_id: o.campaign_id,
+            campaign,
+            quantity: o.codes.len(),
             customer: o.customer,
             status: o.status,
             // Nobody's until paid; gone back once expired.
@@ -151,7 +164,7 @@ async fn pay(
     who.require(Role::Manager)?;
     let body: Payment = super::json::optional_json(&req, &body)?;
     let (paid, _) = use_case::pay(&state.services, id.into_inner(), body.reference).await?;
-    Ok(web::Json(OrderView::from(paid)))
+    Ok(web::Json(OrderView::of(&state, paid)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -189,7 +202,73 @@ async fn payment_callback(
     let notice: PaymentNotice = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Invalid(format!("invalid body: {e}")))?;
     let (paid, _) = use_case::pay(&state.services, notice.order_id, notice.reference).await?;
-    Ok(web::Json(OrderView::from(paid)))
+    Ok(web::Json(OrderView::of(&state, paid)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// Only this campaign's.
+    pub campaign: Option<Uuid>,
+    /// Managers: only this customer's (a customer sees their own only).
+    pub customer: Option<Uuid>,
+    /// Only orders in this state (`pending_payment`: those waiting for their payment).
+    #[param(inline)]
+    pub status: Option<OrderStatus>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    /// More may follow (a page reads at most 10,000 orders, so a narrow filter may give a short
+    /// page and a cursor).
+    pub next_cursor: Option<String>,
+}
+
+/// Orders, newest first: a customer's own, or (managers) anyone's,
+/// `?campaign=&customer=&status=` (`pending_payment`: the orders waiting for the shop to confirm
+/// their payment).
+#[utoipa::path(tag = "campaigns", security(("bearer" = [])), params(OrderQuery), responses((status = 200, body = OrderPage)))]
+#[get("/orders")]
+async fn list_orders(
+    state: web::Data<AppState>,
+    who: Principal,
+    q: web::Query<OrderQuery>,
+) -> Result<web::Json<OrderPage>, ApiError> {
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let customer = if who.role.includes(Role::Manager) {
+        q.customer
+    } else {
+        // A customer's own; another customer's id finds nothing of theirs.
+        let me = who.user_id.ok_or(ApiError::NotFound)?;
+        if q.customer.is_some_and(|c| c != me) {
+            return Err(ApiError::NotFound);
+        }
+        Some(me)
+    };
+    let filter = OrderFilter {
+        campaign: q.campaign,
+        customer,
+        status: q.status,
+    };
+    let cursor = q.cursor;
+    let (orders, next) = state
+        .store
+        .run(move |s| s.orders().list(&filter, cursor, limit))
+        .await?;
+    Ok(web::Json(OrderPage {
+        items: orders
+            .into_iter()
+            .map(|o| OrderView::of(&state, o))
+            .collect(),
+        next_cursor: next.map(|id| id.to_string()),
+    }))
 }
 
 /// One order (its customer, or a manager; anyone else 404): where an order's `Location` points.
@@ -204,7 +283,7 @@ async fn get_order(
     let found = state.store.run(move |s| s.orders().get(id)).await?;
     match found {
         Some(o) if who.role.includes(Role::Manager) || who.user_id == Some(o.customer) => {
-            Ok(web::Json(OrderView::from(o)))
+            Ok(web::Json(OrderView::of(&state, o)))
         }
         _ => Err(ApiError::NotFound),
     }

@@ -482,7 +482,7 @@ async fn check_current_password(
 
 /// Send a new link confirming the account's address, or the address it asked to change to (self
 /// or admin): 202. 409 when there is nothing to confirm; 429 when a link went there lately.
-#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), responses((status = 202, description = "a link is on its way"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path, description = "user id")), responses((status = 202, description = "a link is on its way", body = SignUpPending), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 #[post("/users/{id}/email/verification")]
 async fn send_confirmation(
     state: web::Data<AppState>,
@@ -495,7 +495,10 @@ async fn send_confirmation(
     let to = user.pending_email.as_ref().unwrap_or(&user.email);
     let may_mail = state.rate_limiter.allow_mail(&to.person(true));
     accounts::send_confirmation(&state.services, id, may_mail).await?;
-    Ok(HttpResponse::Accepted().finish())
+    Ok(HttpResponse::Accepted().json(SignUpPending {
+        status: "confirmation_sent".into(),
+        message: "A link to confirm the address is on its way.".into(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -208,13 +208,14 @@ pub async fn validate(
     let (codes, results) = checked;
     let refused: Vec<(Uuid, Reason)> = results
         .iter()
-        .filter_map(|(campaign, r)| Some(((*campaign)?, *r.as_ref().err()?)))
+        .filter_map(|(known, r)| Some((known.as_ref()?.0, *r.as_ref().err()?)))
         .collect();
     store.orders().count_reasons(&refused);
+    // Each code as stored (a till types `summer10` for `SUMMER10`), or as typed when not found.
     Ok(codes
         .into_iter()
         .zip(results)
-        .map(|(code, (_, r))| (code, r))
+        .map(|(typed, (known, r))| (known.map_or(typed, |(_, stored)| stored), r))
         .collect())
 }
 

@@ -267,9 +267,9 @@ type Made = (
     std::sync::Arc<Campaign>,
 );
 
-/// One code of a validation: its campaign (unless it answers `not_found`) and what it takes off
-/// or why not.
-pub type Checked = (Option<Uuid>, Result<Applied, Reason>);
+/// One code of a validation: its campaign and its text as stored (unless it answers
+/// `not_found`), and what it takes off or why not.
+pub type Checked = (Option<(Uuid, String)>, Result<Applied, Reason>);
 
 /// Which redemptions a listing shows.
 #[derive(Debug, Clone, Default)]
@@ -280,6 +280,22 @@ pub struct RedemptionFilter {
     /// Redeemed for this shop reference.
     pub customer_ref: Option<String>,
     pub since: Option<DateTime<Utc>>,
+}
+
+/// Which orders a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub campaign: Option<Uuid>,
+    pub customer: Option<Uuid>,
+    pub status: Option<OrderStatus>,
+}
+
+impl OrderFilter {
+    fn admits(&self, o: &Order) -> bool {
+        self.campaign.is_none_or(|c| c == o.campaign_id)
+            && self.customer.is_none_or(|c| c == o.customer)
+            && self.status.is_none_or(|s| s == o.status)
+    }
 }
 
 /// Records a listing reads at most per page: a filter that matches little costs a bounded scan
@@ -479,11 +495,12 @@ impl<'a> Orders<'a> {
             .evaluated(codes, customer, order, now)?
             .into_iter()
             .map(|(found, result)| {
-                // Someone else's code is not found: its campaign is not told either.
-                let campaign = found
+                // Someone else's code is not found: neither its campaign nor its spelling as
+                // stored is told.
+                let known = found
                     .filter(|_| result != Err(Reason::NotFound))
-                    .map(|(_, c, _)| c.id);
-                (campaign, result)
+                    .map(|(record, c, _)| (c.id, record.code));
+                (known, result)
             })
             .collect())
     }
@@ -875,6 +892,67 @@ impl<'a> Orders<'a> {
             .write()
             .count(&redemption, campaign.as_deref(), -1);
         Ok(redemption)
+    }
+
+    /// Orders newest first, from before `before` (a cursor: the last id of the previous page),
+    /// those `filter` admits, at most `limit`. The unpaid ones come from memory (a few at any
+    /// time); any other listing reads at most [`LIST_SCAN`] records a page and returns the
+    /// cursor to go on from when there may be more.
+    pub fn list(
+        &self,
+        filter: &OrderFilter,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Order>, Option<Uuid>), StoreError> {
+        if filter.status == Some(OrderStatus::PendingPayment) {
+            let mut ids: Vec<Uuid> = {
+                let index = self.index().read();
+                index
+                    .unpaid
+                    .iter()
+                    .filter(|(id, (_, customer))| {
+                        before.is_none_or(|b| **id < b)
+                            && filter.customer.is_none_or(|c| c == *customer)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect()
+            };
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(o) = self.get(id)?
+                    && filter.admits(&o)
+                {
+                    out.push(o);
+                    if out.len() == limit {
+                        let last = out.last().map(|o| o.id);
+                        return Ok((out, last));
+                    }
+                }
+            }
+            return Ok((out, None));
+        }
+        let tree = &self.store.trees().orders;
+        let range = match before {
+            Some(b) => tree.range(..b.as_bytes().to_vec()),
+            None => tree.range::<Vec<u8>, _>(..),
+        };
+        let mut out = Vec::new();
+        for (read, kv) in range.rev().enumerate() {
+            let (k, v) = kv?;
+            let o: Order = decode(&v)?;
+            let last = Uuid::from_slice(&k).ok();
+            if filter.admits(&o) {
+                out.push(o);
+                if out.len() == limit {
+                    return Ok((out, last));
+                }
+            }
+            if read + 1 >= LIST_SCAN {
+                return Ok((out, last));
+            }
+        }
+        Ok((out, None))
     }
 
     /// Redemptions newest first, from before `before` (a cursor: the last id of the previous

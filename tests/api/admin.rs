@@ -201,7 +201,7 @@ async fn a_manager_signs_in_reads_a_campaign_chart_and_ends_the_campaign_in_a_br
         figures
             .as_str()
             .unwrap()
-            .starts_with("5 codes, 2 claimed, 0 redeemed"),
+            .starts_with("5 codes: 3 available, 2 claimed, 0 redeemed"),
         "{figures}"
     );
 

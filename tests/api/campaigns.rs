@@ -680,6 +680,31 @@ async fn orders_are_all_or_nothing_priced_and_deliver_once_paid() {
         c["claimed"], 3,
         "two are held for an unpaid order, not claimed"
     );
+    assert_eq!(
+        (c["reserved"].as_u64(), c["available"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // The unpaid orders: the customer sees theirs, a manager a campaign's, nobody else any.
+    let mine = app
+        .get_json("/api/v1/orders?status=pending_payment", &token)
+        .await;
+    let listed: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [second["id"].as_str().unwrap()]);
+    assert_eq!(mine["items"][0]["quantity"], 2);
+    assert_eq!(mine["items"][0]["campaign"], "coupons");
+    let all = app
+        .get_json(&format!("/api/v1/orders?campaign={id}"), &app.admin_token)
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["items"][0]["id"], second["id"], "newest first");
+    let (_, stranger) = app.customer("stranger@x.io").await;
+    let theirs = app.get_json("/api/v1/orders", &stranger).await;
+    assert_eq!(theirs["items"], json!([]));
     pay(second["id"].as_str().unwrap().to_owned()).await;
     let c = app
         .get_json(&format!("/api/v1/campaigns/{id}"), &app.admin_token)

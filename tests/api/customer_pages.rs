@@ -437,7 +437,7 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     page.click("#settings-button").await;
     page.wait_for(
         "the save",
-        "document.getElementById('message').textContent === 'Saved.'",
+        "document.getElementById('settings-message').textContent === 'Saved.'",
     )
     .await;
     let user = app

@@ -109,6 +109,7 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/users/{id}/phone/verification",
         "POST /api/v1/users/{id}/phone/verify",
         "POST /api/v1/orders/{id}/payment",
+        "GET /api/v1/orders",
         "POST /api/v1/payments/callback",
         "GET /api/v1/users",
         "GET /api/v1/users/me",

@@ -224,9 +224,13 @@ async function openCampaign(listed) {
       api("GET", "/reports/campaigns/" + id + "/chart.svg").then((r) => r.blob()),
     ]);
     $("detail-title").textContent = c.name;
+    const sold = c.kind === "gift_card" || (c.price_cents || 0) > 0;
     $("detail-figures").textContent =
-      report.codes_total + " codes, " + report.claimed + " claimed, " + report.redeemed + " redeemed (" +
+      report.codes_total + " codes: " + c.available + " available, " +
+      (sold ? c.reserved + " held for unpaid orders, " : "") +
+      report.claimed + " claimed, " + report.redeemed + " redeemed (" +
       percent(report.redeemed, report.claimed) + "), discount given " + money(report.discount_cents_total) +
+      (sold ? " · sold at " + money(c.price_cents || 0) + (c.gift_balance_cents ? " for a balance of " + money(c.gift_balance_cents) : "") : "") +
       " · days in " + c.timezone;
     $("detail-rules").textContent = describeRules(c);
     const budgets = $("detail-budgets");
@@ -251,7 +255,7 @@ async function openCampaign(listed) {
     $("campaign-detail").hidden = false;
     $("campaign-detail").dataset.campaignId = c.id;
     showTools(c);
-    await showDistributions(c);
+    await Promise.all([showDistributions(c), showUnpaidOrders(c)]);
   } catch (e) {
     if (!(e instanceof SignedOut)) say("Could not load the report of " + listed.name + ": " + e.message, true);
   }
@@ -732,6 +736,32 @@ async function showDistributions(c) {
   }));
 }
 
+/** A sold campaign's orders waiting for their payment, each with a button confirming it. */
+async function showUnpaidOrders(c) {
+  const sold = c.kind === "gift_card" || (c.price_cents || 0) > 0;
+  $("unpaid-orders-part").hidden = !sold;
+  if (!sold) return;
+  const page = await json("/orders?status=pending_payment&limit=500&campaign=" + encodeURIComponent(c.id));
+  fill("unpaid-orders", page.items.map((o) => {
+    const tr = document.createElement("tr");
+    tr.dataset.order = o.id;
+    const confirm = button("Confirm payment", "confirm-payment", async () => {
+      confirm.disabled = true;
+      try {
+        const paid = await (await api("POST", "/orders/" + encodeURIComponent(o.id) + "/payment")).json();
+        say("Payment confirmed: " + paid.codes.length + " codes are the customer's now.");
+        await openCampaign(c);
+      } catch (e) {
+        if (!(e instanceof SignedOut)) say("Could not confirm the payment: " + e.message, true);
+        confirm.disabled = false;
+      }
+    });
+    tr.append(cell(when(o.created_at)), cell(o.customer, "code"), cell(o.quantity, "num"),
+      cell(money(o.amount_cents), "num"), cell(when(o.pay_by)), cell(confirm));
+    return tr;
+  }));
+}
+
 // --- the till ---------------------------------------------------------------------------------
 
 function addTillLine() {
@@ -785,7 +815,15 @@ function tillCustomer(body) {
   return body;
 }
 
-let lastRedemption = null;
+/** The codes typed at the till: one, or a cart's several separated by spaces or commas. */
+function tillCodes() {
+  const codes = $("till-code").value.split(/[\s,;]+/).filter((c) => c !== "");
+  if (codes.length === 0) throw new Error("Type a code");
+  return codes;
+}
+
+/** The redemptions of the last cart redeemed (what "Roll back" undoes). */
+let lastRedemptions = [];
 
 function showOutcome(heading, rows, totals) {
   const h = document.createElement("h3");
@@ -820,20 +858,28 @@ const reasonText = (r) => REASONS[r] || r;
 async function validateAtTill(event) {
   event.preventDefault();
   $("till-rollback").hidden = true;
+  // Nothing of the last answer stays beside this one.
+  say("");
+  $("till-result").replaceChildren();
   try {
-    const body = tillCustomer({ codes: [$("till-code").value.trim()], order: tillOrder() });
+    const codes = tillCodes();
+    const body = tillCustomer({ codes, order: tillOrder() });
     const v = await (await api("POST", "/validations", body)).json();
-    showOutcome(v.valid ? "The code applies" : "The code does not apply", v.redeemables, v.order);
+    const one = codes.length === 1;
+    const heading = v.valid ? (one ? "The code applies" : "The codes apply")
+      : (one ? "The code does not apply" : "Not every code applies");
+    showOutcome(heading, v.redeemables, v.order);
   } catch (e) {
-    if (!(e instanceof SignedOut)) say("Could not check the code: " + e.message, true);
+    if (!(e instanceof SignedOut)) say("Could not check: " + e.message, true);
   }
 }
 
 async function redeemAtTill() {
   $("till-rollback").hidden = true;
+  say("");
   let body;
   try {
-    body = tillCustomer({ code: $("till-code").value.trim(), order: tillOrder() });
+    body = tillCustomer({ codes: tillCodes(), order: tillOrder() });
   } catch (e) {
     say(e.message, true);
     return;
@@ -841,27 +887,32 @@ async function redeemAtTill() {
   $("till-redeem").disabled = true;
   try {
     const r = await (await api("POST", "/redemptions", body)).json();
-    lastRedemption = r;
-    const amount = r.order_amount_cents || 0;
-    showOutcome("Redeemed", [{ code: r.code, status: "applied", discount_cents: r.discount_cents }],
-      { amount_cents: amount, discount_cents: r.discount_cents, total_cents: amount - r.discount_cents });
+    lastRedemptions = r.redemptions;
+    showOutcome("Redeemed", r.redeemables.map((x) => ({ ...x, status: "applied" })), r.order);
     $("till-rollback").hidden = false;
-    say("Redeemed " + r.code + ": " + money(r.discount_cents) + " off.");
+    say("Redeemed " + r.redemptions.map((x) => x.code).join(", ") + ": " + money(r.order.discount_cents) + " off.");
   } catch (e) {
-    if (!(e instanceof SignedOut)) say("Not redeemed: " + e.message, true);
+    if (!(e instanceof SignedOut)) {
+      $("till-result").replaceChildren();
+      say("Not redeemed: " + e.message, true);
+    }
   } finally {
     $("till-redeem").disabled = false;
   }
 }
 
 async function rollBack() {
-  if (!lastRedemption) return;
+  if (lastRedemptions.length === 0) return;
+  const undone = [];
   try {
-    await api("POST", "/redemptions/" + encodeURIComponent(lastRedemption.id) + "/rollback");
-    say("Rolled back the redemption of " + lastRedemption.code + ": it can be used again.");
+    for (const r of lastRedemptions) {
+      await api("POST", "/redemptions/" + encodeURIComponent(r.id) + "/rollback");
+      undone.push(r.code);
+    }
+    say("Rolled back the redemption of " + undone.join(", ") + ": " + (undone.length === 1 ? "it" : "they") + " can be used again.");
     $("till-rollback").hidden = true;
     $("till-result").replaceChildren();
-    lastRedemption = null;
+    lastRedemptions = [];
   } catch (e) {
     if (!(e instanceof SignedOut)) say("Could not roll back: " + e.message, true);
   }

@@ -14,8 +14,16 @@ const api = (method, path, body, opts) =>
 const json = async (path) => (await api("GET", path)).json();
 const mine = (path) => "/users/" + encodeURIComponent(me.id) + path;
 
-function failed(what, e) {
-  if (!(e instanceof SignedOut)) say(what + ": " + e.message, true);
+function failed(what, e, where) {
+  if (!(e instanceof SignedOut)) (where ? tell(where, what + ": " + e.message, true) : say(what + ": " + e.message, true));
+}
+
+/** A message beside the part that acted (where the customer looks, on a phone too). */
+function tell(id, text, isError) {
+  const p = $(id);
+  p.textContent = text;
+  p.className = isError ? "error" : "";
+  if (text) p.scrollIntoView({ block: "nearest" });
 }
 
 // --- signing up, in and out -------------------------------------------------------------------
@@ -78,7 +86,7 @@ async function signUp(event) {
       $("sign-up-form").reset();
       $("up-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
       $("sign-up-error").textContent = "";
-      $("sign-up-done").textContent = "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it, then sign in.";
+      tell("sign-up-done", "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it, then sign in.");
       return;
     }
     token = await getToken(email, password);
@@ -125,7 +133,13 @@ async function show() {
 // --- the wallet ---------------------------------------------------------------------------------
 
 async function showWallet() {
-  const w = await json("/wallet");
+  const [w, unpaid] = await Promise.all([json("/wallet"), json("/orders?status=pending_payment")]);
+  $("unpaid-part").hidden = unpaid.items.length === 0;
+  fill("unpaid-orders", unpaid.items.map((o) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(o.campaign), cell(o.quantity, "num"), cell(money(o.amount_cents), "num"), cell(when(o.pay_by)));
+    return tr;
+  }));
   for (const u of qrUrls) URL.revokeObjectURL(u);
   qrUrls = [];
   fill("codes", w.items.map((c) => {
@@ -275,18 +289,18 @@ async function saveSettings(event) {
   try {
     me = await (await api("PATCH", mine(""), change)).json();
     settingsFromMe();
-    say(change.email ? "Saved. Open the link we sent to " + email + " to use it." : "Saved.");
+    tell("settings-message", change.email ? "Saved. Open the link we sent to " + email + " to use it." : "Saved.");
   } catch (e) {
-    failed("Could not save", e);
+    failed("Could not save", e, "settings-message");
   }
 }
 
 async function resendLink() {
   try {
     await api("POST", mine("/email/verification"));
-    say("A new link is on its way.");
+    tell("resend-message", "A new link is on its way.");
   } catch (e) {
-    failed("Could not send the link", e);
+    failed("Could not send the link", e, "resend-message");
   }
 }
 
@@ -297,9 +311,9 @@ async function sendPhoneCode(event) {
     const sent = await (await api("POST", mine("/phone/verification"), { phone })).json();
     $("phone-code-form").hidden = false;
     $("phone-code").focus();
-    say("A code is on its way to " + sent.phone + ". Type it below.");
+    tell("phone-message", "A code is on its way to " + sent.phone + ". Type it above.");
   } catch (e) {
-    failed("Could not send a code", e);
+    failed("Could not send a code", e, "phone-message");
   }
 }
 
@@ -310,9 +324,9 @@ async function confirmPhone(event) {
     $("phone-code").value = "";
     $("phone-code-form").hidden = true;
     settingsFromMe();
-    say("Your number " + me.phone + " is confirmed.");
+    tell("phone-message", "Your number " + me.phone + " is confirmed.");
   } catch (e) {
-    failed("Could not confirm the number", e);
+    failed("Could not confirm the number", e, "phone-message");
   }
 }
 
