@@ -1422,6 +1422,12 @@ fn is_secret_name(name: &str) -> bool {
         "credential",
         "session",
         "sid",
+        "jwt",
+        "bearer",
+        "hash",
+        "otp",
+        "pin",
+        "cookie",
     ]
     .iter()
     .any(|s| name.contains(s))
@@ -1436,6 +1442,11 @@ fn masked_url(text: &str) -> Option<String> {
     }
     if url.password().is_some() {
         changed |= url.set_password(Some(MASK)).is_ok();
+    }
+    // A fragment never reaches the server it names; what it holds is shown to nobody.
+    if url.fragment().is_some_and(|f| !f.is_empty()) {
+        url.set_fragment(Some(MASK));
+        changed = true;
     }
     if url.query().is_some() {
         let mut secret = false;
@@ -1475,6 +1486,9 @@ mod tests {
             ("https://api.example/feed?api_key=K3Y&page=2", "K3Y"),
             ("https://api.example/feed?token=T0K", "T0K"),
             ("https://api.example/feed?access_token=T0K&sig=S1G", "S1G"),
+            ("https://api.example/feed?jwt=J1&bearer=B1", "J1"),
+            ("https://api.example/feed?jwt=J1&bearer=B1", "B1"),
+            ("https://api.example/feed#frag=F1", "F1"),
         ] {
             let masked = masked_url(given).expect(given);
             assert!(!masked.contains(hidden), "{given} shows as {masked}");

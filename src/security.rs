@@ -84,10 +84,24 @@ impl LinkSigner {
     pub fn read_confirm_token(token: &str) -> Option<(uuid::Uuid, i64)> {
         let mut parts = token.split('.');
         let (id, expires, sig) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || id.len() != 32 || sig.len() != 64 {
+        // One spelling only: lower-case hex, the expiry in plain digits (as made).
+        let lower_hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if parts.next().is_some()
+            || id.len() != 32
+            || sig.len() != 64
+            || !lower_hex(id)
+            || !lower_hex(sig)
+        {
             return None;
         }
-        Some((uuid::Uuid::try_parse(id).ok()?, expires.parse().ok()?))
+        let when: i64 = expires.parse().ok()?;
+        if when.to_string() != expires {
+            return None;
+        }
+        Some((uuid::Uuid::try_parse(id).ok()?, when))
     }
 
     /// Whether `token` is genuine for `user` confirming `email` (constant-time comparison).
@@ -303,7 +317,9 @@ mod tests {
         );
         let other = LinkSigner::new(&b"x".repeat(32)).unwrap();
         assert!(!other.confirms(&token, user, "ann@example.org"));
-        for junk in ["", "a.b.c", &token[..40]] {
+        let upper = token.to_uppercase();
+        let padded = token.replacen(".1900000000.", ".01900000000.", 1);
+        for junk in ["", "a.b.c", &token[..40], &upper, &padded] {
             assert!(!signer.confirms(junk, user, "ann@example.org"));
         }
     }

@@ -40,7 +40,8 @@ pub fn is_public(ip: IpAddr) -> bool {
             let global_unicast = (first & 0xe000) == 0x2000;
             let ietf = first == 0x2001 && second < 0x0200;
             let six_to_four = first == 0x2002;
-            let documentation = first == 0x2001 && second == 0x0db8;
+            // 2001:db8::/32 and 3fff::/20 (RFC 9637) are for documentation.
+            let documentation = (first == 0x2001 && second == 0x0db8) || (first & 0xfff0) == 0x3ff0;
             global_unicast && !ietf && !six_to_four && !documentation
         }
     }
@@ -176,6 +177,7 @@ mod tests {
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "2001:db8::1",
             "100::1",
+            "3fff::1",
             "192.0.0.1",
             "192.88.99.1",
         ] {

@@ -65,11 +65,17 @@ pub fn v7_at(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
 /// interlinear annotation marks and tag characters.
 pub fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0000}'..='\u{E0FFF}')
+        // Format characters (Unicode's general category Cf) …
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+        // … and the other default-ignorable or blank-looking ones: the combining grapheme
+        // joiner, Hangul and Khmer fillers, variation selectors, the braille blank.
+        | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FFA0}')
 }
 
 /// The form two names are compared in (SKUs, retailers, categories of an order and of a
@@ -181,6 +187,10 @@ mod tests {
             "shop\u{00AD}",
             "sh\u{2063}op",
             "shop\u{E0041}",
+            "shop\u{1BCA0}",
+            "shop\u{2800}",
+            "\u{0600}shop",
+            "shop\u{13430}",
         ] {
             assert!(super::bounded_text("f", bad, 10).is_err(), "{bad:?}");
         }

@@ -722,8 +722,9 @@ pub fn codes_of_csv(body: &[u8]) -> Result<Vec<String>, ApiError> {
         .collect();
     let mut codes = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
-        // `code` first, with codes after it, is the header; alone, it is a code.
-        if i == 0 && *line == "code" && lines.len() > 1 {
+        // `code` (in any case: codes are) first, with codes after it, is the header; alone, it
+        // is a code.
+        if i == 0 && line.trim().eq_ignore_ascii_case("code") && lines.len() > 1 {
             continue;
         }
         crate::domain::campaign::check_code(line)

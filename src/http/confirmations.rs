@@ -1,6 +1,7 @@
-//! Confirming an email address with the signed link sent to it: `GET /verify-email/{token}` shows
-//! a page with a button (link scanners must not confirm anything), whose `POST` confirms;
-//! `POST /api/v1/email-verifications {token}` does the same for an app holding the link.
+//! Confirming an email address with the signed link sent to it and the account's password:
+//! `GET /verify-email/{token}` shows a page asking for the password (link scanners confirm
+//! nothing), whose `POST` confirms; `POST /api/v1/email-verifications {token, password}` does the
+//! same for an app holding the link. Wrong passwords count like wrong sign-ins.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -26,19 +27,44 @@ pub struct Confirmation {
     /// The token of the link sent by email (`…/verify-email/{token}`).
     #[schema(pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")]
     pub token: String,
+    /// The account's password (the one chosen at sign-up).
+    #[schema(max_length = 512)]
+    pub password: String,
 }
 
-/// Confirm an email address with the token of the link sent to it (anyone holding it): 200 with
-/// the account. 404 for a link that is altered or for an address the account no longer asks
-/// for; 409 for an expired link, or an address another account confirmed meanwhile.
-#[utoipa::path(tag = "users", request_body = Confirmation, responses((status = 200, body = UserView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// Confirm an email address with the token of the link sent to it and the account's password:
+/// 200 with the account. 404 for a link that is altered or for an address the account no longer
+/// asks for; 401 for a wrong password (tries count like sign-ins: 429 past them); 409 for an
+/// expired link, or an address another account confirmed meanwhile.
+#[utoipa::path(tag = "users", request_body = Confirmation, responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 #[post("/email-verifications")]
 async fn confirm(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     body: web::Json<Confirmation>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let user = accounts::confirm_email(&state.services, &body.token).await?;
+    let Confirmation { token, password } = body.into_inner();
+    count_try(&state, &req, &token)?;
+    let user = accounts::confirm_email(&state.services, &token, password).await?;
     Ok(web::Json(UserView::from(&user)))
+}
+
+/// Counts a confirmation try against its account and the client address, as a sign-in.
+fn count_try(state: &AppState, req: &actix_web::HttpRequest, token: &str) -> Result<(), ApiError> {
+    let Some((id, _)) = crate::security::LinkSigner::read_confirm_token(token) else {
+        return Ok(());
+    };
+    let account = format!("confirm:{id}");
+    let address = super::rate_limit::client_address(req, &state.rate_limiter);
+    state.rate_limiter.check_login(&account, &address)?;
+    state.rate_limiter.login_attempted(&account, &address);
+    Ok(())
+}
+
+/// The confirmation page's form.
+#[derive(Debug, Deserialize)]
+struct PageForm {
+    password: String,
 }
 
 #[derive(Serialize)]
@@ -94,11 +120,25 @@ async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespo
 }
 
 /// The page's button: confirms the address (anyone holding the link).
-#[utoipa::path(tag = "users", params(("token" = String, Path, description = "the signed token of the link sent by email", pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")), responses((status = 200, description = "confirmed; an HTML page saying so", content_type = "text/html"), (status = 404, description = "an altered or unknown link", content_type = "text/html"), (status = 409, description = "an expired link, or an address another account took", content_type = "text/html")))]
+#[utoipa::path(tag = "users", params(("token" = String, Path, description = "the signed token of the link sent by email", pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`password=…`: the account's password"), responses((status = 200, description = "confirmed; an HTML page saying so", content_type = "text/html"), (status = 401, description = "a wrong password; the page asks again", content_type = "text/html"), (status = 404, description = "an altered or unknown link", content_type = "text/html"), (status = 409, description = "an expired link, or an address another account took", content_type = "text/html"), (status = 429, description = "too many tries", content_type = "text/html")))]
 #[post("/verify-email/{token}")]
-async fn confirm_on_page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
-    match accounts::confirm_email(&state.services, &token).await {
+async fn confirm_on_page(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    token: web::Path<String>,
+    form: Option<web::Form<PageForm>>,
+) -> HttpResponse {
+    let Some(form) = form else {
+        return html(&state, StatusCode::UNPROCESSABLE_ENTITY, "retry", "");
+    };
+    if count_try(&state, &req, &token).is_err() {
+        return html(&state, StatusCode::TOO_MANY_REQUESTS, "later", "");
+    }
+    match accounts::confirm_email(&state.services, &token, form.into_inner().password).await {
         Ok(user) => html(&state, StatusCode::OK, "done", &user.email.masked()),
+        Err(crate::service::Error::BadCredentials) => {
+            html(&state, StatusCode::UNAUTHORIZED, "retry", "")
+        }
         Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
         Err(crate::service::Error::Store(crate::store::StoreError::Conflict(why))) => {
             let which = if why == accounts::LINK_EXPIRED {

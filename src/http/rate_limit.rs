@@ -155,8 +155,11 @@ fn login_key(account: &str, address: &str) -> String {
 /// Account emails (confirmation links, "you have an account" notices) one address receives an
 /// hour: signing up again and again with someone's address cannot flood their inbox.
 pub const MAILS_PER_HOUR: u32 = 3;
-/// Phone codes one number receives an hour, and (times ten) one client address asks for.
-pub const TEXTS_PER_HOUR: u32 = 3;
+/// Phone codes one number receives an hour (from every account together: a number's owner can be
+/// delayed only by many confirmed accounts, each spending its own daily allowance).
+pub const TEXTS_PER_HOUR: u32 = 10;
+/// Phone codes one client address asks for an hour.
+pub const TEXTS_PER_ADDRESS_HOUR: u32 = 30;
 
 /// The limits of `[rate_limit]` and `[accounts]`: requests per client; sign-in attempts per
 /// account and address; new accounts per address; account emails per recipient; phone codes per
@@ -194,7 +197,7 @@ impl RateLimiter {
             registrations: hourly(accounts.registrations_per_hour),
             mails: hourly(MAILS_PER_HOUR),
             texts_to: hourly(TEXTS_PER_HOUR),
-            texts_from: hourly(TEXTS_PER_HOUR * 10),
+            texts_from: hourly(TEXTS_PER_ADDRESS_HOUR),
             requests: Gcra::new(
                 1_000_000_000 / u64::from(settings.per_second.max(1)),
                 settings.burst,
@@ -277,7 +280,7 @@ impl RateLimiter {
     }
 
     /// Counts a phone code sent to `phone` at the request of `address`; refused (429) past
-    /// [`TEXTS_PER_HOUR`] for the number, or ten times that for the address.
+    /// [`TEXTS_PER_HOUR`] for the number or [`TEXTS_PER_ADDRESS_HOUR`] for the address.
     pub fn check_text(&self, phone: &str, address: &str) -> Result<(), ApiError> {
         let now = self.now();
         let wait = self
@@ -528,12 +531,12 @@ mod tests {
         // Three account emails an hour per recipient.
         let sent = (0..5).filter(|_| l.allow_mail("ann@example.org")).count();
         assert_eq!(sent, MAILS_PER_HOUR as usize);
-        // Three codes an hour per number; thirty per asking address.
-        for _ in 0..3 {
+        // Ten codes an hour per number; thirty per asking address.
+        for _ in 0..10 {
             assert!(l.check_text("+4915100000001", "ip:3").is_ok());
         }
         assert!(l.check_text("+4915100000001", "ip:3").is_err());
-        for n in 0..27 {
+        for n in 0..20 {
             assert!(l.check_text(&format!("+49151000001{n:02}"), "ip:3").is_ok());
         }
         assert!(

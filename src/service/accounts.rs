@@ -53,7 +53,16 @@ pub struct Registering {
 
 /// The message carrying a link that confirms `email` for `user`.
 fn confirmation(svc: &Services, user: Uuid, email: &Email, now: DateTime<Utc>) -> MessageRecord {
-    let hours = i64::from(svc.settings.accounts.verification_link_hours);
+    link_for(
+        user,
+        email,
+        now,
+        i64::from(svc.settings.accounts.verification_link_hours),
+    )
+}
+
+/// The message carrying a link that confirms `email` for `user`, working `hours`.
+fn link_for(user: Uuid, email: &Email, now: DateTime<Utc>, hours: i64) -> MessageRecord {
     MessageRecord::new(
         Channel::Email,
         MessagePayload::Account {
@@ -114,13 +123,32 @@ pub async fn register(
         svc.actors.schedule_changed(user.timezone.0);
         return Ok(Registered::Created(Box::new(user)));
     }
-    let link = confirmation(svc, user.id, &user.email, now);
     let may_mail = registering.may_mail;
+    let hours = i64::from(svc.settings.accounts.verification_link_hours);
     let created = svc
         .store
         .write(move |s| {
             let users = s.users();
+            let mut stored = stored;
             if let Some(owner) = users.address_owner(&stored.email, fold, stored.id) {
+                // Nobody proved an unconfirmed account's address: a new sign-up with that very
+                // address takes its place (its settings and password, its sessions ended, what
+                // it followed dropped), so whoever typed someone's address first cannot keep
+                // its owner out. Its link then confirms only for the one who knows the new
+                // password (a link needs the password chosen at sign-up).
+                if let Some(old) = users.get(owner)?
+                    && !old.email_verified()
+                    && old.email.folded() == stored.email.folded()
+                {
+                    stored.id = old.id;
+                    s.tokens().revoke_user(old.id)?;
+                    s.subscriptions().erase_user(old.id)?;
+                    users.replace(&old, &stored)?;
+                    s.digests().schedule(&stored, weekday, now)?;
+                    let link = link_for(stored.id, &stored.email, now, hours);
+                    s.messages().enqueue(&[link])?;
+                    return Ok(true);
+                }
                 if may_mail {
                     let notice = MessageRecord::new(
                         Channel::Email,
@@ -137,6 +165,7 @@ pub async fn register(
             }
             users.register(&stored, fold)?;
             s.digests().schedule(&stored, weekday, now)?;
+            let link = link_for(stored.id, &stored.email, now, hours);
             s.messages().enqueue(&[link])?;
             Ok(true)
         })
@@ -153,13 +182,29 @@ pub const LINK_EXPIRED: &str = "this link has expired: sign in and ask for a new
 /// What a link for an address another account confirmed meanwhile answers (409).
 pub const ADDRESS_TAKEN: &str = "this address now belongs to another account";
 
-/// Confirms the address a link was sent to (anyone holding the link): the account's own, or
-/// the one it asked to change to (which then becomes its address; 409 if another account took
-/// it meanwhile). 404 for a link that is altered, for another address or a gone user; 409 for
-/// an expired one. One key.
-pub async fn confirm_email(svc: &Services, token: &str) -> Result<User, Error> {
+/// Confirms the address a link was sent to: the account's own, or the one it asked to change to
+/// (which then becomes its address; 409 if another account took it meanwhile). It takes both the
+/// link (the mailbox) and the account's password (the one who signed up): someone who typed
+/// another's address cannot have it confirmed by its owner's click, and the owner cannot be
+/// handed an account whose password a stranger chose. 404 for a link that is altered, for
+/// another address or a gone user; 401 for a wrong password; 409 for an expired link. One key.
+pub async fn confirm_email(svc: &Services, token: &str, password: String) -> Result<User, Error> {
     let (id, expires) =
         crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
+    let known = read(&svc.store, id).await?;
+    let signer = svc.signer.clone();
+    let genuine = [known.pending_email.as_ref(), Some(&known.email)]
+        .into_iter()
+        .flatten()
+        .any(|a| signer.confirms(token, id, a.as_str()));
+    if !genuine {
+        return Err(Error::NotFound);
+    }
+    let hash = known.password_hash.clone();
+    if password.chars().count() > 512 || !svc.passwords.verify(password, Some(hash.clone())).await?
+    {
+        return Err(Error::BadCredentials);
+    }
     let now = svc.clock.now();
     let fold = svc.settings.accounts.fold_plus_tags;
     let (signer, token) = (svc.signer.clone(), token.to_owned());
@@ -168,6 +213,10 @@ pub async fn confirm_email(svc: &Services, token: &str) -> Result<User, Error> {
         .write(move |s| {
             let users = s.users();
             let user = users.get(id)?.ok_or(StoreError::NotFound)?;
+            // The password checked is still the account's (a new sign-up may have replaced it).
+            if user.password_hash != hash {
+                return Err(StoreError::NotFound);
+            }
             let pending = user
                 .pending_email
                 .clone()
@@ -392,6 +441,7 @@ pub async fn send_phone_code(
     }
     let now = svc.clock.now();
     let a = &svc.settings.accounts;
+    let confirmed_only = a.verify_email;
     let (ttl, tries, per_day) = (
         Duration::seconds(a.phone_code_ttl_s as i64),
         a.phone_code_tries,
@@ -401,6 +451,11 @@ pub async fn send_phone_code(
         .store
         .write(move |s| {
             let user = s.users().get(id)?.ok_or(StoreError::NotFound)?;
+            // Only a confirmed person proves numbers: every code is an SMS someone pays for and
+            // someone receives.
+            if confirmed_only && !user.email_verified() {
+                return Ok(Err(Error::EmailUnverified));
+            }
             let Some(phone) = phone.or_else(|| user.phone.clone()) else {
                 return Ok(Err(Error::invalid(
                     "phone",
@@ -469,7 +524,7 @@ pub async fn confirm_phone(svc: &Services, id: Uuid, code: String) -> Result<Use
             };
             match answer {
                 Ok(phone) => {
-                    users.take_phone(id, &phone, now)?;
+                    // (The update takes the number from any account that had proven it.)
                     changes.phone = Some(Some(phone));
                     changes.phone_verified_at = Some(Some(now));
                     Ok(Ok(users.update(id, &changes, now)?))

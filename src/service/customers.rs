@@ -6,6 +6,7 @@ use super::{Error, Services};
 use crate::domain::auth::Principal;
 use crate::domain::promotion::Customer;
 use crate::domain::user::{Email, Role};
+use crate::store::orders::Buyer;
 
 /// The customer a claim, an order or a code request is for: the caller's own user, or (a
 /// manager) an existing user they name. A customer naming someone else is refused (403); an
@@ -36,21 +37,20 @@ pub fn acting_for(svc: &Services, who: &Principal, named: Option<Uuid>) -> Resul
     Ok(customer)
 }
 
-/// The person a checkout counts for, and the shop's reference as it is kept: a reference that
-/// is an email address is folded (case, and `+tags` with `[accounts] fold_plus_tags`), and
-/// when one of our users with a confirmed address is that person, the checkout counts for that
-/// user. So a user id, their email and their plus-address are one customer for per-customer
-/// limits and budgets. Memory only.
-pub fn checkout_person(
-    svc: &Services,
-    customer: Option<Customer>,
-) -> (Option<Customer>, Option<String>) {
+/// Who a checkout counts for: a reference that is an email address is folded (case, and `+tags`
+/// with `[accounts] fold_plus_tags`), and when one of our users with a confirmed address is that
+/// person, the checkout counts for that user; a user's uses also count what was redeemed under
+/// their own address as a reference (before the account was theirs, or confirmed). So a user
+/// id, their email and their plus-address are one customer for per-customer limits and
+/// budgets. Memory only.
+pub fn checkout_person(svc: &Services, customer: Option<Customer>) -> Buyer {
     let fold = svc.settings.accounts.fold_plus_tags;
-    match customer {
+    let users = svc.store.users();
+    let (person, reference) = match customer {
         Some(Customer::Ref(r)) => match Email::parse(&r) {
             Ok(email) => {
                 let reference = email.person(fold);
-                let person = match svc.store.users().person(&email, fold) {
+                let person = match users.person(&email, fold) {
                     Some(user) => Customer::User(user),
                     None => Customer::Ref(reference.clone()),
                 };
@@ -59,6 +59,19 @@ pub fn checkout_person(
             Err(_) => (Some(Customer::Ref(r.clone())), Some(r)),
         },
         other => (other, None),
+    };
+    let also = match &person {
+        Some(Customer::User(id)) => users
+            .email_of(*id)
+            .map(|e| Customer::Ref(e.person(fold)))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    Buyer {
+        person,
+        also,
+        reference,
     }
 }
 

@@ -166,10 +166,15 @@ fn customers_by_email(svc: &Services, emails: Vec<String>) -> Result<Vec<Uuid>, 
         ));
     }
     let users = svc.store.users();
+    let fold = svc.settings.accounts.fold_plus_tags;
     let mut unknown = Vec::new();
     let mut ids = Vec::with_capacity(emails.len());
     for email in &emails {
-        match users.id_by_email(email) {
+        // The account of that address, or of its person (case and `+tag` folded).
+        let owner = crate::domain::user::Email::parse(email)
+            .ok()
+            .and_then(|e| users.address_owner(&e, fold, Uuid::nil()));
+        match owner {
             Some(id) => ids.push(id),
             None if unknown.len() < 20 => unknown.push(email.as_str()),
             None => {}

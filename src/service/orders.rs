@@ -127,6 +127,7 @@ pub async fn pay(
         }
         Err(PayError::Unknown) => Err(Error::NotFound),
         Err(PayError::Expired) => Err(Error::OrderExpired),
+        Err(e @ PayError::Paused) => Err(Error::NotActive(e.to_string())),
         Err(PayError::Store(e)) => Err(Error::Store(e)),
     }
 }
@@ -157,15 +158,12 @@ pub async fn redeem(
     order: Checkout,
 ) -> Result<Vec<(Redemption, Applied)>, Error> {
     cart(&codes)?;
-    let (customer, reference) = checkout_person(svc, customer);
+    let buyer = checkout_person(svc, customer);
     let now = svc.clock.now();
     let n = codes.len() as u64;
     let redeemed = svc
         .store
-        .write(move |s| {
-            Ok(s.orders()
-                .redeem(&codes, customer.as_ref(), reference.as_deref(), &order, now))
-        })
+        .write(move |s| Ok(s.orders().redeem(&codes, &buyer, &order, now)))
         .await?;
     let result = if redeemed.is_ok() {
         "redeemed"
@@ -194,14 +192,14 @@ pub async fn validate(
     order: Checkout,
 ) -> Result<Validated, Error> {
     cart(&codes)?;
-    let (customer, _) = checkout_person(svc, customer);
+    let buyer = checkout_person(svc, customer);
     let now = svc.clock.now();
     let store = svc.store.clone();
     let checked = svc
         .store
         .run(move |s| {
             s.orders()
-                .validate(&codes, customer.as_ref(), &order, now)
+                .validate(&codes, &buyer, &order, now)
                 .map(|r| (codes, r))
         })
         .await?;

@@ -137,22 +137,29 @@ impl RedemptionState {
         }
     }
 
-    /// What a redemption now by `who` would find used.
-    fn usage(&self, campaign: &Campaign, who: Option<&Customer>, now: DateTime<Utc>) -> Usage {
-        let customer_uses = who
-            .and_then(|w| self.customer_uses.get(&(campaign.id, w.clone())))
-            .copied()
-            .unwrap_or(0);
+    /// What a redemption now by the person known by `keys` would find used: their uses and
+    /// per-customer budgets summed over every key they were counted under (none: nobody's).
+    fn usage(&self, campaign: &Campaign, keys: &[&Customer], now: DateTime<Utc>) -> Usage {
+        let customer_uses = keys
+            .iter()
+            .filter_map(|w| self.customer_uses.get(&(campaign.id, (*w).clone())))
+            .sum();
         let budgets_used = campaign
             .promotion
             .budgets
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                bucket(campaign, i, b, now, who)
-                    .and_then(|k| self.budgets.get(&k))
-                    .copied()
-                    .unwrap_or(0)
+                let used = |who: Option<&Customer>| {
+                    bucket(campaign, i, b, now, who)
+                        .and_then(|k| self.budgets.get(&k))
+                        .copied()
+                        .unwrap_or(0)
+                };
+                match b.per {
+                    Per::Campaign => used(None),
+                    Per::Customer => keys.iter().map(|w| used(Some(w))).sum(),
+                }
             })
             .collect();
         Usage {
@@ -239,6 +246,8 @@ pub enum PayError {
     Unknown,
     #[error("the order was not paid in time: its codes went back to the campaign")]
     Expired,
+    #[error("the campaign is paused: the order can be paid once it resumes, before its deadline")]
+    Paused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -270,6 +279,28 @@ type Made = (
 /// One code of a validation: its campaign and its text as stored (unless it answers
 /// `not_found`), and what it takes off or why not.
 pub type Checked = (Option<(Uuid, String)>, Result<Applied, Reason>);
+
+/// Who a checkout is for: the person it counts for (a user, or the shop's folded reference),
+/// other keys that person's earlier uses may be counted under (a user's own address, used as a
+/// reference before the account was theirs or confirmed), and the shop's reference as kept for
+/// listings.
+#[derive(Debug, Clone, Default)]
+pub struct Buyer {
+    pub person: Option<Customer>,
+    pub also: Vec<Customer>,
+    pub reference: Option<String>,
+}
+
+impl Buyer {
+    /// The keys `who` is counted under: with the buyer's other keys when `who` is the buyer.
+    fn keys<'a>(&'a self, who: Option<&'a Customer>) -> Vec<&'a Customer> {
+        let mut keys: Vec<&Customer> = who.into_iter().collect();
+        if who.is_some() && who == self.person.as_ref() {
+            keys.extend(self.also.iter());
+        }
+        keys
+    }
+}
 
 /// Which redemptions a listing shows.
 #[derive(Debug, Clone, Default)]
@@ -442,10 +473,11 @@ impl<'a> Orders<'a> {
     fn evaluated(
         &self,
         codes: &[String],
-        customer: Option<&Customer>,
+        buyer: &Buyer,
         order: &Checkout,
         now: DateTime<Utc>,
     ) -> Result<Vec<Evaluated>, StoreError> {
+        let customer = buyer.person.as_ref();
         let found: Vec<Result<Found, Reason>> = codes
             .iter()
             .map(|c| self.facts(c))
@@ -463,7 +495,7 @@ impl<'a> Orders<'a> {
         let mut results = checkout::evaluate_cart(
             &cart,
             customer,
-            |campaign, who| state.usage(campaign, who, now),
+            |campaign, who| state.usage(campaign, &buyer.keys(who), now),
             order,
             now,
         )
@@ -487,12 +519,12 @@ impl<'a> Orders<'a> {
     pub fn validate(
         &self,
         codes: &[String],
-        customer: Option<&Customer>,
+        buyer: &Buyer,
         order: &Checkout,
         now: DateTime<Utc>,
     ) -> Result<Vec<Checked>, StoreError> {
         Ok(self
-            .evaluated(codes, customer, order, now)?
+            .evaluated(codes, buyer, order, now)?
             .into_iter()
             .map(|(found, result)| {
                 // Someone else's code is not found: neither its campaign nor its spelling as
@@ -624,6 +656,19 @@ impl<'a> Orders<'a> {
         now: DateTime<Utc>,
     ) -> Result<(Order, Vec<CodeRecord>), PayError> {
         let mut order = self.get(id)?.ok_or(PayError::Unknown)?;
+        // Nothing leaves a campaign that ended (the order lapses: its codes could not be used),
+        // nor one paused (the order waits for its resumption, until its deadline).
+        if order.status == OrderStatus::PendingPayment
+            && let Some(campaign) = self.store.campaigns().shared(order.campaign_id)
+        {
+            if campaign.ended_at.is_some_and(|e| e <= now) || now >= campaign.ends_at {
+                self.expire(order, now)?;
+                return Err(PayError::Expired);
+            }
+            if campaign.promotion.paused_at.is_some() {
+                return Err(PayError::Paused);
+            }
+        }
         match order.status {
             OrderStatus::Paid => {
                 let codes = self.codes_of(&order)?;
@@ -745,7 +790,24 @@ impl<'a> Orders<'a> {
     /// Erasure: `customer`'s orders and redemptions stay (what was sold and redeemed) but name
     /// nobody: the customer becomes `Uuid::nil()` (none, for a redemption) and the phone given
     /// at purchase goes. Reads every order and redemption (erasure is rare). Writer only.
-    pub fn forget_customer(&self, customer: Uuid) -> Result<usize, StoreError> {
+    pub fn forget_customer(&self, customer: Uuid, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        // Their unpaid orders are cancelled first: the codes go back, nothing is left to pay
+        // for nobody (a code claimed for the nil customer would be anyone's).
+        let unpaid: Vec<Uuid> = self
+            .index()
+            .read()
+            .unpaid
+            .iter()
+            .filter(|(_, (_, c))| *c == customer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unpaid {
+            if let Some(o) = self.get(id)?
+                && o.status == OrderStatus::PendingPayment
+            {
+                self.expire(o, now)?;
+            }
+        }
         let trees = self.store.trees();
         let mut orders = sled::Batch::default();
         let mut n = 0;
@@ -806,13 +868,13 @@ impl<'a> Orders<'a> {
     pub fn redeem(
         &self,
         codes: &[String],
-        customer: Option<&Customer>,
-        reference: Option<&str>,
+        buyer: &Buyer,
         order: &Checkout,
         now: DateTime<Utc>,
     ) -> Result<(Vec<(Redemption, Applied)>, bool), RedeemError> {
+        let (customer, reference) = (buyer.person.as_ref(), buyer.reference.as_deref());
         let mut made = Vec::with_capacity(codes.len());
-        for (found, result) in self.evaluated(codes, customer, order, now)? {
+        for (found, result) in self.evaluated(codes, buyer, order, now)? {
             let applied = result.map_err(|r| match r {
                 Reason::NotFound => RedeemError::UnknownCode,
                 r => RedeemError::Inapplicable(r),
@@ -839,7 +901,8 @@ impl<'a> Orders<'a> {
                 self.store.codes().index_changed(*before, after);
             }
             // Whether a campaign-wide budget crossed 90 % with it (the notifier is told at once).
-            let used = state.usage(campaign, redemption.customer_key().as_ref(), now);
+            let who = redemption.customer_key();
+            let used = state.usage(campaign, &buyer.keys(who.as_ref()), now);
             crossed |= campaign
                 .promotion
                 .budgets

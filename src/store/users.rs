@@ -14,12 +14,24 @@ use super::{Store, StoreError, Trees, decode, encode, values_after};
 use crate::domain::user::{Email, Role, User, UserChanges};
 
 /// What requests read of a user on every call, from memory.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Account {
     /// Sessions act with their user's current role.
     role: Role,
     /// Whether their email address is confirmed.
     verified: bool,
+    /// Their address, so checkouts find what they did before as a guest under it.
+    email: Email,
+}
+
+impl Account {
+    fn of(user: &User) -> Self {
+        Self {
+            role: user.role,
+            verified: user.email_verified(),
+            email: user.email.clone(),
+        }
+    }
 }
 
 /// The in-memory secondary indexes of users.
@@ -55,13 +67,7 @@ impl UserIndex {
         if let Some(phone) = user.verified_phone() {
             insert_sorted(&self.by_phone, phone.as_str().to_owned(), user.id);
         }
-        self.accounts.insert(
-            user.id,
-            Account {
-                role: user.role,
-                verified: user.email_verified(),
-            },
-        );
+        self.accounts.insert(user.id, Account::of(user));
     }
 
     /// `before` was rewritten as `after`: only what changed moves, and the account entry is
@@ -84,13 +90,7 @@ impl UserIndex {
                 insert_sorted(&self.by_phone, phone.as_str().to_owned(), after.id);
             }
         }
-        self.accounts.insert(
-            after.id,
-            Account {
-                role: after.role,
-                verified: after.email_verified(),
-            },
-        );
+        self.accounts.insert(after.id, Account::of(after));
     }
 
     fn remove(&self, user: &User) {
@@ -149,6 +149,9 @@ impl<'a> Users<'a> {
     pub fn register(&self, user: &User, fold_plus_tags: bool) -> Result<(), StoreError> {
         if self.address_taken(&user.email, fold_plus_tags, user.id) {
             return Err(StoreError::Conflict("a user with this email exists"));
+        }
+        if let Some(phone) = user.verified_phone() {
+            self.take_phone(user.id, phone, user.created_at)?;
         }
         self.store
             .trees()
@@ -223,6 +226,11 @@ impl<'a> Users<'a> {
         self.index().accounts.get(&id).map(|a| a.verified)
     }
 
+    /// A user's address (memory only); `None` when there is no such user.
+    pub fn email_of(&self, id: Uuid) -> Option<Email> {
+        self.index().accounts.get(&id).map(|a| a.email.clone())
+    }
+
     /// The user a checkout's email reference names, from memory: the one with that address
     /// (case-blind), or with `fold_plus_tags` the oldest with an address of that person; only
     /// one whose address is confirmed (an unconfirmed account is not proven to be that person).
@@ -266,12 +274,29 @@ impl<'a> Users<'a> {
         {
             return Err(StoreError::Conflict("a user with this email exists"));
         }
+        // A number proven (or vouched for) here is nobody else's any more.
+        if let Some(phone) = user.verified_phone()
+            && before.verified_phone() != Some(phone)
+        {
+            self.take_phone(id, phone, now)?;
+        }
         self.store
             .trees()
             .users
             .insert(id.as_bytes(), encode(&user)?)?;
         self.index().changed(&before, &user);
         Ok(user)
+    }
+
+    /// Writes `after` in the place of the unconfirmed `before` (the same id: a new sign-up with
+    /// its address), one key. Writer only.
+    pub fn replace(&self, before: &User, after: &User) -> Result<(), StoreError> {
+        self.store
+            .trees()
+            .users
+            .insert(after.id.as_bytes(), encode(after)?)?;
+        self.index().changed(before, after);
+        Ok(())
     }
 
     /// Gives `phone`, just proven by `user`, to them alone: another account that had confirmed

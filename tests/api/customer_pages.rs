@@ -255,6 +255,15 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
         "location.pathname.startsWith('/verify-email/') && document.readyState === 'complete' && !!document.querySelector('form button')",
     )
     .await;
+    // Opening the link is not enough: the password chosen at sign-up proves who opened it.
+    page.fill("password", "not the password").await;
+    page.click("form button").await;
+    page.wait_for(
+        "a wrong password refused",
+        "document.querySelector('[role=alert]')?.textContent.includes('not the account')",
+    )
+    .await;
+    page.fill("password", "a long password").await;
     page.click("form button").await;
     page.wait_for(
         "the address confirmed",

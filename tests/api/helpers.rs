@@ -194,13 +194,13 @@ impl TestApp {
         .await
     }
 
-    /// `POST /api/v1/email-verifications` with the link's token.
-    pub async fn confirm_email(&self, token: &str) -> Response {
+    /// `POST /api/v1/email-verifications` with the link's token and the account's password.
+    pub async fn confirm_email(&self, token: &str, password: &str) -> Response {
         self.call(
             Method::POST,
             "/api/v1/email-verifications",
             None,
-            Some(json!({ "token": token })),
+            Some(json!({ "token": token, "password": password })),
         )
         .await
     }
@@ -210,7 +210,7 @@ impl TestApp {
         let res = self.register(email, password, "Europe/Berlin").await;
         assert_eq!(res.status(), StatusCode::ACCEPTED, "sign-up of {email}");
         let link = self.confirmation_token(email).await;
-        let res = self.confirm_email(&link).await;
+        let res = self.confirm_email(&link, password).await;
         assert_eq!(res.status(), StatusCode::OK, "confirming {email}");
         let user: Value = res.json().await.expect("json");
         assert_eq!(user["email_verified"], true);

@@ -1558,6 +1558,331 @@ async fn a_user_their_email_and_their_plus_address_are_one_customer() {
         .redeem(json!({"code": "ONCE", "customer_ref": "zed+1@example.org", "order": order}))
         .await;
     crate::helpers::assert_problem(res, 409, "customer_limit_reached").await;
+    // When that buyer later gets an account, what they did as a guest under its address counts.
+    let (zed, _) = app.customer("zed@example.org").await;
+    let res = app
+        .redeem(json!({"code": "ONCE", "customer": zed, "order": order}))
+        .await;
+    crate::helpers::assert_problem(res, 409, "customer_limit_reached").await;
+    let v = app
+        .validate(
+            &app.admin_token,
+            json!({"codes": ["ONCE"], "customer": zed, "order": order}),
+        )
+        .await;
+    assert_eq!(v["redeemables"][0]["reason"], "customer_limit_reached");
+}
+
+// ---- The second hostile review of this round: each finding, tried again. --------------------
+
+/// An unconfirmed account proves nothing about its address: whoever typed someone's address
+/// first cannot keep its owner out (the owner's sign-up takes its place), and the owner clicking
+/// a link cannot confirm an account whose password a stranger chose (the link wants it).
+#[actix_web::test]
+async fn typing_someones_address_first_wins_nothing() {
+    use reqwest::Method;
+    let gateway = sms_gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.delivery.sms.url = format!("{}/sms", gateway.uri());
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    let res = app.register("victim@x.io", "squatter-pass", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let squatter = app.login("victim@x.io", "squatter-pass").await;
+    let squatter_link = app.confirmation_token("victim@x.io").await;
+    // The squatter's own link, opened by the owner who does not know the squatter's password.
+    crate::helpers::assert_problem(
+        app.confirm_email(&squatter_link, "victim-pass").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // Unconfirmed, the squatter sends no texts either (each is paid for and lands on a phone).
+    let me = app.get_json("/api/v1/users/me", &squatter).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/users/{}/phone/verification",
+                me["id"].as_str().unwrap()
+            ),
+            Some(&squatter),
+            Some(json!({"phone": "+33612345670"})),
+        )
+        .await;
+    crate::helpers::assert_problem(res, 403, "email_unverified").await;
+    assert_eq!(
+        texts_to(&gateway, "+33612345670").await,
+        Vec::<String>::new()
+    );
+    // The owner signs up: same answer as always, and the account is now theirs.
+    let res = app
+        .register("Victim@x.io", "victim-pass", "Europe/Paris")
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let res = app
+        .call(Method::GET, "/api/v1/users/me", Some(&squatter), None)
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the squatter's session ended"
+    );
+    crate::helpers::assert_problem(
+        app.try_login("victim@x.io", "squatter-pass").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    crate::helpers::assert_problem(
+        app.confirm_email(&squatter_link, "squatter-pass").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let link = app.confirmation_token("victim@x.io").await;
+    let res = app.confirm_email(&link, "victim-pass").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(
+        (user["email"].as_str(), user["timezone"].as_str()),
+        (Some("Victim@x.io"), Some("Europe/Paris"))
+    );
+    // Confirmed, it is no longer anyone's to take.
+    let res = app.register("victim@x.io", "third-pass", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    crate::helpers::assert_problem(
+        app.try_login("victim@x.io", "third-pass").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    app.login("victim@x.io", "victim-pass").await;
+}
+
+/// A payment confirmed after its campaign ended gave out codes nobody could use any more, and
+/// one confirmed while it was paused handed codes out of a paused sale. Now the first lapses
+/// (codes back, 409) and the second waits for the resumption (422, the order still payable).
+#[actix_web::test]
+async fn a_payment_counts_only_while_its_campaign_sells() {
+    use reqwest::Method;
+    let app = crate::helpers::spawn_app().await;
+    let (_, token) = app.customer("ann@x.io").await;
+    let order = |campaign: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/api/v1/orders",
+                    Some(&token),
+                    Some(json!({"campaign_id": campaign, "quantity": 2})),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let pay = |id: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/orders/{id}/payment"),
+                Some(&app.admin_token),
+                None,
+            )
+            .await
+        }
+    };
+    let paused = sold_campaign(&app, "flash_sale", 3, 3).await;
+    let id = order(paused.clone()).await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/campaigns/{paused}/pause"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    crate::helpers::assert_problem(pay(id.clone()).await, 422, "campaign_not_active").await;
+    assert_eq!(
+        app.get_json(&format!("/api/v1/orders/{id}"), &token).await["status"],
+        "pending_payment"
+    );
+    let res = app
+        .post_json(
+            &format!("/api/v1/campaigns/{paused}/resume"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let paid: Value = pay(id).await.json().await.unwrap();
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["codes"].as_array().unwrap().len(), 2);
+
+    let ended = sold_campaign(&app, "flash_sale", 3, 3).await;
+    let id = order(ended.clone()).await;
+    assert_eq!(app.end_campaign(&ended).await.status(), StatusCode::OK);
+    crate::helpers::assert_problem(pay(id.clone()).await, 409, "order_expired").await;
+    let lapsed = app.get_json(&format!("/api/v1/orders/{id}"), &token).await;
+    assert_eq!(
+        (&lapsed["status"], &lapsed["codes"]),
+        (&json!("expired"), &json!([]))
+    );
+    let held = app
+        .get_json(
+            &format!("/api/v1/campaigns/{ended}/codes?status=reserved"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(
+        held["items"],
+        json!([]),
+        "nothing stays held for an order that lapsed"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/wallet", &token).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "only the paid order's codes"
+    );
+}
+
+/// Erasing a customer with an unpaid order left its codes held for nobody (the order named the
+/// nil customer, and paying it would have handed them to no one). Now the order is cancelled
+/// first: its codes go back to the campaign.
+#[actix_web::test]
+async fn erasing_a_customer_gives_back_what_their_unpaid_orders_held() {
+    use reqwest::Method;
+    let app = crate::helpers::spawn_app().await;
+    let sale = sold_campaign(&app, "flash_sale", 3, 3).await;
+    let (ann, token) = app.customer("ann@x.io").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"campaign_id": sale, "quantity": 2})),
+        )
+        .await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app.delete_user(&ann, &app.admin_token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let order = app
+        .get_json(&format!("/api/v1/orders/{id}"), &app.admin_token)
+        .await;
+    assert_eq!(order["status"], "expired");
+    let available = app
+        .get_json(
+            &format!("/api/v1/campaigns/{sale}/codes?status=available"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(available["items"].as_array().unwrap().len(), 3);
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/payment"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    crate::helpers::assert_problem(res, 409, "order_expired").await;
+}
+
+/// A number set by the admin (vouched for, confirmed) stayed in the wallet of the account that
+/// had proven it before: two accounts answered for one phone. A number is now one account's
+/// however it was confirmed: the latest.
+#[actix_web::test]
+async fn a_number_is_one_accounts_however_it_was_confirmed() {
+    let app = crate::helpers::spawn_app().await;
+    let make = |email: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .create_user(json!({"email": email, "password": "password-9",
+                    "timezone": "UTC", "phone": "+33698765432"}))
+                .await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let old = make("old@x.io").await;
+    let new = make("new@x.io").await;
+    let found = app
+        .get_json("/api/v1/users?phone=%2B33698765432", &app.admin_token)
+        .await;
+    let ids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [new.as_str()]);
+    let wallet = app
+        .get_json("/api/v1/wallet?phone=%2B33698765432", &app.admin_token)
+        .await;
+    assert_eq!(wallet["customer"], new.as_str());
+    let before = app
+        .get_json(&format!("/api/v1/users/{old}"), &app.admin_token)
+        .await;
+    assert!(before["phone"].is_null(), "{before}");
+    // Set again by a manager's change: it moves back.
+    let res = app
+        .patch_user(&old, &app.admin_token, json!({"phone": "+33698765432"}))
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["phone_verified"], true);
+    let wallet = app
+        .get_json("/api/v1/wallet?phone=%2B33698765432", &app.admin_token)
+        .await;
+    assert_eq!(wallet["customer"], old.as_str());
+}
+
+/// A CSV whose header said `CODE` imported the word `CODE` as a code; characters that draw
+/// nothing (a Braille blank, a Mongolian vowel separator, a tag character) slipped into codes.
+#[actix_web::test]
+async fn a_csv_header_in_capitals_is_a_header_and_blank_looking_codes_are_refused() {
+    let app = crate::helpers::spawn_app().await;
+    let (starts, ends) = crate::campaigns::window();
+    let c = app
+        .campaign(
+            json!({"name": "csv", "kind": "discount", "discount": {"percent": 10},
+            "pool_size": 10, "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap();
+    for hidden in ["SUMMER\u{2800}10", "SUMMER\u{180e}10", "SUMMER10\u{e0041}"] {
+        let res = app.add_codes(id, json!({"codes": [hidden]})).await;
+        crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    }
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{id}/codes")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body("CODE\nUP-1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let codes = app
+        .get_json(&format!("/api/v1/campaigns/{id}/codes"), &app.admin_token)
+        .await;
+    assert_eq!(codes["items"].as_array().unwrap().len(), 1, "{codes}");
+    assert_eq!(codes["items"][0]["code"], "UP-1");
 }
 
 /// Finding 6. Request bodies had no deadline: 302 stalled uploads stayed open, and two stalled

@@ -5,9 +5,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{assert_problem, spawn_app};
 
-/// A visitor signs up: 202 and a link by email; until it is opened the account exists but is
-/// unconfirmed (it signs in, it cannot claim); the same address again (in any case) answers the
-/// same 202, makes no second account and tells the owner instead.
+/// A visitor signs up: 202 and a link by email; until it is opened (with the password chosen at
+/// sign-up) the account exists but is unconfirmed (it signs in, it cannot claim); once confirmed,
+/// the same address again (in any case) answers the same 202, makes no second account and tells
+/// the owner instead.
 #[actix_web::test]
 async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     let app = spawn_app().await;
@@ -31,7 +32,34 @@ async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     assert_eq!(user["marketing_emails"], false, "consent is never assumed");
     assert!(user.get("password_hash").is_none() && user.get("password").is_none());
 
-    // Same address in another case: the same answer, no second account, the owner told.
+    // The link confirms the address; an altered one confirms nothing.
+    let link = app.confirmation_token("Jane@Example.org").await;
+    let altered = format!("{}0", &link[..link.len() - 1]);
+    let altered = if altered == link {
+        format!("{}1", &link[..link.len() - 1])
+    } else {
+        altered
+    };
+    assert_problem(
+        app.confirm_email(&altered, "s3cret-pass").await,
+        404,
+        "not_found",
+    )
+    .await;
+    // The link alone is not enough: whoever opens it proves they made the account.
+    assert_problem(
+        app.confirm_email(&link, "other-pass-1").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let res = app.confirm_email(&link, "s3cret-pass").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let confirmed: Value = res.json().await.unwrap();
+    assert_eq!(confirmed["id"], user["id"]);
+    assert_eq!(confirmed["email_verified"], true);
+    // Confirmed, the same address in another case: the same answer, no second account, the
+    // owner told.
     let dup = app
         .register("jane@example.ORG", "other-pass-1", "UTC")
         .await;
@@ -58,20 +86,6 @@ async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     )
     .await;
 
-    // The link confirms the address; an altered one confirms nothing.
-    let link = app.confirmation_token("Jane@Example.org").await;
-    let altered = format!("{}0", &link[..link.len() - 1]);
-    let altered = if altered == link {
-        format!("{}1", &link[..link.len() - 1])
-    } else {
-        altered
-    };
-    assert_problem(app.confirm_email(&altered).await, 404, "not_found").await;
-    let res = app.confirm_email(&link).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let confirmed: Value = res.json().await.unwrap();
-    assert_eq!(confirmed["id"], user["id"]);
-    assert_eq!(confirmed["email_verified"], true);
     // A manager making an account with a taken address is told so.
     let res = app
         .create_user(
@@ -244,9 +258,21 @@ async fn email_change_is_confirmed_by_the_new_address_and_keeps_addresses_unique
         (user["email"].as_str(), user["pending_email"].as_str()),
         (Some("dave@x.io"), Some("ERIN@x.io"))
     );
-    // Erin's owner opens it: the address is theirs, nothing changes.
+    // Erin's owner opens it: they do not know Dave's password, and with it the address is
+    // still Erin's: nothing changes.
     let link = app.confirmation_token("ERIN@x.io").await;
-    assert_problem(app.confirm_email(&link).await, 409, "conflict").await;
+    assert_problem(
+        app.confirm_email(&link, "erin-guess").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_problem(
+        app.confirm_email(&link, "customer-password").await,
+        409,
+        "conflict",
+    )
+    .await;
 
     let res = app
         .patch_user(
@@ -258,9 +284,14 @@ async fn email_change_is_confirmed_by_the_new_address_and_keeps_addresses_unique
     assert_eq!(res.status(), StatusCode::OK);
     app.login("dave@x.io", "customer-password").await;
     // The older link (to Erin) no longer confirms anything for Dave.
-    assert_problem(app.confirm_email(&link).await, 404, "not_found").await;
+    assert_problem(
+        app.confirm_email(&link, "customer-password").await,
+        404,
+        "not_found",
+    )
+    .await;
     let link = app.confirmation_token("dave2@x.io").await;
-    let res = app.confirm_email(&link).await;
+    let res = app.confirm_email(&link, "customer-password").await;
     assert_eq!(res.status(), StatusCode::OK);
     let user: Value = res.json().await.unwrap();
     assert_eq!(
@@ -473,7 +504,10 @@ async fn a_visitor_who_confirms_their_address_gets_codes() {
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let link = app.confirmation_token("late@x.io").await;
-    assert_eq!(app.confirm_email(&link).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm_email(&link, "password-1").await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         app.claim(&campaign, &token, None).await.status(),
         StatusCode::CREATED

@@ -122,7 +122,7 @@ impl Handler<EraseUser> for SubscriptionManager {
 
     fn handle(&mut self, _: EraseUser, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        let (store, id) = (self.store.clone(), self.user);
+        let (store, id, now) = (self.store.clone(), self.user, self.clock.now());
         AtomicResponse::new(Box::pin(
             async move {
                 // Everything that names the user first, the user last: a crash half-way leaves
@@ -138,7 +138,7 @@ impl Handler<EraseUser> for SubscriptionManager {
                         s.code_requests().erase_customer(id)?;
                         s.push_subscriptions().erase_user(id)?;
                         // What stays (sales, redemptions, codes) names nobody.
-                        s.orders().forget_customer(id)?;
+                        s.orders().forget_customer(id, now)?;
                         s.codes().forget_holder(id)?;
                         s.idempotency().forget_naming(id, user.email.as_str())?;
                         s.tokens().revoke_keys_made_by(id)?;
