@@ -100,22 +100,10 @@ fn html(state: &AppState, status: StatusCode, which: &str, email: &str) -> HttpR
 #[utoipa::path(tag = "users", params(("token" = String, Path, description = "the signed token of the link sent by email", pattern = "^[0-9a-f]{32}\\.[0-9]{1,12}\\.[0-9a-f]{64}$")), responses((status = 200, description = "an HTML page with a confirm button", content_type = "text/html"), (status = 404, description = "an altered or unknown link", content_type = "text/html")))]
 #[get("/verify-email/{token}")]
 async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
-    let Some((id, _)) = crate::security::LinkSigner::read_confirm_token(&token) else {
-        return html(&state, StatusCode::NOT_FOUND, "invalid", "");
-    };
-    let user = match state.store.run(move |s| s.users().get(id)).await {
-        Ok(u) => u,
-        Err(e) => return actix_web::ResponseError::error_response(&ApiError::from(e)),
-    };
-    let address = user.and_then(|u| {
-        [u.pending_email.clone(), Some(u.email.clone())]
-            .into_iter()
-            .flatten()
-            .find(|a| state.signer.confirms(&token, id, a.as_str()))
-    });
-    match address {
-        Some(a) => html(&state, StatusCode::OK, "confirm", &a.masked()),
-        None => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
+    match accounts::link_target(&state.services, &token).await {
+        Ok((_, address)) => html(&state, StatusCode::OK, "confirm", &address.masked()),
+        Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
 }
 
@@ -129,7 +117,7 @@ async fn confirm_on_page(
     form: Option<web::Form<PageForm>>,
 ) -> HttpResponse {
     let Some(form) = form else {
-        return html(&state, StatusCode::UNPROCESSABLE_ENTITY, "retry", "");
+        return html(&state, StatusCode::UNPROCESSABLE_ENTITY, "confirm", "");
     };
     if count_try(&state, &req, &token).is_err() {
         return html(&state, StatusCode::TOO_MANY_REQUESTS, "later", "");
@@ -140,7 +128,7 @@ async fn confirm_on_page(
             html(&state, StatusCode::UNAUTHORIZED, "retry", "")
         }
         Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
-        Err(crate::service::Error::Store(crate::store::StoreError::Conflict(why))) => {
+        Err(crate::service::Error::Conflict(why)) => {
             let which = if why == accounts::LINK_EXPIRED {
                 "expired"
             } else {

@@ -191,15 +191,7 @@ pub const ADDRESS_TAKEN: &str = "this address now belongs to another account";
 pub async fn confirm_email(svc: &Services, token: &str, password: String) -> Result<User, Error> {
     let (id, expires) =
         crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
-    let known = read(&svc.store, id).await?;
-    let signer = svc.signer.clone();
-    let genuine = [known.pending_email.as_ref(), Some(&known.email)]
-        .into_iter()
-        .flatten()
-        .any(|a| signer.confirms(token, id, a.as_str()));
-    if !genuine {
-        return Err(Error::NotFound);
-    }
+    let (known, _) = link_target(svc, token).await?;
     let hash = known.password_hash.clone();
     if password.chars().count() > 512 || !svc.passwords.verify(password, Some(hash.clone())).await?
     {
@@ -251,10 +243,25 @@ pub async fn confirm_email(svc: &Services, token: &str, password: String) -> Res
         .await
         .map_err(|e| match e {
             StoreError::NotFound => Error::NotFound,
+            StoreError::Conflict(why) => Error::Conflict(why.into()),
             e => Error::Store(e),
         })?;
     tracing::info!(user = %user.id, "email address confirmed");
     Ok(user)
+}
+
+/// The account a confirmation link is for and the address it confirms (its own, or the one it
+/// asked to change to); 404 for a link that is altered, for another address or a gone user.
+pub async fn link_target(svc: &Services, token: &str) -> Result<(User, Email), Error> {
+    let (id, _) = crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
+    let user = read(&svc.store, id).await?;
+    let address = [user.pending_email.as_ref(), Some(&user.email)]
+        .into_iter()
+        .flatten()
+        .find(|a| svc.signer.confirms(token, id, a.as_str()))
+        .cloned()
+        .ok_or(Error::NotFound)?;
+    Ok((user, address))
 }
 
 /// Sends a new confirmation link (self or admin): to the address the account asked to change
