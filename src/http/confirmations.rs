@@ -44,21 +44,24 @@ async fn confirm(
     body: web::Json<Confirmation>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let Confirmation { token, password } = body.into_inner();
-    count_try(&state, &req, &token)?;
-    let user = accounts::confirm_email(&state.services, &token, password).await?;
+    let user = confirm_link(&state, &req, &token, password).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
-/// Counts a confirmation try against its account and the client address, as a sign-in.
-fn count_try(state: &AppState, req: &actix_web::HttpRequest, token: &str) -> Result<(), ApiError> {
-    let Some((id, _)) = crate::security::LinkSigner::read_confirm_token(token) else {
-        return Ok(());
-    };
-    let account = format!("confirm:{id}");
+/// Finds what the link is for, counts the try as a sign-in of that account from the client's
+/// address (a link is no way around the sign-in throttle), then confirms.
+async fn confirm_link(
+    state: &AppState,
+    req: &actix_web::HttpRequest,
+    token: &str,
+    password: String,
+) -> Result<crate::domain::user::User, ApiError> {
+    let target = accounts::link_target(&state.services, token).await?;
+    let account = target.account();
     let address = super::rate_limit::client_address(req, &state.rate_limiter);
     state.rate_limiter.check_login(&account, &address)?;
     state.rate_limiter.login_attempted(&account, &address);
-    Ok(())
+    Ok(accounts::confirm_email(&state.services, token, target, password).await?)
 }
 
 /// The confirmation page's form.
@@ -101,7 +104,12 @@ fn html(state: &AppState, status: StatusCode, which: &str, email: &str) -> HttpR
 #[get("/verify-email/{token}")]
 async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match accounts::link_target(&state.services, &token).await {
-        Ok((_, address)) => html(&state, StatusCode::OK, "confirm", &address.masked()),
+        Ok(target) => html(
+            &state,
+            StatusCode::OK,
+            "confirm",
+            &target.address().masked(),
+        ),
         Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
@@ -119,16 +127,14 @@ async fn confirm_on_page(
     let Some(form) = form else {
         return html(&state, StatusCode::UNPROCESSABLE_ENTITY, "confirm", "");
     };
-    if count_try(&state, &req, &token).is_err() {
-        return html(&state, StatusCode::TOO_MANY_REQUESTS, "later", "");
-    }
-    match accounts::confirm_email(&state.services, &token, form.into_inner().password).await {
+    match confirm_link(&state, &req, &token, form.into_inner().password).await {
         Ok(user) => html(&state, StatusCode::OK, "done", &user.email.masked()),
-        Err(crate::service::Error::BadCredentials) => {
-            html(&state, StatusCode::UNAUTHORIZED, "retry", "")
+        Err(ApiError::InvalidCredentials) => html(&state, StatusCode::UNAUTHORIZED, "retry", ""),
+        Err(ApiError::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
+        Err(ApiError::RateLimited { .. }) => {
+            html(&state, StatusCode::TOO_MANY_REQUESTS, "later", "")
         }
-        Err(crate::service::Error::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
-        Err(crate::service::Error::Conflict(why)) => {
+        Err(ApiError::Conflict(why)) => {
             let which = if why == accounts::LINK_EXPIRED {
                 "expired"
             } else {
@@ -136,6 +142,6 @@ async fn confirm_on_page(
             };
             html(&state, StatusCode::CONFLICT, which, "")
         }
-        Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
+        Err(e) => actix_web::ResponseError::error_response(&e),
     }
 }

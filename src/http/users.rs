@@ -243,7 +243,7 @@ async fn register(
     };
     let registering = accounts::Registering {
         by_manager,
-        may_mail: state.rate_limiter.allow_mail(&mail_to),
+        may_mail: !by_manager && state.rate_limiter.allow_mail(&mail_to),
     };
     match accounts::register(&state.services, sign_up, registering).await? {
         accounts::Registered::Created(user) => Ok(HttpResponse::Created()

@@ -77,12 +77,15 @@ fn link_for(user: Uuid, email: &Email, now: DateTime<Utc>, hours: i64) -> Messag
     )
 }
 
-/// Registers a customer. Visitors, with `[accounts] verify_email`, get their account unconfirmed
-/// and a link by email (3 keys: the user, the message and its outbox marker); an address that
-/// has an account (or whose person has one: `+tags` folded) makes no account, and its owner gets
-/// a notice (2 keys). Both answer [`Registered::LinkSent`] after the same work: the answer tells
-/// nobody whether an address exists. A manager's, or without confirmation, is made confirmed
-/// or not as said (1 key) and a taken address is 409.
+/// Registers a customer. A visitor's sign-up, with `[accounts] verify_email`, makes no account
+/// yet: it waits ([`crate::store::signups`]) for the link mailed to the address to be opened with
+/// its password (3 keys: the sign-up, the message and its outbox marker; a person's fourth
+/// waiting sign-up ends the oldest, 1 key + its link's 2). An address that has an account (or
+/// whose person has one: `+tags` folded) keeps nothing, and its owner gets a notice (2 keys);
+/// past the address's allowance of account emails nothing is kept or sent. All answer
+/// [`Registered::LinkSent`] after the same work: the answer tells nobody whether an address
+/// exists. A manager's, or any without confirmation, is made at once, confirmed or not as said
+/// (1 key), and a taken address is 409.
 pub async fn register(
     svc: &Services,
     sign_up: SignUp,
@@ -125,30 +128,17 @@ pub async fn register(
     }
     let may_mail = registering.may_mail;
     let hours = i64::from(svc.settings.accounts.verification_link_hours);
-    let created = svc
+    let signup = crate::store::signups::SignUp {
+        v: crate::store::signups::SignUp::VERSION,
+        person: stored.email.person(fold),
+        expires_at: now + Duration::hours(hours),
+        user: stored,
+    };
+    let ended = svc
         .store
         .write(move |s| {
-            let users = s.users();
-            let mut stored = stored;
-            if let Some(owner) = users.address_owner(&stored.email, fold, stored.id) {
-                // Nobody proved an unconfirmed account's address: a new sign-up with that very
-                // address takes its place (its settings and password, its sessions ended, what
-                // it followed dropped), so whoever typed someone's address first cannot keep
-                // its owner out. Its link then confirms only for the one who knows the new
-                // password (a link needs the password chosen at sign-up).
-                if let Some(old) = users.get(owner)?
-                    && !old.email_verified()
-                    && old.email.folded() == stored.email.folded()
-                {
-                    stored.id = old.id;
-                    s.tokens().revoke_user(old.id)?;
-                    s.subscriptions().erase_user(old.id)?;
-                    users.replace(&old, &stored)?;
-                    s.digests().schedule(&stored, weekday, now)?;
-                    let link = link_for(stored.id, &stored.email, now, hours);
-                    s.messages().enqueue(&[link])?;
-                    return Ok(true);
-                }
+            let email = &signup.user.email;
+            if let Some(owner) = s.users().address_owner(email, fold, signup.user.id) {
                 if may_mail {
                     let notice = MessageRecord::new(
                         Channel::Email,
@@ -161,84 +151,179 @@ pub async fn register(
                     );
                     s.messages().enqueue(&[notice])?;
                 }
-                return Ok(false);
+                return Ok(Vec::new());
             }
-            users.register(&stored, fold)?;
-            s.digests().schedule(&stored, weekday, now)?;
-            let link = link_for(stored.id, &stored.email, now, hours);
+            // Past the address's allowance of account emails nothing is kept either: a sign-up
+            // nobody can confirm would only wait to expire.
+            if !may_mail {
+                return Ok(Vec::new());
+            }
+            let mut erased = Vec::new();
+            for id in s.signups().add(&signup)? {
+                erased.extend(s.messages().erase_owner(id)?);
+            }
+            let link = link_for(signup.user.id, email, now, hours);
             s.messages().enqueue(&[link])?;
-            Ok(true)
+            Ok(erased)
         })
         .await?;
-    if created {
-        svc.actors.schedule_changed(user.timezone.0);
-    }
     svc.actors.outbox_wake.notify_one();
+    erase_mail_files(svc, ended).await;
     Ok(Registered::LinkSent)
 }
 
 /// What a confirmation link that came too late answers (409).
-pub const LINK_EXPIRED: &str = "this link has expired: sign in and ask for a new one";
+pub const LINK_EXPIRED: &str =
+    "this link has expired: sign up again, or sign in and ask for a new one";
 /// What a link for an address another account confirmed meanwhile answers (409).
 pub const ADDRESS_TAKEN: &str = "this address now belongs to another account";
 
-/// Confirms the address a link was sent to: the account's own, or the one it asked to change to
-/// (which then becomes its address; 409 if another account took it meanwhile). It takes both the
-/// link (the mailbox) and the account's password (the one who signed up): someone who typed
-/// another's address cannot have it confirmed by its owner's click, and the owner cannot be
-/// handed an account whose password a stranger chose. 404 for a link that is altered, for
-/// another address or a gone user; 401 for a wrong password; 409 for an expired link. One key.
-pub async fn confirm_email(svc: &Services, token: &str, password: String) -> Result<User, Error> {
+/// What a confirmation link is for.
+#[derive(Debug, Clone)]
+pub enum LinkTarget {
+    /// An account's own address (unconfirmed), or the one it asked to change to.
+    Account(Box<User>, Email),
+    /// A sign-up waiting for its address: the account it makes.
+    SignUp(Box<crate::store::signups::SignUp>),
+}
+
+impl LinkTarget {
+    /// The address the link confirms.
+    pub fn address(&self) -> &Email {
+        match self {
+            LinkTarget::Account(_, a) => a,
+            LinkTarget::SignUp(s) => &s.user.email,
+        }
+    }
+
+    /// The account whose password the link wants, as sign-ins name it (its tries count as
+    /// sign-ins of that account).
+    pub fn account(&self) -> String {
+        match self {
+            LinkTarget::Account(u, _) => u.email.folded(),
+            LinkTarget::SignUp(s) => s.user.email.folded(),
+        }
+    }
+
+    fn password_hash(&self) -> &str {
+        match self {
+            LinkTarget::Account(u, _) => &u.password_hash,
+            LinkTarget::SignUp(s) => &s.user.password_hash,
+        }
+    }
+}
+
+/// What a confirmation link is for: a waiting sign-up, or an account's address (its own, or the
+/// one it asked to change to). 404 for a link that is altered, for another address, a gone user
+/// or a sign-up that ended (confirmed, expired, or superseded by newer ones).
+pub async fn link_target(svc: &Services, token: &str) -> Result<LinkTarget, Error> {
+    let (id, _) = crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
+    let (user, signup) = svc
+        .store
+        .run(move |s| Ok((s.users().get(id)?, s.signups().get(id)?)))
+        .await?;
+    let genuine = |a: &Email| svc.signer.confirms(token, id, a.as_str());
+    if let Some(user) = user {
+        let address = [user.pending_email.as_ref(), Some(&user.email)]
+            .into_iter()
+            .flatten()
+            .find(|a| genuine(a))
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        return Ok(LinkTarget::Account(Box::new(user), address));
+    }
+    match signup {
+        Some(signup) if genuine(&signup.user.email) => Ok(LinkTarget::SignUp(Box::new(signup))),
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// Confirms the address a link was sent to, given what it is for ([`link_target`]) and the
+/// password chosen at sign-up: the link proves the mailbox, the password proves who signed up,
+/// so someone who typed another's address cannot have it confirmed by its owner's click. A
+/// sign-up becomes its account, confirmed (the person's other waiting sign-ups end); an
+/// account's own address is confirmed, or the one it asked for becomes its address. 409 for an
+/// expired link (checked first: an expired link tells nothing of the password) or an address
+/// another account confirmed meanwhile; 401 for a wrong password; 404 when the sign-up ended or
+/// the account changed its password meanwhile. Keys: a sign-up 2 (the user, the sign-up) + 1 for
+/// each other sign-up of the person (+ 2 for its link); an account 1.
+pub async fn confirm_email(
+    svc: &Services,
+    token: &str,
+    target: LinkTarget,
+    password: String,
+) -> Result<User, Error> {
     let (id, expires) =
         crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
-    let (known, _) = link_target(svc, token).await?;
-    let hash = known.password_hash.clone();
+    let now = svc.clock.now();
+    if now.timestamp() > expires {
+        return Err(Error::Conflict(LINK_EXPIRED.into()));
+    }
+    let hash = target.password_hash().to_owned();
     if password.chars().count() > 512 || !svc.passwords.verify(password, Some(hash.clone())).await?
     {
         return Err(Error::BadCredentials);
     }
-    let now = svc.clock.now();
     let fold = svc.settings.accounts.fold_plus_tags;
-    let (signer, token) = (svc.signer.clone(), token.to_owned());
+    let weekday = svc.settings.digest.weekly_day;
+    let address = target.address().clone();
+    let made = matches!(target, LinkTarget::SignUp(_));
     let user = svc
         .store
         .write(move |s| {
             let users = s.users();
+            if made {
+                let signups = s.signups();
+                let signup = signups.get(id)?.ok_or(StoreError::NotFound)?;
+                if signup.user.password_hash != hash {
+                    return Err(StoreError::NotFound);
+                }
+                if users.address_taken(&signup.user.email, fold, id) {
+                    return Err(StoreError::Conflict(ADDRESS_TAKEN));
+                }
+                let user = User {
+                    email_verified_at: Some(now),
+                    updated_at: now,
+                    ..signup.user.clone()
+                };
+                users.register(&user, fold)?;
+                s.digests().schedule(&user, weekday, now)?;
+                // The person's other sign-ups are moot: their links stop working.
+                let mut erased = Vec::new();
+                for other in signups.remove_person(&signup.person)? {
+                    if other != id {
+                        erased.extend(s.messages().erase_owner(other)?);
+                    }
+                }
+                return Ok((user, erased));
+            }
             let user = users.get(id)?.ok_or(StoreError::NotFound)?;
-            // The password checked is still the account's (a new sign-up may have replaced it).
+            // The password checked is still the account's.
             if user.password_hash != hash {
                 return Err(StoreError::NotFound);
             }
-            let pending = user
-                .pending_email
-                .clone()
-                .filter(|p| signer.confirms(&token, id, p.as_str()));
-            let own = signer.confirms(&token, id, user.email.as_str());
-            if pending.is_none() && !own {
-                return Err(StoreError::NotFound);
-            }
-            if now.timestamp() > expires {
-                return Err(StoreError::Conflict(LINK_EXPIRED));
-            }
-            let changes = match pending {
-                Some(address) => {
-                    if users.address_taken(&address, fold, id) {
-                        return Err(StoreError::Conflict(ADDRESS_TAKEN));
-                    }
-                    UserChanges {
-                        email: Some(address),
-                        email_verified_at: Some(Some(now)),
-                        pending_email: Some(None),
-                        ..UserChanges::default()
-                    }
+            let changes = if user.pending_email.as_ref() == Some(&address) {
+                if users.address_taken(&address, fold, id) {
+                    return Err(StoreError::Conflict(ADDRESS_TAKEN));
                 }
-                None if user.email_verified() => return Ok(user),
-                None => UserChanges {
+                UserChanges {
+                    email: Some(address),
+                    email_verified_at: Some(Some(now)),
+                    pending_email: Some(None),
+                    ..UserChanges::default()
+                }
+            } else if user.email == address && !user.email_verified() {
+                UserChanges {
                     email_verified_at: Some(Some(now)),
                     ..UserChanges::default()
-                },
+                }
+            } else if user.email == address {
+                return Ok((user, Vec::new()));
+            } else {
+                // The address asked for changed meanwhile: this link is for none of them.
+                return Err(StoreError::NotFound);
             };
-            users.update(id, &changes, now)
+            Ok((users.update(id, &changes, now)?, Vec::new()))
         })
         .await
         .map_err(|e| match e {
@@ -246,22 +331,15 @@ pub async fn confirm_email(svc: &Services, token: &str, password: String) -> Res
             StoreError::Conflict(why) => Error::Conflict(why.into()),
             e => Error::Store(e),
         })?;
-    tracing::info!(user = %user.id, "email address confirmed");
+    let (user, erased) = user;
+    erase_mail_files(svc, erased).await;
+    if made {
+        svc.actors.schedule_changed(user.timezone.0);
+        tracing::info!(user = %user.id, "signed up: address confirmed");
+    } else {
+        tracing::info!(user = %user.id, "email address confirmed");
+    }
     Ok(user)
-}
-
-/// The account a confirmation link is for and the address it confirms (its own, or the one it
-/// asked to change to); 404 for a link that is altered, for another address or a gone user.
-pub async fn link_target(svc: &Services, token: &str) -> Result<(User, Email), Error> {
-    let (id, _) = crate::security::LinkSigner::read_confirm_token(token).ok_or(Error::NotFound)?;
-    let user = read(&svc.store, id).await?;
-    let address = [user.pending_email.as_ref(), Some(&user.email)]
-        .into_iter()
-        .flatten()
-        .find(|a| svc.signer.confirms(token, id, a.as_str()))
-        .cloned()
-        .ok_or(Error::NotFound)?;
-    Ok((user, address))
 }
 
 /// Sends a new confirmation link (self or admin): to the address the account asked to change
@@ -563,15 +641,25 @@ pub async fn erase(svc: &Services, who: &Principal, id: Uuid) -> Result<usize, E
     }
     let (tokens, deliveries) = svc.actors.registry.get(id).send(EraseUser).await??;
     svc.actors.registry.forget(id);
-    // The file transport's copies of what was sent to them (none with SMTP).
-    let store_path = svc.settings.store.path.clone();
-    let files = tokio::task::spawn_blocking(move || {
-        crate::delivery::email::erase_files(&store_path, &deliveries)
-    })
-    .await
-    .unwrap_or(0);
+    let files = erase_files(svc, deliveries).await;
     tracing::info!(user = %id, tokens, mail_files = files, "user erased");
     Ok(tokens)
+}
+
+/// Removes the file transport's copies of erased messages (none with SMTP): how many.
+async fn erase_files(svc: &Services, names: Vec<String>) -> usize {
+    if names.is_empty() {
+        return 0;
+    }
+    let store_path = svc.settings.store.path.clone();
+    tokio::task::spawn_blocking(move || crate::delivery::email::erase_files(&store_path, &names))
+        .await
+        .unwrap_or(0)
+}
+
+/// [`erase_files`] of messages erased by id.
+async fn erase_mail_files(svc: &Services, messages: Vec<Uuid>) -> usize {
+    erase_files(svc, messages.iter().map(Uuid::to_string).collect()).await
 }
 
 async fn read(store: &Store, id: Uuid) -> Result<User, Error> {

@@ -26,6 +26,8 @@
 //! - `code_requests` RequestId(16) → CodeRequest: codes asked of provider servers, see
 //!   [`code_requests`]
 //! - `push_subscriptions` UserId(16) ‖ SubscriptionId(16) → PushSubscription, see [`push`]
+//! - `signups`       SignUpId(16) → SignUp: an account waiting for its address to be confirmed,
+//!   see [`signups`]
 //!
 //! Secondary indexes (email → user, token expiry, identity and listings of the catalogue, who
 //! follows what, digest due times, outbox order, counts) live in memory ([`Indexes`]), each
@@ -61,6 +63,7 @@ pub mod outbox;
 pub mod pool;
 pub mod push;
 pub mod schema;
+pub mod signups;
 pub mod subscriptions;
 pub mod tokens;
 pub mod users;
@@ -254,6 +257,7 @@ pub(crate) struct Trees {
     pub distributions: sled::Tree,
     pub code_requests: sled::Tree,
     pub push_subscriptions: sled::Tree,
+    pub signups: sled::Tree,
 }
 
 /// The secondary indexes kept in memory, each owned by the module that maintains it. Built from
@@ -272,6 +276,7 @@ pub(crate) struct Indexes {
     pub code_requests: code_requests::CodeRequestIndex,
     pub redemptions: orders::RedemptionIndex,
     pub orders: orders::OrderIndex,
+    pub signups: signups::SignUpIndex,
 }
 
 impl Indexes {
@@ -288,8 +293,10 @@ impl Indexes {
         let code_requests = code_requests::CodeRequestIndex::load(trees)?;
         let redemptions = orders::RedemptionIndex::load(trees, &campaigns)?;
         let orders = orders::OrderIndex::load(trees)?;
+        let signups = signups::SignUpIndex::load(trees)?;
         Ok(Self {
             orders,
+            signups,
             redemptions,
             code_requests,
             notifications,
@@ -328,6 +335,7 @@ pub const TREE_NAMES: &[&str] = &[
     "distributions",
     "code_requests",
     "push_subscriptions",
+    "signups",
 ];
 
 impl Trees {
@@ -352,6 +360,7 @@ impl Trees {
             distributions: db.open_tree("distributions")?,
             code_requests: db.open_tree("code_requests")?,
             push_subscriptions: db.open_tree("push_subscriptions")?,
+            signups: db.open_tree("signups")?,
         })
     }
 }
@@ -621,6 +630,10 @@ impl Store {
 
     pub fn messages(&self) -> messages::Messages<'_> {
         messages::Messages::new(self)
+    }
+
+    pub fn signups(&self) -> signups::SignUps<'_> {
+        signups::SignUps::new(self)
     }
 
     pub fn push_subscriptions(&self) -> push::PushSubscriptions<'_> {

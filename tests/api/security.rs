@@ -49,6 +49,27 @@ async fn the_store_and_its_mail_are_readable_by_their_owner_only() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let token = crate::helpers::eventually("the confirmation link as a mail file", || async {
+        let files = std::fs::read_dir(store.join("mail")).ok()?;
+        files.flatten().find_map(|f| {
+            let m = std::fs::read_to_string(f.path()).ok()?;
+            let at = m.find("/verify-email/")? + "/verify-email/".len();
+            Some(
+                m[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                    .collect::<String>(),
+            )
+        })
+    })
+    .await;
+    let res = http
+        .post(format!("{base}/api/v1/email-verifications"))
+        .json(&json!({"token": token, "password": "password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let customer = login_to(&http, &base, "perm@x.io", "password-1").await;
     let (_, me) = crate::helpers::get_from(&http, &base, &customer, "/users/me").await;
     let user = me["id"].as_str().unwrap().to_owned();
@@ -1342,9 +1363,9 @@ async fn a_text_carries_only_the_operators_words_to_the_customers_own_number() {
 
 /// Finding 4. 300 throw-away accounts from one address drained a 300-code sale; registering a
 /// VIP's address first made a manager's email distribution land their code in the attacker's
-/// wallet; registration told which addresses exist. Now sign-ups are throttled per address, an
-/// unconfirmed account gets no code, `+tags` make no second account, and every sign-up answers
-/// the same.
+/// wallet; registration told which addresses exist. Now sign-ups are throttled per address, a
+/// sign-up is no account until its address is confirmed, `+tags` make no second account, and
+/// every sign-up answers the same.
 #[actix_web::test]
 async fn throwaway_accounts_cannot_drain_a_sale_or_take_a_vips_code() {
     let dir = tempfile::tempdir().unwrap();
@@ -1370,31 +1391,25 @@ async fn throwaway_accounts_cannot_drain_a_sale_or_take_a_vips_code() {
         "invalid_credentials",
     )
     .await;
-    // An unconfirmed account signs in, and gets no code.
-    let vip_token = app.login("vip@x.io", "password-1").await;
+    // A sign-up nobody confirmed is no account: it signs nobody in and holds nothing.
     crate::helpers::assert_problem(
-        app.claim(&sale, &vip_token, None).await,
-        403,
-        "email_unverified",
+        app.try_login("vip@x.io", "password-1").await,
+        401,
+        "invalid_credentials",
     )
     .await;
-    // A manager sends the VIP their code by email: it does not land in the impostor's wallet.
+    // A manager sends the VIP their code by email: nobody holds it before the VIP has an account.
     let res = app
         .distribute(&sale, json!({"emails": ["vip@x.io"], "channel": "email"}))
         .await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let done = app.completed(&crate::distributions::location(&res)).await;
-    assert_eq!(
-        (
-            done["assigned"].as_u64(),
-            done["skipped_unreachable"].as_u64()
-        ),
-        (Some(0), Some(1))
-    );
-    assert_eq!(
-        app.get_json("/api/v1/wallet", &vip_token).await["items"],
-        json!([])
-    );
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    let codes = app
+        .get_json(
+            &format!("/api/v1/campaigns/{sale}/codes?status=claimed"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(codes["items"], json!([]));
 }
 
 /// Finding 6. A customer-role API key saw `applicable` and `not_held` for codes a customer's
@@ -1575,80 +1590,101 @@ async fn a_user_their_email_and_their_plus_address_are_one_customer() {
 
 // ---- The second hostile review of this round: each finding, tried again. --------------------
 
-/// An unconfirmed account proves nothing about its address: whoever typed someone's address
-/// first cannot keep its owner out (the owner's sign-up takes its place), and the owner clicking
-/// a link cannot confirm an account whose password a stranger chose (the link wants it).
+/// The links mailed to `address` so far, oldest sign-up first (a token starts with its id, a
+/// time-ordered UUID).
+async fn links_to(app: &crate::helpers::TestApp, address: &str, at_least: usize) -> Vec<String> {
+    crate::helpers::eventually(&format!("{at_least} links to {address}"), || async {
+        let mut tokens: Vec<String> = app
+            .mails_to(address)
+            .iter()
+            .filter_map(|m| {
+                let at = m.find("/verify-email/")? + "/verify-email/".len();
+                Some(
+                    m[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                        .collect(),
+                )
+            })
+            .collect();
+        tokens.sort();
+        (tokens.len() >= at_least).then_some(tokens)
+    })
+    .await
+}
+
+/// An unconfirmed sign-up held its address: the squatter kept its owner out (also with a
+/// `+tag`), kept push subscriptions into the owner's account, and signing in after signing up
+/// told whether an address had an account. Now a sign-up is no account until its link is opened
+/// with its password: it signs nobody in, holds nothing, and the owner's own sign-up makes the
+/// account (the squatters' sign-ups end with it).
 #[actix_web::test]
 async fn typing_someones_address_first_wins_nothing() {
-    use reqwest::Method;
-    let gateway = sms_gateway().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
-    settings.delivery.sms.url = format!("{}/sms", gateway.uri());
-    let app = crate::helpers::spawn_with(settings, dir).await;
-    let res = app.register("victim@x.io", "squatter-pass", "UTC").await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let squatter = app.login("victim@x.io", "squatter-pass").await;
-    let squatter_link = app.confirmation_token("victim@x.io").await;
-    // The squatter's own link, opened by the owner who does not know the squatter's password.
-    crate::helpers::assert_problem(
-        app.confirm_email(&squatter_link, "victim-pass").await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
-    // Unconfirmed, the squatter sends no texts either (each is paid for and lands on a phone).
-    let me = app.get_json("/api/v1/users/me", &squatter).await;
-    let res = app
-        .call(
-            Method::POST,
-            &format!(
-                "/api/v1/users/{}/phone/verification",
-                me["id"].as_str().unwrap()
-            ),
-            Some(&squatter),
-            Some(json!({"phone": "+33612345670"})),
-        )
-        .await;
-    crate::helpers::assert_problem(res, 403, "email_unverified").await;
-    assert_eq!(
-        texts_to(&gateway, "+33612345670").await,
-        Vec::<String>::new()
-    );
-    // The owner signs up: same answer as always, and the account is now theirs.
-    let res = app
-        .register("Victim@x.io", "victim-pass", "Europe/Paris")
-        .await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let res = app
-        .call(Method::GET, "/api/v1/users/me", Some(&squatter), None)
-        .await;
-    assert_eq!(
-        res.status(),
-        StatusCode::UNAUTHORIZED,
-        "the squatter's session ended"
-    );
+    let app = crate::helpers::spawn_app().await;
+    app.customer("ann@x.io").await;
+    // Signing in after signing up says nothing, whether the address has an account or not.
+    let mut answers = Vec::new();
+    for email in ["ann@x.io", "nobody@x.io"] {
+        let res = app.register(email, "probe-pass-1", "UTC").await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let res = app.try_login(email, "probe-pass-1").await;
+        answers.push((
+            res.status(),
+            res.json::<Value>().await.unwrap()["code"].clone(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
+
+    // A squatter types the victim's address, and a +tag of it.
+    for email in ["victim@x.io", "victim+x@x.io"] {
+        let res = app.register(email, "squatter-pass", "UTC").await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+    }
     crate::helpers::assert_problem(
         app.try_login("victim@x.io", "squatter-pass").await,
         401,
         "invalid_credentials",
     )
     .await;
+    // The owner signs up: the same answer, and a link of their own.
+    let res = app
+        .register("Victim@x.io", "victim-pass", "Europe/Paris")
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let links = links_to(&app, "victim@x.io", 2).await;
+    let (squatters, owners) = (&links[0], &links[1]);
+    let plus = links_to(&app, "victim+x@x.io", 1).await;
+    // Clicking the squatter's link with their own password, the owner confirms nothing.
     crate::helpers::assert_problem(
-        app.confirm_email(&squatter_link, "squatter-pass").await,
+        app.confirm_email(squatters, "victim-pass").await,
         401,
         "invalid_credentials",
     )
     .await;
-    let link = app.confirmation_token("victim@x.io").await;
-    let res = app.confirm_email(&link, "victim-pass").await;
+    let res = app.confirm_email(owners, "victim-pass").await;
     assert_eq!(res.status(), StatusCode::OK);
     let user: Value = res.json().await.unwrap();
     assert_eq!(
         (user["email"].as_str(), user["timezone"].as_str()),
         (Some("Victim@x.io"), Some("Europe/Paris"))
     );
-    // Confirmed, it is no longer anyone's to take.
+    // The squatters' sign-ups ended with it, whatever their password.
+    for link in [squatters, &plus[0]] {
+        crate::helpers::assert_problem(
+            app.confirm_email(link, "squatter-pass").await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    let token = app.login("victim@x.io", "victim-pass").await;
+    let id = user["id"].as_str().unwrap();
+    let pushes = app
+        .get_json(&format!("/api/v1/users/{id}/push-subscriptions"), &token)
+        .await;
+    assert_eq!(pushes["items"], json!([]), "nothing of the squatter's");
+    // An account is no longer anyone's to take: a new sign-up only tells its owner.
     let res = app.register("victim@x.io", "third-pass", "UTC").await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     crate::helpers::assert_problem(

@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{assert_problem, spawn_app};
 
-/// A visitor signs up: 202 and a link by email; until it is opened (with the password chosen at
-/// sign-up) the account exists but is unconfirmed (it signs in, it cannot claim); once confirmed,
-/// the same address again (in any case) answers the same 202, makes no second account and tells
-/// the owner instead.
+/// A visitor signs up: 202 and a link by email; the account starts when the link is opened with
+/// the password chosen at sign-up (nothing signs in before); once it exists, the same address
+/// again (in any case) answers the same 202, makes no second account and tells the owner
+/// instead.
 #[actix_web::test]
 async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     let app = spawn_app().await;
@@ -20,17 +20,13 @@ async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     assert_eq!(first["status"], "confirmation_sent");
     assert!(first.get("id").is_none(), "{first}");
 
-    // Signed in before confirming: the account, unconfirmed, with its defaults.
-    let token = app.login("JANE@example.org", "s3cret-pass").await;
-    let user: Value = app.me(&token).await.json().await.unwrap();
-    assert_eq!(user["email"], "Jane@Example.org");
-    assert_eq!(user["email_verified"], false);
-    assert_eq!(user["role"], "customer");
-    assert_eq!(user["timezone"], "Asia/Kolkata");
-    assert_eq!(user["digest_hour"], 8);
-    assert_eq!(user["digest_frequency"], "daily");
-    assert_eq!(user["marketing_emails"], false, "consent is never assumed");
-    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+    // No account before the address is confirmed: nothing to sign in to.
+    assert_problem(
+        app.try_login("JANE@example.org", "s3cret-pass").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
 
     // The link confirms the address; an altered one confirms nothing.
     let link = app.confirmation_token("Jane@Example.org").await;
@@ -56,8 +52,19 @@ async fn registration_creates_a_customer_with_defaults_confirmed_by_a_link() {
     let res = app.confirm_email(&link, "s3cret-pass").await;
     assert_eq!(res.status(), StatusCode::OK);
     let confirmed: Value = res.json().await.unwrap();
-    assert_eq!(confirmed["id"], user["id"]);
     assert_eq!(confirmed["email_verified"], true);
+    // Signed in: the account with what the sign-up gave and its defaults.
+    let token = app.login("JANE@example.org", "s3cret-pass").await;
+    let user: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(user["id"], confirmed["id"]);
+    assert_eq!(user["email"], "Jane@Example.org");
+    assert_eq!(user["email_verified"], true);
+    assert_eq!(user["role"], "customer");
+    assert_eq!(user["timezone"], "Asia/Kolkata");
+    assert_eq!(user["digest_hour"], 8);
+    assert_eq!(user["digest_frequency"], "daily");
+    assert_eq!(user["marketing_emails"], false, "consent is never assumed");
+    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
     // Confirmed, the same address in another case: the same answer, no second account, the
     // owner told.
     let dup = app
@@ -133,8 +140,13 @@ async fn registration_takes_phone_hour_and_frequency() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let token = app.login("q@x.io", "password-9").await;
-    let me: Value = app.me(&token).await.json().await.unwrap();
+    let link = app.confirmation_token("q@x.io").await;
+    let me: Value = app
+        .confirm_email(&link, "password-9")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         (me["phone"].as_str(), &me["phone_verified"]),
         (Some("+14155550101"), &json!(false))
@@ -367,10 +379,13 @@ async fn delete_erases_the_user_and_their_tokens() {
 async fn the_user_list_pages_with_cursors() {
     let app = spawn_app().await;
     for i in 0..7 {
-        app.register(&format!("u{i}@x.io"), "password-1", "UTC")
-            .await
-            .error_for_status()
-            .unwrap();
+        app.create_user(
+            json!({"email": format!("u{i}@x.io"), "password": "password-1",
+            "timezone": "UTC"}),
+        )
+        .await
+        .error_for_status()
+        .unwrap();
     }
     let first: Value = app
         .list_users(&app.admin_token, "?limit=3")
@@ -477,15 +492,53 @@ async fn a_password_change_revokes_every_other_token_of_the_user() {
     app.login("gus@x.io", "reset-by-admin").await;
 }
 
-/// A visitor who opens the link mailed to them is a customer like any other: before it, codes
-/// are refused (403 `email_unverified`); after it, they claim. A link asked for again works too.
+async fn me_id(app: &crate::helpers::TestApp, token: &str) -> Value {
+    app.me(token).await.json::<Value>().await.unwrap()["id"].clone()
+}
+
+/// A visitor's account starts when they open the link mailed to them with their password: no
+/// sign-in before it. An account made while confirmation was off (`[accounts] verify_email =
+/// false`) is unconfirmed once it is turned on: it signs in, gets no code and texts no phone
+/// code until it asks for a link and opens it.
 #[actix_web::test]
 async fn a_visitor_who_confirms_their_address_gets_codes() {
-    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.accounts.verify_email = false;
+    let app = crate::helpers::spawn_with(settings.clone(), dir).await;
+    let res = app.register("early@x.io", "password-0", "UTC").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    settings.accounts.verify_email = true;
+    settings.delivery.sms.url = "http://127.0.0.1:9/sms".into();
+    let app = crate::helpers::spawn_with(settings, app.stop().await).await;
     let campaign = app.active_campaign(5, 1).await;
+
     let res = app.register("late@x.io", "password-1", "UTC").await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_problem(
+        app.try_login("late@x.io", "password-1").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let link = app.confirmation_token("late@x.io").await;
+    let res = app.confirm_email(&link, "password-1").await;
+    assert_eq!(res.status(), StatusCode::OK);
     let token = app.login("late@x.io", "password-1").await;
+    assert_eq!(
+        app.claim(&campaign, &token, None).await.status(),
+        StatusCode::CREATED
+    );
+    // Opened again, the link says the same and makes nothing more.
+    let again = app.confirm_email(&link, "password-1").await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["id"],
+        me_id(&app, &token).await
+    );
+
+    // The account from before: signs in, gets nothing, until its address is confirmed.
+    let token = app.login("early@x.io", "password-0").await;
     assert_problem(
         app.claim(&campaign, &token, None).await,
         403,
@@ -493,7 +546,17 @@ async fn a_visitor_who_confirms_their_address_gets_codes() {
     )
     .await;
     let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["email_verified"], false);
     let id = me["id"].as_str().unwrap();
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/phone/verification"),
+            Some(&token),
+            Some(json!({"phone": "+33612345671"})),
+        )
+        .await;
+    assert_problem(res, 403, "email_unverified").await;
     let res = app
         .call(
             Method::POST,
@@ -503,9 +566,9 @@ async fn a_visitor_who_confirms_their_address_gets_codes() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let link = app.confirmation_token("late@x.io").await;
+    let link = app.confirmation_token("early@x.io").await;
     assert_eq!(
-        app.confirm_email(&link, "password-1").await.status(),
+        app.confirm_email(&link, "password-0").await.status(),
         StatusCode::OK
     );
     assert_eq!(
@@ -528,4 +591,44 @@ async fn a_visitor_who_confirms_their_address_gets_codes() {
         app.claim(&campaign, &token, None).await.status(),
         StatusCode::CREATED
     );
+}
+
+/// A sign-up nobody confirms ends when its link expires: the link then confirms nothing (409
+/// until the housekeeper ends it, 404 after), the mail sent for it is gone, and the address can
+/// be signed up for again.
+#[actix_web::test]
+async fn a_sign_up_nobody_confirms_ends_when_its_link_expires() {
+    let clock = voucherd::clock::ManualClock::new(chrono::Utc::now());
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::helpers::test_settings(dir.path().join("data"));
+    let hours = i64::from(settings.accounts.verification_link_hours);
+    let app = crate::helpers::spawn_with_clock(settings, dir, clock.clone()).await;
+    let res = app.register("slow@x.io", "password-1", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let link = app.confirmation_token("slow@x.io").await;
+    clock.advance(chrono::Duration::hours(hours) + chrono::Duration::seconds(1));
+    let res = app.confirm_email(&link, "password-1").await;
+    assert!(
+        [StatusCode::CONFLICT, StatusCode::NOT_FOUND].contains(&res.status()),
+        "{}",
+        res.status()
+    );
+    app.actors.wake_all();
+    crate::helpers::eventually("the expired sign-up ended", || async {
+        let res = app.confirm_email(&link, "password-1").await;
+        (res.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    crate::helpers::eventually("its mail erased", || async {
+        app.mails_to("slow@x.io").is_empty().then_some(())
+    })
+    .await;
+    let res = app.register("slow@x.io", "password-2", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let link = app.confirmation_token("slow@x.io").await;
+    assert_eq!(
+        app.confirm_email(&link, "password-2").await.status(),
+        StatusCode::OK
+    );
+    app.login("slow@x.io", "password-2").await;
 }

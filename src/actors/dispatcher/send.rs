@@ -155,9 +155,13 @@ fn load(
             Some(r) => Ok(Ok(Loaded::Requested(r))),
             None => gone("the code request"),
         },
+        // A sign-up's link goes to the account it will make (gone: ended or expired meanwhile).
         Payload::Account { user_id, .. } => match s.users().get(*user_id)? {
             Some(u) => Ok(Ok(Loaded::Account(u))),
-            None => gone("the user"),
+            None => match s.signups().get(*user_id)? {
+                Some(signup) => Ok(Ok(Loaded::Account(signup.user))),
+                None => gone("the user"),
+            },
         },
         Payload::PhoneCode {
             user_id,

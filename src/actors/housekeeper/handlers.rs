@@ -41,6 +41,12 @@ impl Handler<Sweep> for Housekeeper {
                     Ok(n) => tracing::info!(expired = n, "unpaid orders expired"),
                     Err(e) => tracing::warn!(error = %e, "expiring unpaid orders failed"),
                 }
+                // Sign-ups whose link expired end, with what was mailed for them.
+                match purge_signups(&store, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "expired sign-ups ended"),
+                    Err(e) => tracing::warn!(error = %e, "ending expired sign-ups failed"),
+                }
                 let tokens = store.write(move |s| s.tokens().purge_expired(now)).await;
                 if let Err(e) = store
                     .write(move |s| s.idempotency().purge_expired(now))
@@ -85,6 +91,45 @@ async fn expire_unpaid(
         metrics::counter!("voucherd_orders_total", "result" => "expired")
             .increment(expired.len() as u64);
         if expired.len() < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Ends the sign-ups whose link expired, a batch at a time, and erases their messages (and the
+/// file transport's copies): how many. 1 key per sign-up + 2 per message.
+async fn purge_signups(
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    const BATCH: usize = 256;
+    let mut total = 0;
+    loop {
+        let (ended, messages) = store
+            .write(move |s| {
+                let ended = s.signups().purge_expired(now, BATCH)?;
+                let mut messages = Vec::new();
+                for id in &ended {
+                    messages.extend(s.messages().erase_owner(*id)?);
+                }
+                Ok((ended.len(), messages))
+            })
+            .await?;
+        total += ended;
+        let (path, names) = (
+            store.path().to_owned(),
+            messages
+                .iter()
+                .map(uuid::Uuid::to_string)
+                .collect::<Vec<_>>(),
+        );
+        if !names.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::delivery::email::erase_files(&path, &names)
+            })
+            .await;
+        }
+        if ended < BATCH {
             return Ok(total);
         }
     }

@@ -2,8 +2,9 @@
 //! expires unpaid orders past their deadline (their codes go back; the payment itself checks the
 //! deadline, so a late sweep only returns codes later), purges expired tokens (through the
 //! expiry index), moves vouchers whose phase changed (started, ended) and removes expired ones
-//! past retention (through the `voucher_due` index), runs the metrics exporter's upkeep, and
-//! purges expired idempotency keys.
+//! past retention (through the `voucher_due` index), runs the metrics exporter's upkeep,
+//! purges expired idempotency keys, and ends sign-ups whose confirmation link expired (with the
+//! messages mailed for them).
 
 mod handlers;
 

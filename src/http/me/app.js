@@ -34,7 +34,9 @@ async function getToken(email, password) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ email, password }),
   });
-  if (res.status === 401) throw new Error("Wrong email or password.");
+  if (res.status === 401) {
+    throw new Error("Wrong email or password. Just signed up? Open the link we emailed you first: your account starts when you do.");
+  }
   if (!res.ok) throw new Error("Signing in failed (" + res.status + ").");
   return (await res.json()).token;
 }
@@ -86,7 +88,7 @@ async function signUp(event) {
       $("sign-up-form").reset();
       $("up-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
       $("sign-up-error").textContent = "";
-      tell("sign-up-done", "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it, then sign in.");
+      tell("sign-up-done", "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it and enter your password there: your account starts then, and you can sign in.");
       return;
     }
     token = await getToken(email, password);
