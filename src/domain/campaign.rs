@@ -319,6 +319,9 @@ pub enum Refusal {
     SoldOut,
     #[error("at most {0} codes per customer")]
     LimitReached(u32),
+    /// The customer has no account (any more: erased while the request was on its way).
+    #[error("no such customer")]
+    NoCustomer,
 }
 
 /// A discount as a request gives it: `{percent}` or `{amount_cents, currency}`.
@@ -570,6 +573,14 @@ impl Campaign {
         if spec.price_cents.is_some_and(|p| p < 0) {
             return Err(ValidationError::new("price_cents", "must not be negative"));
         }
+        // A gift card carries money: it is never given for nothing by its price (a manager may
+        // still send one as a gift, by a distribution).
+        if gift_balance_cents.is_some() && spec.price_cents == Some(0) {
+            return Err(ValidationError::new(
+                "price_cents",
+                "a gift card is sold: give a price of at least 1, or leave it out to sell it at its balance",
+            ));
+        }
         let code = CodeSpec::from_parts(spec.code)?;
         if !(1..=Self::MAX_POOL).contains(&spec.pool_size) {
             return Err(ValidationError::new("pool_size", "must be 1 to 10000000"));
@@ -773,10 +784,20 @@ impl Order {
 }
 
 impl Campaign {
+    /// What one code costs: its price, or a gift card's balance when it has none (a gift card
+    /// carries money and is sold at face value unless priced otherwise); 0 for codes given away.
+    pub fn price(&self) -> i64 {
+        match (self.price_cents, self.kind) {
+            (Some(p), _) if p > 0 => p,
+            (_, CampaignKind::GiftCard) => self.gift_balance_cents.unwrap_or(0).max(1),
+            _ => 0,
+        }
+    }
+
     /// Whether its codes are sold, not given: a price, or a gift card (which carries money).
     /// Such codes are never claimed; a customer's order holds them until it is paid.
     pub fn requires_payment(&self) -> bool {
-        self.price_cents.is_some_and(|p| p > 0) || self.kind == CampaignKind::GiftCard
+        self.price() > 0
     }
 }
 
@@ -1070,6 +1091,7 @@ mod tests {
                 Err(Refusal::SoldOut) => {
                     prop_assert!(open && held + n <= limit && available < u64::from(n));
                 }
+                Err(Refusal::NoCustomer) => prop_assert!(false, "the rule knows no customers"),
                 Ok(()) => {}
             }
         }

@@ -309,6 +309,8 @@ pub struct CampaignView {
     pub discount: Option<DiscountView>,
     #[serde(default, deserialize_with = "super::json::whole_opt")]
     pub gift_balance_cents: Option<i64>,
+    /// What one code costs (a gift card without a price of its own: its balance); absent for
+    /// codes given away.
     #[serde(default, deserialize_with = "super::json::whole_opt")]
     pub price_cents: Option<i64>,
     /// The generation pattern, `#` for each random character.
@@ -369,7 +371,7 @@ fn view(state: &AppState, c: &Campaign) -> CampaignView {
             },
         }),
         gift_balance_cents: c.gift_balance_cents,
-        price_cents: c.price_cents,
+        price_cents: (c.price() > 0).then(|| c.price()),
         code_pattern: format!("{}{}{}", c.code.prefix, c.code.pattern, c.code.postfix),
         pool_size: c.pool_size,
         starts_at: c.starts_at,

@@ -279,8 +279,10 @@ impl RateLimiter {
         self.mails.check_at(address, self.now()).allowed
     }
 
-    /// Counts a phone code sent to `phone` at the request of `address`; refused (429) past
-    /// [`TEXTS_PER_HOUR`] for the number or [`TEXTS_PER_ADDRESS_HOUR`] for the address.
+    /// Whether a phone code may go to `phone` at the request of `address`: refused (429) past
+    /// [`TEXTS_PER_HOUR`] for the number or [`TEXTS_PER_ADDRESS_HOUR`] for the address. Nothing
+    /// is counted: [`Self::texted`] counts a code once it is sent, so refused requests (an
+    /// unconfirmed account, a daily allowance spent) use up nobody's allowance.
     pub fn check_text(&self, phone: &str, address: &str) -> Result<(), ApiError> {
         let now = self.now();
         let wait = self
@@ -291,9 +293,14 @@ impl RateLimiter {
             metrics::counter!("voucherd_phone_codes_throttled_total").increment(1);
             return Err(ApiError::RateLimited { retry_after: wait });
         }
+        Ok(())
+    }
+
+    /// Counts a phone code sent to `phone` at the request of `address`.
+    pub fn texted(&self, phone: &str, address: &str) {
+        let now = self.now();
         self.texts_to.check_at(phone, now);
         self.texts_from.check_at(address, now);
-        Ok(())
     }
 
     pub fn tracked_keys(&self) -> usize {
@@ -531,13 +538,26 @@ mod tests {
         // Three account emails an hour per recipient.
         let sent = (0..5).filter(|_| l.allow_mail("ann@example.org")).count();
         assert_eq!(sent, MAILS_PER_HOUR as usize);
-        // Ten codes an hour per number; thirty per asking address.
-        for _ in 0..10 {
-            assert!(l.check_text("+4915100000001", "ip:3").is_ok());
+        // Ten codes an hour per number; thirty per asking address; only codes sent count.
+        let text = |phone: &str| {
+            let ok = l.check_text(phone, "ip:3").is_ok();
+            if ok {
+                l.texted(phone, "ip:3");
+            }
+            ok
+        };
+        for _ in 0..50 {
+            assert!(
+                l.check_text("+4915100000009", "ip:3").is_ok(),
+                "refused: not counted"
+            );
         }
-        assert!(l.check_text("+4915100000001", "ip:3").is_err());
+        for _ in 0..10 {
+            assert!(text("+4915100000001"));
+        }
+        assert!(!text("+4915100000001"));
         for n in 0..20 {
-            assert!(l.check_text(&format!("+49151000001{n:02}"), "ip:3").is_ok());
+            assert!(text(&format!("+49151000001{n:02}")));
         }
         assert!(
             l.check_text("+4915199999999", "ip:3").is_err(),

@@ -116,11 +116,16 @@ pub async fn register(
     let fold = svc.settings.accounts.fold_plus_tags;
     let stored = user.clone();
     if registering.by_manager || !svc.settings.accounts.verify_email {
-        svc.store
+        let user = svc
+            .store
             .write(move |s| {
+                let mut stored = stored;
+                if !vouchable(s, stored.id, stored.phone.as_ref()) {
+                    stored.phone_verified_at = None;
+                }
                 s.users().register(&stored, fold)?;
                 s.digests().schedule(&stored, weekday, now)?;
-                Ok(())
+                Ok(stored)
             })
             .await?;
         svc.actors.schedule_changed(user.timezone.0);
@@ -490,6 +495,12 @@ async fn change_with(
             {
                 return Err(StoreError::Conflict("a user with this email exists"));
             }
+            let mut changes = changes;
+            if let Some(Some(phone)) = &changes.phone
+                && !vouchable(s, id, Some(phone))
+            {
+                changes.phone_verified_at = Some(None);
+            }
             let user = s.users().update(id, &changes, now)?;
             s.digests().schedule(&user, weekday, now)?;
             if let TokensAfter::RevokeAllBut(keep) = tokens {
@@ -506,6 +517,19 @@ async fn change_with(
         svc.actors.outbox_wake.notify_one();
     }
     Ok(user)
+}
+
+/// Whether a manager may vouch for `phone` on `user`: not when another account proved it (only
+/// a code sent to the number moves it; vouched for anyway it stays unconfirmed here, and the
+/// customer proves it with a code). Memory only; writer (the answer holds for the write).
+fn vouchable(s: &Store, user: Uuid, phone: Option<&Phone>) -> bool {
+    phone.is_none_or(|p| {
+        s.users()
+            .by_phone(p)
+            .ok()
+            .flatten()
+            .is_none_or(|o| o == user)
+    })
 }
 
 /// Sends a one-time code by SMS to prove `phone` (or the number on the account) is the user's

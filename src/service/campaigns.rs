@@ -365,7 +365,7 @@ pub async fn claim(
         Ok(_) => (&CLAIMED, "ok"),
         Err(Refusal::SoldOut) => (&SOLD_OUT, "sold_out"),
         Err(Refusal::LimitReached(_)) => (&LIMIT, "limit"),
-        Err(Refusal::NotActive(_)) => (&NOT_ACTIVE, "not_active"),
+        Err(Refusal::NotActive(_) | Refusal::NoCustomer) => (&NOT_ACTIVE, "not_active"),
     };
     result.get_or_init(|| counted(outcome)).increment(1);
     Ok((claimed?, campaign))

@@ -143,6 +143,7 @@ impl From<crate::domain::campaign::Refusal> for Error {
             Refusal::NotActive(why) => Error::NotActive(why.to_owned()),
             Refusal::SoldOut => Error::SoldOut,
             e @ Refusal::LimitReached(_) => Error::LimitReached(e.to_string()),
+            Refusal::NoCustomer => Error::NotFound,
         }
     }
 }

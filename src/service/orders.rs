@@ -158,7 +158,7 @@ pub async fn redeem(
     order: Checkout,
 ) -> Result<Vec<(Redemption, Applied)>, Error> {
     cart(&codes)?;
-    let buyer = checkout_person(svc, customer);
+    let buyer = checkout_person(svc, customer)?;
     let now = svc.clock.now();
     let n = codes.len() as u64;
     let redeemed = svc
@@ -192,7 +192,7 @@ pub async fn validate(
     order: Checkout,
 ) -> Result<Validated, Error> {
     cart(&codes)?;
-    let buyer = checkout_person(svc, customer);
+    let buyer = checkout_person(svc, customer)?;
     let now = svc.clock.now();
     let store = svc.store.clone();
     let checked = svc

@@ -479,6 +479,11 @@ impl<'a> Codes<'a> {
         taken_as: CodeStatus,
         now: DateTime<Utc>,
     ) -> Result<Vec<CodeRecord>, Refusal> {
+        // Codes go to accounts only: one erased while its request waited gets nothing (the
+        // erasure ran on this writer before, so the user index says so exactly).
+        if self.store.users().role(customer).is_none() {
+            return Err(Refusal::NoCustomer);
+        }
         let reserve = taken_as == CodeStatus::Reserved;
         let mut state = self.index().0.write();
         let CodeState {
@@ -800,4 +805,52 @@ pub enum CodesError {
     Full { pool_size: u32, room: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::test_support;
+
+    /// A claim or an order decided after its customer was erased (the request was on its way)
+    /// takes nothing: codes go to accounts only.
+    #[test]
+    fn codes_go_to_accounts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_support::store(dir.path());
+        let campaign = test_support::campaign(4, 2);
+        let ann = test_support::user("ann@example.org");
+        let now = Utc::now();
+        let codes: Vec<String> = (0..4).map(|i| format!("ACCT{i}")).collect();
+        store.users().create(&ann).unwrap();
+        store.campaigns().put(&campaign).unwrap();
+        store
+            .codes()
+            .insert_new(
+                campaign.id,
+                &codes,
+                None,
+                campaign.pool_size,
+                now,
+                Atomic::Whole,
+                None,
+            )
+            .unwrap();
+        let claim = |who: Uuid| store.codes().claim_next(&campaign, who, now).unwrap();
+        assert!(claim(ann.id).is_ok());
+        assert_eq!(claim(Uuid::now_v7()).err(), Some(Refusal::NoCustomer));
+        let order = |who: Uuid| {
+            store
+                .orders()
+                .place(&campaign, who, 1, None, None, now)
+                .unwrap()
+                .map(|(o, _)| o.codes)
+        };
+        assert_eq!(order(ann.id).unwrap().len(), 1);
+        store.users().erase(ann.id).unwrap();
+        assert_eq!(claim(ann.id).err(), Some(Refusal::NoCustomer));
+        assert_eq!(order(ann.id).err(), Some(Refusal::NoCustomer));
+        assert_eq!(store.codes().counts(campaign.id).available, 2);
+    }
 }

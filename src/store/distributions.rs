@@ -77,15 +77,12 @@ impl<'a> Distributions<'a> {
         let codes = self.store.codes();
         let mut records = Vec::with_capacity(recipients.len());
         for &customer in recipients {
-            if self.store.users().role(customer).is_none() {
-                progress.skipped_other += 1; // erased since
-                continue;
-            }
             match codes.take(&campaign, customer, 1, None, CodeStatus::Claimed, now) {
                 Ok(taken) => records.extend(taken),
                 Err(Refusal::LimitReached(_)) => progress.skipped_limit_reached += 1,
                 Err(Refusal::SoldOut) => progress.skipped_sold_out += 1,
-                Err(Refusal::NotActive(_)) => progress.skipped_other += 1,
+                // Erased since, or the campaign stopped.
+                Err(Refusal::NotActive(_) | Refusal::NoCustomer) => progress.skipped_other += 1,
             }
         }
         progress.assigned += records.len() as u32;

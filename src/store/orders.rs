@@ -568,10 +568,7 @@ impl<'a> Orders<'a> {
             campaign_id: campaign.id,
             customer,
             codes: records.iter().map(|r| r.code.clone()).collect(),
-            amount_cents: campaign
-                .price_cents
-                .unwrap_or(0)
-                .saturating_mul(i64::from(quantity)),
+            amount_cents: campaign.price().saturating_mul(i64::from(quantity)),
             phone,
             created_at: now,
             status: if pay_by.is_some() {
@@ -788,9 +785,17 @@ impl<'a> Orders<'a> {
     }
 
     /// Erasure: `customer`'s orders and redemptions stay (what was sold and redeemed) but name
-    /// nobody: the customer becomes `Uuid::nil()` (none, for a redemption) and the phone given
-    /// at purchase goes. Reads every order and redemption (erasure is rare). Writer only.
-    pub fn forget_customer(&self, customer: Uuid, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// nobody: the customer becomes `Uuid::nil()` (none, for a redemption), the phone given at
+    /// purchase goes, and so does a shop's reference on their redemptions and any reference
+    /// that is their address (guest redemptions under it; `+tags` folded). What they used then
+    /// counts for nobody's per-customer limits and budgets (in memory as after a restart).
+    /// Reads every order and redemption (erasure is rare). Writer only.
+    pub fn forget_customer(
+        &self,
+        customer: Uuid,
+        email: &crate::domain::user::Email,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         // Their unpaid orders are cancelled first: the codes go back, nothing is left to pay
         // for nobody (a code claimed for the nil customer would be anyone's).
         let unpaid: Vec<Uuid> = self
@@ -825,18 +830,40 @@ impl<'a> Orders<'a> {
                 n += 1;
             }
         }
+        let person = email.person(true);
+        let names_them = |r: &Redemption| {
+            r.customer == Some(customer)
+                || r.customer_ref.as_deref().is_some_and(|given| {
+                    crate::domain::user::Email::parse(given).is_ok_and(|e| e.person(true) == person)
+                })
+        };
         let mut redemptions = sled::Batch::default();
+        let mut moved = Vec::new();
         for kv in trees.redemptions.iter() {
             let (k, v) = kv?;
             let mut r: Redemption = decode(&v)?;
-            if r.customer == Some(customer) {
+            if names_them(&r) {
+                let before = r.clone();
                 r.customer = None;
+                r.customer_ref = None;
                 redemptions.insert(k, encode(&r)?);
                 n += 1;
+                if r.rolled_back_at.is_none() {
+                    moved.push((before, r));
+                }
             }
         }
         trees.orders.apply_batch(orders)?;
         trees.redemptions.apply_batch(redemptions)?;
+        {
+            let campaigns = self.store.campaigns();
+            let mut state = self.store.indexes().redemptions.0.write();
+            for (before, after) in &moved {
+                let campaign = campaigns.shared(before.campaign_id);
+                state.count(before, campaign.as_deref(), -1);
+                state.count(after, campaign.as_deref(), 1);
+            }
+        }
         let mut index = self.index().write();
         for (phone, id) in unphoned {
             if let Some(list) = index.by_phone.get_mut(&phone) {

@@ -288,17 +288,6 @@ impl<'a> Users<'a> {
         Ok(user)
     }
 
-    /// Writes `after` in the place of the unconfirmed `before` (the same id: a new sign-up with
-    /// its address), one key. Writer only.
-    pub fn replace(&self, before: &User, after: &User) -> Result<(), StoreError> {
-        self.store
-            .trees()
-            .users
-            .insert(after.id.as_bytes(), encode(after)?)?;
-        self.index().changed(before, after);
-        Ok(())
-    }
-
     /// Gives `phone`, just proven by `user`, to them alone: another account that had confirmed
     /// it loses it (a number belongs to whoever proves it last: carriers give numbers to new
     /// people). The accounts that lost it (one key each). Writer only.

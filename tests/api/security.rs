@@ -577,6 +577,15 @@ async fn erasure_leaves_no_record_naming_the_person() {
         .redeem(json!({"code": code, "customer": user, "order_amount_cents": 1000}))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
+    // A shop's checkout naming them by their address (a +tag of it).
+    app.shared_campaign("ERASE10", None, json!({})).await;
+    let res = app
+        .redeem(
+            json!({"code": "ERASE10", "customer_ref": "Gone.Person+shop@Example.org",
+            "order": crate::checkout::eur(1000)}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
     app.set_role(&user, &app.admin_token, "admin").await;
     let res = app.create_api_key(&token, "theirs", "customer").await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -603,6 +612,14 @@ async fn erasure_leaves_no_record_naming_the_person() {
         ("the id as text", hex::encode(user.as_bytes())),
         ("the email", hex::encode("gone.person@example.org")),
         ("the email as given", hex::encode("Gone.Person@Example.org")),
+        (
+            "the email as a reference",
+            hex::encode("gone.person+shop@example.org"),
+        ),
+        (
+            "the reference as given",
+            hex::encode("Gone.Person+shop@Example.org"),
+        ),
         ("the phone", hex::encode(phone)),
     ] {
         for line in export.lines().skip(1) {
@@ -1546,7 +1563,9 @@ async fn an_excluded_sku_stays_excluded_however_the_shop_writes_it() {
 }
 
 /// Finding 6. A user id, their email given as `customer_ref`, and a plus-address counted as
-/// three customers for a once-per-customer code. They are one now.
+/// three customers for a once-per-customer code. They are one now, and so are their id given as
+/// a reference (in any case) and what they redeemed as a guest before their account; an address
+/// written another way (brackets, quotes, a trailing dot, look-alike letters) is refused.
 #[actix_web::test]
 async fn a_user_their_email_and_their_plus_address_are_one_customer() {
     let app = crate::helpers::spawn_app().await;
@@ -1558,12 +1577,41 @@ async fn a_user_their_email_and_their_plus_address_are_one_customer() {
         .redeem(json!({"code": "ONCE", "customer": ann, "order": order}))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    for reference in ["ann@example.org", "Ann@Example.org", "ann+shop@example.org"] {
+    let upper = ann.to_uppercase();
+    for reference in [
+        "ann@example.org",
+        "Ann@Example.org",
+        "ann+shop@example.org",
+        " ann@example.org\u{a0}",
+        ann.as_str(),
+        upper.as_str(),
+    ] {
         let res = app
             .redeem(json!({"code": "ONCE", "customer_ref": reference, "order": order}))
             .await;
         crate::helpers::assert_problem(res, 409, "customer_limit_reached").await;
     }
+    // Other ways of writing an address are not someone new: they are refused.
+    for reference in [
+        "ann@example.org.",
+        "\"ann\"@example.org",
+        "<ann@example.org>",
+        "mailto:ann@example.org",
+        "Ann <ann@example.org>",
+        "\u{ff41}nn@example.org",
+        "ann\u{ff20}example.org",
+        "guest+1@sh\u{f6}p.org",
+    ] {
+        let res = app
+            .redeem(json!({"code": "ONCE", "customer_ref": reference, "order": order}))
+            .await;
+        crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    }
+    // A customer is someone: an id no user has is no one to count for.
+    let res = app
+        .redeem(json!({"code": "ONCE", "customer": uuid::Uuid::now_v7(), "order": order}))
+        .await;
+    crate::helpers::assert_problem(res, 404, "not_found").await;
     // A buyer without an account is one customer under their plus-addresses too.
     let res = app
         .redeem(json!({"code": "ONCE", "customer_ref": "zed@example.org", "order": order}))
@@ -1836,55 +1884,123 @@ async fn erasing_a_customer_gives_back_what_their_unpaid_orders_held() {
     crate::helpers::assert_problem(res, 409, "order_expired").await;
 }
 
-/// A number set by the admin (vouched for, confirmed) stayed in the wallet of the account that
-/// had proven it before: two accounts answered for one phone. A number is now one account's
-/// however it was confirmed: the latest.
+/// A number set by a manager (vouched for) stayed in the wallet of the account that had proven
+/// it before, and a manager could take any customer's proven number by making an account with
+/// it. Now a number is one account's, and only a code sent to it moves it: vouched for where
+/// another account holds it, it stays unconfirmed until its owner proves it.
 #[actix_web::test]
-async fn a_number_is_one_accounts_however_it_was_confirmed() {
-    let app = crate::helpers::spawn_app().await;
+async fn only_a_code_sent_to_a_number_moves_it() {
+    use reqwest::Method;
+    let gateway = sms_gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.delivery.sms.url = format!("{}/sms", gateway.uri());
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    let phone = "+33698765432";
+    let (_, manager) = app.manager("mia@x.io").await;
     let make = |email: &'static str| {
-        let app = &app;
+        let (app, manager) = (&app, manager.clone());
         async move {
             let res = app
-                .create_user(json!({"email": email, "password": "password-9",
-                    "timezone": "UTC", "phone": "+33698765432"}))
+                .call(
+                    Method::POST,
+                    "/api/v1/users",
+                    Some(&manager),
+                    Some(json!({"email": email, "password": "password-9",
+                        "timezone": "UTC", "phone": phone})),
+                )
                 .await;
             assert_eq!(res.status(), StatusCode::CREATED);
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            res.json::<Value>().await.unwrap()
         }
     };
     let old = make("old@x.io").await;
+    assert_eq!(old["phone_verified"], true, "nobody held it: vouched for");
     let new = make("new@x.io").await;
-    let found = app
-        .get_json("/api/v1/users?phone=%2B33698765432", &app.admin_token)
+    assert_eq!(new["phone_verified"], false, "old@ holds it");
+    let new_id = new["id"].as_str().unwrap().to_owned();
+    let holder = || async {
+        app.get_json("/api/v1/wallet?phone=%2B33698765432", &app.admin_token)
+            .await["customer"]
+            .clone()
+    };
+    assert_eq!(holder().await, old["id"]);
+    // The admin setting it again vouches for nothing more.
+    let res = app
+        .patch_user(&new_id, &app.admin_token, json!({"phone": phone}))
         .await;
-    let ids: Vec<&str> = found["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [new.as_str()]);
-    let wallet = app
-        .get_json("/api/v1/wallet?phone=%2B33698765432", &app.admin_token)
+    assert_eq!(res.json::<Value>().await.unwrap()["phone_verified"], false);
+    assert_eq!(holder().await, old["id"]);
+    // The number's owner proves it with the code sent to it: now it is theirs.
+    let token = app.login("new@x.io", "password-9").await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{new_id}/phone/verification"),
+            Some(&token),
+            Some(json!({"phone": phone})),
+        )
         .await;
-    assert_eq!(wallet["customer"], new.as_str());
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let code = phone_code(&gateway, phone, 0).await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{new_id}/phone/verify"),
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(holder().await, new["id"]);
     let before = app
-        .get_json(&format!("/api/v1/users/{old}"), &app.admin_token)
+        .get_json(
+            &format!("/api/v1/users/{}", old["id"].as_str().unwrap()),
+            &app.admin_token,
+        )
         .await;
     assert!(before["phone"].is_null(), "{before}");
-    // Set again by a manager's change: it moves back.
+}
+
+/// A gift card could be made with `price_cents: 0`: customers' orders then cost nothing, and a
+/// payment back end trusting the amount handed out gift cards for free. A gift card is now sold
+/// at a price of at least 1, or at its balance when it has none.
+#[actix_web::test]
+async fn a_gift_card_is_never_sold_for_nothing() {
+    use reqwest::Method;
+    let app = crate::helpers::spawn_app().await;
+    let (starts, ends) = crate::campaigns::window();
+    let spec = |price: Option<i64>| {
+        let mut spec = json!({"name": "gift", "kind": "gift_card", "gift_balance_cents": 5000,
+            "pool_size": 5, "starts_at": starts, "ends_at": ends, "per_customer_limit": 5});
+        if let Some(p) = price {
+            spec["price_cents"] = json!(p);
+        }
+        spec
+    };
     let res = app
-        .patch_user(&old, &app.admin_token, json!({"phone": "+33698765432"}))
+        .post_json("/api/v1/campaigns", &app.admin_token, spec(Some(0)))
         .await;
-    assert_eq!(res.json::<Value>().await.unwrap()["phone_verified"], true);
-    let wallet = app
-        .get_json("/api/v1/wallet?phone=%2B33698765432", &app.admin_token)
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    let c = app.campaign(spec(None)).await;
+    assert_eq!(c["price_cents"], 5000, "sold at its balance");
+    let id = c["id"].as_str().unwrap();
+    app.add_codes(id, json!({"count": 5})).await;
+    let (_, token) = app.customer("ann@x.io").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"campaign_id": id, "quantity": 2})),
+        )
         .await;
-    assert_eq!(wallet["customer"], old.as_str());
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(
+        (order["status"].as_str(), order["amount_cents"].as_i64()),
+        (Some("pending_payment"), Some(10_000))
+    );
 }
 
 /// A CSV whose header said `CODE` imported the word `CODE` as a code; characters that draw

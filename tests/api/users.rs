@@ -548,15 +548,18 @@ async fn a_visitor_who_confirms_their_address_gets_codes() {
     let me: Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["email_verified"], false);
     let id = me["id"].as_str().unwrap();
-    let res = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{id}/phone/verification"),
-            Some(&token),
-            Some(json!({"phone": "+33612345671"})),
-        )
-        .await;
-    assert_problem(res, 403, "email_unverified").await;
+    // Refused, again and again: no text goes, and none of the number's allowance is spent.
+    for _ in 0..12 {
+        let res = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/users/{id}/phone/verification"),
+                Some(&token),
+                Some(json!({"phone": "+33612345671"})),
+            )
+            .await;
+        assert_problem(res, 403, "email_unverified").await;
+    }
     let res = app
         .call(
             Method::POST,
@@ -607,7 +610,8 @@ async fn a_sign_up_nobody_confirms_ends_when_its_link_expires() {
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let link = app.confirmation_token("slow@x.io").await;
     clock.advance(chrono::Duration::hours(hours) + chrono::Duration::seconds(1));
-    let res = app.confirm_email(&link, "password-1").await;
+    // Expired, it says so before looking at the password: it tells nothing of it.
+    let res = app.confirm_email(&link, "not-the-password").await;
     assert!(
         [StatusCode::CONFLICT, StatusCode::NOT_FOUND].contains(&res.status()),
         "{}",
@@ -631,4 +635,38 @@ async fn a_sign_up_nobody_confirms_ends_when_its_link_expires() {
         StatusCode::OK
     );
     app.login("slow@x.io", "password-2").await;
+}
+
+/// Opening a link with a password is a sign-in of its account: wrong tries are throttled with
+/// the account's sign-ins (`[rate_limit] login_per_minute` per client address), so a link is no
+/// faster way to guess a password.
+#[actix_web::test]
+async fn a_link_is_no_faster_way_to_guess_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.rate_limit.login_per_minute = 3;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    let res = app.register("guess@x.io", "the-password", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let link = app.confirmation_token("guess@x.io").await;
+    for guess in ["guess-1", "guess-2", "guess-3"] {
+        assert_problem(
+            app.confirm_email(&link, guess).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(
+        app.confirm_email(&link, "the-password").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_problem(
+        app.try_login("guess@x.io", "the-password").await,
+        429,
+        "rate_limited",
+    )
+    .await;
 }

@@ -138,7 +138,7 @@ impl Handler<EraseUser> for SubscriptionManager {
                         s.code_requests().erase_customer(id)?;
                         s.push_subscriptions().erase_user(id)?;
                         // What stays (sales, redemptions, codes) names nobody.
-                        s.orders().forget_customer(id, now)?;
+                        s.orders().forget_customer(id, &user.email, now)?;
                         s.codes().forget_holder(id)?;
                         s.idempotency().forget_naming(id, user.email.as_str())?;
                         s.tokens().revoke_keys_made_by(id)?;
