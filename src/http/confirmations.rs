@@ -44,19 +44,20 @@ async fn confirm(
     body: web::Json<Confirmation>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let Confirmation { token, password } = body.into_inner();
-    let user = confirm_link(&state, &req, &token, password).await?;
+    let target = accounts::link_target(&state.services, &token).await?;
+    let user = confirm_link(&state, &req, &token, target, password).await?;
     Ok(web::Json(UserView::from(&user)))
 }
 
-/// Finds what the link is for, counts the try as a sign-in of that account from the client's
-/// address (a link is no way around the sign-in throttle), then confirms.
+/// Counts the try as a sign-in of the link's account from the client's address (a link is no
+/// way around the sign-in throttle), then confirms.
 async fn confirm_link(
     state: &AppState,
     req: &actix_web::HttpRequest,
     token: &str,
+    target: accounts::LinkTarget,
     password: String,
 ) -> Result<crate::domain::user::User, ApiError> {
-    let target = accounts::link_target(&state.services, token).await?;
     let account = target.account();
     let address = super::rate_limit::client_address(req, &state.rate_limiter);
     state.rate_limiter.check_login(&account, &address)?;
@@ -104,6 +105,13 @@ fn html(state: &AppState, status: StatusCode, which: &str, email: &str) -> HttpR
 #[get("/verify-email/{token}")]
 async fn page(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match accounts::link_target(&state.services, &token).await {
+        // Opened again after it did its work: nothing to ask.
+        Ok(target) if target.is_done() => html(
+            &state,
+            StatusCode::OK,
+            "already",
+            &target.address().masked(),
+        ),
         Ok(target) => html(
             &state,
             StatusCode::OK,
@@ -124,12 +132,27 @@ async fn confirm_on_page(
     token: web::Path<String>,
     form: Option<web::Form<PageForm>>,
 ) -> HttpResponse {
-    let Some(form) = form else {
-        return html(&state, StatusCode::UNPROCESSABLE_ENTITY, "confirm", "");
+    let target = match accounts::link_target(&state.services, &token).await {
+        Ok(target) => target,
+        Err(crate::service::Error::NotFound) => {
+            return html(&state, StatusCode::NOT_FOUND, "invalid", "");
+        }
+        Err(e) => return actix_web::ResponseError::error_response(&ApiError::from(e)),
     };
-    match confirm_link(&state, &req, &token, form.into_inner().password).await {
+    let address = target.address().masked();
+    let Some(form) = form else {
+        return html(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "confirm",
+            &address,
+        );
+    };
+    match confirm_link(&state, &req, &token, target, form.into_inner().password).await {
         Ok(user) => html(&state, StatusCode::OK, "done", &user.email.masked()),
-        Err(ApiError::InvalidCredentials) => html(&state, StatusCode::UNAUTHORIZED, "retry", ""),
+        Err(ApiError::InvalidCredentials) => {
+            html(&state, StatusCode::UNAUTHORIZED, "retry", &address)
+        }
         Err(ApiError::NotFound) => html(&state, StatusCode::NOT_FOUND, "invalid", ""),
         Err(ApiError::RateLimited { .. }) => {
             html(&state, StatusCode::TOO_MANY_REQUESTS, "later", "")

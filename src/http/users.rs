@@ -251,8 +251,9 @@ async fn register(
             .json(UserView::from(user.as_ref()))),
         accounts::Registered::LinkSent => Ok(HttpResponse::Accepted().json(SignUpPending {
             status: "confirmation_sent".into(),
-            message: "If this address can be used, a link to confirm it is on its way: open it, \
-                      then sign in."
+            message: "A link to confirm the address is on its way (or, if the address has an \
+                      account already, a note to its owner): open it and enter the password; \
+                      the account starts then."
                 .into(),
         })),
     }

@@ -210,6 +210,11 @@ impl LinkTarget {
         }
     }
 
+    /// Whether the link did its work already: the address is the account's, confirmed.
+    pub fn is_done(&self) -> bool {
+        matches!(self, LinkTarget::Account(u, a) if u.email == *a && u.email_verified())
+    }
+
     fn password_hash(&self) -> &str {
         match self {
             LinkTarget::Account(u, _) => &u.password_hash,

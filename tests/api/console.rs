@@ -780,3 +780,84 @@ async fn an_admin_finds_a_customer_manages_people_and_keys_and_reads_the_setting
     );
     page.assert_clean().await;
 }
+
+/// A sold campaign's unpaid order waits in the console; confirming its payment takes a second
+/// click (the codes become the customer's, paid or not), then the order is paid and its codes
+/// are in the customer's wallet.
+#[actix_web::test]
+async fn a_manager_confirms_a_payment_with_a_second_click() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (starts, ends) = crate::campaigns::window();
+    let c = app
+        .campaign(
+            json!({"name": "Paid sale", "kind": "flash_sale", "discount": {"percent": 30},
+            "price_cents": 500, "pool_size": 5, "per_customer_limit": 2,
+            "starts_at": starts, "ends_at": ends}),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    app.add_codes(&id, json!({"count": 5})).await;
+    let (_, customer) = app.customer("carla@example.org").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&customer),
+            Some(json!({"campaign_id": id, "quantity": 2})),
+        )
+        .await;
+    let order = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.manager("marketing@example.org").await;
+
+    let browser = Browser::launch(&binary);
+    let mut page = browser.page().await;
+    page.open(&app.url("/admin")).await;
+    page.sign_in("marketing@example.org", "customer-password")
+        .await;
+    let row = format!("document.querySelector('#campaigns tr[data-campaign-id=\"{id}\"]')");
+    page.wait_for("the campaign's row", &format!("!!{row}"))
+        .await;
+    page.eval(&format!(
+        "{row}.querySelector('button.chart').click(); true"
+    ))
+    .await;
+    let button = format!(
+        "document.querySelector('#unpaid-orders tr[data-order=\"{order}\"] .confirm-payment')"
+    );
+    page.wait_for("the unpaid order", &format!("!!{button}"))
+        .await;
+    page.eval(&format!("{button}.click(); true")).await;
+    page.wait_for(
+        "the second click asked for",
+        &format!("{button}?.textContent === 'Paid 10.00? Click again'"),
+    )
+    .await;
+    let still = app
+        .get_json(&format!("/api/v1/orders/{order}"), &app.admin_token)
+        .await;
+    assert_eq!(still["status"], "pending_payment", "one click pays nothing");
+    page.eval(&format!("{button}.click(); true")).await;
+    wait_message(
+        &mut page,
+        "the payment confirmed",
+        "Payment confirmed: 2 codes are the customer's now.",
+    )
+    .await;
+    let paid = app
+        .get_json(&format!("/api/v1/orders/{order}"), &app.admin_token)
+        .await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(
+        app.get_json("/api/v1/wallet", &customer).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

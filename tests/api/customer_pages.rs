@@ -260,9 +260,16 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     page.click("form button").await;
     page.wait_for(
         "a wrong password refused",
-        "document.querySelector('[role=alert]')?.textContent.includes('not the account')",
+        "document.querySelector('[role=alert]')?.textContent.includes('not the password')",
     )
     .await;
+    let asks = page
+        .eval("document.querySelector('main p').textContent")
+        .await;
+    assert!(
+        asks.as_str().unwrap().contains("n***@e***.org"),
+        "the page still names the address: {asks}"
+    );
     page.fill("password", "a long password").await;
     page.click("form button").await;
     page.wait_for(
@@ -272,6 +279,13 @@ async fn a_customer_signs_up_follows_retailers_finds_a_sent_code_and_unsubscribe
     .await;
     page.assert_accessible("customer-confirmed").await;
     page.screenshot("customer-confirmed").await;
+    // Opened again, the link says it did its work and asks for nothing.
+    page.call("Page.navigate", json!({ "url": link })).await;
+    page.wait_for(
+        "the link's work done",
+        "document.querySelector('h1')?.textContent === 'Address confirmed already' && !document.querySelector('form')",
+    )
+    .await;
     page.call("Page.navigate", json!({ "url": app.url("/me") }))
         .await;
     page.wait_for(

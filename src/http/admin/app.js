@@ -746,6 +746,12 @@ async function showUnpaidOrders(c) {
     const tr = document.createElement("tr");
     tr.dataset.order = o.id;
     const confirm = button("Confirm payment", "confirm-payment", async () => {
+      if (!confirm.dataset.armed) {
+        // A second click confirms: the codes become the customer's, paid or not.
+        confirm.dataset.armed = "1";
+        confirm.textContent = "Paid " + money(o.amount_cents) + "? Click again";
+        return;
+      }
       confirm.disabled = true;
       try {
         const paid = await (await api("POST", "/orders/" + encodeURIComponent(o.id) + "/payment")).json();

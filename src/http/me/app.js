@@ -88,7 +88,7 @@ async function signUp(event) {
       $("sign-up-form").reset();
       $("up-timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
       $("sign-up-error").textContent = "";
-      tell("sign-up-done", "Thank you! If " + email + " can be used, a link to confirm it is on its way. Open it and enter your password there: your account starts then, and you can sign in.");
+      tell("sign-up-done", "Thank you! Look in the mailbox of " + email + ": a link to confirm it is on its way (or, if the address has an account already, a note saying so). Open the link and enter your password there: your account starts then, and you can sign in.");
       return;
     }
     token = await getToken(email, password);
