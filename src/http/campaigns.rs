@@ -761,7 +761,7 @@ async fn add_codes_csv(
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
-            super::middleware::timed_out(&e)
+            super::error::timed_out(&e)
                 .unwrap_or_else(|| ApiError::BadRequest(format!("unreadable body: {e}")))
         })?;
         if body.len() + chunk.len() > MAX_CSV_BYTES {

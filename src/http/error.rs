@@ -291,8 +291,8 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         }
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: 0 },
-        JsonPayloadError::Payload(p) if super::middleware::timed_out(&p).is_some() => {
-            super::middleware::timed_out(&p).unwrap_or(ApiError::RequestTimeout(0))
+        JsonPayloadError::Payload(p) if timed_out(&p).is_some() => {
+            timed_out(&p).unwrap_or(ApiError::RequestTimeout(0))
         }
         other => ApiError::BadRequest(format!("unreadable body: {other}")),
     }
@@ -375,4 +375,23 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         return ApiError::NotFound.error_response();
     }
     MethodNotAllowed { allow: allowed }.error_response()
+}
+
+/// Why a body stopped: it did not arrive within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0} s")]
+pub(crate) struct BodyTimedOut(pub(crate) u64);
+
+/// 408 when a body read failed because its deadline passed.
+pub fn timed_out(e: &actix_web::error::PayloadError) -> Option<ApiError> {
+    match e {
+        actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            let secs = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<BodyTimedOut>())
+                .map_or(0, |t| t.0);
+            Some(ApiError::RequestTimeout(secs))
+        }
+        _ => None,
+    }
 }

@@ -170,32 +170,13 @@ fn as_problem(e: &Error, limit: usize) -> Option<ApiError> {
         return None;
     }
     if let Some(p) = e.as_error::<actix_web::error::PayloadError>()
-        && let Some(timeout) = timed_out(p)
+        && let Some(timeout) = super::error::timed_out(p)
     {
         return Some(timeout);
     }
     match e.as_response_error().status_code().as_u16() {
         413 => Some(ApiError::PayloadTooLarge { limit }),
         400 => Some(ApiError::BadRequest(format!("unreadable request: {e}"))),
-        _ => None,
-    }
-}
-
-/// Why a body stopped: it did not arrive within its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {0} s")]
-struct BodyTimedOut(u64);
-
-/// 408 when a body read failed because its deadline passed.
-pub fn timed_out(e: &actix_web::error::PayloadError) -> Option<ApiError> {
-    match e {
-        actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            let secs = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<BodyTimedOut>())
-                .map_or(0, |t| t.0);
-            Some(ApiError::RequestTimeout(secs))
-        }
         _ => None,
     }
 }
@@ -231,7 +212,10 @@ impl futures_util::Stream for Deadline {
                     metrics::counter!("voucherd_http_body_timeouts_total").increment(1);
                     let secs = self.secs;
                     Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, BodyTimedOut(secs)),
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            super::error::BodyTimedOut(secs),
+                        ),
                     ))))
                 }
                 Poll::Pending => Poll::Pending,
