@@ -95,6 +95,7 @@ verify_email = true
 verification_link_hours = 72
 fold_plus_tags = true
 registrations_per_hour = 10
+max_waiting_signups = 100000
 max_sessions_per_user = 10
 phone_code_ttl_s = 600
 phone_code_tries = 5
@@ -630,6 +631,9 @@ pub struct AccountSettings {
     pub fold_plus_tags: bool,
     /// New accounts per client address per hour (a burst of as many); past it 429.
     pub registrations_per_hour: u32,
+    /// Sign-ups waiting for their link, all addresses together; past it sign-ups answer 503
+    /// until some are confirmed or expire (the store and the mail sent stay bounded).
+    pub max_waiting_signups: u32,
     /// Sessions one user holds at once; signing in past it ends the oldest.
     pub max_sessions_per_user: u32,
     /// How long a phone number's one-time code works.
@@ -985,7 +989,13 @@ impl Settings {
 
     fn validate_accounts(&self) -> Result<(), ConfigError> {
         let a = &self.accounts;
-        let ranges: [(&str, u64, u64, u64); 6] = [
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            (
+                "accounts.max_waiting_signups",
+                a.max_waiting_signups.into(),
+                1,
+                10_000_000,
+            ),
             (
                 "accounts.verification_link_hours",
                 a.verification_link_hours.into(),

@@ -548,6 +548,9 @@ fn optional_name(
         .transpose()
 }
 
+/// The most a code may cost or carry: 1,000,000.00 (an order of many still fits an `i64`).
+pub const MAX_MONEY_CENTS: i64 = 100_000_000;
+
 impl Campaign {
     /// A new campaign (a draft until it has codes) from what was asked, once every rule holds.
     pub fn new(spec: CampaignSpec, id: Uuid, now: DateTime<Utc>) -> Result<Self, ValidationError> {
@@ -555,11 +558,13 @@ impl Campaign {
         let discount = Discount::from_parts(spec.kind, spec.discount)?;
         let promotion = checked_promotion(spec.kind, &discount, spec.promotion)?;
         let gift_balance_cents = match (spec.kind, spec.gift_balance_cents) {
-            (CampaignKind::GiftCard, Some(cents)) if cents >= 1 => Some(cents),
+            (CampaignKind::GiftCard, Some(cents)) if (1..=MAX_MONEY_CENTS).contains(&cents) => {
+                Some(cents)
+            }
             (CampaignKind::GiftCard, _) => {
                 return Err(ValidationError::new(
                     "gift_balance_cents",
-                    "a gift card campaign needs a balance of at least 1",
+                    "a gift card campaign needs a balance of 1 to 100000000 (1,000,000.00)",
                 ));
             }
             (_, Some(_)) => {
@@ -570,8 +575,14 @@ impl Campaign {
             }
             (_, None) => None,
         };
-        if spec.price_cents.is_some_and(|p| p < 0) {
-            return Err(ValidationError::new("price_cents", "must not be negative"));
+        if spec
+            .price_cents
+            .is_some_and(|p| !(0..=MAX_MONEY_CENTS).contains(&p))
+        {
+            return Err(ValidationError::new(
+                "price_cents",
+                "must be 0 to 100000000 (1,000,000.00)",
+            ));
         }
         // A gift card carries money: it is never given for nothing by its price (a manager may
         // still send one as a gift, by a distribution).

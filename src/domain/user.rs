@@ -91,6 +91,78 @@ fn person_key(address: &str, fold_plus_tags: bool) -> String {
     }
 }
 
+/// A shop's reference as kept and compared. One that holds an address (itself, or wrapped by a
+/// name and angle brackets or `mailto:`; compatibility-normalised, so full-width letters and `＠`
+/// read as ASCII; a quoted local part unquoted, a trailing dot dropped, an international domain
+/// in its ASCII form) is that address's person, and the address when it is one a user could have;
+/// a user id is kept in its one spelling; anything else is kept trimmed, as the shop's own key.
+pub fn reference_person(given: &str, fold: bool) -> (String, Option<Email>) {
+    use unicode_normalization::UnicodeNormalization as _;
+    let given = given.trim();
+    let normal: String = given.nfkc().collect();
+    if let Some((local, domain)) = address_in(&normal) {
+        let domain = match url::Host::parse(&domain) {
+            Ok(url::Host::Domain(ascii)) => ascii,
+            _ => domain.to_lowercase(),
+        };
+        let address = format!("{local}@{domain}");
+        return match Email::parse(&address) {
+            Ok(email) => (email.person(fold), Some(email)),
+            // An address no account can have (letters beyond ASCII before the `@`): its person
+            // all the same, case-folded.
+            Err(_) => (unicode_person(&address, fold), None),
+        };
+    }
+    match uuid::Uuid::parse_str(given) {
+        Ok(id) => (id.to_string(), None),
+        Err(_) => (given.to_owned(), None),
+    }
+}
+
+/// The address a reference reads as, split at its `@`: one `@` with something before it and a
+/// dotted domain after it, no spaces; what angle brackets wrap (after a display name) or what
+/// follows `mailto:`; a quoted local part unquoted, a domain's trailing dots dropped.
+fn address_in(reference: &str) -> Option<(String, String)> {
+    let mut s = reference;
+    if let (Some(open), Some(close)) = (s.rfind('<'), s.rfind('>'))
+        && open < close
+    {
+        s = &s[open + 1..close];
+    }
+    let s = s.trim();
+    let s = match s.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mailto:") => &s[7..],
+        _ => s,
+    };
+    if s.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let (local, domain) = s.rsplit_once('@')?;
+    let local = local
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or(local);
+    let domain = domain.trim_end_matches('.');
+    let dotted = domain.contains('.') && !domain.starts_with('.') && !domain.contains("..");
+    if local.is_empty() || local.contains('@') || !dotted {
+        return None;
+    }
+    Some((local.to_owned(), domain.to_owned()))
+}
+
+/// The person behind an address with letters beyond ASCII: lower-cased, and without its
+/// `+tag` when folding.
+fn unicode_person(address: &str, fold: bool) -> String {
+    let lower = address.to_lowercase();
+    match lower.split_once('@') {
+        Some((local, domain)) if fold => match local.split_once('+') {
+            Some((person, _)) if !person.is_empty() => format!("{person}@{domain}"),
+            _ => lower.clone(),
+        },
+        _ => lower,
+    }
+}
+
 /// A phone number in E.164: `+`, a non-zero digit, at most 15 digits in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -611,5 +683,94 @@ mod tests {
         assert!(Role::Admin.includes(Role::Manager));
         assert!(Role::Manager.includes(Role::Customer));
         assert!(!Role::Customer.includes(Role::Manager));
+    }
+
+    #[test]
+    fn a_reference_names_the_address_it_holds_however_it_is_written() {
+        let person = |r: &str| reference_person(r, true).0;
+        for spelling in [
+            "ann@example.org",
+            " Ann+shop@Example.org ",
+            "Ann <ann@example.org>",
+            "mailto:ANN@example.org",
+            "\"ann\"@example.org",
+            "ann@example.org.",
+            "\u{ff41}nn@example.org",
+            "ann\u{ff20}example.org",
+            "ann@EXAMPLE.org\u{a0}",
+        ] {
+            assert_eq!(person(spelling), "ann@example.org", "{spelling:?}");
+        }
+        // An international domain is its ASCII form; a local part beyond ASCII keeps its letters.
+        assert_eq!(person("user+x@M\u{fc}nchen.de"), "user@xn--mnchen-3ya.de");
+        assert_eq!(person("user@xn--mnchen-3ya.de"), "user@xn--mnchen-3ya.de");
+        assert_eq!(person("Jos\u{e9}+1@example.org"), "jos\u{e9}@example.org");
+        assert!(reference_person("Jos\u{e9}@example.org", true).1.is_none());
+        // Not addresses: the shop's own keys, kept as given (trimmed).
+        for key in [
+            "Order 55 @ Store 7",
+            "@johndoe",
+            "ref:abc@123",
+            "CUST-001",
+            "a@b@c.org",
+        ] {
+            assert_eq!(person(&format!(" {key} ")), key);
+        }
+        // A user id in any spelling is one key.
+        let id = uuid::Uuid::now_v7();
+        for spelling in [
+            id.to_string(),
+            id.to_string().to_uppercase(),
+            id.simple().to_string(),
+        ] {
+            assert_eq!(person(&spelling), id.to_string());
+        }
+        // Without folding, a +tag is someone else.
+        assert_eq!(
+            reference_person("Ann+shop <ann+shop@example.org>", false).0,
+            "ann+shop@example.org"
+        );
+    }
+
+    proptest::proptest! {
+        /// However an address is decorated (case, a +tag, a display name, `mailto:`, a trailing
+        /// dot, full-width letters), it is the person of the plain address.
+        #[test]
+        fn decorations_never_make_someone_new(
+            local in "[a-z][a-z0-9._]{0,10}[a-z0-9]",
+            domain in "[a-z][a-z0-9-]{0,8}[a-z0-9]\\.(org|com|de)",
+            tag in proptest::option::of("[a-z0-9]{1,6}"),
+            upper in proptest::bool::ANY,
+            wrap in 0usize..4,
+            wide in proptest::bool::ANY,
+            dot in proptest::bool::ANY,
+        ) {
+            let plain = format!("{local}@{domain}");
+            let mut r = match &tag {
+                Some(t) => format!("{local}+{t}@{domain}"),
+                None => plain.clone(),
+            };
+            if upper {
+                r = r.to_uppercase();
+            }
+            if dot {
+                r.push('.');
+            }
+            if wide {
+                // The first letter full-width (U+FF41 is `a`).
+                let first = r.chars().next().unwrap_or('a');
+                if first.is_ascii_lowercase() {
+                    let w = char::from_u32(0xFF41 + (first as u32 - 'a' as u32)).unwrap_or(first);
+                    r = format!("{w}{}", &r[1..]);
+                }
+            }
+            r = match wrap {
+                1 => format!("Someone <{r}>"),
+                2 => format!("mailto:{r}"),
+                3 => format!("  {r}  "),
+                _ => r,
+            };
+            proptest::prop_assert_eq!(reference_person(&r, true).0, plain);
+        }
     }
 }

@@ -228,11 +228,11 @@ pub struct NewCampaign {
     /// `{percent}` or `{amount_cents, currency}` (discount and flash_sale campaigns).
     pub discount: Option<DiscountBody>,
     /// What each gift card holds (gift_card campaigns).
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 100_000_000)]
     #[serde(default, deserialize_with = "super::json::whole_opt")]
     pub gift_balance_cents: Option<i64>,
-    /// What one code costs in an order.
-    #[schema(minimum = 0)]
+    /// What one code costs in an order (a gift card: at least 1; without one, its balance).
+    #[schema(minimum = 0, maximum = 100_000_000)]
     #[serde(default, deserialize_with = "super::json::whole_opt")]
     pub price_cents: Option<i64>,
     pub code: Option<CodeSpecBody>,

@@ -112,6 +112,13 @@ impl Gcra {
         }
     }
 
+    /// Gives back one request counted for `key` (one that turned out to cost nothing).
+    fn refund(&self, key: &str, now: u64) {
+        if let Some(mut tat) = self.tat.get_mut(key) {
+            *tat = tat.saturating_sub(self.interval).max(now);
+        }
+    }
+
     /// Seconds until `key` may go on, without counting anything (0: it may now).
     fn wait_at(&self, key: &str, now: u64) -> u64 {
         let key = if self.tat.contains_key(key) || self.tat.len() < self.max_keys {
@@ -279,28 +286,35 @@ impl RateLimiter {
         self.mails.check_at(address, self.now()).allowed
     }
 
-    /// Whether a phone code may go to `phone` at the request of `address`: refused (429) past
-    /// [`TEXTS_PER_HOUR`] for the number or [`TEXTS_PER_ADDRESS_HOUR`] for the address. Nothing
-    /// is counted: [`Self::texted`] counts a code once it is sent, so refused requests (an
-    /// unconfirmed account, a daily allowance spent) use up nobody's allowance.
+    /// Counts a phone code to `phone` at the request of `address`: refused (429) past
+    /// [`TEXTS_PER_HOUR`] for the number or [`TEXTS_PER_ADDRESS_HOUR`] for the address. Counted
+    /// before the code is decided, so requests at once cannot pass the cap together; one that
+    /// then sends nothing (an unconfirmed account, a daily allowance spent) is given back with
+    /// [`Self::text_refused`], so refused requests use up nobody's allowance.
     pub fn check_text(&self, phone: &str, address: &str) -> Result<(), ApiError> {
         let now = self.now();
-        let wait = self
-            .texts_to
-            .wait_at(phone, now)
-            .max(self.texts_from.wait_at(address, now));
-        if wait > 0 {
-            metrics::counter!("voucherd_phone_codes_throttled_total").increment(1);
-            return Err(ApiError::RateLimited { retry_after: wait });
+        let to = self.texts_to.check_at(phone, now);
+        let from = self.texts_from.check_at(address, now);
+        if to.allowed && from.allowed {
+            return Ok(());
         }
-        Ok(())
+        if to.allowed {
+            self.texts_to.refund(phone, now);
+        }
+        if from.allowed {
+            self.texts_from.refund(address, now);
+        }
+        metrics::counter!("voucherd_phone_codes_throttled_total").increment(1);
+        Err(ApiError::RateLimited {
+            retry_after: to.retry_after_secs.max(from.retry_after_secs),
+        })
     }
 
-    /// Counts a phone code sent to `phone` at the request of `address`.
-    pub fn texted(&self, phone: &str, address: &str) {
+    /// Gives back what [`Self::check_text`] counted for a code that was not sent.
+    pub fn text_refused(&self, phone: &str, address: &str) {
         let now = self.now();
-        self.texts_to.check_at(phone, now);
-        self.texts_from.check_at(address, now);
+        self.texts_to.refund(phone, now);
+        self.texts_from.refund(address, now);
     }
 
     pub fn tracked_keys(&self) -> usize {
@@ -538,19 +552,11 @@ mod tests {
         // Three account emails an hour per recipient.
         let sent = (0..5).filter(|_| l.allow_mail("ann@example.org")).count();
         assert_eq!(sent, MAILS_PER_HOUR as usize);
-        // Ten codes an hour per number; thirty per asking address; only codes sent count.
-        let text = |phone: &str| {
-            let ok = l.check_text(phone, "ip:3").is_ok();
-            if ok {
-                l.texted(phone, "ip:3");
-            }
-            ok
-        };
+        // Ten codes an hour per number; thirty per asking address; refused ones are given back.
+        let text = |phone: &str| l.check_text(phone, "ip:3").is_ok();
         for _ in 0..50 {
-            assert!(
-                l.check_text("+4915100000009", "ip:3").is_ok(),
-                "refused: not counted"
-            );
+            assert!(text("+4915100000009"), "given back: not counted");
+            l.text_refused("+4915100000009", "ip:3");
         }
         for _ in 0..10 {
             assert!(text("+4915100000001"));

@@ -545,10 +545,14 @@ async fn send_phone_code(
     };
     let address = super::rate_limit::client_address(&req, &state.rate_limiter);
     state.rate_limiter.check_text(phone.as_str(), &address)?;
-    let challenge = accounts::send_phone_code(&state.services, id, Some(phone)).await?;
-    state
-        .rate_limiter
-        .texted(challenge.phone.as_str(), &address);
+    let challenge = match accounts::send_phone_code(&state.services, id, Some(phone.clone())).await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            state.rate_limiter.text_refused(phone.as_str(), &address);
+            return Err(e.into());
+        }
+    };
     Ok(HttpResponse::Accepted().json(PhoneCodeSent {
         phone: challenge.phone.as_str().to_owned(),
         expires_at: challenge.expires_at,

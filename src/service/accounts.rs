@@ -91,6 +91,14 @@ pub async fn register(
     sign_up: SignUp,
     registering: Registering,
 ) -> Result<Registered, Error> {
+    let visitor = !registering.by_manager && svc.settings.accounts.verify_email;
+    // Every address answers the same: the bound on waiting sign-ups is the server's, not the
+    // address's (and is checked before any hashing).
+    if visitor
+        && svc.store.signups().waiting() >= svc.settings.accounts.max_waiting_signups as usize
+    {
+        return Err(Error::Overloaded);
+    }
     let password_hash = svc.passwords.hash(sign_up.password).await?;
     let now = svc.clock.now();
     let vouched = registering.by_manager.then_some(now);
@@ -284,7 +292,14 @@ pub async fn confirm_email(
             let users = s.users();
             if made {
                 let signups = s.signups();
-                let signup = signups.get(id)?.ok_or(StoreError::NotFound)?;
+                let Some(signup) = signups.get(id)? else {
+                    // Confirmed a moment ago by the same link (a double click, a retry): the
+                    // same answer.
+                    return match users.get(id)? {
+                        Some(user) if user.password_hash == hash => Ok((user, Vec::new())),
+                        _ => Err(StoreError::NotFound),
+                    };
+                };
                 if signup.user.password_hash != hash {
                     return Err(StoreError::NotFound);
                 }

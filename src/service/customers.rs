@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{Error, Services};
 use crate::domain::auth::Principal;
 use crate::domain::promotion::Customer;
-use crate::domain::user::{Email, Role};
+use crate::domain::user::Role;
 use crate::store::orders::Buyer;
 
 /// The customer a claim, an order or a code request is for: the caller's own user, or (a
@@ -42,15 +42,15 @@ pub fn acting_for(svc: &Services, who: &Principal, named: Option<Uuid>) -> Resul
 /// person, the checkout counts for that user; a user's uses also count what was redeemed under
 /// their own address as a reference (before the account was theirs, or confirmed). So a user
 /// id, their email and their plus-address are one customer for per-customer limits and
-/// budgets. A reference that reads as an address (an `@`, also full-width) but is not a plain
-/// one (`<a@x>`, `"a"@x`, `a@x.`, `ａ@x`) is refused (422) rather than counted as someone new;
-/// one that is a user's id counts for that user; a `customer` no user has is 404. Memory only.
+/// budgets. A reference holding an address however it is written (`Ann <ann@x.org>`,
+/// `mailto:`, `"ann"@x.org`, `ann@x.org.`, full-width letters) is that address; one that is a
+/// user's id counts for that user; a `customer` no user has is 404. Memory only.
 pub fn checkout_person(svc: &Services, customer: Option<Customer>) -> Result<Buyer, Error> {
     let fold = svc.settings.accounts.fold_plus_tags;
     let users = svc.store.users();
     let (person, reference) = match customer {
         Some(Customer::Ref(r)) => {
-            let (reference, email) = reference_of(&r, fold)?;
+            let (reference, email) = crate::domain::user::reference_person(&r, fold);
             let person = match email {
                 Some(email) => users.person(&email, fold).map(Customer::User),
                 None => Uuid::parse_str(&reference)
@@ -82,32 +82,7 @@ pub fn checkout_person(svc: &Services, customer: Option<Customer>) -> Result<Buy
     })
 }
 
-/// A shop's reference as kept and compared: an address folded (and the address itself), a user
-/// id in its one spelling, anything else trimmed; 422 for something that reads as an address
-/// but is not a plain one.
-fn reference_of(given: &str, fold: bool) -> Result<(String, Option<Email>), Error> {
-    use unicode_normalization::UnicodeNormalization as _;
-    let given = given.trim();
-    if given.nfkc().any(|c| c == '@') {
-        let email = Email::parse(given).map_err(|_| {
-            Error::invalid(
-                "customer_ref",
-                "an email address is written plainly, name@domain: no name, brackets, quotes, \
-                 trailing dot or look-alike letters",
-            )
-        })?;
-        return Ok((email.person(fold), Some(email)));
-    }
-    match Uuid::parse_str(given) {
-        Ok(id) => Ok((id.to_string(), None)),
-        Err(_) => Ok((given.to_owned(), None)),
-    }
-}
-
-/// A shop's reference as listings filter by it: kept as [`checkout_person`] keeps it (as given
-/// when it could not be one).
+/// A shop's reference as listings filter by it: kept as [`checkout_person`] keeps it.
 pub fn reference_key(svc: &Services, reference: &str) -> String {
-    reference_of(reference, svc.settings.accounts.fold_plus_tags)
-        .map(|(r, _)| r)
-        .unwrap_or_else(|_| reference.to_owned())
+    crate::domain::user::reference_person(reference, svc.settings.accounts.fold_plus_tags).0
 }

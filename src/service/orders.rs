@@ -231,7 +231,9 @@ pub async fn roll_back(svc: &Services, id: Uuid) -> Result<Redemption, Error> {
 impl From<RedeemError> for Error {
     fn from(e: RedeemError) -> Self {
         match e {
-            RedeemError::UnknownCode | RedeemError::UnknownRedemption => Error::NotFound,
+            RedeemError::UnknownCode
+            | RedeemError::UnknownCustomer
+            | RedeemError::UnknownRedemption => Error::NotFound,
             // Someone else's code is not found, as an unknown one is.
             RedeemError::Inapplicable(Reason::NotFound) => Error::NotFound,
             RedeemError::Inapplicable(reason) => Error::Inapplicable(reason),

@@ -852,5 +852,21 @@ mod tests {
         assert_eq!(claim(ann.id).err(), Some(Refusal::NoCustomer));
         assert_eq!(order(ann.id).err(), Some(Refusal::NoCustomer));
         assert_eq!(store.codes().counts(campaign.id).available, 2);
+        // A checkout that named her before the erasure writes nothing naming her after it.
+        let buyer = crate::store::orders::Buyer {
+            person: Some(crate::domain::promotion::Customer::User(ann.id)),
+            ..Default::default()
+        };
+        let checkout = crate::domain::promotion::Checkout::new(Some(1000), None, vec![]).unwrap();
+        let redeemed = store
+            .orders()
+            .redeem(&[codes[3].clone()], &buyer, &checkout, now);
+        assert!(
+            matches!(
+                redeemed,
+                Err(crate::store::orders::RedeemError::UnknownCustomer)
+            ),
+            "{redeemed:?}"
+        );
     }
 }

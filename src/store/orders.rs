@@ -342,6 +342,9 @@ pub struct Orders<'a> {
 pub enum RedeemError {
     #[error("no such code")]
     UnknownCode,
+    /// The customer named was erased while the request was on its way.
+    #[error("no such customer")]
+    UnknownCustomer,
     #[error("{}", .0.describe())]
     Inapplicable(Reason),
     #[error("no such redemption")]
@@ -900,6 +903,13 @@ impl<'a> Orders<'a> {
         now: DateTime<Utc>,
     ) -> Result<(Vec<(Redemption, Applied)>, bool), RedeemError> {
         let (customer, reference) = (buyer.person.as_ref(), buyer.reference.as_deref());
+        // Who the checkout named was looked up before this command: an erasure decided since
+        // leaves nobody to count for, and nothing is written naming them.
+        if let Some(Customer::User(user)) = customer
+            && self.store.users().role(*user).is_none()
+        {
+            return Err(RedeemError::UnknownCustomer);
+        }
         let mut made = Vec::with_capacity(codes.len());
         for (found, result) in self.evaluated(codes, buyer, order, now)? {
             let applied = result.map_err(|r| match r {

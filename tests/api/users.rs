@@ -670,3 +670,39 @@ async fn a_link_is_no_faster_way_to_guess_a_password() {
     )
     .await;
 }
+
+/// Sign-ups waiting for their link are bounded for the whole server (`[accounts]
+/// max_waiting_signups`): past it every sign-up answers 503, whatever its address; a confirmed
+/// one makes room. A link opened twice at once (a double click) makes one account and answers
+/// both with it.
+#[actix_web::test]
+async fn waiting_sign_ups_are_bounded_and_a_double_click_makes_one_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(dir.path().join("data"));
+    settings.accounts.max_waiting_signups = 2;
+    let app = crate::helpers::spawn_with(settings, dir).await;
+    for email in ["one@x.io", "two@x.io"] {
+        let res = app.register(email, "password-1", "UTC").await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+    }
+    assert_problem(
+        app.register("three@x.io", "password-1", "UTC").await,
+        503,
+        "overloaded",
+    )
+    .await;
+    let link = app.confirmation_token("one@x.io").await;
+    let (a, b, c) = tokio::join!(
+        app.confirm_email(&link, "password-1"),
+        app.confirm_email(&link, "password-1"),
+        app.confirm_email(&link, "password-1"),
+    );
+    let mut ids = Vec::new();
+    for res in [a, b, c] {
+        assert_eq!(res.status(), StatusCode::OK);
+        ids.push(res.json::<Value>().await.unwrap()["id"].clone());
+    }
+    assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
+    let res = app.register("three@x.io", "password-1", "UTC").await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+}
